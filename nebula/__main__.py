@@ -1,0 +1,5 @@
+import sys
+
+from nebula.cli import main
+
+sys.exit(main())

@@ -1,0 +1,194 @@
+"""Catalog administration: ``nebula db``, ``nebula keys``, ``nebula assets``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.orm import Session
+
+from catalog import Catalog
+from catalog.assets import get_asset, list_assets
+from catalog.db import current_revision
+from catalog.keys import KeyError_, SecretBox, create_key, list_keys, parse_scopes, revoke_key
+from catalog.models import AssetStatus
+from nebula.cli.base import CliError, Commands, add_command, settings_from
+
+
+def register(commands: Commands) -> None:
+    db = add_command(commands, "db", "catalog schema migrations")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    add_command(db_commands, "upgrade", "apply every migration").set_defaults(handler=db_upgrade)
+    add_command(db_commands, "current", "print the schema revision").set_defaults(
+        handler=db_current
+    )
+
+    keys = add_command(commands, "keys", "Nebula S3 access keys")
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    create = add_command(key_commands, "create", "create a key and print its secret once")
+    create.add_argument("--name", required=True, help="a label, e.g. phone")
+    create.add_argument(
+        "--bucket",
+        action="append",
+        default=[],
+        metavar="BUCKET:PERM",
+        help="scope, repeatable: media:rw, hls:r, media:admin (* for every bucket)",
+    )
+    create.add_argument("--admin", action="store_true", help="full access, may create buckets")
+    create.set_defaults(handler=keys_create)
+    listing = add_command(key_commands, "list", "list keys (never their secrets)")
+    listing.add_argument("--all", action="store_true", help="include revoked keys")
+    listing.set_defaults(handler=keys_list)
+    revoke = add_command(key_commands, "revoke", "revoke a key at once")
+    revoke.add_argument("access_key_id")
+    revoke.set_defaults(handler=keys_revoke)
+
+    assets = add_command(commands, "assets", "uploaded videos and their ladders")
+    asset_commands = assets.add_subparsers(dest="assets_command", metavar="ACTION", required=True)
+    alist = add_command(asset_commands, "list", "list assets")
+    alist.add_argument("--status", choices=[s.value for s in AssetStatus])
+    alist.add_argument("--json", action="store_true")
+    alist.set_defaults(handler=assets_list)
+    show = add_command(asset_commands, "show", "show one asset, its renditions and jobs")
+    show.add_argument("asset_id")
+    show.set_defaults(handler=assets_show)
+
+
+@contextmanager
+def catalog_session(args: argparse.Namespace) -> Iterator[Session]:
+    catalog = Catalog.from_settings(settings_from(args))
+    try:
+        with catalog.session() as session:
+            yield session
+    finally:
+        catalog.dispose()
+
+
+def db_upgrade(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    Catalog.from_settings(settings).upgrade()
+    print(f"catalog at revision {current_revision(settings.catalog_url)}")
+    return 0
+
+
+def db_current(args: argparse.Namespace) -> int:
+    print(current_revision(settings_from(args).catalog_url) or "(empty)")
+    return 0
+
+
+def keys_create(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    try:
+        scopes = parse_scopes(args.bucket)
+    except KeyError_ as exc:
+        raise CliError(str(exc)) from None
+    if not scopes and not args.admin:
+        raise CliError("give at least one --bucket BUCKET:PERM, or --admin")
+    with catalog_session(args) as session:
+        pair = create_key(session, SecretBox.from_settings(settings), args.name, scopes, args.admin)
+    print(f"access key: {pair.access_key_id}")
+    print(f"secret key: {pair.secret}")
+    print(f"scopes:     {'admin' if args.admin else _scopes_text(scopes)}")
+    print()
+    print(
+        f"AWS_ACCESS_KEY_ID={pair.access_key_id} AWS_SECRET_ACCESS_KEY={pair.secret} "
+        f"aws --endpoint-url {settings.s3proxy_url} s3 ls"
+    )
+    return 0
+
+
+def _scopes_text(scopes: dict[str, str]) -> str:
+    return ",".join(f"{bucket}:{perm}" for bucket, perm in sorted(scopes.items())) or "-"
+
+
+def keys_list(args: argparse.Namespace) -> int:
+    with catalog_session(args) as session:
+        keys = list_keys(session, include_revoked=args.all)
+        print(f"{'ACCESS KEY':<22} {'NAME':<16} {'SCOPES':<28} {'CREATED':<20} STATE")
+        for key in keys:
+            scopes = "admin" if key.is_admin else _scopes_text(key.scopes)
+            state = "active" if key.active else f"revoked {key.revoked_at:%Y-%m-%d %H:%M}"
+            created = f"{key.created_at:%Y-%m-%d %H:%M:%S}"
+            print(f"{key.access_key_id:<22} {key.name:<16} {scopes:<28} {created:<20} {state}")
+    return 0
+
+
+def keys_revoke(args: argparse.Namespace) -> int:
+    with catalog_session(args) as session:
+        try:
+            key = revoke_key(session, args.access_key_id)
+        except KeyError_ as exc:
+            raise CliError(str(exc)) from None
+        print(f"revoked {key.access_key_id} ({key.name})")
+    return 0
+
+
+def assets_list(args: argparse.Namespace) -> int:
+    status = AssetStatus(args.status) if args.status else None
+    with catalog_session(args) as session:
+        assets = list_assets(session, status=status)
+        if args.json:
+            print(json.dumps([_asset_dict(a) for a in assets], indent=2, default=str))
+            return 0
+        print(f"{'ID':<13} {'STATUS':<11} {'DURATION':>9} {'SIZE':>12}  OBJECT")
+        for asset in assets:
+            duration = f"{asset.duration:.1f}s" if asset.duration else "-"
+            size = str(asset.size) if asset.size is not None else "-"
+            print(
+                f"{asset.id:<13} {asset.status.value:<11} {duration:>9} {size:>12}  "
+                f"s3://{asset.bucket}/{asset.key}"
+            )
+    return 0
+
+
+def assets_show(args: argparse.Namespace) -> int:
+    with catalog_session(args) as session:
+        asset = get_asset(session, args.asset_id)
+        if asset is None:
+            raise CliError(f"no asset {args.asset_id!r}")
+        data = _asset_dict(asset)
+        data["renditions"] = [
+            {
+                "name": r.name,
+                "resolution": f"{r.width}x{r.height}" if r.width else None,
+                "bandwidth": r.bandwidth,
+                "average_bandwidth": r.average_bandwidth,
+                "codecs": r.codecs,
+                "frame_rate": r.frame_rate,
+            }
+            for r in asset.renditions
+        ]
+        data["jobs"] = [
+            {
+                "id": j.id,
+                "kind": j.kind.value,
+                "status": j.status.value,
+                "progress": j.progress,
+                "attempts": j.attempts,
+                "error": j.error,
+            }
+            for j in asset.jobs
+        ]
+        print(json.dumps(data, indent=2, default=str))
+    return 0
+
+
+def _asset_dict(asset: object) -> dict[str, object]:
+    from catalog.models import Asset
+
+    assert isinstance(asset, Asset)
+    return {
+        "id": asset.id,
+        "bucket": asset.bucket,
+        "key": asset.key,
+        "status": asset.status.value,
+        "etag": asset.etag,
+        "size": asset.size,
+        "content_type": asset.content_type,
+        "duration": asset.duration,
+        "error": asset.error,
+        "created_at": asset.created_at,
+        "updated_at": asset.updated_at,
+    }

@@ -1,0 +1,39 @@
+"""What every sub-command shares: the --data-dir option and settings loading."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from nebula.config import Settings, load_settings
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as ``nebula: <message>``, exit status 2."""
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        default=argparse.SUPPRESS,
+        help="where the embedded stack keeps its data (NEBULA_DATA_DIR, default ./data)",
+    )
+
+
+def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
+    data_dir = getattr(args, "data_dir", None)
+    if data_dir:
+        overrides.setdefault("data_dir", data_dir)
+    return load_settings(dict(os.environ), **overrides)
+
+
+Commands = Any  # argparse's _SubParsersAction is private; this alias keeps signatures readable
+
+
+def add_command(commands: Commands, name: str, help_text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=help_text, description=help_text
+    )
+    add_common_options(parser)
+    return parser

@@ -1,0 +1,51 @@
+"""``nebula up`` and the single services it supervises (also what Compose runs)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+from nebula.cli.base import Commands, add_command, settings_from
+from nebula.logs import setup_logging
+
+# service name -> "module:function" taking Settings; imported lazily so that
+# `nebula origin` never loads the s3proxy and vice versa.
+SERVICES = {
+    "s3proxy": ("s3proxy.server:run", "the S3 front door (NEBULA_BIND:NEBULA_S3PROXY_PORT)"),
+    "origin": ("origin.server:run", "the HLS origin (NEBULA_BIND:NEBULA_ORIGIN_PORT)"),
+    "worker": ("transcoder.worker:run", "one transcoder worker (a Huey consumer)"),
+}
+
+
+def register(commands: Commands) -> None:
+    up = add_command(commands, "up", "start the whole system on the embedded default")
+    up.set_defaults(handler=run_up)
+    storage = add_command(commands, "storage", "run the embedded SeaweedFS storage alone")
+    storage.set_defaults(handler=run_storage)
+    for name, (_target, help_text) in SERVICES.items():
+        parser = add_command(commands, name, f"run {help_text} alone")
+        parser.set_defaults(handler=run_service, service=name)
+
+
+def run_up(args: argparse.Namespace) -> int:
+    from nebula.embedded import Supervisor
+
+    settings = settings_from(args)
+    setup_logging(settings.model_copy(update={"log_format": "text"}), "up")
+    return Supervisor(settings).run()
+
+
+def run_storage(args: argparse.Namespace) -> int:
+    from nebula import storage
+
+    storage.exec_storage(settings_from(args))
+    return 0  # not reached: exec replaced the process
+
+
+def run_service(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    setup_logging(settings, args.service)
+    module_name, _, function = SERVICES[args.service][0].partition(":")
+    runner = getattr(importlib.import_module(module_name), function)
+    runner(settings)
+    return 0

@@ -1,0 +1,101 @@
+"""``nebula status``: the health of storage, catalog, queue, proxy, origin and worker."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from catalog import Catalog, Worker
+from catalog.models import utcnow
+from nebula.cli.base import Commands, add_command, settings_from
+from nebula.config import Settings
+from nebula.s3 import backend_client
+
+WORKER_STALE_AFTER = timedelta(seconds=60)
+
+
+def register(commands: Commands) -> None:
+    status = add_command(commands, "status", "health of every part; exit 1 if any is down")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=run_status)
+
+
+def check_storage(settings: Settings) -> str:
+    buckets = backend_client(settings, connect_timeout=3, read_timeout=5).list_buckets()
+    return f"{len(buckets.get('Buckets', []))} buckets at {settings.backend_endpoint}"
+
+
+def check_catalog(settings: Settings) -> str:
+    catalog = Catalog.from_settings(settings)
+    try:
+        catalog.ping()
+    finally:
+        catalog.dispose()
+    return settings.catalog_url.split("@")[-1]  # no password in the output
+
+
+def check_queue(settings: Settings) -> str:
+    from transcoder.queue import make_huey, queue_counts
+
+    counts = queue_counts(make_huey(settings))
+    return ", ".join(f"{k} {v}" for k, v in counts.items())
+
+
+def _check_http(url: str) -> str:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return f"{url} {response.status}"
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(f"{url} answered {exc.code}") from None
+
+
+def check_worker(settings: Settings) -> str:
+    catalog = Catalog.from_settings(settings)
+    try:
+        with catalog.session() as session:
+            fresh = utcnow() - WORKER_STALE_AFTER
+            count = session.scalar(
+                select(func.count()).select_from(Worker).where(Worker.heartbeat_at >= fresh)
+            )
+    finally:
+        catalog.dispose()
+    if not count:
+        raise RuntimeError("no worker heartbeat in the last minute")
+    return f"{count} worker(s) alive"
+
+
+def checks(settings: Settings) -> dict[str, Callable[[], str]]:
+    return {
+        "storage": lambda: check_storage(settings),
+        "catalog": lambda: check_catalog(settings),
+        "queue": lambda: check_queue(settings),
+        "s3proxy": lambda: _check_http(settings.s3proxy_url + "/healthz"),
+        "origin": lambda: _check_http(settings.origin_url + "/healthz"),
+        "worker": lambda: check_worker(settings),
+    }
+
+
+def run_status(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    results: dict[str, dict[str, object]] = {}
+    for name, check in checks(settings).items():
+        try:
+            results[name] = {"ok": True, "detail": check()}
+        except Exception as exc:
+            results[name] = {
+                "ok": False,
+                "detail": str(exc).splitlines()[0] if str(exc) else repr(exc),
+            }
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for name, result in results.items():
+            mark = "ok  " if result["ok"] else "DOWN"
+            print(f"{mark} {name:<8} {result['detail']}")
+    return 0 if all(r["ok"] for r in results.values()) else 1

@@ -1,0 +1,241 @@
+"""The one configuration object, read from ``NEBULA_*`` environment variables.
+
+Every service builds its ``Settings`` through :func:`load_settings`; a wrong value fails at
+start with :class:`ConfigError`, whose message names the variable. An optional file of
+``NEBULA_X=value`` lines (``NEBULA_CONFIG_FILE``) supplies defaults; the environment wins.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_ALLOW_CIDRS = "127.0.0.0/8,::1/128,100.64.0.0/10,fd7a:115c:a1e0::/48"
+DEFAULT_LADDER = "2160:16000,1440:10000,1080:6000,720:3000,480:1400,360:800"
+VIDEO_EXTENSIONS = (
+    ".mp4,.m4v,.mov,.mkv,.webm,.avi,.mpg,.mpeg,.ts,.m2ts,.mts,.wmv,.flv,.3gp,.ogv,"
+    ".m4a,.mp3,.aac,.wav,.flac,.ogg,.opus"
+)
+
+
+class ConfigError(Exception):
+    """A configuration value is missing or wrong; the message names the variable."""
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseModel):
+    """Nebula's configuration. Field ``foo_bar`` is read from ``NEBULA_FOO_BAR``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, validate_default=True)
+
+    # Where the embedded stack keeps everything.
+    data_dir: Path = Path("./data")
+
+    # Network: every listener binds to ``bind``; clients must come from ``allow_cidrs``.
+    bind: str = "127.0.0.1"
+    allow_cidrs: list[IPNetwork] = Field(
+        default_factory=lambda: _split_csv(DEFAULT_ALLOW_CIDRS)  # type: ignore[arg-type]
+    )
+    trusted_proxies: list[IPNetwork] = Field(default_factory=list)
+    s3proxy_port: int = Field(9000, ge=1, le=65535)
+    origin_port: int = Field(8080, ge=1, le=65535)
+    # Public URLs printed and used in links; derived from bind/port when unset.
+    s3proxy_public_url: str | None = None
+    origin_public_url: str | None = None
+
+    # Storage backend. Unset ``backend_url`` means: run the embedded SeaweedFS.
+    backend_url: str | None = None
+    backend_access_key: str | None = None
+    backend_secret_key: SecretStr | None = None
+    backend_region: str = "us-east-1"
+    storage_port: int = Field(8333, ge=1, le=65535)
+
+    # Catalog and queue. Unset means SQLite files under ``data_dir``.
+    database_url: str | None = None
+    queue_url: str | None = None
+    secret_key: SecretStr | None = None
+
+    # S3 front door.
+    region: str = "us-east-1"
+    s3_domain: str | None = None
+    ingest_buckets: list[str] = Field(default_factory=lambda: ["media"])
+    video_extensions: list[str] = Field(
+        default_factory=lambda: _split_csv(VIDEO_EXTENSIONS)  # type: ignore[arg-type]
+    )
+    reconcile_seconds: int = Field(60, ge=5)
+
+    # Transcoder.
+    hls_bucket: str = "hls"
+    hwaccel: Literal["auto", "qsv", "vaapi", "none"] = "auto"
+    hw_device: str = "/dev/dri/renderD128"
+    ladder: str = DEFAULT_LADDER
+    segment_seconds: int = Field(4, ge=1, le=20)
+    hls_segment_type: Literal["fmp4", "ts"] = "fmp4"
+    job_max_attempts: int = Field(3, ge=1)
+    job_lease_seconds: int = Field(60, ge=10)
+    work_dir: Path | None = None
+
+    # Origin.
+    origin_signing_key: SecretStr | None = None
+    origin_cache_dir: Path | None = None
+    origin_cache_max_mb: int = Field(1024, ge=0)
+    cors_allow_origin: str = "*"
+
+    # Logging.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    @field_validator("allow_cidrs", "trusted_proxies", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("ingest_buckets", "video_extensions", mode="before")
+    @classmethod
+    def _parse_list(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("ladder")
+    @classmethod
+    def _check_ladder(cls, value: str) -> str:
+        parse_ladder(value)
+        return value
+
+    @field_validator("backend_url", "database_url", "queue_url")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("queue_url")
+    @classmethod
+    def _check_queue_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("redis://", "rediss://", "unix://", "sqlite://")):
+            raise ValueError("must be redis://host:port/db or sqlite:///path")
+        return value
+
+    # ----- derived values -------------------------------------------------------------
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def embedded_storage(self) -> bool:
+        return self.backend_url is None
+
+    @property
+    def backend_endpoint(self) -> str:
+        return self.backend_url or f"http://127.0.0.1:{self.storage_port}"
+
+    @property
+    def catalog_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_path / 'catalog.db'}"
+
+    @property
+    def queue_path(self) -> Path:
+        return self.data_path / "queue.db"
+
+    @property
+    def s3proxy_url(self) -> str:
+        return self.s3proxy_public_url or f"http://{_host_for_url(self.bind)}:{self.s3proxy_port}"
+
+    @property
+    def origin_url(self) -> str:
+        return self.origin_public_url or f"http://{_host_for_url(self.bind)}:{self.origin_port}"
+
+    @property
+    def ladder_rungs(self) -> list[tuple[int, int]]:
+        return parse_ladder(self.ladder)
+
+    @property
+    def transcode_dir(self) -> Path:
+        return (self.work_dir or self.data_path / "work").expanduser().resolve()
+
+    @property
+    def cache_dir(self) -> Path:
+        return (self.origin_cache_dir or self.data_path / "cache").expanduser().resolve()
+
+    def is_ingest_video(self, bucket: str, key: str, content_type: str | None = None) -> bool:
+        if bucket not in self.ingest_buckets:
+            return False
+        if content_type and content_type.split(";")[0].strip().startswith(("video/", "audio/")):
+            return True
+        return key.lower().endswith(tuple(e.lower() for e in self.video_extensions))
+
+
+def _host_for_url(bind: str) -> str:
+    if bind in ("0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{bind}]" if ":" in bind else bind
+
+
+def parse_ladder(value: str) -> list[tuple[int, int]]:
+    """``"1080:6000,720:3000"`` -> ``[(1080, 6000), (720, 3000)]``: (height, kbit/s), tallest first."""
+    rungs: list[tuple[int, int]] = []
+    for part in value.split(","):
+        try:
+            height, kbps = (int(x) for x in part.strip().split(":"))
+        except ValueError:
+            raise ValueError(f"rung {part.strip()!r} is not HEIGHT:KBPS") from None
+        if height < 2 or kbps < 1:
+            raise ValueError(f"rung {part.strip()!r} must be positive")
+        rungs.append((height, kbps))
+    if not rungs:
+        raise ValueError("needs at least one HEIGHT:KBPS rung")
+    return sorted(rungs, reverse=True)
+
+
+def _read_config_file(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        raise ConfigError(f"NEBULA_CONFIG_FILE: {path} does not exist")
+    values: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip().startswith("NEBULA_"):
+            raise ConfigError(f"{path}:{number}: expected NEBULA_NAME=value")
+        values[name.strip()] = value.strip().strip("'\"")
+    return values
+
+
+def load_settings(environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    """Build Settings from ``environ`` (default ``os.environ``), a config file, and overrides."""
+    env = dict(os.environ if environ is None else environ)
+    file_name = env.get("NEBULA_CONFIG_FILE")
+    merged = {**(_read_config_file(Path(file_name)) if file_name else {}), **env}
+    values: dict[str, object] = {
+        name[len("NEBULA_") :].lower(): value
+        for name, value in merged.items()
+        if name.startswith("NEBULA_") and name != "NEBULA_CONFIG_FILE"
+    }
+    values.update(overrides)
+    for name in sorted(k for k in values if k not in Settings.model_fields):
+        # Other tools (the deploy hook, tests) share the prefix; a typo still deserves a word.
+        logging.getLogger("nebula.config").debug("ignoring unknown NEBULA_%s", name.upper())
+        del values[name]
+    try:
+        return Settings.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "?"
+        lines.append(f"NEBULA_{field.upper()}: {error['msg']} (got {error.get('input')!r})")
+    return "invalid configuration:\n  " + "\n  ".join(lines)

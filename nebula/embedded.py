@@ -1,0 +1,226 @@
+"""``nebula up``: the whole system in the foreground, each service a supervised child.
+
+Children run in their own process groups so a signal to ``nebula up`` becomes an orderly
+stop (reverse start order, SIGTERM, then SIGKILL after a grace period) and nothing is
+left behind. A child that dies unexpectedly is reported and restarted with backoff.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+
+from catalog import Catalog
+from catalog.keys import SecretBox, ensure_admin_key
+from nebula import storage
+from nebula.config import Settings
+from nebula.s3 import backend_client
+
+log = logging.getLogger("nebula.up")
+
+STOP_GRACE_SECONDS = 8.0
+MAX_BACKOFF_SECONDS = 30.0
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started_at: float = field(default=0.0)
+
+    def start(self, env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(self.argv, env=env, start_new_session=True)
+        self.started_at = time.monotonic()
+        log.info("started %s (pid %d)", self.name, self.process.pid)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def signal_group(self, signum: int) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
+
+def child_argv(service: str) -> list[str]:
+    return [sys.executable, "-m", "nebula", service]
+
+
+def child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    # Children must agree on the data directory whatever their working directory.
+    env["NEBULA_DATA_DIR"] = str(settings.data_path)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, out: Callable[[str], None] = print) -> None:
+        self.settings = settings
+        self.out = out
+        self.env = child_env(settings)
+        self.children: list[Child] = []
+        self.stopping = False
+
+    # ----- start-up ------------------------------------------------------------------
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        try:
+            self.settings.data_path.mkdir(parents=True, exist_ok=True)
+            if self.settings.embedded_storage:
+                self._start_storage()
+            if self.stopping:
+                return 0
+            admin_id, admin_secret = self._prepare_catalog()
+            self._create_buckets()
+            for service in ("s3proxy", "origin", "worker"):
+                self._spawn(service)
+            self._announce(admin_id, admin_secret)
+            self._watch()
+            return 0
+        except Exception as exc:
+            if self.stopping:
+                return 0
+            log.error("nebula up failed: %s", exc)
+            self.out(f"error: {exc}")
+            return 1
+        finally:
+            self.stop_all()
+
+    def _start_storage(self) -> None:
+        child = self._spawn("storage")
+        endpoint = self.settings.backend_endpoint
+        storage.wait_ready(endpoint, timeout=90, alive=lambda: child.alive() or self.stopping)
+        self._wait_backend_usable(child)
+
+    def _wait_backend_usable(self, child: Child, timeout: float = 60.0) -> None:
+        client = backend_client(self.settings)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.stopping:
+                return
+            try:
+                client.list_buckets()
+                return
+            except Exception as exc:
+                if time.monotonic() > deadline or not child.alive():
+                    raise storage.StorageError(f"storage does not answer S3 calls: {exc}") from exc
+            time.sleep(0.5)
+
+    def _prepare_catalog(self) -> tuple[str, str]:
+        catalog = Catalog.from_settings(self.settings)
+        try:
+            catalog.upgrade()
+            with catalog.session() as session:
+                key, secret, created = ensure_admin_key(
+                    session, SecretBox.from_settings(self.settings)
+                )
+                if created:
+                    log.info("created the admin access key %s", key.access_key_id)
+                return key.access_key_id, secret
+        finally:
+            catalog.dispose()
+
+    def _create_buckets(self) -> None:
+        client = backend_client(self.settings)
+        existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+        for bucket in [*self.settings.ingest_buckets, self.settings.hls_bucket]:
+            if bucket not in existing:
+                client.create_bucket(Bucket=bucket)
+                log.info("created bucket %s", bucket)
+
+    def _spawn(self, service: str) -> Child:
+        child = Child(service, child_argv(service))
+        child.start(self.env)
+        self.children.append(child)
+        return child
+
+    def _announce(self, access_key: str, secret: str) -> None:
+        s = self.settings
+        bucket = s.ingest_buckets[0] if s.ingest_buckets else "media"
+        lines = [
+            "",
+            "Nebula is up.",
+            f"  S3 endpoint:   {s.s3proxy_url}",
+            f"  access key:    {access_key}",
+            f"  secret key:    {secret}",
+            f"  origin:        {s.origin_url}",
+            f"  data dir:      {s.data_path}",
+            "",
+            "Upload a video:",
+            f"  AWS_ACCESS_KEY_ID={access_key} AWS_SECRET_ACCESS_KEY={secret} "
+            f"aws --endpoint-url {s.s3proxy_url} s3 cp video.mp4 s3://{bucket}/",
+            "",
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+        # The secret goes to the terminal only; the log never carries it.
+        self.out("\n".join(lines))
+        sys.stdout.flush()
+
+    # ----- running -------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        while not self.stopping:
+            for child in self.children:
+                if self.stopping:
+                    break
+                self._check(child)
+            time.sleep(0.5)
+
+    def _check(self, child: Child) -> None:
+        if child.process is None or child.alive():
+            return
+        now = time.monotonic()
+        if child.next_start == 0.0:
+            code = child.process.returncode
+            uptime = now - child.started_at
+            # A child that ran a while earns a fresh backoff; a crash loop backs off.
+            child.restarts = 0 if uptime > 60 else child.restarts + 1
+            delay = min(MAX_BACKOFF_SECONDS, 0.5 * 2**child.restarts)
+            child.next_start = now + delay
+            log.error("%s exited with status %s; restarting in %.1fs", child.name, code, delay)
+            self.out(f"{child.name} exited with status {code}; restarting in {delay:.1f}s")
+        elif now >= child.next_start:
+            child.next_start = 0.0
+            child.start(self.env)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if not self.stopping:
+            self.out(f"\nstopping ({signal.Signals(signum).name})...")
+        self.stopping = True
+
+    # ----- shutdown ------------------------------------------------------------------
+
+    def stop_all(self) -> None:
+        self.stopping = True
+        for child in reversed(self.children):
+            if child.alive():
+                child.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        for child in reversed(self.children):
+            if child.process is None:
+                continue
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop in time; killing it", child.name)
+                child.signal_group(signal.SIGKILL)
+                child.process.wait()
+            # Anything the child itself started (ffmpeg) dies with its group.
+            child.signal_group(signal.SIGKILL)
+        log.info("all services stopped")

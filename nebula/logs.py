@@ -1,0 +1,72 @@
+"""Structured logging: one JSON object per line, secrets never included."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+from nebula.config import Settings
+
+# Attributes every LogRecord has; anything else passed via ``extra=`` is a field of ours.
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+_SECRET_WORDS = ("secret", "password", "signature", "authorization", "token", "credential")
+
+
+def _redact(name: str, value: Any) -> Any:
+    return "[redacted]" if any(word in name.lower() for word in _SECRET_WORDS) else value
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for name, value in record.__dict__.items():
+            if name not in _STANDARD and not name.startswith("_"):
+                entry[name] = _redact(name, value)
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(
+            f"{k}={_redact(k, v)}"
+            for k, v in record.__dict__.items()
+            if k not in _STANDARD and not k.startswith("_")
+        )
+        line = super().format(record)
+        return f"{line} {extras}" if extras else line
+
+
+class _ServiceTag(logging.Filter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.service = self.service
+        return True
+
+
+def setup_logging(settings: Settings, service: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    handler.addFilter(_ServiceTag(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    # Libraries that log request bodies or credentials at DEBUG stay quiet.
+    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

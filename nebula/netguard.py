@@ -1,0 +1,85 @@
+"""The allow-list every listener enforces before anything else, and the client address.
+
+``X-Forwarded-For`` is believed only when the peer itself is a trusted proxy.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from nebula.config import IPNetwork, Settings
+
+log = logging.getLogger("nebula.netguard")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+CLIENT_IP_KEY = "nebula.client_ip"
+
+
+def _parse_ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    if not text:
+        return None
+    try:
+        address = ipaddress.ip_address(text.strip().split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped
+    return address
+
+
+def _within(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address, networks: Sequence[IPNetwork]
+) -> bool:
+    return any(address.version == net.version and address in net for net in networks)
+
+
+def client_address(
+    peer: str | None, forwarded_for: str | None, trusted: Sequence[IPNetwork]
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The real client: the peer, or the right-most untrusted X-Forwarded-For hop."""
+    address = _parse_ip(peer)
+    if address is None or not forwarded_for or not _within(address, trusted):
+        return address
+    for hop in reversed(forwarded_for.split(",")):
+        hop_address = _parse_ip(hop)
+        if hop_address is None:
+            return None
+        if not _within(hop_address, trusted):
+            return hop_address
+        address = hop_address
+    return address
+
+
+def is_allowed(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address | None, allow: Sequence[IPNetwork]
+) -> bool:
+    return address is not None and _within(address, allow)
+
+
+def allowlist_middleware(
+    settings: Settings, refuse: Callable[[web.Request], web.StreamResponse] | None = None
+) -> Middleware:
+    """aiohttp middleware: 403 (``refuse`` builds the body, e.g. S3 XML) for other networks."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        address = client_address(
+            request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxies
+        )
+        if not is_allowed(address, settings.allow_cidrs):
+            log.warning(
+                "refused client outside the allow-list",
+                extra={"client": str(address or request.remote), "path": request.path},
+            )
+            if refuse is not None:
+                return refuse(request)
+            return web.Response(status=403, text="403 Forbidden: your network is not allowed\n")
+        request[CLIENT_IP_KEY] = str(address)
+        return await handler(request)
+
+    return guard

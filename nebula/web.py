@@ -1,0 +1,25 @@
+"""Running an aiohttp app on the configured address, shared by s3proxy and origin."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from nebula.config import Settings
+
+log = logging.getLogger("nebula.web")
+
+
+def serve(app: web.Application, settings: Settings, port: int, name: str) -> None:
+    """Serve until SIGINT/SIGTERM; aiohttp's runner handles both signals gracefully."""
+    log.info("%s listening on %s:%d", name, settings.bind, port)
+    web.run_app(
+        app,
+        host=settings.bind,
+        port=port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=5.0,
+        handle_signals=True,
+    )

@@ -1,0 +1,1 @@
+"""The origin: serves published HLS ladders, original files and the watch page."""

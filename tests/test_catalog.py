@@ -1,0 +1,149 @@
+"""Catalog behaviour, run on both PostgreSQL and SQLite (the ``catalog`` fixture)."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from catalog import Asset, AssetStatus, Catalog, Job, JobKind, JobStatus, OutboxEvent, Rendition
+from catalog.assets import list_assets, record_delete, record_upload
+from catalog.db import current_revision
+from catalog.keys import (
+    KeyError_,
+    SecretBox,
+    active_key,
+    allows,
+    create_key,
+    ensure_admin_key,
+    list_keys,
+    parse_scopes,
+    revoke_key,
+)
+
+
+def test_migrations_reach_head(catalog: Catalog) -> None:
+    assert current_revision(catalog.url) == "0001"
+
+
+def test_upload_records_asset_job_and_outbox_together(catalog: Catalog) -> None:
+    with catalog.session() as s:
+        asset, _job = record_upload(s, "media", "a/clip.mp4", '"abc"', 1234, "video/mp4")
+        asset_id = asset.id
+    with catalog.session() as s:
+        stored = s.get(Asset, asset_id)
+        assert stored is not None and stored.status == AssetStatus.QUEUED
+        assert stored.created_at.tzinfo is not None and stored.created_at.tzinfo.utcoffset(
+            None
+        ) == UTC.utcoffset(None)
+        jobs = s.scalars(select(Job).where(Job.asset_id == asset_id)).all()
+        assert [(j.kind, j.status, j.source_etag) for j in jobs] == [
+            (JobKind.TRANSCODE, JobStatus.QUEUED, '"abc"')
+        ]
+        events = s.scalars(select(OutboxEvent)).all()
+        assert [e.payload for e in events] == [{"job_id": jobs[0].id, "asset_id": asset_id}]
+
+
+def test_failed_transaction_leaves_neither_row_nor_event(catalog: Catalog) -> None:
+    with pytest.raises(RuntimeError), catalog.session() as s:
+        record_upload(s, "media", "x.mp4", None, 1, None)
+        raise RuntimeError("crash before commit")
+    with catalog.session() as s:
+        assert s.scalar(select(func.count()).select_from(Asset)) == 0
+        assert s.scalar(select(func.count()).select_from(OutboxEvent)) == 0
+
+
+def test_overwrite_requeues_same_asset_and_cancels_old_job(catalog: Catalog) -> None:
+    with catalog.session() as s:
+        first, job1 = record_upload(s, "media", "v.mp4", '"1"', 10, "video/mp4")
+        first.status = AssetStatus.READY
+    with catalog.session() as s:
+        second, _job2 = record_upload(s, "media", "v.mp4", '"2"', 20, "video/mp4")
+        assert second.id == first.id and second.status == AssetStatus.QUEUED
+    with catalog.session() as s:
+        old = s.get(Job, job1.id)
+        assert old is not None and old.status == JobStatus.CANCELLED
+        assert s.get(Asset, first.id).etag == '"2"'  # type: ignore[union-attr]
+
+
+def test_bucket_key_is_unique(catalog: Catalog) -> None:
+    with pytest.raises(IntegrityError), catalog.session() as s:
+        s.add(Asset(bucket="media", key="k"))
+        s.add(Asset(bucket="media", key="k"))
+        s.flush()
+
+
+def test_delete_marks_asset_and_queues_removal(catalog: Catalog) -> None:
+    with catalog.session() as s:
+        asset, _ = record_upload(s, "media", "gone.mp4", None, 1, None)
+    with catalog.session() as s:
+        job = record_delete(s, "media", "gone.mp4")
+        assert job is not None and job.kind == JobKind.REMOVE
+        assert record_delete(s, "media", "unknown.mp4") is None
+    with catalog.session() as s:
+        assert s.get(Asset, asset.id).status == AssetStatus.DELETED  # type: ignore[union-attr]
+        assert list_assets(s) == []
+        assert [a.id for a in list_assets(s, include_deleted=True)] == [asset.id]
+
+
+def test_renditions_belong_to_asset_and_cascade(catalog: Catalog) -> None:
+    with catalog.session() as s:
+        asset, _ = record_upload(s, "media", "r.mp4", None, 1, None)
+        s.add(
+            Rendition(
+                asset=asset,
+                name="720p",
+                width=1280,
+                height=720,
+                bandwidth=3_000_000,
+                codecs="avc1.64001f,mp4a.40.2",
+                playlist="720p/index.m3u8",
+            )
+        )
+    with catalog.session() as s:
+        stored = s.get(Asset, asset.id)
+        assert stored is not None and [r.name for r in stored.renditions] == ["720p"]
+        s.delete(stored)
+    with catalog.session() as s:
+        assert s.scalar(select(func.count()).select_from(Rendition)) == 0
+
+
+def test_keys_encrypted_at_rest_scoped_and_revocable(catalog: Catalog, tmp_path) -> None:
+    box = SecretBox.from_key_file(tmp_path / "secret.key")
+    with catalog.session() as s:
+        pair = create_key(s, box, "phone", parse_scopes(["media:rw", "hls:r"]))
+    with catalog.session() as s:
+        key = active_key(s, pair.access_key_id)
+        assert key is not None
+        assert pair.secret.encode() not in key.secret_encrypted
+        assert box.decrypt(key.secret_encrypted) == pair.secret
+        assert allows(key, "media", "rw") and allows(key, "hls", "r")
+        assert not allows(key, "hls", "rw") and not allows(key, "other", "r")
+        assert not allows(key, None, "admin")
+    with catalog.session() as s:
+        revoke_key(s, pair.access_key_id)
+    with catalog.session() as s:
+        assert active_key(s, pair.access_key_id) is None
+        assert list_keys(s) == [] and len(list_keys(s, include_revoked=True)) == 1
+    other_box = SecretBox.from_key_file(tmp_path / "other.key")
+    with catalog.session() as s, pytest.raises(KeyError_, match="NEBULA_SECRET_KEY"):
+        other_box.decrypt(s.get(type(key), pair.access_key_id).secret_encrypted)  # type: ignore[union-attr]
+
+
+def test_admin_key_is_created_once(catalog: Catalog, tmp_path) -> None:
+    box = SecretBox.from_key_file(tmp_path / "secret.key")
+    with catalog.session() as s:
+        key1, secret1, created1 = ensure_admin_key(s, box)
+    with catalog.session() as s:
+        key2, secret2, created2 = ensure_admin_key(s, box)
+    assert created1 and not created2
+    assert (key1.access_key_id, secret1) == (key2.access_key_id, secret2)
+    assert allows(key2, "anything", "admin")
+
+
+@pytest.mark.parametrize("spec", ["media:write", ":rw", "media:x"])
+def test_bad_scope_is_refused(spec: str) -> None:
+    with pytest.raises(KeyError_):
+        parse_scopes([spec])

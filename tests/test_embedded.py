@@ -1,0 +1,118 @@
+"""``nebula up`` end to end: starts everything, answers, stops cleanly, reuses its data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.embedded import NebulaUp, start_nebula_up
+from tests.services import alive, descendants
+
+
+def nebula(up: NebulaUp, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nebula", *args, "--data-dir", str(up.workdir / "data")],
+        env=up.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=up.workdir,
+    )
+
+
+def wait_status_ok(up: NebulaUp, timeout: float = 60) -> dict[str, dict[str, object]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = nebula(up, "status", "--json")
+        report = json.loads(result.stdout)
+        if result.returncode == 0 or time.monotonic() > deadline:
+            return report
+        time.sleep(1)
+
+
+def assert_all_gone(pids: set[int], timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in pids if alive(p)], "processes left behind after Ctrl-C"
+
+
+@pytest.mark.slow
+def test_up_serves_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
+    up = start_nebula_up(tmp_path)
+    try:
+        up.wait_for("Press Ctrl-C to stop.")
+        access_key, secret = up.value("access key"), up.value("secret key")
+        assert up.value("S3 endpoint") == f"http://127.0.0.1:{up.env['NEBULA_S3PROXY_PORT']}"
+        assert "aws --endpoint-url" in up.text and "s3://media/" in up.text
+
+        report = wait_status_ok(up)
+        assert all(part["ok"] for part in report.values()), report
+        origin = up.value("origin")
+        with urllib.request.urlopen(origin + "/healthz", timeout=5) as response:
+            assert response.status == 200
+
+        children = descendants(up.process.pid)
+        assert len(children) >= 4  # storage, s3proxy, origin, worker
+        started = time.monotonic()
+        assert up.interrupt() == 0
+        assert time.monotonic() - started < 10
+        assert_all_gone(children)
+    finally:
+        if up.process.poll() is None:
+            up.process.kill()
+
+    # A second start finds the same data: the same admin key, the catalog, the buckets.
+    again = start_nebula_up(tmp_path, {k: up.env[k] for k in ("NEBULA_STORAGE_PORT",)})
+    try:
+        again.wait_for("Press Ctrl-C to stop.")
+        assert again.value("access key") == access_key
+        assert again.value("secret key") == secret
+        assert "created bucket" not in again.text
+    finally:
+        children = descendants(again.process.pid)
+        again.interrupt()
+        assert_all_gone(children)
+
+
+@pytest.mark.slow
+def test_dead_child_is_reported_and_restarted(tmp_path: Path) -> None:
+    up = start_nebula_up(tmp_path)
+    try:
+        up.wait_for("Press Ctrl-C to stop.")
+        origin_port = up.env["NEBULA_ORIGIN_PORT"]
+        victims = [
+            pid
+            for pid in descendants(up.process.pid)
+            if b"origin" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert victims
+        os.kill(victims[0], signal.SIGKILL)
+        up.wait_for("origin exited with status -9")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{origin_port}/healthz", timeout=2):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, up.text
+                time.sleep(0.5)
+    finally:
+        children = descendants(up.process.pid)
+        up.interrupt()
+        assert_all_gone(children)
+
+
+def test_up_fails_clearly_on_bad_config(tmp_path: Path) -> None:
+    up = start_nebula_up(tmp_path, {"NEBULA_HWACCEL": "cuda"})
+    assert up.process.wait(timeout=30) == 2
+    time.sleep(0.2)
+    assert "NEBULA_HWACCEL" in up.text

@@ -1,0 +1,1 @@
+"""The transcoder: a Huey worker that turns uploaded videos into HLS ladders."""
