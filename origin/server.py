@@ -6,16 +6,13 @@ from aiohttp import web
 
 from nebula.config import Settings
 from nebula.netguard import allowlist_middleware
+from nebula.ops import install_ops
 from nebula.web import serve
-
-
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
 
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[allowlist_middleware(settings)])
-    app.router.add_get("/healthz", healthz)
+    install_ops(app, "origin", {})
     return app
 
 
