@@ -1,0 +1,96 @@
+"""A real s3proxy (``nebula s3proxy`` subprocess) in front of the session's SeaweedFS."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from catalog import Catalog
+from catalog.keys import KeyPair, SecretBox, create_key
+from nebula.config import Settings, load_settings
+from nebula.s3 import backend_client
+from nebula.storage import free_internal_port
+from tests.services import Seaweed
+
+
+@dataclass
+class ProxyUnderTest:
+    endpoint: str
+    settings: Settings
+    env: dict[str, str]
+    catalog: Catalog
+    admin: KeyPair
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def make_key(self, scopes: dict[str, str], name: str = "test") -> KeyPair:
+        with self.catalog.session() as session:
+            return create_key(session, SecretBox.from_settings(self.settings), name, scopes)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_proxy(
+    root: Path, seaweed: Seaweed, extra_env: dict[str, str] | None = None
+) -> ProxyUnderTest:
+    port = free_internal_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEBULA_")}
+    env.update(seaweed.env)
+    env.update(
+        {
+            "NEBULA_DATA_DIR": str(root / "data"),
+            "NEBULA_S3PROXY_PORT": str(port),
+            "NEBULA_RECONCILE_SECONDS": "3600",
+        }
+    )
+    env.update(extra_env or {})
+    settings = load_settings(env)
+    catalog = Catalog.from_settings(settings)
+    catalog.upgrade()
+    with catalog.session() as session:
+        admin = create_key(
+            session, SecretBox.from_settings(settings), "admin", {"*": "admin"}, True
+        )
+    backend = backend_client(settings)
+    existing = {b["Name"] for b in backend.list_buckets().get("Buckets", [])}
+    for bucket in [*settings.ingest_buckets, settings.hls_bucket]:
+        if bucket not in existing:
+            backend.create_bucket(Bucket=bucket)
+    log_path = root / "s3proxy.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nebula", "s3proxy"],
+        env=env,
+        stdout=open(log_path, "ab"),  # noqa: SIM115 - lives as long as the process
+        stderr=subprocess.STDOUT,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(endpoint + "/healthz", timeout=2).close()
+            break
+        except urllib.error.HTTPError:
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"s3proxy did not start:\n{log_path.read_text()}") from None
+            time.sleep(0.2)
+    return ProxyUnderTest(endpoint, settings, env, catalog, admin, process, log_path)
+
+
+@pytest.fixture(scope="session")
+def proxy(tmp_path_factory: pytest.TempPathFactory, seaweed: Seaweed) -> Iterator[ProxyUnderTest]:
+    server = start_proxy(tmp_path_factory.mktemp("proxy"), seaweed)
+    yield server
+    server.process.terminate()
+    server.process.wait(timeout=10)
+    server.catalog.dispose()
