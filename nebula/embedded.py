@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -66,6 +67,29 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+class PortInUse(Exception):
+    """A port ``nebula up`` must listen on is taken by another program."""
+
+
+def check_ports_free(settings: Settings) -> None:
+    """Fail before starting anything: a taken port would otherwise look like a healthy service."""
+    wanted = {"NEBULA_S3PROXY_PORT": (settings.bind, settings.s3proxy_port)}
+    wanted["NEBULA_ORIGIN_PORT"] = (settings.bind, settings.origin_port)
+    if settings.embedded_storage:
+        wanted["NEBULA_STORAGE_PORT"] = ("127.0.0.1", settings.storage_port)
+    for variable, (host, port) in wanted.items():
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                raise PortInUse(
+                    f"{host}:{port} ({variable}) is not available: {exc.strerror}; "
+                    f"stop what uses it or set {variable}"
+                ) from None
+
+
 class Supervisor:
     def __init__(self, settings: Settings, out: Callable[[str], None] = print) -> None:
         self.settings = settings
@@ -81,6 +105,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         try:
             self.settings.data_path.mkdir(parents=True, exist_ok=True)
+            check_ports_free(self.settings)
             if self.settings.embedded_storage:
                 self._start_storage()
             if self.stopping:

@@ -116,3 +116,17 @@ def test_up_fails_clearly_on_bad_config(tmp_path: Path) -> None:
     assert up.process.wait(timeout=30) == 2
     time.sleep(0.2)
     assert "NEBULA_HWACCEL" in up.text
+
+
+def test_up_refuses_a_taken_port_before_starting_anything(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        up = start_nebula_up(tmp_path, {"NEBULA_S3PROXY_PORT": str(port)})
+        assert up.process.wait(timeout=30) == 1
+        time.sleep(0.2)
+    assert "NEBULA_S3PROXY_PORT" in up.text and "not available" in up.text
+    assert not (tmp_path / "data" / "storage").exists()
