@@ -17,7 +17,9 @@ from nebula.config import IPNetwork, Settings
 log = logging.getLogger("nebula.netguard")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-CLIENT_IP_KEY = "nebula.client_ip"
+# Handlers read the client address the guard decided on: request[CLIENT_IP_KEY].
+CLIENT_IP_KEY = web.RequestKey("nebula.client_ip", str)
+ALLOWLIST_MARK = "nebula_allowlist"
 
 
 def _parse_ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -72,9 +74,15 @@ def allowlist_middleware(
             request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxies
         )
         if not is_allowed(address, settings.allow_cidrs):
+            # One line per refusal, so a scan from outside the tailnet is visible in the log.
             log.warning(
                 "refused client outside the allow-list",
-                extra={"client": str(address or request.remote), "path": request.path},
+                extra={
+                    "client": str(address or request.remote),
+                    "peer": request.remote,
+                    "method": request.method,
+                    "path": request.path,
+                },
             )
             if refuse is not None:
                 return refuse(request)
@@ -82,4 +90,10 @@ def allowlist_middleware(
         request[CLIENT_IP_KEY] = str(address)
         return await handler(request)
 
+    setattr(guard, ALLOWLIST_MARK, True)
     return guard
+
+
+def guard_is_first(app: web.Application) -> bool:
+    """True when the allow-list is the app's first middleware, so it runs before anything."""
+    return bool(app.middlewares) and getattr(app.middlewares[0], ALLOWLIST_MARK, False)

@@ -4,25 +4,48 @@ A service calls :func:`install_ops` with its dependency checks; each check is an
 callable that raises when its dependency is down. Metrics are Prometheus text format,
 written by hand here because the set is small (requests by status, bytes, a latency
 histogram) plus gauges a service adds with :meth:`Metrics.add_gauge_source`.
+:func:`catalog_gauges` (jobs by state, live workers and their counters: the worker exports
+its gauges through the catalog's ``workers`` table) and :func:`queue_gauges` (queue depth)
+are the shared sources; :func:`catalog_check` and :func:`backend_check` the shared checks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
+
+from nebula.config import Settings
+
+if TYPE_CHECKING:  # nebula/ must not import the catalog (or a service) at import time
+    from catalog import Catalog
+
+log = logging.getLogger("nebula.ops")
 
 Check = Callable[[], Awaitable[object]]
 GaugeSource = Callable[[], Awaitable[dict[str, float]]]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 CHECK_TIMEOUT_SECONDS = 3.0
+WORKER_STALE_AFTER = timedelta(seconds=60)
 METRICS_KEY = web.AppKey("nebula.metrics", object)
+
+
+def label_value(value: object) -> str:
+    """Escape a label value as the exposition format requires (backslash, quote, newline)."""
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _family(sample_name: str) -> str:
+    return sample_name.split("{", 1)[0]
 
 
 class Metrics:
@@ -33,6 +56,7 @@ class Metrics:
         self.bytes_out = 0
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0.0
+        self.gauge_errors = 0
         self._gauge_sources: list[GaugeSource] = []
 
     def observe(
@@ -48,20 +72,24 @@ class Metrics:
         """``source()`` returns ``{"metric_name{label=\"x\"}": value}`` at scrape time."""
         self._gauge_sources.append(source)
 
-    async def render(self) -> str:
+    def _request_lines(self) -> list[str]:
         prefix = f"nebula_{self.service}"
         lines = [
             f"# HELP {prefix}_requests_total HTTP requests by method and status.",
             f"# TYPE {prefix}_requests_total counter",
         ]
         for (method, status), count in sorted(self.requests.items()):
-            lines.append(f'{prefix}_requests_total{{method="{method}",status="{status}"}} {count}')
+            lines.append(
+                f'{prefix}_requests_total{{method="{label_value(method)}",status="{status}"}} {count}'
+            )
         lines += [
+            f"# HELP {prefix}_received_bytes_total Request body bytes read.",
             f"# TYPE {prefix}_received_bytes_total counter",
             f"{prefix}_received_bytes_total {self.bytes_in}",
+            f"# HELP {prefix}_sent_bytes_total Response body bytes sent.",
             f"# TYPE {prefix}_sent_bytes_total counter",
             f"{prefix}_sent_bytes_total {self.bytes_out}",
-            f"# HELP {prefix}_request_seconds Request latency.",
+            f"# HELP {prefix}_request_seconds Request latency (until the handler returns).",
             f"# TYPE {prefix}_request_seconds histogram",
         ]
         cumulative = 0
@@ -71,14 +99,45 @@ class Metrics:
             lines.append(f'{prefix}_request_seconds_bucket{{le="{label}"}} {cumulative}')
         lines.append(f"{prefix}_request_seconds_sum {self.latency_sum:.6f}")
         lines.append(f"{prefix}_request_seconds_count {cumulative}")
+        return lines
+
+    async def _gauges(self) -> dict[str, float]:
+        gauges: dict[str, float] = {}
         for source in self._gauge_sources:
             try:
-                gauges = await source()
-            except Exception:  # a down dependency must not break the scrape
-                continue
-            for name, value in sorted(gauges.items()):
-                lines.append(f"{name} {value}")
+                gauges.update(await asyncio.wait_for(source(), CHECK_TIMEOUT_SECONDS))
+            except Exception as exc:  # a down dependency must not break the scrape
+                self.gauge_errors += 1
+                log.warning("gauge source failed: %s", exc or type(exc).__name__)
+        return gauges
+
+    async def render(self) -> str:
+        lines = self._request_lines()
+        gauges = await self._gauges()
+        prefix = f"nebula_{self.service}"
+        lines += [
+            f"# HELP {prefix}_gauge_errors_total Gauge sources that failed during a scrape.",
+            f"# TYPE {prefix}_gauge_errors_total counter",
+            f"{prefix}_gauge_errors_total {self.gauge_errors}",
+        ]
+        # The format wants each family's samples together, under one TYPE line.
+        families: dict[str, list[str]] = defaultdict(list)
+        for name, value in sorted(gauges.items()):
+            families[_family(name)].append(f"{name} {float(value)}")
+        for family, samples in families.items():
+            lines.append(f"# TYPE {family} gauge")
+            lines += samples
         return "\n".join(lines) + "\n"
+
+
+def sent_bytes(response: web.StreamResponse | None) -> int:
+    """Bytes of body a handler's answer carried, for logs and metrics."""
+    if response is None:
+        return 0
+    if response.prepared:  # streamed by the handler: what was written
+        return response.body_length or 0
+    # A plain Response is sent after the middleware returns; its body length is known.
+    return response.content_length or 0
 
 
 def metrics_middleware(metrics: Metrics) -> Middleware:
@@ -95,13 +154,12 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
             status = exc.status
             raise
         finally:
-            sent = (response.body_length if response is not None and response.prepared else 0) or 0
             metrics.observe(
                 request.method,
                 status,
                 time.monotonic() - started,
-                request.content_length or 0,
-                sent,
+                request.content.total_bytes,
+                sent_bytes(response),
             )
 
     return measure
@@ -112,8 +170,10 @@ async def run_checks(checks: dict[str, Check]) -> tuple[bool, dict[str, str]]:
         try:
             await asyncio.wait_for(check(), CHECK_TIMEOUT_SECONDS)
             return "ok"
+        except TimeoutError:
+            return f"down: no answer in {CHECK_TIMEOUT_SECONDS:g}s"
         except Exception as exc:
-            return f"down: {exc or type(exc).__name__}"
+            return f"down: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
 
     names = list(checks)
     results = await asyncio.gather(*(one(checks[name]) for name in names))
@@ -121,23 +181,137 @@ async def run_checks(checks: dict[str, Check]) -> tuple[bool, dict[str, str]]:
     return all(r == "ok" for r in results), report
 
 
-def install_ops(app: web.Application, service: str, checks: dict[str, Check]) -> Metrics:
+def install_ops(
+    app: web.Application,
+    service: str,
+    checks: dict[str, Check],
+    *,
+    settings: Settings | None = None,
+) -> Metrics:
     """Add /healthz (503 when a dependency is down), /metrics and the metrics middleware.
 
     Call before the app starts; the middleware is appended, so the allow-list (installed
-    first by the service) still runs before it.
+    first by the service) still runs before it. With ``settings``, /metrics also carries
+    the shared gauges: jobs by state and workers from the catalog, the queue depth.
     """
     metrics = Metrics(service)
     app.middlewares.append(metrics_middleware(metrics))
     app[METRICS_KEY] = metrics
+    if settings is not None:
+        install_shared_gauges(app, metrics, settings)
 
     async def healthz(request: web.Request) -> web.Response:
         ok, report = await run_checks(checks)
-        return web.json_response({"ok": ok, "checks": report}, status=200 if ok else 503)
+        body = {"ok": ok, "service": service, "checks": report}
+        if not ok:
+            log.warning("unhealthy", extra={"checks": report})
+        return web.json_response(body, status=200 if ok else 503)
 
     async def metrics_handler(request: web.Request) -> web.Response:
-        return web.Response(text=await metrics.render(), content_type="text/plain", charset="utf-8")
+        text = await metrics.render()
+        # text/plain; version=0.0.4 is the Prometheus exposition format's content type.
+        response = web.Response(text=text, content_type="text/plain", charset="utf-8")
+        response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+        return response
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
     return metrics
+
+
+# ----- shared checks and gauge sources ------------------------------------------------
+
+
+def catalog_check(catalog: Catalog) -> Check:
+    """A check that the catalog database answers ``SELECT 1``."""
+
+    async def check() -> None:
+        await asyncio.to_thread(catalog.ping)
+
+    return check
+
+
+def backend_check(settings: Settings) -> Check:
+    """A check that the S3 backend answers ListBuckets with the backend key."""
+    from nebula.s3 import backend_client
+
+    client = backend_client(
+        settings, connect_timeout=2, read_timeout=3, retries={"max_attempts": 1}
+    )
+
+    async def check() -> None:
+        await asyncio.to_thread(client.list_buckets)
+
+    return check
+
+
+def catalog_gauges(catalog: Catalog, stale_after: timedelta = WORKER_STALE_AFTER) -> GaugeSource:
+    """Jobs by state, live workers, and each live worker's counters, read from the catalog."""
+
+    def read() -> dict[str, float]:
+        from sqlalchemy import func, select
+
+        from catalog.models import Job, JobStatus, Worker, utcnow
+
+        gauges: dict[str, float] = {f'nebula_jobs{{state="{s.value}"}}': 0 for s in JobStatus}
+        with catalog.session() as session:
+            for state, count in session.execute(
+                select(Job.status, func.count()).group_by(Job.status)
+            ):
+                gauges[f'nebula_jobs{{state="{label_value(state.value)}"}}'] = count
+            fresh = utcnow() - stale_after
+            workers = session.scalars(select(Worker).where(Worker.heartbeat_at >= fresh)).all()
+        gauges["nebula_workers_alive"] = len(workers)
+        for worker in workers:
+            labels = f'{{worker="{label_value(worker.id)}",hwaccel="{label_value(worker.hwaccel or "")}"}}'
+            gauges[f"nebula_worker_jobs_done{labels}"] = worker.jobs_done
+            gauges[f"nebula_worker_jobs_failed{labels}"] = worker.jobs_failed
+            gauges[f"nebula_worker_busy{labels}"] = int(worker.current_job_id is not None)
+        return gauges
+
+    async def source() -> dict[str, float]:
+        return await asyncio.to_thread(read)
+
+    return source
+
+
+def queue_gauges(
+    settings: Settings, counts: Callable[[], dict[str, int]] | None = None
+) -> GaugeSource:
+    """Queue depth (pending tasks) and the other Huey counts; ``counts`` replaces the queue."""
+    reader = counts
+
+    def read() -> dict[str, float]:
+        nonlocal reader
+        if reader is None:
+            # Imported here: nebula/ must not load the transcoder package at import time.
+            from transcoder.queue import make_huey, queue_counts
+
+            huey = make_huey(settings)
+            reader = lambda: queue_counts(huey)  # noqa: E731 - cached for later scrapes
+        values = reader()
+        gauges: dict[str, float] = {
+            f'nebula_queue_tasks{{state="{label_value(name)}"}}': count
+            for name, count in values.items()
+        }
+        gauges["nebula_queue_depth"] = values.get("pending", 0)
+        return gauges
+
+    async def source() -> dict[str, float]:
+        return await asyncio.to_thread(read)
+
+    return source
+
+
+def install_shared_gauges(app: web.Application, metrics: Metrics, settings: Settings) -> None:
+    """Add :func:`catalog_gauges` and :func:`queue_gauges`, with their own catalog engine."""
+    from catalog import Catalog
+
+    catalog = Catalog.from_settings(settings)
+    metrics.add_gauge_source(catalog_gauges(catalog))
+    metrics.add_gauge_source(queue_gauges(settings))
+
+    async def dispose(_app: web.Application) -> None:
+        catalog.dispose()
+
+    app.on_cleanup.append(dispose)

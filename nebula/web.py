@@ -11,7 +11,9 @@ from nebula.config import Settings
 log = logging.getLogger("nebula.web")
 
 
-def serve(app: web.Application, settings: Settings, port: int, name: str) -> None:
+def serve(
+    app: web.Application, settings: Settings, port: int, name: str, reuse_port: bool = False
+) -> None:
     """Serve until SIGINT/SIGTERM; aiohttp's runner handles both signals gracefully."""
     log.info("%s listening on %s:%d", name, settings.bind, port)
     web.run_app(
@@ -22,4 +24,5 @@ def serve(app: web.Application, settings: Settings, port: int, name: str) -> Non
         access_log=None,
         shutdown_timeout=5.0,
         handle_signals=True,
+        reuse_port=reuse_port or None,
     )

@@ -1,6 +1,9 @@
-"""The origin aiohttp application."""
+"""The origin aiohttp application: HLS ladders, original files, the watch page."""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 
@@ -8,13 +11,60 @@ from nebula.config import Settings
 from nebula.netguard import allowlist_middleware
 from nebula.ops import install_ops
 from nebula.web import serve
+from origin import media, pages
+from origin.cors import install_cors
+from origin.state import ORIGIN, Origin
+from origin.workers import run_workers
+
+STATIC_DIR = Path(__file__).with_name("static")
 
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[allowlist_middleware(settings)])
-    install_ops(app, "origin", {})
+    origin = Origin.build(settings)
+    app[ORIGIN] = origin
+    metrics = install_ops(
+        app,
+        "origin",
+        {"backend": lambda: origin.backend.ping(origin.bucket), "catalog": origin.assets.ping},
+    )
+
+    async def cache_gauges() -> dict[str, float]:
+        return origin.cache.gauges()
+
+    metrics.add_gauge_source(cache_gauges)
+    install_cors(app, settings.cors_allow_origin, ("/hls/", "/files/"))
+    app.router.add_get("/hls/{asset_id}/{path:.+}", media.hls)
+    app.router.add_get("/files/{asset_id}", media.original)
+    app.router.add_get("/", pages.index)
+    app.router.add_get("/watch/{asset_id}", pages.watch)
+    app.router.add_get("/api/assets", pages.api_assets)
+    app.router.add_get("/api/assets/{asset_id}", pages.api_asset)
+    app.router.add_static("/static", STATIC_DIR)
+    app.router.add_get("/favicon.ico", _no_icon)
+    app.cleanup_ctx.append(_lifetime)
     return app
 
 
+async def _no_icon(request: web.Request) -> web.Response:
+    return web.Response(status=204, headers={"Cache-Control": "public, max-age=86400"})
+
+
+async def _lifetime(app: web.Application) -> AsyncIterator[None]:
+    origin = app[ORIGIN]
+    origin.cache.reset()
+    await origin.backend.start()
+    yield
+    await origin.backend.close()
+    origin.assets.dispose()
+
+
 def run(settings: Settings) -> None:
-    serve(create_app(settings), settings, settings.origin_port, "origin")
+    if settings.origin_workers > 1:
+        run_workers(settings, _serve_shared)
+    else:
+        serve(create_app(settings), settings, settings.origin_port, "origin")
+
+
+def _serve_shared(settings: Settings) -> None:
+    serve(create_app(settings), settings, settings.origin_port, "origin", reuse_port=True)

@@ -1,18 +1,281 @@
-"""The s3proxy aiohttp application."""
+"""The s3proxy aiohttp application: verify, authorize, re-sign, stream, announce uploads.
+
+Middlewares run in this order: the network allow-list (refusing with S3 XML), the
+access log (request id, one structured line per request, S3 errors rendered as XML),
+then the metrics of :func:`nebula.ops.install_ops`.
+"""
 
 from __future__ import annotations
 
-from aiohttp import web
+import logging
+import time
 
+import aiohttp
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from multidict import CIMultiDictProxy
+
+from catalog import Catalog
+from catalog.keys import SecretBox
 from nebula.config import Settings
-from nebula.netguard import allowlist_middleware
-from nebula.ops import install_ops
+from nebula.netguard import CLIENT_IP_KEY, allowlist_middleware
+from nebula.ops import Check, install_ops, sent_bytes
 from nebula.web import serve
+from s3proxy.addressing import Target, parse_target
+from s3proxy.auth import KeyStore, KnownKey, authorize, identify
+from s3proxy.body import UploadBody, upload_body
+from s3proxy.errors import S3Error, error_xml, new_request_id
+from s3proxy.events import UploadEvents, deleted_keys, etag_from_xml
+from s3proxy.forward import (
+    ANSWER_STARTED,
+    READ_BUFFER,
+    Backend,
+    backend_headers,
+    close_if_body_unread,
+    relay_buffered,
+    relay_streaming,
+)
+from s3proxy.listing import visible_buckets_only
+from s3proxy.sigv4 import STREAMING_MODES, parse_claim, verify
+
+log = logging.getLogger("nebula.s3proxy.access")
+
+REQUEST_ID = "s3proxy.request_id"
+ACCESS_KEY = "s3proxy.access_key"
+OPERATION = "s3proxy.operation"
+ERROR_CODE = "s3proxy.error"
+PROXY_KEY = web.AppKey("s3proxy", object)
+# Object sub-resources: a PUT or DELETE with one of these is not an upload or deletion.
+SUBRESOURCES = frozenset(
+    {"tagging", "acl", "retention", "legal-hold", "uploadId", "partNumber", "restore", "torrent"}
+)
+
+
+def lower_headers(headers: CIMultiDictProxy[str]) -> dict[str, str]:
+    merged: dict[str, str] = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        merged[lower] = f"{merged[lower]},{value}" if lower in merged else value
+    return merged
+
+
+def operation(method: str, target: Target, headers: dict[str, str]) -> str:
+    """The few operations the proxy acts on after success; everything else is ``other``."""
+    if target.bucket is None:
+        return "list-buckets" if method == "GET" else "other"
+    if not target.key:
+        return "delete-objects" if method == "POST" and target.has("delete") else "other"
+    plain = not any(target.has(name) for name in SUBRESOURCES)
+    if method == "PUT" and plain:
+        return "copy" if "x-amz-copy-source" in headers else "put"
+    if method == "POST" and target.has("uploadId"):
+        return "complete"
+    if method == "DELETE" and plain:
+        return "delete"
+    return "other"
+
+
+def error_response(
+    request: web.Request, error: S3Error, request_id: str, resource: str
+) -> web.Response:
+    headers = {"x-amz-request-id": request_id, "Content-Type": "application/xml"}
+    if request.method == "HEAD":  # HEAD answers carry no body, as S3's
+        return web.Response(status=error.status, headers=headers)
+    return web.Response(
+        status=error.status, headers=headers, body=error_xml(error, resource, request_id)
+    )
+
+
+def refuse_outsider(request: web.Request) -> web.StreamResponse:
+    error = S3Error("AccessDenied", "Your network is not allowed to use this endpoint.")
+    return error_response(request, error, new_request_id(), request.path)
+
+
+def access_log_middleware() -> Middleware:
+    @web.middleware
+    async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+        request_id = new_request_id()
+        request[REQUEST_ID] = request_id
+        started = time.monotonic()
+        status = 500
+        response: web.StreamResponse | None = None
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except S3Error as error:
+            request[ERROR_CODE] = error.code
+            if request.get(ANSWER_STARTED) is not None:
+                raise
+            status = error.status
+            response = error_response(request, error, request_id, request.path)
+            close_if_body_unread(request, response)
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        except Exception as exc:
+            started_answer = request.get(ANSWER_STARTED)
+            if isinstance(started_answer, web.StreamResponse):
+                # The backend or the client broke the stream after the status was sent;
+                # aiohttp closes the connection, so the client sees a cut answer.
+                status = started_answer.status
+                request[ERROR_CODE] = "StreamInterrupted"
+                log.warning("answer cut: %r", exc, extra={"request_id": request_id})
+                raise
+            log.exception("request failed", extra={"request_id": request_id})
+            request[ERROR_CODE] = "InternalError"
+            internal = S3Error(
+                "InternalError", "We encountered an internal error. Please try again."
+            )
+            return error_response(request, internal, request_id, request.path)
+        finally:
+            log.info(
+                "%s %s %d",
+                request.method,
+                request.path,  # never the query: presigned URLs carry signatures
+                status,
+                extra={
+                    "request_id": request_id,
+                    "method": request.method,
+                    "path": request.path,
+                    "status": status,
+                    "operation": request.get(OPERATION),
+                    "error": request.get(ERROR_CODE),
+                    "access_key": request.get(ACCESS_KEY),
+                    "client": request.get(CLIENT_IP_KEY, request.remote),
+                    "bytes_in": request.content_length,
+                    "bytes_out": sent_bytes(response),
+                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
+                },
+            )
+
+    return access_log
+
+
+async def no_early_continue(request: web.Request) -> None:
+    """Send ``100 Continue`` only after authentication (see :meth:`S3Proxy.handle`)."""
+
+
+class S3Proxy:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.catalog = Catalog.from_settings(settings)
+        self.keys = KeyStore(self.catalog, SecretBox.from_settings(settings))
+        self.backend = Backend(settings)
+        self.events = UploadEvents(settings, self.catalog)
+        self.regions = list(dict.fromkeys([settings.region, "us-east-1"]))
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        request_id: str = request[REQUEST_ID]
+        headers = lower_headers(request.headers)
+        target = parse_target(request.raw_path, request.host, self.settings)
+        op = request[OPERATION] = operation(request.method, target, headers)
+        claim = parse_claim(headers, target.query)
+        if claim is None:
+            raise S3Error(
+                "AccessDenied",
+                "Anonymous access is not allowed: sign requests with a Nebula key (SigV4).",
+            )
+        request[ACCESS_KEY] = claim.credential.access_key_id
+        key = await identify(claim, self.keys, self.regions)
+        signer = verify(
+            claim, key.secret, request.method, target.canonical_path, target.query, request.headers
+        )
+        authorize(key, request.method, target, headers.get("x-amz-copy-source"))
+        if headers.get("expect", "").lower() == "100-continue" and request.version >= (1, 1):
+            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            request.writer.output_size = 0
+        length = request.content_length if request.body_exists else 0
+        body = upload_body(request.content, headers, length, claim.payload_hash, signer)
+        if body.length == 0:
+            await body.verify_whole()
+        chunked = claim.payload_hash in STREAMING_MODES
+        upstream_headers = backend_headers(request.headers, body, chunked)
+        upstream = await self.backend.open(
+            request.method, target, upstream_headers, body, body.payload_hash
+        )
+        try:
+            return await self._answer(request, target, op, headers, body, upstream, request_id, key)
+        finally:
+            upstream.release()
+
+    async def _answer(
+        self,
+        request: web.Request,
+        target: Target,
+        op: str,
+        headers: dict[str, str],
+        body: UploadBody,
+        upstream: aiohttp.ClientResponse,
+        request_id: str,
+        key: KnownKey,
+    ) -> web.StreamResponse:
+        ok = 200 <= upstream.status < 300
+        if ok and op == "list-buckets" and not key.record.is_admin:
+            response, data = await relay_buffered(upstream, request.method, request_id)
+            response.body = visible_buckets_only(data, key.record)
+            return response
+        watched = ok and self.events.watches(target.bucket)
+        assert target.bucket is not None or not watched
+        if upstream.status >= 300 or op in ("copy", "complete", "delete-objects"):
+            response, data = await relay_buffered(upstream, request.method, request_id)
+            close_if_body_unread(request, response)
+            if watched and op in ("copy", "complete"):
+                etag = etag_from_xml(data)
+                if etag is not None:  # None: S3's "200 with an <Error> body"
+                    await self._announce_stored(target, etag)
+            elif watched and op == "delete-objects":
+                await self.events.deleted(target.bucket or "", deleted_keys(data))
+            return response
+        if watched and op == "put":
+            await self.events.written(
+                target.bucket or "",
+                target.key,
+                upstream.headers.get("ETag"),
+                body.digests.size,
+                headers.get("content-type"),
+            )
+        elif watched and op == "delete":
+            await self.events.deleted(target.bucket or "", [target.key])
+        return await relay_streaming(request, upstream, request_id)
+
+    async def _announce_stored(self, target: Target, etag: str) -> None:
+        """After a copy or multipart completion: size and type come from a HEAD."""
+        size, content_type = None, None
+        head = Target(target.bucket, target.key, (), target.canonical_path)
+        try:
+            async with await self.backend.open(
+                "HEAD", head, {}, None, "UNSIGNED-PAYLOAD"
+            ) as answer:
+                if answer.status == 200:
+                    size, content_type = answer.content_length, answer.headers.get("Content-Type")
+        except S3Error:
+            pass  # the asset is still worth recording without them
+        await self.events.written(target.bucket or "", target.key, etag, size, content_type)
+
+    async def check_catalog(self) -> None:
+        import asyncio
+
+        await asyncio.get_running_loop().run_in_executor(None, self.catalog.ping)
+
+    async def close(self, _app: web.Application) -> None:
+        await self.events.drain()
+        await self.backend.close()
+        self.catalog.dispose()
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[allowlist_middleware(settings)])
-    install_ops(app, "s3proxy", {})
+    proxy = S3Proxy(settings)
+    app = web.Application(
+        middlewares=[allowlist_middleware(settings, refuse_outsider), access_log_middleware()],
+        handler_args={"max_field_size": 65536, "read_bufsize": READ_BUFFER},
+    )
+    app[PROXY_KEY] = proxy
+    checks: dict[str, Check] = {"backend": proxy.backend.ping, "catalog": proxy.check_catalog}
+    install_ops(app, "s3proxy", checks, settings=settings)  # + job and queue gauges
+    app.router.add_route("*", "/{path:.*}", proxy.handle, expect_handler=no_early_continue)
+    app.on_cleanup.append(proxy.close)
     return app
 
 

@@ -11,6 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import boto3
 import pytest
 
 from tests.embedded import NebulaUp, start_nebula_up
@@ -28,7 +29,7 @@ def nebula(up: NebulaUp, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def wait_status_ok(up: NebulaUp, timeout: float = 60) -> dict[str, dict[str, object]]:
+def wait_status_ok(up: NebulaUp, timeout: float = 120) -> dict[str, dict[str, object]]:
     deadline = time.monotonic() + timeout
     while True:
         result = nebula(up, "status", "--json")
@@ -55,7 +56,18 @@ def test_up_serves_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
         assert "aws --endpoint-url" in up.text and "s3://media/" in up.text
 
         report = wait_status_ok(up)
-        assert all(part["ok"] for part in report.values()), report
+        down = {name: part for name, part in report.items() if not part["ok"]}
+        assert not down, f"parts down: {down}\nnebula up printed:\n{up.text}"
+        # The printed endpoint and admin key work with an unchanged S3 client.
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=up.value("S3 endpoint"),
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret,
+            region_name="us-east-1",
+        )
+        s3.put_object(Bucket="media", Key="hello.txt", Body=b"hello nebula")
+        assert s3.get_object(Bucket="media", Key="hello.txt")["Body"].read() == b"hello nebula"
         origin = up.value("origin")
         with urllib.request.urlopen(origin + "/healthz", timeout=5) as response:
             assert response.status == 200

@@ -8,6 +8,7 @@ sent later. Sending twice is harmless: a task only acts on a claimable job row.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -15,23 +16,33 @@ from catalog import Catalog, OutboxEvent
 from catalog.assets import TOPIC_REMOVE, TOPIC_TRANSCODE
 from catalog.models import utcnow
 
+if TYPE_CHECKING:
+    from huey import Huey
+
 log = logging.getLogger("nebula.outbox")
 
 
-def _send(event: OutboxEvent) -> None:
+def _send(event: OutboxEvent, queue: Huey | None) -> None:
     from transcoder import tasks
 
     job_id = int(event.payload["job_id"])
     if event.topic == TOPIC_TRANSCODE:
-        tasks.transcode(job_id)
+        task = tasks.transcode
     elif event.topic == TOPIC_REMOVE:
-        tasks.remove(job_id)
+        task = tasks.remove
     else:
         raise ValueError(f"unknown outbox topic {event.topic!r}")
+    if queue is None:
+        task(job_id)
+    else:  # another queue than this process's default (tests, tools)
+        from transcoder.queue import enqueue_on
+
+        enqueue_on(queue, task, job_id)
 
 
-def relay_pending(catalog: Catalog, limit: int = 100) -> int:
-    """Enqueue up to ``limit`` unsent events; return how many were sent."""
+def relay_pending(catalog: Catalog, limit: int = 100, queue: Huey | None = None) -> int:
+    """Enqueue up to ``limit`` unsent events (into ``queue``, default the tasks' own Huey);
+    return how many were sent."""
     sent = 0
     with catalog.session() as session:
         query = (
@@ -43,7 +54,7 @@ def relay_pending(catalog: Catalog, limit: int = 100) -> int:
         events = list(session.scalars(query))
     for event in events:
         try:
-            _send(event)
+            _send(event, queue)
         except Exception as exc:  # queue down: leave it for the next relay
             log.warning("outbox event %d not queued: %s", event.id, exc)
             with catalog.session() as session:

@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from huey import Huey, RedisHuey, SqliteHuey
+from huey.utils import Error
 
 from nebula.config import Settings
 
@@ -22,9 +25,32 @@ def make_huey(settings: Settings, name: str = QUEUE_NAME) -> Huey:
 
 
 def queue_counts(huey: Huey) -> dict[str, int]:
-    """Pending, scheduled and stored-result counts, for ``nebula queue`` and /metrics."""
+    """Pending, scheduled, failed and stored-result counts, for ``nebula queue`` and /metrics.
+
+    Our tasks return None, so stored results are the errors of tasks that raised.
+    """
     return {
         "pending": huey.pending_count(),
         "scheduled": huey.scheduled_count(),
+        "failed": failed_count(huey),
         "results": huey.result_count(),
     }
+
+
+def failed_count(huey: Huey) -> int:
+    failed = 0
+    for raw in huey.all_results().values():
+        try:
+            failed += isinstance(huey.serializer.deserialize(raw), Error)
+        except Exception:  # a result we cannot read is not an error of ours
+            continue
+    return failed
+
+
+def enqueue_on(queue: Huey, wrapper: Any, *args: Any) -> None:
+    """Enqueue task ``wrapper(*args)`` on ``queue``, another Huey than the one it was
+    declared on (a tool or test talking to a given queue); consumers resolve it by name."""
+    registry = queue._registry  # Huey has no public "register a foreign task" call
+    if registry.task_to_string(wrapper.task_class) not in registry._registry:
+        registry.register(wrapper.task_class)
+    queue.enqueue(wrapper.s(*args))

@@ -15,6 +15,7 @@ from catalog.db import current_revision
 from catalog.keys import KeyError_, SecretBox, create_key, list_keys, parse_scopes, revoke_key
 from catalog.models import AssetStatus
 from nebula.cli.base import CliError, Commands, add_command, settings_from
+from nebula.cli.playback import add_url_command
 
 
 def register(commands: Commands) -> None:
@@ -54,6 +55,7 @@ def register(commands: Commands) -> None:
     show = add_command(asset_commands, "show", "show one asset, its renditions and jobs")
     show.add_argument("asset_id")
     show.set_defaults(handler=assets_show)
+    add_url_command(asset_commands)
 
 
 @contextmanager

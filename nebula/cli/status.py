@@ -7,17 +7,17 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from catalog import Catalog, Worker
 from catalog.models import utcnow
 from nebula.cli.base import Commands, add_command, settings_from
 from nebula.config import Settings
+from nebula.ops import WORKER_STALE_AFTER
 from nebula.s3 import backend_client
 
-WORKER_STALE_AFTER = timedelta(seconds=60)
+HTTP_CHECK_TIMEOUT_SECONDS = 5
 
 
 def register(commands: Commands) -> None:
@@ -47,24 +47,31 @@ def check_queue(settings: Settings) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items())
 
 
-def _check_http(url: str) -> str:
+def check_http(url: str) -> str:
+    """``url answered 200``; raises with the status and the start of the body otherwise."""
     try:
-        with urllib.request.urlopen(url, timeout=3) as response:
-            return f"{url} {response.status}"
+        with urllib.request.urlopen(url, timeout=HTTP_CHECK_TIMEOUT_SECONDS) as response:
+            return f"{url} answered {response.status}"
     except urllib.error.HTTPError as exc:
-        raise RuntimeError(f"{url} answered {exc.code}") from None
+        detail = exc.read(500).decode(errors="replace").strip()
+        raise RuntimeError(f"{url} answered {exc.code} {detail}") from None
 
 
-def check_worker(settings: Settings) -> str:
+def live_workers(settings: Settings, hostname: str | None = None) -> list[Worker]:
+    """Workers (on ``hostname`` when given) whose heartbeat is younger than the stale limit."""
     catalog = Catalog.from_settings(settings)
     try:
         with catalog.session() as session:
-            fresh = utcnow() - WORKER_STALE_AFTER
-            count = session.scalar(
-                select(func.count()).select_from(Worker).where(Worker.heartbeat_at >= fresh)
-            )
+            query = select(Worker).where(Worker.heartbeat_at >= utcnow() - WORKER_STALE_AFTER)
+            if hostname is not None:
+                query = query.where(Worker.hostname == hostname)
+            return list(session.scalars(query).all())
     finally:
         catalog.dispose()
+
+
+def check_worker(settings: Settings) -> str:
+    count = len(live_workers(settings))
     if not count:
         raise RuntimeError("no worker heartbeat in the last minute")
     return f"{count} worker(s) alive"
@@ -75,8 +82,8 @@ def checks(settings: Settings) -> dict[str, Callable[[], str]]:
         "storage": lambda: check_storage(settings),
         "catalog": lambda: check_catalog(settings),
         "queue": lambda: check_queue(settings),
-        "s3proxy": lambda: _check_http(settings.s3proxy_url + "/healthz"),
-        "origin": lambda: _check_http(settings.origin_url + "/healthz"),
+        "s3proxy": lambda: check_http(settings.s3proxy_url + "/healthz"),
+        "origin": lambda: check_http(settings.origin_url + "/healthz"),
         "worker": lambda: check_worker(settings),
     }
 

@@ -20,6 +20,8 @@ from nebula.s3 import backend_client
 from nebula.storage import free_internal_port
 from tests.services import Seaweed
 
+S3_DOMAIN = "s3.nebula.test"
+
 
 @dataclass
 class ProxyUnderTest:
@@ -40,8 +42,12 @@ class ProxyUnderTest:
 
 
 def start_proxy(
-    root: Path, seaweed: Seaweed, extra_env: dict[str, str] | None = None
+    root: Path,
+    seaweed: Seaweed,
+    extra_env: dict[str, str] | None = None,
+    create_buckets: bool = True,
 ) -> ProxyUnderTest:
+    """A proxy subprocess; ``create_buckets=False`` when its backend is meant to be down."""
     port = free_internal_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEBULA_")}
     env.update(seaweed.env)
@@ -50,6 +56,8 @@ def start_proxy(
             "NEBULA_DATA_DIR": str(root / "data"),
             "NEBULA_S3PROXY_PORT": str(port),
             "NEBULA_RECONCILE_SECONDS": "3600",
+            # Virtual-hosted-style requests for bucket.s3.nebula.test (path style still works).
+            "NEBULA_S3_DOMAIN": S3_DOMAIN,
         }
     )
     env.update(extra_env or {})
@@ -60,11 +68,12 @@ def start_proxy(
         admin = create_key(
             session, SecretBox.from_settings(settings), "admin", {"*": "admin"}, True
         )
-    backend = backend_client(settings)
-    existing = {b["Name"] for b in backend.list_buckets().get("Buckets", [])}
-    for bucket in [*settings.ingest_buckets, settings.hls_bucket]:
-        if bucket not in existing:
-            backend.create_bucket(Bucket=bucket)
+    if create_buckets:
+        backend = backend_client(settings)
+        existing = {b["Name"] for b in backend.list_buckets().get("Buckets", [])}
+        for bucket in [*settings.ingest_buckets, settings.hls_bucket]:
+            if bucket not in existing:
+                backend.create_bucket(Bucket=bucket)
     log_path = root / "s3proxy.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "nebula", "s3proxy"],

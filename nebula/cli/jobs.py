@@ -1,0 +1,210 @@
+"""``nebula jobs list|show|retry|cancel|watch`` and ``nebula queue``: the transcode jobs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from sqlalchemy import func, select
+
+from catalog import Catalog, Job, JobStatus
+from nebula.cli.base import CliError, Commands, add_command, settings_from
+
+BAR_WIDTH = 30
+TERMINAL = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def register(commands: Commands) -> None:
+    jobs = add_command(commands, "jobs", "transcode jobs: progress, retry, cancel")
+    actions = jobs.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
+    listing = add_command(actions, "list", "list recent jobs with their progress")
+    listing.add_argument("--status", choices=[s.value for s in JobStatus])
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=jobs_list)
+    show = add_command(actions, "show", "one job in full")
+    show.add_argument("job_id", type=int)
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=jobs_show)
+    retry = add_command(actions, "retry", "run a failed or cancelled job again")
+    retry.add_argument("job_id", type=int)
+    retry.set_defaults(handler=jobs_retry)
+    cancel = add_command(actions, "cancel", "cancel a queued or running job (nothing is published)")
+    cancel.add_argument("job_id", type=int)
+    cancel.set_defaults(handler=jobs_cancel)
+    watch = add_command(actions, "watch", "progress bars of running jobs, refreshed")
+    watch.add_argument("job_id", type=int, nargs="?", help="follow one job until it ends")
+    watch.add_argument("--interval", type=float, default=1.0)
+    watch.add_argument("--once", action="store_true", help="print once and exit")
+    watch.set_defaults(handler=jobs_watch)
+
+    queue = add_command(commands, "queue", "Huey's pending, scheduled and failed task counts")
+    queue.add_argument("--json", action="store_true")
+    queue.set_defaults(handler=queue_show)
+
+
+def _catalog(args: argparse.Namespace) -> Catalog:
+    return Catalog.from_settings(settings_from(args))
+
+
+def job_dict(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "asset_id": job.asset_id,
+        "kind": job.kind.value,
+        "status": job.status.value,
+        "progress": round(job.progress, 1),
+        "fps": job.fps,
+        "speed": job.speed,
+        "attempts": job.attempts,
+        "lease_owner": job.lease_owner,
+        "lease_expires_at": job.lease_expires_at,
+        "error": job.error,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    }
+
+
+def progress_bar(job: Job) -> str:
+    filled = int(BAR_WIDTH * min(100.0, job.progress) / 100)
+    bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+    rate = f" {job.fps:.0f} fps" if job.fps else ""
+    speed = f" {job.speed:.2f}x" if job.speed else ""
+    return f"[{bar}] {job.progress:5.1f}%{rate}{speed}"
+
+
+def _line(job: Job) -> str:
+    detail = progress_bar(job) if job.status == JobStatus.RUNNING else (job.error or "")
+    return (
+        f"{job.id:>6}  {job.asset_id:<12}  {job.kind.value:<9}  {job.status.value:<9}  "
+        f"{job.attempts:>2}  {detail}"
+    )
+
+
+def jobs_list(args: argparse.Namespace) -> int:
+    catalog = _catalog(args)
+    try:
+        with catalog.session() as session:
+            query = select(Job).order_by(Job.id.desc()).limit(args.limit)
+            if args.status:
+                query = query.where(Job.status == JobStatus(args.status))
+            rows = list(session.scalars(query))
+            if args.json:
+                print(json.dumps([job_dict(j) for j in rows], indent=2, default=str))
+                return 0
+            print(
+                f"{'id':>6}  {'asset':<12}  {'kind':<9}  {'status':<9}  {'#':>2}  progress / error"
+            )
+            for job in rows:
+                print(_line(job))
+    finally:
+        catalog.dispose()
+    return 0
+
+
+def _get(catalog: Catalog, job_id: int) -> dict[str, Any]:
+    with catalog.session() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            raise CliError(f"no job {job_id}")
+        return job_dict(job) | {"bar": progress_bar(job)}
+
+
+def jobs_show(args: argparse.Namespace) -> int:
+    catalog = _catalog(args)
+    try:
+        job = _get(catalog, args.job_id)
+    finally:
+        catalog.dispose()
+    if args.json:
+        print(json.dumps({k: v for k, v in job.items() if k != "bar"}, indent=2, default=str))
+        return 0
+    for key, value in job.items():
+        if key != "bar" and value is not None:
+            print(f"{key:<17} {value}")
+    if job["status"] == JobStatus.RUNNING.value:
+        print(f"{'':<17} {job['bar']}")
+    return 0
+
+
+def jobs_retry(args: argparse.Namespace) -> int:
+    from transcoder import jobs
+    from transcoder.outbox import relay_pending
+    from transcoder.queue import make_huey
+
+    settings = settings_from(args)
+    catalog = Catalog.from_settings(settings)
+    try:
+        if not jobs.retry(catalog, args.job_id):
+            raise CliError(f"job {args.job_id} is not failed or cancelled (or does not exist)")
+        try:
+            relay_pending(catalog, queue=make_huey(settings))
+        except Exception as exc:  # the worker's reconcile relays it later
+            print(f"queued in the catalog; the queue is unreachable for now: {exc}")
+    finally:
+        catalog.dispose()
+    print(f"job {args.job_id} queued again")
+    return 0
+
+
+def jobs_cancel(args: argparse.Namespace) -> int:
+    from transcoder import jobs
+
+    catalog = _catalog(args)
+    try:
+        if not jobs.cancel(catalog, args.job_id):
+            raise CliError(f"job {args.job_id} is not queued or running (or does not exist)")
+    finally:
+        catalog.dispose()
+    print(f"job {args.job_id} cancelled")
+    return 0
+
+
+def jobs_watch(args: argparse.Namespace) -> int:
+    catalog = _catalog(args)
+    try:
+        while True:
+            with catalog.session() as session:
+                if args.job_id is not None:
+                    job = session.get(Job, args.job_id)
+                    if job is None:
+                        raise CliError(f"no job {args.job_id}")
+                    rows = [job]
+                else:
+                    rows = list(session.scalars(select(Job).where(Job.status == JobStatus.RUNNING)))
+                lines = [_line(j) for j in rows] or ["no running jobs"]
+                finished = args.job_id is not None and rows[0].status in TERMINAL
+            print("\n".join(lines), flush=True)
+            if args.once or finished:
+                return 0 if not finished or rows[0].status == JobStatus.DONE else 1
+            time.sleep(args.interval)
+            if sys.stdout.isatty():
+                print(f"\x1b[{len(lines)}F\x1b[J", end="")  # redraw in place
+    finally:
+        catalog.dispose()
+
+
+def queue_show(args: argparse.Namespace) -> int:
+    from transcoder.queue import make_huey, queue_counts
+
+    settings = settings_from(args)
+    counts = queue_counts(make_huey(settings))
+    catalog = Catalog.from_settings(settings)
+    try:
+        with catalog.session() as session:
+            by_status = dict(
+                session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+            )
+    finally:
+        catalog.dispose()
+    jobs = {status.value: int(by_status.get(status, 0)) for status in JobStatus}
+    if args.json:
+        print(json.dumps({"queue": counts, "jobs": jobs}, indent=2))
+        return 0
+    print("queue  " + "  ".join(f"{k} {v}" for k, v in counts.items()))
+    print("jobs   " + "  ".join(f"{k} {v}" for k, v in jobs.items()))
+    return 0

@@ -1,0 +1,108 @@
+"""Read-only views of the catalog for the origin (it never writes there).
+
+Queries run in a worker thread (SQLAlchemy is synchronous) and return plain dataclasses,
+so nothing lazy-loads after the session is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass, field
+from pathlib import PurePosixPath
+from typing import Any
+
+from sqlalchemy import select
+
+from catalog import Catalog
+from catalog.models import Asset, AssetStatus, Job, JobKind
+
+PENDING = (AssetStatus.QUEUED, AssetStatus.PROCESSING)
+LISTED = (AssetStatus.READY, AssetStatus.QUEUED, AssetStatus.PROCESSING, AssetStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class RenditionView:
+    name: str
+    width: int | None
+    height: int | None
+    bandwidth: int
+
+
+@dataclass(frozen=True)
+class AssetView:
+    id: str
+    bucket: str
+    key: str
+    status: str
+    duration: float | None
+    size: int | None
+    content_type: str | None
+    created_at: str
+    error: str | None
+    job_status: str | None
+    progress: float | None  # 0..100 of the latest transcode job
+    renditions: list[RenditionView] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return PurePosixPath(self.key).name or self.key
+
+    @property
+    def pending(self) -> bool:
+        return self.status in PENDING
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self) | {"title": self.title}
+
+
+def _progress_percent(job: Job) -> float:
+    # The transcoder records percent (0..100) as ffmpeg advances.
+    return round(job.progress or 0.0, 1)
+
+
+def _view(asset: Asset) -> AssetView:
+    jobs = [j for j in asset.jobs if j.kind == JobKind.TRANSCODE]
+    job = jobs[-1] if jobs else None
+    return AssetView(
+        id=asset.id,
+        bucket=asset.bucket,
+        key=asset.key,
+        status=asset.status.value,
+        duration=asset.duration,
+        size=asset.size,
+        content_type=asset.content_type,
+        created_at=asset.created_at.isoformat(),
+        error=asset.error,
+        job_status=job.status.value if job else None,
+        progress=_progress_percent(job) if job else None,
+        renditions=[
+            RenditionView(r.name, r.width, r.height, r.bandwidth) for r in asset.renditions
+        ],
+    )
+
+
+class AssetReader:
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+
+    def _one(self, asset_id: str) -> AssetView | None:
+        with self._catalog.session() as session:
+            asset = session.get(Asset, asset_id)
+            return _view(asset) if asset is not None else None
+
+    def _listed(self) -> list[AssetView]:
+        query = select(Asset).where(Asset.status.in_(LISTED)).order_by(Asset.created_at.desc())
+        with self._catalog.session() as session:
+            return [_view(a) for a in session.scalars(query)]
+
+    async def one(self, asset_id: str) -> AssetView | None:
+        return await asyncio.to_thread(self._one, asset_id)
+
+    async def listed(self) -> list[AssetView]:
+        return await asyncio.to_thread(self._listed)
+
+    async def ping(self) -> None:
+        await asyncio.to_thread(self._catalog.ping)
+
+    def dispose(self) -> None:
+        self._catalog.dispose()

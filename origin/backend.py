@@ -1,0 +1,133 @@
+"""Reading the HLS bucket and original uploads from the backend, streamed, signed by botocore.
+
+Only GET and HEAD: the origin never writes to storage. Failures are sorted into what the
+viewer should be told: :class:`Missing` (404) and :class:`BackendDown` (503).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+import aiohttp
+from yarl import URL
+
+from nebula.config import Settings
+from nebula.s3 import BackendSigner
+
+CONNECT_TIMEOUT = 5.0
+READ_TIMEOUT = 30.0
+CHUNK = 256 * 1024
+
+
+class BackendDown(Exception):
+    """The backend could not be reached or failed (answered 503)."""
+
+
+class Missing(Exception):
+    """No such object in the backend (answered 404)."""
+
+
+class RangeRefused(Exception):
+    """The backend found the requested range unsatisfiable (answered 416)."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What the origin needs of an object's metadata."""
+
+    size: int
+    last_modified: float  # seconds since the epoch, whole seconds as S3 gives them
+
+    @property
+    def etag(self) -> str:
+        # The same form aiohttp's FileResponse derives from a file's mtime and size: the
+        # cached copy keeps the backend's Last-Modified as its mtime, so an object has one
+        # ETag whether it is streamed from the backend or sent from the disk cache.
+        return f'"{int(self.last_modified) * 1_000_000_000:x}-{self.size:x}"'
+
+
+def object_info(response: aiohttp.ClientResponse) -> ObjectInfo:
+    """Size of the whole object and its Last-Modified, from a 200 or 206 answer."""
+    content_range = response.headers.get("Content-Range", "")
+    if response.status == 206 and "/" in content_range:
+        size = int(content_range.rsplit("/", 1)[1])
+    else:
+        size = int(response.headers.get("Content-Length", "0"))
+    modified = response.headers.get("Last-Modified")
+    stamp = parsedate_to_datetime(modified).timestamp() if modified else 0.0
+    return ObjectInfo(size=size, last_modified=float(int(stamp)))
+
+
+class Backend:
+    """One pooled aiohttp session to the backend, opened when the app starts."""
+
+    def __init__(self, settings: Settings, connections: int = 256) -> None:
+        self._signer = BackendSigner(settings)
+        self._connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=self._connections),
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT
+            ),
+            auto_decompress=False,
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    @asynccontextmanager
+    async def get(
+        self, bucket: str, key: str, byte_range: str | None = None, method: str = "GET"
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The backend's answer for ``key``; raises Missing, RangeRefused or BackendDown."""
+        assert self._session is not None, "Backend.start() was not awaited"
+        url = self._signer.url(bucket, key)
+        headers = self._signer.sign(method, url, {"Range": byte_range} if byte_range else None)
+        try:
+            response = await self._session.request(
+                method, URL(url, encoded=True), headers=headers, allow_redirects=False
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise BackendDown(f"backend unreachable: {type(exc).__name__}") from None
+        try:
+            if response.status == 404:
+                raise Missing(key)
+            if response.status == 416:
+                raise RangeRefused(key)
+            if response.status not in (200, 206):
+                raise BackendDown(f"backend answered {response.status}")
+            yield response
+        finally:
+            response.release()
+
+    async def read(self, bucket: str, key: str, limit: int) -> tuple[bytes, ObjectInfo]:
+        """A small object (a playlist) whole; larger than ``limit`` is BackendDown-worthy."""
+        async with self.get(bucket, key) as response:
+            info = object_info(response)
+            if info.size > limit:
+                raise BackendDown(f"{key} is larger than {limit} bytes")
+            try:
+                body = await response.read()
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                raise BackendDown(f"backend read failed: {type(exc).__name__}") from None
+            return body, info
+
+    async def head(self, bucket: str, key: str) -> ObjectInfo:
+        async with self.get(bucket, key, method="HEAD") as response:
+            return object_info(response)
+
+    async def ping(self, bucket: str) -> None:
+        """Raises when the backend or the bucket is unreachable (the /healthz check)."""
+        assert self._session is not None
+        url = self._signer.url(bucket)
+        headers = self._signer.sign("HEAD", url)
+        async with self._session.head(URL(url, encoded=True), headers=headers) as response:
+            if response.status >= 300:
+                raise BackendDown(f"HEAD {bucket} answered {response.status}")

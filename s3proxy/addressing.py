@@ -1,0 +1,87 @@
+"""Where a request points: bucket, key and query, path-style or virtual-hosted-style."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+from nebula.config import Settings
+
+# Query parameters of presigned URLs: they authenticate the request, the backend never sees them.
+PRESIGN_PARAMS = frozenset(
+    {
+        "x-amz-algorithm",
+        "x-amz-credential",
+        "x-amz-date",
+        "x-amz-expires",
+        "x-amz-signedheaders",
+        "x-amz-signature",
+        "x-amz-security-token",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    bucket: str | None
+    key: str
+    # Decoded (name, value) pairs in the order the client sent them.
+    query: tuple[tuple[str, str], ...]
+    # The path as signed by clients: each segment percent-encoded once.
+    canonical_path: str
+
+    def has(self, name: str) -> bool:
+        return any(k == name for k, _ in self.query)
+
+    @property
+    def resource(self) -> str:
+        if self.bucket is None:
+            return "/"
+        return f"/{self.bucket}/{self.key}" if self.key else f"/{self.bucket}"
+
+    def backend_query(self) -> str:
+        """The query for the backend: presign parameters removed, canonically encoded."""
+        return "&".join(
+            f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}"
+            for k, v in self.query
+            if k.lower() not in PRESIGN_PARAMS
+        )
+
+
+def parse_query(raw: str) -> tuple[tuple[str, str], ...]:
+    """Split on ``&`` and ``=`` and percent-decode; ``+`` stays ``+`` as S3 clients mean it."""
+    pairs = []
+    for part in raw.split("&"):
+        if part:
+            name, _, value = part.partition("=")
+            pairs.append((unquote(name), unquote(value)))
+    return tuple(pairs)
+
+
+def host_bucket(host: str, domain: str | None) -> str | None:
+    """``photos.s3.example.org`` -> ``photos`` when the domain is ``s3.example.org``."""
+    if not domain:
+        return None
+    name = host.lower().rsplit(":", 1)[0] if not host.startswith("[") else host
+    suffix = "." + domain.lower().strip(".")
+    if name.endswith(suffix) and len(name) > len(suffix):
+        return name[: -len(suffix)]
+    return None
+
+
+def parse_target(raw_path: str, host: str, settings: Settings) -> Target:
+    path, _, raw_query = raw_path.partition("?")
+    decoded = unquote(path)
+    canonical_path = quote(decoded, safe="/~")
+    bucket = host_bucket(host, settings.s3_domain)
+    if bucket is not None:
+        key = decoded[1:]
+    else:
+        name, _, key = decoded[1:].partition("/")
+        bucket = name or None
+    return Target(bucket, key, parse_query(raw_query), canonical_path)
+
+
+def copy_source_bucket(header: str) -> str:
+    """``/src-bucket/some%20key?versionId=x`` -> ``src-bucket``."""
+    return unquote(header.split("?", 1)[0]).lstrip("/").partition("/")[0]

@@ -1,0 +1,94 @@
+"""Who is asking, and may they: key lookup (cached briefly), signature check, scopes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from catalog import Catalog
+from catalog.keys import SecretBox, active_key, allows
+from catalog.models import AccessKey
+from s3proxy.addressing import Target, copy_source_bucket
+from s3proxy.errors import S3Error
+from s3proxy.sigv4 import Claim, check_time
+
+CACHE_SECONDS = 5.0  # a revoked key stops working within this long
+
+
+@dataclass(frozen=True)
+class KnownKey:
+    record: AccessKey  # detached row: is_admin, scopes
+    secret: str = field(repr=False)
+
+
+class KeyStore:
+    """Active keys from the catalog with their decrypted secrets, cached for a few seconds."""
+
+    def __init__(self, catalog: Catalog, box: SecretBox, ttl: float = CACHE_SECONDS) -> None:
+        self._catalog = catalog
+        self._box = box
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, KnownKey | None]] = {}
+
+    def _load(self, access_key_id: str) -> KnownKey | None:
+        with self._catalog.session() as session:
+            row = active_key(session, access_key_id)
+            if row is None:
+                return None
+            return KnownKey(row, self._box.decrypt(row.secret_encrypted))
+
+    async def get(self, access_key_id: str) -> KnownKey | None:
+        now = time.monotonic()
+        cached = self._cache.get(access_key_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            key = await asyncio.get_running_loop().run_in_executor(None, self._load, access_key_id)
+        except Exception as exc:
+            raise S3Error("ServiceUnavailable", "The key catalog is unavailable.") from exc
+        if len(self._cache) > 10_000:  # unknown ids are cached too; bound the table
+            self._cache.clear()
+        self._cache[access_key_id] = (now + self._ttl, key)
+        return key
+
+
+async def identify(claim: Claim, keys: KeyStore, regions: Sequence[str]) -> KnownKey:
+    check_time(claim, regions)
+    key = await keys.get(claim.credential.access_key_id)
+    if key is None:
+        raise S3Error(
+            "InvalidAccessKeyId",
+            "The AWS Access Key Id you provided does not exist in our records.",
+            AWSAccessKeyId=claim.credential.access_key_id,
+        )
+    return key
+
+
+def required_access(
+    method: str, target: Target, copy_source: str | None
+) -> list[tuple[str | None, str]]:
+    """The (bucket, permission) pairs a request needs: r, rw, or admin."""
+    reading = method in ("GET", "HEAD")
+    if target.bucket is None:
+        return [(None, "r" if reading else "admin")]
+    if not target.key:
+        if reading:
+            need = "r"
+        elif method == "POST" and target.has("delete"):  # DeleteObjects
+            need = "rw"
+        else:  # CreateBucket, DeleteBucket, bucket configuration
+            need = "admin"
+        return [(target.bucket, need)]
+    needs: list[tuple[str | None, str]] = [(target.bucket, "r" if reading else "rw")]
+    if copy_source and method == "PUT":  # CopyObject, UploadPartCopy
+        needs.append((copy_source_bucket(copy_source), "r"))
+    return needs
+
+
+def authorize(key: KnownKey, method: str, target: Target, copy_source: str | None) -> None:
+    for bucket, need in required_access(method, target, copy_source):
+        if not allows(key.record, bucket, need):
+            where = f"bucket '{bucket}'" if bucket else "this service"
+            raise S3Error("AccessDenied", f"Access Denied: this key lacks '{need}' on {where}.")

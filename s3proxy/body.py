@@ -1,0 +1,123 @@
+"""The client's body on its way to the backend, verified before its last bytes leave.
+
+Every payload mode becomes a stream of plain payload bytes plus a :class:`BodyDigests`.
+:meth:`UploadBody.stream` forwards all but the last piece as they arrive and releases
+the last piece only once every chunk signature, hash and checksum has been verified, so
+a body that fails verification never reaches the backend complete: the upstream request
+is aborted and the backend discards it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+
+from aiohttp import StreamReader
+
+from s3proxy.checksums import BodyDigests
+from s3proxy.chunked import PIECE, AwsChunkedDecoder
+from s3proxy.errors import S3Error
+from s3proxy.sigv4 import (
+    STREAMING_MODES,
+    STREAMING_SIGNED,
+    STREAMING_UNSIGNED_TRAILER,
+    UNSIGNED_PAYLOAD,
+    ChainSigner,
+)
+
+log = logging.getLogger("nebula.s3proxy")
+
+
+@dataclass
+class UploadBody:
+    pieces: AsyncIterator[bytes]
+    digests: BodyDigests
+    # Bytes the backend will receive (None: unknown, sent chunked).
+    length: int | None
+    # What the backend is told the payload hashes to (it verifies it again).
+    payload_hash: str
+    trailers: Callable[[], Mapping[str, str]] = dict
+    error: S3Error | None = None
+    verified_checksums: dict[str, str] = field(default_factory=dict)
+
+    async def stream(self) -> AsyncIterator[bytes]:
+        held = b""
+        try:
+            async for piece in self.pieces:
+                self.digests.update(piece)
+                if held:
+                    yield held
+                held = piece
+            self.verified_checksums = self.digests.verify(self.trailers())
+        except S3Error as exc:
+            self.error = exc
+            raise
+        except Exception as exc:  # the client went away or broke the framing
+            log.info("upload body ended early: %s", exc)
+            self.error = S3Error(
+                "IncompleteBody",
+                "You did not provide the number of bytes specified by the Content-Length HTTP header",
+            )
+            raise
+        if held:
+            yield held
+
+    async def verify_whole(self) -> None:
+        """For an empty forwarded body: check everything before anything is sent."""
+        async for _ in self.stream():
+            raise S3Error("IncompleteBody", "An empty body carried data")
+
+
+async def _plain_pieces(reader: StreamReader) -> AsyncIterator[bytes]:
+    async for piece in reader.iter_chunked(PIECE):
+        yield piece
+
+
+def _decoded_length(headers: Mapping[str, str]) -> int:
+    try:
+        return int(headers["x-amz-decoded-content-length"])
+    except (KeyError, ValueError):
+        raise S3Error(
+            "MissingContentLength",
+            "You must provide x-amz-decoded-content-length with an aws-chunked body.",
+        ) from None
+
+
+def upload_body(
+    reader: StreamReader,
+    headers: Mapping[str, str],
+    content_length: int | None,
+    payload_hash: str,
+    signer: ChainSigner,
+) -> UploadBody:
+    """The verifying stream for the request's payload mode (``headers``: lower-case names)."""
+    trailer = headers.get("x-amz-trailer")
+    if payload_hash in STREAMING_MODES:
+        has_trailer = payload_hash != STREAMING_SIGNED
+        decoder = AwsChunkedDecoder(
+            reader,
+            None if payload_hash == STREAMING_UNSIGNED_TRAILER else signer,
+            has_trailer,
+            _decoded_length(headers),
+        )
+        digests = BodyDigests.from_request(
+            headers, UNSIGNED_PAYLOAD, trailer if has_trailer else None
+        )
+        return UploadBody(
+            decoder.pieces(),
+            digests,
+            decoder.decoded_length,
+            UNSIGNED_PAYLOAD,
+            lambda: decoder.trailers,
+        )
+    if (
+        payload_hash != UNSIGNED_PAYLOAD
+        and not BodyDigests.from_request({}, payload_hash, None).sha256_hex
+    ):
+        raise S3Error(
+            "InvalidArgument",
+            "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-… or a SHA-256 hex value",
+        )
+    digests = BodyDigests.from_request(headers, payload_hash, None)
+    return UploadBody(_plain_pieces(reader), digests, content_length, payload_hash)

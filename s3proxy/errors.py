@@ -1,0 +1,71 @@
+"""S3 errors as exceptions, rendered as the XML body every S3 client understands."""
+
+from __future__ import annotations
+
+import secrets
+import xml.etree.ElementTree as ET
+
+XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
+# code -> HTTP status, as Amazon S3 answers them.
+STATUS = {
+    "AccessDenied": 403,
+    "AuthorizationHeaderMalformed": 400,
+    "AuthorizationQueryParametersError": 400,
+    "BadDigest": 400,
+    "IncompleteBody": 400,
+    "InternalError": 500,
+    "InvalidAccessKeyId": 403,
+    "InvalidArgument": 400,
+    "InvalidChunkSizeError": 403,
+    "InvalidDigest": 400,
+    "InvalidRequest": 400,
+    "MalformedTrailerError": 400,
+    "MissingContentLength": 411,
+    "RequestTimeTooSkewed": 403,
+    "ServiceUnavailable": 503,
+    "SignatureDoesNotMatch": 403,
+    "XAmzContentSHA256Mismatch": 400,
+}
+
+
+class S3Error(Exception):
+    """An S3 error answer: ``code`` (e.g. ``SignatureDoesNotMatch``), message, extra fields."""
+
+    def __init__(self, code: str, message: str, **fields: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.status = STATUS.get(code, 400)
+        self.fields = fields
+
+
+def new_request_id() -> str:
+    """16 upper-case hex characters, the shape of Amazon's ``x-amz-request-id``."""
+    return secrets.token_hex(8).upper()
+
+
+def error_xml(error: S3Error, resource: str, request_id: str) -> bytes:
+    root = ET.Element("Error")
+    ET.SubElement(root, "Code").text = error.code
+    ET.SubElement(root, "Message").text = error.message
+    for name, value in error.fields.items():
+        ET.SubElement(root, name).text = value
+    ET.SubElement(root, "Resource").text = resource
+    ET.SubElement(root, "RequestId").text = request_id
+    return XML_DECLARATION + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+
+
+def with_request_id(body: bytes, request_id: str) -> bytes:
+    """The backend's error XML with our request id, so the client's id is in our log."""
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return body
+    if root.tag != "Error":
+        return body
+    node = root.find("RequestId")
+    if node is None:
+        node = ET.SubElement(root, "RequestId")
+    node.text = request_id
+    return XML_DECLARATION + ET.tostring(root, encoding="utf-8", xml_declaration=False)

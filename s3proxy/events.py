@@ -1,0 +1,118 @@
+"""Upload events: a video landing in an ingest bucket becomes an asset and a transcode.
+
+After the backend answered 2xx, :meth:`UploadEvents.written` records the asset, its job
+and an outbox event in one catalog transaction (so nothing is lost), then relays the
+outbox to Huey in the background. Both steps are best effort for the client: a down
+catalog or queue never turns a stored object into a failed PUT; the worker's periodic
+reconcile picks up what was missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable
+
+from catalog import Catalog
+from catalog.assets import record_delete, record_upload
+from nebula.config import Settings
+from transcoder.outbox import relay_pending
+
+log = logging.getLogger("nebula.s3proxy.events")
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def etag_from_xml(body: bytes) -> str | None:
+    """The ETag of a CopyObjectResult / CompleteMultipartUploadResult, None for an <Error>."""
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return None
+    if _local(root.tag) == "Error":
+        return None
+    for node in root:
+        if _local(node.tag) == "ETag":
+            return node.text
+    return None
+
+
+def deleted_keys(body: bytes) -> list[str]:
+    """Keys listed under <Deleted> in a DeleteObjects answer."""
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError:
+        return []
+    keys = []
+    for node in root:
+        if _local(node.tag) == "Deleted":
+            for child in node:
+                if _local(child.tag) == "Key" and child.text is not None:
+                    keys.append(child.text)
+    return keys
+
+
+class UploadEvents:
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self._relay_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
+
+    def watches(self, bucket: str | None) -> bool:
+        return bucket is not None and bucket in self.settings.ingest_buckets
+
+    async def written(
+        self, bucket: str, key: str, etag: str | None, size: int | None, content_type: str | None
+    ) -> None:
+        if not self.settings.is_ingest_video(bucket, key, content_type):
+            return
+
+        def record() -> str:
+            with self.catalog.session() as session:
+                asset, job = record_upload(session, bucket, key, etag, size, content_type)
+                return f"asset {asset.id} job {job.id}"
+
+        await self._in_catalog(record, f"upload of {bucket}/{key}")
+
+    async def deleted(self, bucket: str, keys: Iterable[str]) -> None:
+        names = list(keys)
+
+        def record() -> str:
+            with self.catalog.session() as session:
+                jobs = [record_delete(session, bucket, key) for key in names]
+                return f"{sum(job is not None for job in jobs)} removal job(s)"
+
+        await self._in_catalog(record, f"deletion of {len(names)} key(s) in {bucket}")
+
+    async def _in_catalog(self, record: Callable[[], str], what: str) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            outcome = await loop.run_in_executor(None, record)
+        except Exception:
+            log.exception("catalog did not record the %s; the reconcile will", what)
+            return
+        log.info("recorded %s: %s", what, outcome)
+        task = asyncio.create_task(self._relay())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _relay(self) -> None:
+        # One relay at a time: concurrent uploads would otherwise send the same events twice.
+        async with self._relay_lock:
+            try:
+                sent = await asyncio.get_running_loop().run_in_executor(
+                    None, relay_pending, self.catalog
+                )
+            except Exception:
+                log.exception("outbox relay failed; the reconcile will retry")
+                return
+        log.debug("outbox relay sent %d event(s)", sent)
+
+    async def drain(self) -> None:
+        """Wait for background relays (at shutdown)."""
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)

@@ -1,0 +1,209 @@
+"""Talking to the backend: re-signed requests, streamed bodies, answers relayed as they are."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import aiohttp
+from aiohttp import web
+from aiohttp.payload import AsyncIterablePayload
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from nebula.config import Settings
+from nebula.s3 import BackendSigner
+from s3proxy.addressing import Target
+from s3proxy.body import UploadBody
+from s3proxy.chunked import PIECE
+from s3proxy.errors import S3Error, with_request_id
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Client headers that authenticate or frame the client's request, not the backend's.
+REQUEST_DROP = HOP_BY_HOP | {
+    "host",
+    "content-length",
+    "expect",
+    "authorization",
+    "x-amz-date",
+    "x-amz-content-sha256",
+    "x-amz-security-token",
+    "x-forwarded-for",
+}
+# Headers describing the aws-chunked framing, which the backend does not receive.
+CHUNKED_DROP = frozenset(
+    {"x-amz-decoded-content-length", "x-amz-trailer", "x-amz-sdk-checksum-algorithm"}
+)
+RESPONSE_DROP = HOP_BY_HOP | {"content-length", "x-amz-request-id", "x-amz-id-2", "server"}
+READ_BUFFER = 1 << 20
+SKIP_AUTO_HEADERS = ("Content-Type", "Accept", "Accept-Encoding", "User-Agent")
+# The streamed answer, set once its headers are sent: an error can no longer become XML.
+ANSWER_STARTED = "s3proxy.answer_started"
+BUFFERED_BODY_LIMIT = 16 << 20  # DeleteObjects answers for 1,000 long keys fit
+
+
+def backend_headers(
+    client: CIMultiDictProxy[str], body: UploadBody | None, chunked: bool
+) -> dict[str, str]:
+    """The client's headers the backend needs (everything S3 except auth and framing)."""
+    headers: dict[str, str] = {}
+    for name, value in client.items():
+        lower = name.lower()
+        if lower in REQUEST_DROP or (chunked and lower in CHUNKED_DROP):
+            continue
+        if lower == "content-encoding" and chunked:
+            value = ",".join(v.strip() for v in value.split(",") if v.strip() != "aws-chunked")
+            if not value:
+                continue
+        headers[name] = value if name not in headers else f"{headers[name]},{value}"
+    if body is not None and body.length is not None:
+        headers["Content-Length"] = str(body.length)
+    return headers
+
+
+class Backend:
+    """One pooled aiohttp session to the backend and the botocore signer for it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.signer = BackendSigner(settings)
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=512, ttl_dns_cache=300),
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=900),
+                auto_decompress=False,
+                read_bufsize=READ_BUFFER,  # fewer, larger pieces through the proxy
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    def url(self, target: Target) -> str:
+        query = target.backend_query()
+        if target.bucket is None:
+            return f"{self.signer.endpoint}/" + (f"?{query}" if query else "")
+        return self.signer.url(target.bucket, target.key, query)
+
+    async def open(
+        self,
+        method: str,
+        target: Target,
+        headers: Mapping[str, str],
+        body: UploadBody | None,
+        payload_hash: str,
+    ) -> aiohttp.ClientResponse:
+        """Send the request; the caller must release the response. Raises S3Error."""
+        url = self.url(target)
+        signed = self.signer.sign(method, url, dict(headers), payload_hash)
+        data = None
+        if body is not None and body.length != 0:
+            data = AsyncIterablePayload(body.stream())
+        try:
+            response = await self.session.request(
+                method,
+                URL(url, encoded=True),
+                headers=signed,
+                data=data,
+                skip_auto_headers=SKIP_AUTO_HEADERS,
+                allow_redirects=False,
+            )
+        except aiohttp.ClientConnectorError as exc:
+            raise S3Error("ServiceUnavailable", "The storage backend is unreachable.") from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            if body is not None and body.error is not None:
+                raise body.error from exc
+            raise S3Error("ServiceUnavailable", "The storage backend failed to answer.") from exc
+        if body is not None and body.error is not None:  # never relay an answer to a bad body
+            response.close()
+            raise body.error
+        return response
+
+    async def ping(self) -> None:
+        target = Target(None, "", (), "/")
+        async with await self.open("GET", target, {}, None, "UNSIGNED-PAYLOAD") as response:
+            if response.status >= 500:
+                raise RuntimeError(f"backend answered {response.status}")
+
+
+def response_headers(upstream: aiohttp.ClientResponse, request_id: str) -> CIMultiDict[str]:
+    headers: CIMultiDict[str] = CIMultiDict()
+    for name, value in upstream.headers.items():
+        if name.lower() not in RESPONSE_DROP:
+            headers.add(name, value)
+    headers["x-amz-request-id"] = request_id
+    return headers
+
+
+async def read_limited(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
+    body = await upstream.content.read(limit + 1)
+    if len(body) > limit:
+        raise S3Error("InternalError", "The backend's answer is larger than expected.")
+    return body
+
+
+def close_if_body_unread(request: web.Request, response: web.StreamResponse) -> None:
+    """An answer given before the client's body was read (the backend refused early, or
+    Expect: 100-continue held it back) must close the connection, or the unread bytes
+    would be parsed as the next request."""
+    if request.body_exists and not request.content.at_eof():
+        response.force_close()
+
+
+def has_body(method: str, status: int) -> bool:
+    return method != "HEAD" and status not in (204, 304) and status >= 200
+
+
+async def relay_buffered(
+    upstream: aiohttp.ClientResponse, method: str, request_id: str, limit: int = BUFFERED_BODY_LIMIT
+) -> tuple[web.Response, bytes]:
+    """A small answer (errors, multipart completion, copy, multi-delete), read whole."""
+    body = await read_limited(upstream, limit) if has_body(method, upstream.status) else b""
+    if upstream.status >= 300 or (body.lstrip().startswith(b"<?xml") and b"<Error>" in body[:512]):
+        body = with_request_id(body, request_id)
+    response = web.Response(
+        status=upstream.status,
+        reason=upstream.reason,
+        headers=response_headers(upstream, request_id),
+    )
+    if has_body(method, upstream.status):
+        response.body = body
+    elif upstream.content_length is not None:
+        response.headers["Content-Length"] = str(upstream.content_length)
+    return response, body
+
+
+async def relay_streaming(
+    request: web.Request, upstream: aiohttp.ClientResponse, request_id: str
+) -> web.StreamResponse:
+    """Stream the backend's answer to the client as it arrives; memory stays flat."""
+    response = web.StreamResponse(
+        status=upstream.status,
+        reason=upstream.reason,
+        headers=response_headers(upstream, request_id),
+    )
+    if upstream.content_length is not None:
+        response.content_length = upstream.content_length
+    close_if_body_unread(request, response)
+    await response.prepare(request)
+    request[ANSWER_STARTED] = response
+    if has_body(request.method, upstream.status):
+        async for piece in upstream.content.iter_chunked(PIECE):
+            await response.write(piece)
+    await response.write_eof()
+    return response

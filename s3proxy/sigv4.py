@@ -1,0 +1,323 @@
+"""Verifying SigV4 signatures of incoming requests with botocore's own canonicalisation.
+
+We parse what the client claims (credential, date, signed headers, signature), rebuild
+the request botocore would have signed, let botocore compute the signature with the
+key's secret, and compare in constant time. Chunk and trailer signatures of
+``aws-chunked`` bodies chain from the request's signature (see :class:`ChainSigner`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from botocore.auth import EMPTY_SHA256_HASH, S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.compat import HTTPHeaders
+from botocore.credentials import Credentials
+
+from s3proxy.errors import S3Error
+
+ALGORITHM = "AWS4-HMAC-SHA256"
+UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
+STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
+STREAMING_SIGNED_TRAILER = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER"
+STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+STREAMING_MODES = frozenset(
+    {STREAMING_SIGNED, STREAMING_SIGNED_TRAILER, STREAMING_UNSIGNED_TRAILER}
+)
+MAX_SKEW = timedelta(minutes=15)
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+SIGV4_REQUIRED = (
+    "The authorization mechanism you have provided is not supported. "
+    "Please use AWS4-HMAC-SHA256 (Signature Version 4)."
+)
+
+
+@dataclass(frozen=True)
+class Credential:
+    """``AKID/20260101/us-east-1/s3/aws4_request`` split into its parts."""
+
+    access_key_id: str
+    date: str
+    region: str
+    service: str
+
+    @property
+    def scope(self) -> str:
+        return f"{self.date}/{self.region}/{self.service}/aws4_request"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a request says about its own signature; nothing here is trusted yet."""
+
+    credential: Credential
+    timestamp: str
+    signed_headers: tuple[str, ...]
+    signature: str
+    payload_hash: str
+    presigned: bool
+    expires: int = 0
+
+    @property
+    def signed_at(self) -> datetime:
+        return datetime.strptime(self.timestamp, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+
+
+def _parse_credential(value: str, malformed: str) -> Credential:
+    parts = value.split("/")
+    if len(parts) != 5 or parts[4] != "aws4_request" or not all(parts):
+        raise S3Error(
+            malformed,
+            'The credential is mal-formed; expecting "<YOUR-AKID>/YYYYMMDD/REGION/SERVICE/aws4_request".',
+        )
+    if parts[3] != "s3":
+        raise S3Error(malformed, f"The service '{parts[3]}' is wrong; expecting 's3'.")
+    return Credential(parts[0], parts[1], parts[2], parts[3])
+
+
+def _request_timestamp(headers: Mapping[str, str]) -> str:
+    if "x-amz-date" in headers:
+        value = headers["x-amz-date"]
+        try:
+            datetime.strptime(value, TIMESTAMP_FORMAT)
+        except ValueError:
+            raise S3Error(
+                "AccessDenied", "X-Amz-Date is not a valid ISO 8601 basic timestamp."
+            ) from None
+        return value
+    if "date" in headers:
+        try:
+            return parsedate_to_datetime(headers["date"]).astimezone(UTC).strftime(TIMESTAMP_FORMAT)
+        except (TypeError, ValueError):
+            pass
+    raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
+
+
+def _header_claim(authorization: str, headers: Mapping[str, str]) -> Claim:
+    fields: dict[str, str] = {}
+    for part in authorization[len(ALGORITHM) :].split(","):
+        name, _, value = part.strip().partition("=")
+        fields[name.strip()] = value.strip()
+    missing = [n for n in ("Credential", "SignedHeaders", "Signature") if not fields.get(n)]
+    if missing:
+        raise S3Error(
+            "AuthorizationHeaderMalformed",
+            f"The authorization header is malformed; missing {', '.join(missing)}.",
+        )
+    payload_hash = headers.get("x-amz-content-sha256")
+    if not payload_hash:
+        raise S3Error(
+            "InvalidRequest", "Missing required header for this request: x-amz-content-sha256"
+        )
+    return Claim(
+        credential=_parse_credential(fields["Credential"], "AuthorizationHeaderMalformed"),
+        timestamp=_request_timestamp(headers),
+        signed_headers=tuple(fields["SignedHeaders"].lower().split(";")),
+        signature=fields["Signature"],
+        payload_hash=payload_hash,
+        presigned=False,
+    )
+
+
+def _query_claim(params: Mapping[str, str], headers: Mapping[str, str]) -> Claim:
+    needed = (
+        "X-Amz-Credential",
+        "X-Amz-Date",
+        "X-Amz-Expires",
+        "X-Amz-SignedHeaders",
+        "X-Amz-Signature",
+    )
+    missing = [n for n in needed if not params.get(n)]
+    if missing or params.get("X-Amz-Algorithm") != ALGORITHM:
+        raise S3Error(
+            "AuthorizationQueryParametersError",
+            "Query-string authentication version 4 requires the X-Amz-Algorithm, "
+            "X-Amz-Credential, X-Amz-Signature, X-Amz-Date, X-Amz-SignedHeaders, "
+            "and X-Amz-Expires parameters.",
+        )
+    try:
+        expires = int(params["X-Amz-Expires"])
+        datetime.strptime(params["X-Amz-Date"], TIMESTAMP_FORMAT)
+    except ValueError:
+        raise S3Error(
+            "AuthorizationQueryParametersError", "X-Amz-Date or X-Amz-Expires is not valid."
+        ) from None
+    if expires < 0:
+        raise S3Error("AuthorizationQueryParametersError", "X-Amz-Expires must be non-negative")
+    if expires > MAX_PRESIGN_SECONDS:
+        raise S3Error(
+            "AuthorizationQueryParametersError",
+            "X-Amz-Expires must be less than a week (in seconds) that is; 604800",
+        )
+    return Claim(
+        credential=_parse_credential(
+            params["X-Amz-Credential"], "AuthorizationQueryParametersError"
+        ),
+        timestamp=params["X-Amz-Date"],
+        signed_headers=tuple(params["X-Amz-SignedHeaders"].lower().split(";")),
+        signature=params["X-Amz-Signature"],
+        payload_hash=headers.get("x-amz-content-sha256", UNSIGNED_PAYLOAD),
+        presigned=True,
+        expires=expires,
+    )
+
+
+def parse_claim(headers: Mapping[str, str], query: Iterable[tuple[str, str]]) -> Claim | None:
+    """The request's SigV4 claim, None when anonymous; SigV2 and garbage raise S3Error.
+
+    ``headers`` must have lower-case names.
+    """
+    params = dict(query)
+    authorization = headers.get("authorization", "")
+    if authorization:
+        if authorization.startswith(ALGORITHM + " "):
+            return _header_claim(authorization, headers)
+        if authorization.startswith("AWS "):
+            raise S3Error("InvalidRequest", SIGV4_REQUIRED)
+        raise S3Error("AuthorizationHeaderMalformed", "Unsupported Authorization type")
+    if "X-Amz-Signature" in params or "X-Amz-Algorithm" in params:
+        return _query_claim(params, headers)
+    if "Signature" in params and "AWSAccessKeyId" in params:
+        raise S3Error("InvalidRequest", SIGV4_REQUIRED)
+    return None
+
+
+def check_time(claim: Claim, regions: Sequence[str], now: datetime | None = None) -> None:
+    """Skew (header auth), expiry (presigned), credential date and region."""
+    now = now or datetime.now(UTC)
+    signed_at = claim.signed_at
+    if claim.credential.date != claim.timestamp[:8]:
+        code = "AuthorizationQueryParametersError" if claim.presigned else "SignatureDoesNotMatch"
+        raise S3Error(code, "The credential date does not match the request date.")
+    if claim.presigned:
+        if signed_at - now > MAX_SKEW:
+            raise S3Error("AccessDenied", "Request is not valid yet")
+        if now > signed_at + timedelta(seconds=claim.expires):
+            raise S3Error(
+                "AccessDenied",
+                "Request has expired",
+                Expires=(signed_at + timedelta(seconds=claim.expires)).strftime(
+                    "%Y-%m-%dT%H:%M:%SZ"
+                ),
+                ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            )
+    elif abs(now - signed_at) > MAX_SKEW:
+        raise S3Error(
+            "RequestTimeTooSkewed",
+            "The difference between the request time and the current time is too large.",
+            RequestTime=claim.timestamp,
+            ServerTime=now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            MaxAllowedSkewMilliseconds="900000",
+        )
+    if claim.credential.region not in regions:
+        code = (
+            "AuthorizationQueryParametersError"
+            if claim.presigned
+            else "AuthorizationHeaderMalformed"
+        )
+        raise S3Error(
+            code,
+            f"The authorization header is malformed; the region '{claim.credential.region}' "
+            f"is wrong; expecting '{regions[0]}'",
+            Region=regions[0],
+        )
+
+
+class _VerifyingAuth(S3SigV4Auth):
+    """botocore's S3 SigV4, fed with exactly the headers and payload hash the client claims."""
+
+    def __init__(self, secret: str, claim: Claim) -> None:
+        super().__init__(
+            Credentials(claim.credential.access_key_id, secret), "s3", claim.credential.region
+        )
+        self._claim = claim
+
+    def headers_to_sign(self, request: AWSRequest) -> HTTPHeaders:
+        signed = HTTPHeaders()
+        for name in self._claim.signed_headers:
+            for value in request.headers.get_all(name) or []:
+                signed[name] = value
+        return signed
+
+    def payload(self, request: AWSRequest) -> str:
+        return self._claim.payload_hash
+
+
+@dataclass(frozen=True)
+class ChainSigner:
+    """Signs chunk and trailer strings of one request, chained from its seed signature."""
+
+    auth: _VerifyingAuth
+    request: AWSRequest
+    claim: Claim
+
+    @property
+    def seed_signature(self) -> str:
+        return self.claim.signature
+
+    def chunk_signature(self, previous: str, chunk_sha256: str) -> str:
+        string_to_sign = "\n".join(
+            (
+                "AWS4-HMAC-SHA256-PAYLOAD",
+                self.claim.timestamp,
+                self.claim.credential.scope,
+                previous,
+                EMPTY_SHA256_HASH,
+                chunk_sha256,
+            )
+        )
+        return str(self.auth.signature(string_to_sign, self.request))
+
+    def trailer_signature(self, previous: str, trailer_text: bytes) -> str:
+        string_to_sign = "\n".join(
+            (
+                "AWS4-HMAC-SHA256-TRAILER",
+                self.claim.timestamp,
+                self.claim.credential.scope,
+                previous,
+                hashlib.sha256(trailer_text).hexdigest(),
+            )
+        )
+        return str(self.auth.signature(string_to_sign, self.request))
+
+
+def same_signature(expected: str, given: str) -> bool:
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
+
+
+def verify(
+    claim: Claim,
+    secret: str,
+    method: str,
+    canonical_path: str,
+    query: Iterable[tuple[str, str]],
+    headers: Any,
+) -> ChainSigner:
+    """Raise ``SignatureDoesNotMatch`` unless the claim's signature is right for ``secret``.
+
+    ``headers`` is a multi-dict (``getall``) of the request's headers.
+    """
+    request = AWSRequest(method=method, url="http://s3" + canonical_path)
+    for name in claim.signed_headers:
+        for value in headers.getall(name, []):
+            request.headers[name] = value
+    request.params = [(k, v) for k, v in query if not (claim.presigned and k == "X-Amz-Signature")]
+    request.context["timestamp"] = claim.timestamp
+    auth = _VerifyingAuth(secret, claim)
+    canonical = auth.canonical_request(request)
+    expected = auth.signature(auth.string_to_sign(request, canonical), request)
+    if not same_signature(expected, claim.signature):
+        raise S3Error(
+            "SignatureDoesNotMatch",
+            "The request signature we calculated does not match the signature you provided. "
+            "Check your key and signing method.",
+        )
+    return ChainSigner(auth, request, claim)

@@ -1,0 +1,62 @@
+// Opens the watch page in Debian's chromium and reports, as one JSON line, what played:
+// currentTime samples, the hls.js levels, and the level switches seen after picking another
+// quality in the page's menu. Usage: node watch.mjs <watch-url>
+import { chromium } from "playwright-core";
+
+const url = process.argv[2];
+const FLAGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--no-first-run",
+  "--autoplay-policy=no-user-gesture-required",
+];
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: FLAGS,
+  headless: true,
+  timeout: 60000,
+});
+const report = { url, console: [] };
+try {
+  const page = await browser.newPage();
+  page.on("console", (message) => report.console.push(message.type() + ": " + message.text()));
+  page.on("pageerror", (error) => report.console.push("pageerror: " + error.message));
+  await page.goto(url, { waitUntil: "load", timeout: 30000 });
+  const player = () => page.evaluate(() => ({
+    mode: window.nebulaPlayer.mode,
+    levels: window.nebulaPlayer.levels,
+    switches: window.nebulaPlayer.switches,
+    errors: window.nebulaPlayer.errors,
+    currentTime: document.getElementById("video").currentTime,
+    paused: document.getElementById("video").paused,
+  }));
+  await page.waitForFunction(() => document.getElementById("video").currentTime > 0.5, null, { timeout: 45000 });
+  report.before = await player();
+  // Pick the level that is not playing now, through the page's own quality menu.
+  const current = report.before.switches.length ? report.before.switches.at(-1).level : 0;
+  const target = current === 0 ? 1 : 0;
+  await page.selectOption("#quality", String(target));
+  await page.waitForFunction(
+    (level) => window.nebulaPlayer.switches.some((s) => s.level === level), target, { timeout: 30000 });
+  const switchedAt = (await player()).currentTime;
+  await page.waitForFunction(
+    (t) => document.getElementById("video").currentTime > t + 0.5, switchedAt, { timeout: 30000 });
+  report.target = target;
+  report.after = await player();
+  // Hovering the seek bar shows the thumbnail of that moment, cut from the sprite.
+  const box = await page.locator("#seek").boundingBox();
+  await page.mouse.move(box.x + box.width * 0.6, box.y + box.height / 2);
+  await page.waitForFunction(() => !document.getElementById("preview").hidden, null, { timeout: 10000 });
+  report.preview = await page.evaluate(() => {
+    const frame = document.querySelector("#preview .frame");
+    return { image: frame.style.backgroundImage, position: frame.style.backgroundPosition,
+             width: frame.style.width, time: document.querySelector("#preview .time").textContent };
+  });
+  report.ok = true;
+} catch (error) {
+  report.ok = false;
+  report.error = String(error);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(report));

@@ -1,0 +1,181 @@
+"""Fixtures for the origin: a ladder the real transcoder published on the session's
+SeaweedFS, the catalog that knows it, and ``nebula origin`` as a subprocess on a free port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from catalog import Catalog
+from catalog.assets import record_upload
+from nebula.config import Settings, load_settings
+from nebula.s3 import backend_client
+from nebula.storage import free_internal_port
+from tests.services import Seaweed
+from transcoder.pipeline import transcode_asset
+from transcoder.samples import make_source
+
+MEDIA_BUCKET = "media"
+SOURCE_KEY = "holiday/source.mp4"
+VERSION = "v1"  # the transcoder's version prefix, fixed so tests can name files
+SIGNING_KEY = "origin-test-signing-key-0123456789"
+
+
+@dataclass
+class Published:
+    """One asset whose ladder sits in the HLS bucket, and the catalog that lists it."""
+
+    asset_id: str
+    catalog_url: str
+    files: Path
+    source: Path
+    env: dict[str, str]
+    variants: list[str] = field(default_factory=list)
+
+
+@dataclass
+class OriginUnderTest:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    cache_dir: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _ensure_bucket(settings: Settings, bucket: str) -> None:
+    client = backend_client(settings)
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    if bucket not in existing:
+        client.create_bucket(Bucket=bucket)
+
+
+def download_tree(settings: Settings, bucket: str, prefix: str, folder: Path) -> Path:
+    """The published ladder as files, to compare what the origin serves byte for byte."""
+    client = backend_client(settings)
+    for page in client.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix + "/"
+    ):
+        for item in page.get("Contents", []):
+            target = folder / item["Key"][len(prefix) + 1 :]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            client.download_file(bucket, item["Key"], str(target))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def published(tmp_path_factory: pytest.TempPathFactory, seaweed: Seaweed) -> Published:
+    """An 8 s 640x360 upload put through the real transcoder: 360p + 180p + audio, 2 s segments."""
+    root = tmp_path_factory.mktemp("published")
+    catalog_url = f"sqlite:///{root / 'catalog.db'}"
+    env = {
+        **seaweed.env,
+        "NEBULA_DATA_DIR": str(root / "data"),
+        "NEBULA_DATABASE_URL": catalog_url,
+        "NEBULA_LADDER": "360:900,180:250",
+        "NEBULA_HWACCEL": "none",
+        "NEBULA_SEGMENT_SECONDS": "2",
+    }
+    settings = load_settings(env)
+    for bucket in (settings.hls_bucket, MEDIA_BUCKET):
+        _ensure_bucket(settings, bucket)
+    source = make_source(root / "source.mp4", seconds=8, size="640x360", rate=25)
+    backend_client(settings).upload_file(str(source), MEDIA_BUCKET, SOURCE_KEY)
+    catalog = Catalog(catalog_url)
+    catalog.upgrade()
+    with catalog.session() as session:
+        asset, _job = record_upload(
+            session, MEDIA_BUCKET, SOURCE_KEY, None, source.stat().st_size, "video/mp4"
+        )
+        asset_id = asset.id
+    transcode_asset(settings, catalog, asset_id, version=VERSION)
+    catalog.dispose()
+    files = download_tree(settings, settings.hls_bucket, asset_id, root / "ladder")
+    master = (files / "master.m3u8").read_text()
+    return Published(
+        asset_id=asset_id,
+        catalog_url=catalog_url,
+        files=files,
+        source=source,
+        env=env,
+        variants=[line for line in master.splitlines() if line and not line.startswith("#")],
+    )
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"origin exited {process.returncode}:\n{log.read_text()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise AssertionError(f"origin not listening after 30 s:\n{log.read_text()}")
+
+
+def start_origin(root: Path, env: dict[str, str], **extra: str) -> OriginUnderTest:
+    port = free_internal_port()
+    full = {k: v for k, v in os.environ.items() if not k.startswith("NEBULA_")}
+    full.update(env)
+    full.update({"NEBULA_ORIGIN_PORT": str(port), "NEBULA_ORIGIN_CACHE_DIR": str(root / "cache")})
+    full.update(extra)
+    root.mkdir(parents=True, exist_ok=True)
+    log_path = root / "origin.log"
+    log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nebula", "origin"],
+        env=full,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    _wait_listening(port, process, log_path)
+    return OriginUnderTest(f"http://127.0.0.1:{port}", process, log_path, root / "cache")
+
+
+def stop_origin(origin: OriginUnderTest) -> None:
+    if origin.process.poll() is None:
+        origin.process.terminate()
+        try:
+            origin.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            origin.process.kill()
+            origin.process.wait()
+
+
+@pytest.fixture(scope="session")
+def launch(
+    tmp_path_factory: pytest.TempPathFactory, published: Published
+) -> Iterator[Callable[..., OriginUnderTest]]:
+    """Start an origin over the published asset with extra NEBULA_* settings; stopped at the end."""
+    started: list[OriginUnderTest] = []
+
+    def make(**extra: str) -> OriginUnderTest:
+        origin = start_origin(tmp_path_factory.mktemp("origin"), published.env, **extra)
+        started.append(origin)
+        return origin
+
+    yield make
+    for origin in started:
+        stop_origin(origin)
+
+
+@pytest.fixture(scope="session")
+def origin(launch: Callable[..., OriginUnderTest]) -> OriginUnderTest:
+    return launch()
+
+
+@pytest.fixture(scope="session")
+def signed_origin(launch: Callable[..., OriginUnderTest]) -> OriginUnderTest:
+    return launch(NEBULA_ORIGIN_SIGNING_KEY=SIGNING_KEY)

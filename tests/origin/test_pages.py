@@ -1,0 +1,116 @@
+"""The list page, the watch page, /api/assets, the vendored hls.js, ops endpoints, the CLI URL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from urllib.parse import parse_qs, urlsplit
+
+from origin.server import STATIC_DIR as STATIC
+from tests.origin.conftest import SIGNING_KEY, OriginUnderTest, Published
+from tests.origin.http import request
+
+
+def test_list_page_shows_ready_assets_with_poster_duration_and_status(
+    origin: OriginUnderTest, published: Published
+) -> None:
+    reply = request(origin.url, "/")
+    assert reply.status == 200 and reply.header("Content-Type").startswith("text/html")
+    page = reply.body.decode()
+    assert f'href="/watch/{published.asset_id}"' in page
+    assert f'src="/hls/{published.asset_id}/poster.jpg"' in page
+    assert "source.mp4" in page and "0:08" in page and "ready" in page
+
+
+def test_watch_page_loads_vendored_hls_js_and_the_master(
+    origin: OriginUnderTest, published: Published
+) -> None:
+    page = request(origin.url, f"/watch/{published.asset_id}").body.decode()
+    assert "/static/hls.min.js" in page and "/static/player.js" in page
+    assert f'data-master="/hls/{published.asset_id}/master.m3u8"' in page
+    assert 'id="quality"' in page and f"/hls/{published.asset_id}/thumbnails.vtt" in page
+    script = request(origin.url, "/static/hls.min.js")
+    assert script.status == 200 and len(script.body) > 100_000
+    assert script.body == (STATIC / "hls.min.js").read_bytes()
+
+
+def test_api_assets_is_the_list_as_json(origin: OriginUnderTest, published: Published) -> None:
+    reply = request(origin.url, "/api/assets")
+    assert reply.header("Content-Type").startswith("application/json")
+    assets = {a["id"]: a for a in json.loads(reply.body)["assets"]}
+    mine = assets[published.asset_id]
+    assert mine["status"] == "ready" and mine["duration"] == 8.0
+    assert mine["master"] == f"/hls/{published.asset_id}/master.m3u8"
+    assert {"360p", "180p"} <= {r["name"] for r in mine["renditions"]}
+    one = json.loads(request(origin.url, f"/api/assets/{published.asset_id}").body)
+    assert one["id"] == published.asset_id
+
+
+def test_healthz_and_metrics(origin: OriginUnderTest) -> None:
+    health = json.loads(request(origin.url, "/healthz").body)
+    assert health["ok"] is True
+    assert health["checks"] == {"backend": "ok", "catalog": "ok"}
+    metrics = request(origin.url, "/metrics").body.decode()
+    assert "nebula_origin_requests_total" in metrics and "nebula_origin_cache_bytes" in metrics
+
+
+def _nebula(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("NEBULA_")} | env
+    return subprocess.run(
+        [sys.executable, "-m", "nebula", *args],
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_cli_prints_a_signed_url_the_origin_accepts(
+    signed_origin: OriginUnderTest, published: Published
+) -> None:
+    env = published.env | {
+        "NEBULA_ORIGIN_SIGNING_KEY": SIGNING_KEY,
+        "NEBULA_ORIGIN_PUBLIC_URL": signed_origin.url,
+    }
+    done = _nebula(env, "assets", "url", published.asset_id, "--expires", "1h")
+    assert done.returncode == 0, done.stderr
+    url = done.stdout.strip()
+    parts = urlsplit(url)
+    assert url.startswith(f"{signed_origin.url}/hls/{published.asset_id}/master.m3u8?")
+    expires = int(parse_qs(parts.query)["exp"][0])
+    assert 3500 < expires - time.time() <= 3600
+    assert request(signed_origin.url, f"{parts.path}?{parts.query}").status == 200
+    watch = _nebula(env, "assets", "url", published.asset_id, "--watch", "--expires", "15m")
+    parts = urlsplit(watch.stdout.strip())
+    assert request(signed_origin.url, f"{parts.path}?{parts.query}").status == 200
+    unknown = _nebula(env, "assets", "url", "zzzzzzzzzzzz")
+    assert unknown.returncode == 2 and "no asset" in unknown.stderr
+    bad = _nebula(env, "assets", "url", published.asset_id, "--expires", "soon")
+    assert bad.returncode == 2
+
+
+def test_list_shows_jobs_in_progress_with_their_percentage(
+    origin: OriginUnderTest, published: Published
+) -> None:
+    from catalog import Catalog
+    from catalog.models import Asset, AssetStatus, Job, JobKind, JobStatus
+
+    catalog = Catalog(published.catalog_url)
+    with catalog.session() as session:
+        asset = Asset(bucket="media", key="busy/encoding.mov", status=AssetStatus.PROCESSING)
+        session.add(asset)
+        session.flush()
+        session.add(
+            Job(asset_id=asset.id, kind=JobKind.TRANSCODE, status=JobStatus.RUNNING, progress=63.0)
+        )
+        asset_id = asset.id
+    catalog.dispose()
+    page = request(origin.url, "/").body.decode()
+    card = page[page.index(f'data-id="{asset_id}"') :].split("</li>")[0]
+    assert "encoding.mov" in card and "processing 63%" in card
+    assert f"/watch/{asset_id}" not in card  # nothing to watch yet
+    listed = {a["id"]: a for a in json.loads(request(origin.url, "/api/assets").body)["assets"]}
+    assert listed[asset_id]["progress"] == 63.0 and listed[asset_id]["job_status"] == "running"

@@ -1,0 +1,114 @@
+"""Pure functions: name checks, token signing, playlist rewriting, cache eviction."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from pathlib import Path
+
+import pytest
+
+from nebula.cli.playback import parse_duration
+from origin.cache import SegmentCache
+from origin.ids import BadName, check_asset_id, check_ladder_path
+from origin.rewrite import sign_playlist, sign_vtt, with_query
+from origin.signing import PlaybackSigner, Refused
+
+
+@pytest.mark.parametrize(
+    "path", ["master.m3u8", "v12/720p/seg_00001.m4s", "v3/sprite.jpg", "v1/audio/init_0.mp4"]
+)
+def test_ladder_paths_accepted(path: str) -> None:
+    assert check_ladder_path(path) == path
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["", "../x", "a/../b", "a//b", "/etc/passwd", ".hidden", "a\\b", "a/b/c/d.m4s", "x\x00.m4s",
+     "seg.m4s?x", "%2e%2e"],
+)  # fmt: skip
+def test_ladder_paths_refused(path: str) -> None:
+    with pytest.raises(BadName):
+        check_ladder_path(path)
+
+
+@pytest.mark.parametrize("asset_id", ["..", "ABC", "a/b", "a", "x" * 40, "abc-def"])
+def test_asset_ids_refused(asset_id: str) -> None:
+    with pytest.raises(BadName):
+        check_asset_id(asset_id)
+
+
+def test_tokens_verify_and_refuse() -> None:
+    signer = PlaybackSigner("k")
+    query = signer.query("abcd1234", 2_000_000_000)
+    params = dict(p.split("=", 1) for p in query.split("&"))
+    assert signer.verify("abcd1234", params, now=1_900_000_000) == query
+    with pytest.raises(Refused, match="expired"):
+        signer.verify("abcd1234", params, now=2_000_000_001)
+    with pytest.raises(Refused, match="bad signature"):
+        signer.verify("abcd1235", params, now=0)
+    with pytest.raises(Refused):
+        signer.verify("abcd1234", {}, now=0)
+
+
+def test_playlist_rewrite_covers_uri_lines_and_attributes() -> None:
+    text = (
+        "#EXTM3U\n"
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",URI="audio/index.m3u8"\n'
+        '#EXT-X-MAP:URI="init_0.mp4"\n'
+        "#EXTINF:4,\nseg_1.m4s\n\nhttps://elsewhere.example/x.m4s\n"
+    )
+    out = sign_playlist(text, "exp=1&sig=s")
+    assert 'URI="audio/index.m3u8?exp=1&sig=s"' in out
+    assert 'URI="init_0.mp4?exp=1&sig=s"' in out
+    assert "\nseg_1.m4s?exp=1&sig=s\n" in out
+    assert "https://elsewhere.example/x.m4s\n" in out
+    assert with_query("a.m4s?x=1", "q") == "a.m4s?x=1&q"
+
+
+def test_vtt_rewrite_keeps_the_fragment_last() -> None:
+    vtt = "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nv1/sprite.jpg#xywh=0,0,160,90\n"
+    assert "v1/sprite.jpg?q#xywh=0,0,160,90" in sign_vtt(vtt, "q")
+
+
+def test_durations() -> None:
+    assert parse_duration("1h") == 3600 and parse_duration("90") == 90
+    assert parse_duration("15m") == 900 and parse_duration("7d") == 7 * 86400
+
+
+def test_cache_evicts_least_recently_used(tmp_path: Path) -> None:
+    async def fetch(key: str, file: io.BufferedWriter) -> float:  # type: ignore[override]
+        file.write(b"x" * 400)
+        return 1_700_000_000.0
+
+    async def scenario() -> SegmentCache:
+        cache = SegmentCache(tmp_path, 1000, fetch)  # type: ignore[arg-type]
+        cache.reset()
+        await cache.get("a")
+        await cache.get("b")
+        await cache.get("a")  # a is now the most recent
+        await cache.get("c")  # over the cap: b goes
+        return cache
+
+    cache = asyncio.run(scenario())
+    assert cache.total_bytes == 800 and cache.evictions == 1
+    assert set(cache._entries) == {"a", "c"}
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "immutable"),
+    [
+        ("master.m3u8", "application/vnd.apple.mpegurl", False),
+        ("v1/720p/seg_00001.ts", "video/mp2t", True),
+        ("v1/720p/seg_00001.m4s", "video/mp4", True),
+        ("v1/720p/init_0.mp4", "video/mp4", True),
+        ("poster.jpg", "image/jpeg", False),
+        ("thumbnails.vtt", "text/vtt", False),
+    ],
+)
+def test_content_types_and_lifetimes(name: str, kind: str, immutable: bool) -> None:
+    from origin import content
+
+    assert content.content_type(name) == kind
+    assert ("immutable" in content.cache_control(name, signed=False)) is immutable
+    assert content.cache_control(name, signed=True).startswith("private")

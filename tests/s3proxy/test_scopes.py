@@ -1,0 +1,76 @@
+"""Authorization: per-bucket scopes, CopyObject needs read on its source, admin-only calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.s3proxy.conftest import ProxyUnderTest
+from tests.s3proxy.signing import s3_client
+
+
+def denied(call: Any, **kwargs: Any) -> None:
+    with pytest.raises(ClientError) as caught:
+        call(**kwargs)
+    assert caught.value.response["Error"]["Code"] in ("AccessDenied", "403")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def objects(proxy: ProxyUnderTest) -> None:
+    admin = s3_client(proxy.endpoint, proxy.admin)
+    admin.put_object(Bucket="media", Key="scopes/in-media.txt", Body=b"m")
+    admin.put_object(Bucket="hls", Key="scopes/in-hls.txt", Body=b"h")
+
+
+def test_read_only_key_reads_but_cannot_write(proxy: ProxyUnderTest) -> None:
+    s3 = s3_client(proxy.endpoint, proxy.make_key({"media": "r"}, "reader"))
+    assert s3.get_object(Bucket="media", Key="scopes/in-media.txt")["Body"].read() == b"m"
+    assert s3.list_objects_v2(Bucket="media", Prefix="scopes/")["KeyCount"] >= 1
+    denied(s3.put_object, Bucket="media", Key="scopes/new.txt", Body=b"x")
+    denied(s3.delete_object, Bucket="media", Key="scopes/in-media.txt")
+    denied(s3.create_multipart_upload, Bucket="media", Key="scopes/mp.bin")
+
+
+def test_scoped_key_is_refused_on_another_bucket(proxy: ProxyUnderTest) -> None:
+    s3 = s3_client(proxy.endpoint, proxy.make_key({"media": "rw"}, "phone"))
+    s3.put_object(Bucket="media", Key="scopes/phone.txt", Body=b"p")
+    denied(s3.get_object, Bucket="hls", Key="scopes/in-hls.txt")
+    denied(s3.list_objects_v2, Bucket="hls")
+    denied(s3.put_object, Bucket="hls", Key="scopes/x.txt", Body=b"x")
+
+
+def test_copy_needs_read_on_the_source(proxy: ProxyUnderTest) -> None:
+    source = {"Bucket": "hls", "Key": "scopes/in-hls.txt"}
+    writer = s3_client(proxy.endpoint, proxy.make_key({"media": "rw"}, "writer"))
+    denied(writer.copy_object, Bucket="media", Key="scopes/copied.txt", CopySource=source)
+    upload = writer.create_multipart_upload(Bucket="media", Key="scopes/mp.bin")["UploadId"]
+    denied(
+        writer.upload_part_copy,
+        Bucket="media",
+        Key="scopes/mp.bin",
+        UploadId=upload,
+        PartNumber=1,
+        CopySource=source,
+    )
+    writer.abort_multipart_upload(Bucket="media", Key="scopes/mp.bin", UploadId=upload)
+
+    both = s3_client(proxy.endpoint, proxy.make_key({"media": "rw", "hls": "r"}, "copier"))
+    both.copy_object(Bucket="media", Key="scopes/copied.txt", CopySource=source)
+    assert both.get_object(Bucket="media", Key="scopes/copied.txt")["Body"].read() == b"h"
+
+
+def test_only_admin_scope_creates_buckets(proxy: ProxyUnderTest) -> None:
+    writer = s3_client(proxy.endpoint, proxy.make_key({"*": "rw"}, "wide"))
+    denied(writer.create_bucket, Bucket="not-by-writers")
+    owner = s3_client(proxy.endpoint, proxy.make_key({"owned-bucket": "admin"}, "owner"))
+    owner.create_bucket(Bucket="owned-bucket")
+    owner.delete_bucket(Bucket="owned-bucket")
+
+
+def test_key_with_no_scope_cannot_list_buckets(proxy: ProxyUnderTest) -> None:
+    denied(s3_client(proxy.endpoint, proxy.make_key({}, "empty")).list_buckets)
+    assert s3_client(proxy.endpoint, proxy.make_key({"media": "r"}, "some")).list_buckets()[
+        "Buckets"
+    ]

@@ -1,0 +1,44 @@
+"""Hardware detection against the real ffmpeg: no GPU here, so auto must fall back."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from transcoder import hwaccel
+
+
+def test_auto_falls_back_without_a_device(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        choice = hwaccel.detect("auto", "/dev/dri/no-such-render-node")
+    assert choice.mode == "none"
+    assert "no device" in choice.reasons["qsv"] and "no device" in choice.reasons["vaapi"]
+    assert "using software encoding (libx264)" in caplog.text
+
+
+def test_auto_falls_back_when_ffmpeg_cannot_open_the_device() -> None:
+    # /dev/null exists and is writable: the real ffmpeg gets to try, and fails.
+    choice = hwaccel.detect("auto", "/dev/null", timeout=30)
+    assert choice.mode == "none"
+    assert choice.reasons["qsv"].startswith("test encode failed:")
+    assert choice.reasons["vaapi"].startswith("test encode failed:")
+
+
+def test_explicit_qsv_also_falls_back_with_its_reason() -> None:
+    choice = hwaccel.detect("qsv", "/dev/null", timeout=30)
+    assert choice.mode == "none" and set(choice.reasons) == {"qsv"}
+
+
+def test_none_never_probes() -> None:
+    assert hwaccel.detect("none", "/dev/null").mode == "none"
+
+
+def test_probe_commands() -> None:
+    assert hwaccel.probe_argv("qsv", "/dev/dri/renderD128")[5:9] == [
+        "-init_hw_device",
+        "qsv=hw:/dev/dri/renderD128",
+        "-filter_hw_device",
+        "hw",
+    ]
+    assert "h264_vaapi" in hwaccel.probe_argv("vaapi", "/dev/dri/renderD128")

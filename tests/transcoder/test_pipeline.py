@@ -1,0 +1,181 @@
+"""The software path for real: source in SeaweedFS -> job -> published ladder, checked with ffprobe."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from catalog import Asset, AssetStatus, Job, JobStatus
+from nebula.s3 import backend_client
+from tests.transcoder.conftest import Env, ffprobe
+from transcoder.pipeline import transcode_asset
+from transcoder.playlist import read_media_playlist
+from transcoder.samples import make_source
+from transcoder.work import run_job
+
+
+def stream_infs(master: str) -> list[tuple[dict[str, str], str]]:
+    lines = master.splitlines()
+    found = []
+    for index, line in enumerate(lines):
+        if line.startswith("#EXT-X-STREAM-INF:"):
+            attributes = dict(re.findall(r'([A-Z-]+)=("[^"]*"|[^,]*)', line.split(":", 1)[1]))
+            found.append(({k: v.strip('"') for k, v in attributes.items()}, lines[index + 1]))
+    return found
+
+
+def keyframe_times(playlist: Path) -> list[float]:
+    frames = ffprobe(
+        playlist,
+        "-select_streams",
+        "v:0",
+        "-skip_frame",
+        "nokey",
+        "-show_entries",
+        "frame=pts_time",
+    )["frames"]
+    return [round(float(f["pts_time"]), 2) for f in frames]
+
+
+def test_software_ladder_end_to_end(make_env, tmp_path: Path) -> None:
+    env: Env = make_env()
+    source = make_source(tmp_path / "clip.mp4", seconds=9, size="640x360", rate=15)
+    asset_id, job_id = env.upload(source)
+
+    assert run_job(env.settings, env.catalog, job_id) == "done"
+
+    with env.catalog.session() as session:
+        job, asset = session.get(Job, job_id), session.get(Asset, asset_id)
+        assert job.status == JobStatus.DONE and job.progress == 100.0 and job.attempts == 1
+        assert asset.status == AssetStatus.READY and abs(asset.duration - 9.0) < 0.1
+        assert asset.probe["width"] == 640 and asset.probe["has_audio"]
+        names = [r.name for r in asset.renditions]
+    assert names == ["360p", "240p", "144p", "audio"]
+
+    ladder = env.download_ladder(asset_id, tmp_path / "hls")
+    master = (ladder / "master.m3u8").read_text()
+    variants = stream_infs(master)
+    assert [v[1] for v in variants] == [
+        f"v{job_id}/{n}/index.m3u8" for n in ("360p", "240p", "144p")
+    ]
+    assert f'URI="v{job_id}/audio/index.m3u8"' in master
+    keyframes = []
+    for attributes, uri in variants:
+        assert set(attributes) >= {
+            "BANDWIDTH",
+            "AVERAGE-BANDWIDTH",
+            "RESOLUTION",
+            "CODECS",
+            "FRAME-RATE",
+        }
+        assert int(attributes["BANDWIDTH"]) >= int(attributes["AVERAGE-BANDWIDTH"]) > 0
+        assert attributes["FRAME-RATE"] == "15.000"
+        playlist = ladder / uri
+        video = ffprobe(playlist, "-show_streams", "-select_streams", "v:0")["streams"][0]
+        assert video["codec_name"] == "h264" and video["profile"] == "High"
+        assert attributes["RESOLUTION"] == f"{video['width']}x{video['height']}"
+        assert attributes["CODECS"] == f"avc1.6400{video['level']:02x},mp4a.40.2"
+        assert abs(read_media_playlist(playlist).duration - 9.0) < 1.0
+        keyframes.append(keyframe_times(playlist))
+    # Same keyframes in every rung, one at every 4 s segment boundary.
+    assert keyframes[0] == keyframes[1] == keyframes[2]
+    start = keyframes[0][0]  # fMP4 starts at the encoder delay, not 0
+    assert {4.0, 8.0} <= {round(t - start, 2) for t in keyframes[0]}
+
+    audio = ffprobe(ladder / f"v{job_id}/audio/index.m3u8", "-show_streams")["streams"][0]
+    assert (audio["codec_name"], audio["profile"], audio["sample_rate"], audio["channels"]) == (
+        "aac",
+        "LC",
+        "48000",
+        2,
+    )
+    poster = ffprobe(ladder / "poster.jpg", "-show_streams")["streams"][0]
+    assert poster["codec_name"] == "mjpeg" and poster["width"] == 640
+    vtt = (ladder / "thumbnails.vtt").read_text()
+    assert vtt.startswith("WEBVTT") and f"v{job_id}/sprite.jpg#xywh=0,0,160,90" in vtt
+    assert (ladder / f"v{job_id}" / "sprite.jpg").stat().st_size > 0
+    # The ladder plays as a whole: every variant and the audio group decode.
+    assert ffprobe(ladder / "master.m3u8", "-show_programs")["programs"]
+
+
+def test_retranscode_replaces_the_old_version(make_env, tmp_path: Path) -> None:
+    env: Env = make_env(ladder="144:150")
+    asset_id, first_job = env.upload(make_source(tmp_path / "a.mp4", seconds=2))
+    assert run_job(env.settings, env.catalog, first_job) == "done"
+    _, second_job = env.upload(make_source(tmp_path / "a.mp4", seconds=3))  # same key again
+    assert run_job(env.settings, env.catalog, second_job) == "done"
+    keys = env.hls_keys(asset_id)
+    assert not any(f"/v{first_job}/" in key for key in keys)
+    assert any(f"/v{second_job}/" in key for key in keys)
+    master = (
+        backend_client(env.settings)
+        .get_object(Bucket=env.settings.hls_bucket, Key=f"{asset_id}/master.m3u8")["Body"]
+        .read()
+        .decode()
+    )
+    assert f"v{second_job}/" in master and f"v{first_job}/" not in master
+
+
+def test_ts_segments(make_env, tmp_path: Path) -> None:
+    env: Env = make_env(hls_segment_type="ts", ladder="240:300")
+    asset_id, job_id = env.upload(make_source(tmp_path / "a.mp4", seconds=2))
+    assert run_job(env.settings, env.catalog, job_id) == "done"
+    keys = env.hls_keys(asset_id)
+    assert any(k.endswith(".ts") for k in keys) and not any(k.endswith(".m4s") for k in keys)
+    with env.catalog.session() as session:
+        codecs = {r.name: r.codecs for r in session.get(Asset, asset_id).renditions}
+    assert codecs["240p"].startswith("avc1.64") and codecs["audio"] == "mp4a.40.2"
+
+
+def test_transcode_asset_without_a_queue(make_env, tmp_path: Path) -> None:
+    """The entry point the origin tests use."""
+    env: Env = make_env(ladder="240:300")
+    asset_id, _ = env.upload(make_source(tmp_path / "a.mp4", seconds=2))
+    built = transcode_asset(env.settings, env.catalog, asset_id)
+    assert f"{asset_id}/master.m3u8" in env.hls_keys(asset_id)
+    assert [r.name for r in built.renditions] == ["240p", "audio"]
+    with env.catalog.session() as session:
+        assert session.get(Asset, asset_id).status == AssetStatus.READY
+
+
+def test_storage_down_is_retried_not_failed(make_env, tmp_path: Path) -> None:
+    """Not the source's fault: back to the queue (via the outbox) until out of attempts."""
+    env: Env = make_env(ladder="144:150", job_max_attempts=2)
+    asset_id, job_id = env.upload(make_source(tmp_path / "a.mp4", seconds=1))
+    down = env.settings.model_copy(update={"backend_url": "http://127.0.0.1:9"})  # nothing listens
+
+    assert run_job(down, env.catalog, job_id) == "retry"
+    with env.catalog.session() as session:
+        job = session.get(Job, job_id)
+        assert (job.status, job.attempts) == (JobStatus.QUEUED, 1)
+        assert "EndpointConnectionError" in (job.error or "")
+        assert session.get(Asset, asset_id).status == AssetStatus.QUEUED
+
+    assert run_job(down, env.catalog, job_id) == "retry"
+    with env.catalog.session() as session:
+        job = session.get(Job, job_id)
+        assert job.status == JobStatus.FAILED and "gave up after 2 attempts" in (job.error or "")
+    assert run_job(env.settings, env.catalog, job_id) == "not claimable"
+
+
+def test_cancel_after_ffmpeg_before_the_master_publishes_nothing(
+    make_env, tmp_path: Path, monkeypatch
+) -> None:
+    """A cancel that lands after ffmpeg is done but before the master switch (inside the
+    heartbeat's interval, where only the catalog knows) leaves no ladder and no ready asset."""
+    from transcoder import jobs, publish
+
+    env: Env = make_env(ladder="144:150", job_lease_seconds=600)
+    asset_id, job_id = env.upload(make_source(tmp_path / "a.mp4", seconds=2))
+    upload_version = publish._upload_version
+
+    def upload_then_cancel(*args, **kwargs) -> None:
+        upload_version(*args, **kwargs)
+        assert jobs.cancel(env.catalog, job_id)
+
+    monkeypatch.setattr(publish, "_upload_version", upload_then_cancel)
+    assert run_job(env.settings, env.catalog, job_id) == "lease lost"
+    assert env.hls_keys(asset_id) == []
+    with env.catalog.session() as session:
+        assert session.get(Job, job_id).status == JobStatus.CANCELLED
+        assert session.get(Asset, asset_id).status != AssetStatus.READY

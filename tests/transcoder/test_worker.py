@@ -1,0 +1,195 @@
+"""Real workers (subprocesses) on a real queue: Redis end to end, SIGKILL, SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from catalog import Asset, AssetStatus, Job, JobStatus
+from tests.services import alive
+from tests.transcoder.conftest import Env
+from transcoder.outbox import relay_pending
+from transcoder.queue import make_huey
+from transcoder.samples import make_source
+
+# Long enough to be caught mid-transcode, for several heartbeats, even on a fast machine
+# (a cancel that lands after ffmpeg is done is covered in test_pipeline).
+SLOW_LADDER = "360:500,240:300,144:150"
+SLOW_SECONDS = 40
+
+
+class Workers:
+    def __init__(self, env: Env, log_dir: Path) -> None:
+        self.env, self.log_dir = env, log_dir
+        self.processes: list[subprocess.Popen[bytes]] = []
+
+    def start(self, argv: list[str] | None = None) -> subprocess.Popen[bytes]:
+        argv = argv or [sys.executable, "-m", "nebula", "worker"]
+        log = open(self.log_dir / f"worker{len(self.processes)}.log", "ab")  # noqa: SIM115
+        process = subprocess.Popen(
+            argv,
+            env=self.env.env_vars(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=self.log_dir,
+        )
+        self.processes.append(process)
+        return process
+
+    def logs(self) -> str:
+        return "\n".join(
+            p.read_text(errors="replace") for p in sorted(self.log_dir.glob("worker*.log"))
+        )
+
+    def stop_all(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Callable[[Env], Workers]]:
+    made: list[Workers] = []
+
+    def make(env: Env) -> Workers:
+        made.append(Workers(env, tmp_path))
+        return made[-1]
+
+    yield make
+    for w in made:
+        w.stop_all()
+
+
+def wait_for(
+    predicate: Callable[[], bool], what: str, timeout: float, logs: Callable[[], str]
+) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}\n{logs()[-4000:]}")
+        time.sleep(0.3)
+
+
+def job(env: Env, job_id: int) -> Job:
+    with env.catalog.session() as session:
+        row = session.get(Job, job_id)
+        assert row is not None
+        return row
+
+
+def transcoding(env: Env, job_id: int, worker: subprocess.Popen[bytes]) -> bool:
+    """The job is claimed and the worker's ffmpeg (not ffprobe) is running."""
+    return job(env, job_id).status == JobStatus.RUNNING and bool(_ffmpegs(worker.pid))
+
+
+def test_redis_queue_end_to_end(
+    make_env, redis_url: str, workers, tasks_module, tmp_path: Path
+) -> None:
+    env: Env = make_env(queue_url=redis_url, ladder="240:300")
+    asset_id, job_id = env.upload(make_source(tmp_path / "a.mp4", seconds=2))
+    queue = make_huey(env.settings)
+    assert relay_pending(env.catalog, queue=queue) == 1
+    assert queue.pending_count() == 1
+    pool = workers(env)
+    pool.start()
+    wait_for(lambda: job(env, job_id).status == JobStatus.DONE, "the job", 120, pool.logs)
+    with env.catalog.session() as session:
+        assert session.get(Asset, asset_id).status == AssetStatus.READY
+    assert f"{asset_id}/master.m3u8" in env.hls_keys(asset_id)
+    assert queue.pending_count() == 0
+
+
+def test_killed_worker_lease_expires_and_the_job_is_done_by_another(
+    make_env, redis_url: str, workers, tasks_module, tmp_path: Path
+) -> None:
+    env: Env = make_env(
+        queue_url=redis_url, ladder=SLOW_LADDER, job_lease_seconds=10, reconcile_seconds=5
+    )
+    asset_id, job_id = env.upload(
+        make_source(tmp_path / "a.mp4", seconds=SLOW_SECONDS, size="640x360")
+    )
+    relay_pending(env.catalog, queue=make_huey(env.settings))
+    pool = workers(env)
+    first = pool.start()
+    wait_for(lambda: transcoding(env, job_id, first), "a running ffmpeg", 120, pool.logs)
+    ffmpegs = _ffmpegs(first.pid)
+    os.killpg(first.pid, signal.SIGKILL)  # the worker and its ffmpeg, without warning
+    first.wait()
+    assert job(env, job_id).status == JobStatus.RUNNING  # nobody told the catalog
+    wait_for(lambda: not any(alive(p) for p in ffmpegs), "ffmpeg to die", 10, pool.logs)
+
+    pool.start()  # its reconcile reaps the expired lease and the job is enqueued again
+    wait_for(lambda: job(env, job_id).status == JobStatus.DONE, "the job", 180, pool.logs)
+    row = job(env, job_id)
+    assert row.attempts == 2
+    assert "reaped jobs with expired leases" in pool.logs()
+    assert f"{asset_id}/master.m3u8" in env.hls_keys(asset_id)
+
+
+def test_sigterm_requeues_the_job_and_huey_consumer_finishes_it(
+    make_env, workers, tasks_module, tmp_path: Path
+) -> None:
+    env: Env = make_env(ladder=SLOW_LADDER, job_lease_seconds=10)  # SqliteHuey queue
+    asset_id, job_id = env.upload(
+        make_source(tmp_path / "a.mp4", seconds=SLOW_SECONDS, size="640x360")
+    )
+    relay_pending(env.catalog, queue=make_huey(env.settings))
+    pool = workers(env)
+    first = pool.start()
+    wait_for(lambda: transcoding(env, job_id, first), "a running ffmpeg", 120, pool.logs)
+    ffmpegs = _ffmpegs(first.pid)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=20) == 0
+    row = job(env, job_id)
+    assert (row.status, row.attempts, row.lease_owner) == (JobStatus.QUEUED, 0, None)
+    assert not any(alive(p) for p in ffmpegs)
+    assert env.hls_keys(asset_id) == []  # nothing half-published
+
+    consumer = str(Path(sys.executable).with_name("huey_consumer"))
+    pool.start([consumer, "transcoder.tasks.huey", "-w", "1"])  # the job came back to the queue
+    wait_for(lambda: job(env, job_id).status == JobStatus.DONE, "the job", 180, pool.logs)
+    assert job(env, job_id).attempts == 1
+    assert f"{asset_id}/master.m3u8" in env.hls_keys(asset_id)
+
+
+def test_cancelled_while_running_publishes_nothing(
+    make_env, workers, tasks_module, tmp_path: Path
+) -> None:
+    from transcoder import jobs
+
+    env: Env = make_env(ladder=SLOW_LADDER, job_lease_seconds=10)
+    asset_id, job_id = env.upload(
+        make_source(tmp_path / "a.mp4", seconds=SLOW_SECONDS, size="640x360")
+    )
+    relay_pending(env.catalog, queue=make_huey(env.settings))
+    pool = workers(env)
+    worker = pool.start()
+    wait_for(lambda: transcoding(env, job_id, worker), "a running ffmpeg", 120, pool.logs)
+    ffmpegs = _ffmpegs(worker.pid)
+    assert jobs.cancel(env.catalog, job_id)
+    wait_for(lambda: not any(alive(p) for p in ffmpegs), "ffmpeg to be stopped", 30, pool.logs)
+    assert "lease lost" in pool.logs()
+    assert job(env, job_id).status == JobStatus.CANCELLED
+    assert env.hls_keys(asset_id) == []
+
+
+def _ffmpegs(pid: int) -> set[int]:
+    from tests.services import descendants
+
+    return {p for p in descendants(pid) if "-progress" in _cmdline(p)}
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""

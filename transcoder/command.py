@@ -1,0 +1,206 @@
+"""The ONE ffmpeg process of a job, built with ffmpeg-python: decode once, split, scale
+per rung, encode H.264 High + AAC, write HLS VOD (fMP4/CMAF or TS).
+
+Keyframes are aligned across renditions on segment boundaries: every rung gets the same
+fixed GOP (frame rate x segment length) and, for libx264, ``-force_key_frames`` at each
+boundary with scene-cut keyframes off, so every segment of every rung starts with an IDR
+at the same presentation time and players can switch at any boundary.
+
+Three back-ends: ``none`` (libx264, the real path in CI), ``qsv`` (full hardware decode,
+``vpp_qsv`` scaling, ``h264_qsv``) and ``vaapi`` (``scale_vaapi``, ``h264_vaapi``). The
+hardware graphs are tested as golden argv lists: no Intel GPU exists in CI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ffmpeg
+
+from transcoder.ladder import Rung
+from transcoder.probe import SourceInfo
+
+X264_PRESET = "veryfast"  # the speed/size balance a NUC sustains for 1080p in real time
+AUDIO_KBPS = 128
+MAX_FPS = 60.0
+QSV_DECODERS = {
+    "h264": "h264_qsv",
+    "hevc": "hevc_qsv",
+    "vp9": "vp9_qsv",
+    "av1": "av1_qsv",
+    "mpeg2video": "mpeg2_qsv",
+}
+# Reading the source over HTTP: ride out a backend hiccup instead of failing the job.
+HTTP_INPUT = {"reconnect": 1, "reconnect_on_network_error": 1, "reconnect_delay_max": 5}
+GLOBAL_ARGS = ["-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-nostats"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything that decides the ffmpeg command; nothing else goes into it."""
+
+    source: str  # presigned URL or local path
+    info: SourceInfo
+    rungs: list[Rung]
+    out_dir: Path
+    segment_seconds: int = 4
+    segment_type: str = "fmp4"
+    hwaccel: str = "none"
+    device: str = "/dev/dri/renderD128"
+
+    @property
+    def fps(self) -> float:
+        """The constant output frame rate (VFR sources become CFR at their average rate)."""
+        rate = self.info.fps if 0 < self.info.fps <= MAX_FPS else min(self.info.fps, MAX_FPS)
+        return round(rate or 25.0, 3)
+
+    @property
+    def gop(self) -> int:
+        return max(1, round(self.fps * self.segment_seconds))
+
+    @property
+    def segment_ext(self) -> str:
+        return "m4s" if self.segment_type == "fmp4" else "ts"
+
+    @property
+    def rendition_names(self) -> list[str]:
+        names = ["audio"] if self.info.has_audio else []
+        return names + [rung.name for rung in self.rungs]
+
+
+def build_argv(plan: Plan, progress: bool = True) -> list[str]:
+    """The ffmpeg argv for ``plan`` (``-progress pipe:1`` first when ``progress``)."""
+    source = ffmpeg.input(plan.source, **_input_options(plan))
+    streams: list[Any] = []
+    if plan.info.has_audio:
+        streams.append(source["a:0"])
+    if plan.info.has_video and plan.rungs:
+        streams.extend(_video_streams(plan, source))
+    output = ffmpeg.output(
+        *streams, str(plan.out_dir / "%v" / "index.m3u8"), **_output_options(plan)
+    )
+    argv = list(output.compile(cmd="ffmpeg"))
+    extra = ["-progress", "pipe:1"] if progress else []
+    return [argv[0], *GLOBAL_ARGS, *extra, *argv[1:]]
+
+
+# ----- input ------------------------------------------------------------------------------
+
+
+def _input_options(plan: Plan) -> dict[str, Any]:
+    options: dict[str, Any] = dict(HTTP_INPUT) if plan.source.startswith("http") else {}
+    if plan.hwaccel == "qsv":
+        options.update(hwaccel="qsv", hwaccel_output_format="qsv", qsv_device=plan.device)
+        decoder = QSV_DECODERS.get(plan.info.video_codec or "")
+        if decoder:
+            options["c:v"] = decoder
+    elif plan.hwaccel == "vaapi":
+        options.update(hwaccel="vaapi", hwaccel_output_format="vaapi", hwaccel_device=plan.device)
+    return options
+
+
+# ----- video graph ------------------------------------------------------------------------
+
+
+def _video_streams(plan: Plan, source: Any) -> list[Any]:
+    video = source["v:0"]
+    if plan.hwaccel == "qsv":
+        video = video.filter("vpp_qsv", framerate=plan.fps)
+    elif plan.hwaccel == "vaapi":
+        video = video.filter("fps", fps=plan.fps)
+    else:
+        video = _software_prepare(plan, video)
+    branches = video.filter_multi_output("split", len(plan.rungs))
+    return [_scale(plan, branches[i], rung) for i, rung in enumerate(plan.rungs)]
+
+
+def _software_prepare(plan: Plan, video: Any) -> Any:
+    if plan.info.hdr:
+        video = tonemap_to_sdr(video)
+    # The fps filter turns VFR into CFR (duplicating/dropping frames), so a fixed GOP in
+    # frames is also a fixed duration and keyframes line up across rungs.
+    return video.filter("fps", fps=plan.fps).filter("format", "yuv420p")
+
+
+def tonemap_to_sdr(video: Any) -> Any:
+    """HDR10 (PQ) or HLG -> SDR BT.709 with zscale + tonemap (hable, no desaturation)."""
+    return (
+        video.filter("zscale", t="linear", npl=100)
+        .filter("format", "gbrpf32le")
+        .filter("zscale", p="bt709")
+        .filter("tonemap", tonemap="hable", desat=0)
+        .filter("zscale", t="bt709", m="bt709", r="tv")
+    )
+
+
+def _scale(plan: Plan, branch: Any, rung: Rung) -> Any:
+    if plan.hwaccel == "qsv":
+        return branch.filter("vpp_qsv", w=rung.width, h=rung.height, format="nv12")
+    if plan.hwaccel == "vaapi":
+        return branch.filter("scale_vaapi", w=rung.width, h=rung.height, format="nv12")
+    return branch.filter("scale", rung.width, rung.height).filter("setsar", "1")
+
+
+# ----- output -----------------------------------------------------------------------------
+
+
+def _output_options(plan: Plan) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if plan.info.has_audio:
+        options.update({"c:a": "aac", "b:a": f"{AUDIO_KBPS}k", "ar": 48000, "ac": 2})
+    if plan.info.has_video and plan.rungs:
+        options.update(_encoder_options(plan))
+        for index, rung in enumerate(plan.rungs):
+            options.update(_rate_options(index, rung))
+    options.update(_hls_options(plan))
+    return options
+
+
+def _encoder_options(plan: Plan) -> dict[str, Any]:
+    gop = {"g": plan.gop, "keyint_min": plan.gop}
+    if plan.hwaccel == "qsv":
+        return {"c:v": "h264_qsv", "profile:v": "high", "bf": 3, "look_ahead": 0, **gop}
+    if plan.hwaccel == "vaapi":
+        return {"c:v": "h264_vaapi", "profile:v": "high", "rc_mode": "VBR", **gop}
+    return {
+        "c:v": "libx264",
+        "profile:v": "high",
+        "preset": X264_PRESET,
+        "sc_threshold": 0,
+        "force_key_frames": f"expr:gte(t,n_forced*{plan.segment_seconds})",
+        **gop,
+    }
+
+
+def _rate_options(index: int, rung: Rung) -> dict[str, Any]:
+    # Capped VBR: peaks stay near the nominal rate so BANDWIDTH stays honest.
+    kbps = rung.video_kbps
+    return {
+        f"b:v:{index}": f"{kbps}k",
+        f"maxrate:v:{index}": f"{int(kbps * 1.1)}k",
+        f"bufsize:v:{index}": f"{kbps * 2}k",
+    }
+
+
+def _hls_options(plan: Plan) -> dict[str, Any]:
+    streams = []
+    if plan.info.has_audio:
+        group = ",agroup:aud" if plan.rungs and plan.info.has_video else ""
+        streams.append(f"a:0{group},name:audio")
+    if plan.info.has_video:
+        group = ",agroup:aud" if plan.info.has_audio else ""
+        streams.extend(f"v:{i}{group},name:{rung.name}" for i, rung in enumerate(plan.rungs))
+    options: dict[str, Any] = {
+        "f": "hls",
+        "hls_time": plan.segment_seconds,
+        "hls_playlist_type": "vod",
+        "hls_flags": "independent_segments",
+        "hls_segment_type": "fmp4" if plan.segment_type == "fmp4" else "mpegts",
+        "hls_segment_filename": str(plan.out_dir / "%v" / f"seg_%05d.{plan.segment_ext}"),
+        "var_stream_map": " ".join(streams),
+    }
+    if plan.segment_type == "fmp4":
+        options["hls_fmp4_init_filename"] = "init.mp4"
+    return options

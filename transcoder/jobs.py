@@ -1,0 +1,231 @@
+"""The job row is the truth: claiming with a lease, heartbeats, finishing, re-queueing.
+
+Huey removes a task from the queue when a worker takes it, so a killed worker would lose
+it; instead the worker holds a lease (owner + expiry) on the job row and renews it while
+ffmpeg runs. Every state change is one conditional UPDATE (``WHERE lease_owner = me AND
+status = 'running'``), atomic on PostgreSQL and SQLite alike: a worker whose lease was
+taken away (reaped, cancelled, superseded) finds 0 rows updated and publishes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from catalog import Asset, AssetStatus, Catalog, Job, JobKind, JobStatus, OutboxEvent
+from catalog.assets import TOPIC_REMOVE, TOPIC_TRANSCODE
+from catalog.models import utcnow
+
+log = logging.getLogger("nebula.transcoder.jobs")
+
+OPEN = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+def new_owner() -> str:
+    """A lease owner unique to one claim: host, pid, and a random tag."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Claim:
+    job_id: int
+    asset_id: str
+    kind: JobKind
+    owner: str
+    attempt: int
+
+
+def claim(
+    catalog: Catalog, job_id: int, owner: str, lease_seconds: int, max_attempts: int
+) -> Claim | None:
+    """Take job ``job_id`` if it is queued (or its lease expired); None if not ours to run."""
+    now = utcnow()
+    claimable = or_(
+        Job.status == JobStatus.QUEUED,
+        and_(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now),
+    )
+    with catalog.session() as session:
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, claimable, Job.attempts < max_attempts)
+            .values(
+                status=JobStatus.RUNNING,
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                attempts=Job.attempts + 1,
+                started_at=now,
+                progress=0.0,
+                error=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        job = session.get(Job, job_id)
+        assert job is not None
+        if job.kind == JobKind.TRANSCODE:
+            _set_asset(session, job.asset_id, AssetStatus.PROCESSING, None)
+        return Claim(job.id, job.asset_id, job.kind, owner, job.attempts)
+
+
+def renew(
+    catalog: Catalog,
+    claim_: Claim,
+    lease_seconds: int,
+    progress: float | None = None,
+    fps: float | None = None,
+    speed: float | None = None,
+) -> bool:
+    """Extend the lease (and record progress); False when the job is no longer ours."""
+    values: dict[str, object] = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
+    if progress is not None:
+        values.update(progress=round(progress, 2), fps=fps, speed=speed)
+    with catalog.session() as session:
+        result = session.execute(
+            update(Job)
+            .where(_held(claim_))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def still_held(catalog: Catalog, claim_: Claim) -> bool:
+    with catalog.session() as session:
+        return session.scalar(select(Job.id).where(_held(claim_))) is not None
+
+
+def _held(claim_: Claim) -> ColumnElement[bool]:
+    return and_(
+        Job.id == claim_.job_id,
+        Job.status == JobStatus.RUNNING,
+        Job.lease_owner == claim_.owner,
+    )
+
+
+def _set_asset(session: Session, asset_id: str, status: AssetStatus, error: str | None) -> None:
+    asset = session.get(Asset, asset_id)
+    if asset is not None and asset.status != AssetStatus.DELETED:
+        asset.status, asset.error = status, error
+
+
+def close_held(session: Session, claim_: Claim, status: JobStatus, error: str | None) -> Job | None:
+    job = session.scalars(select(Job).where(_held(claim_)).with_for_update()).first()
+    if job is None:
+        return None
+    job.status, job.error = status, error
+    job.lease_owner, job.lease_expires_at = None, None
+    job.finished_at = utcnow()
+    if status == JobStatus.DONE:
+        job.progress = 100.0
+    return job
+
+
+def fail(catalog: Catalog, claim_: Claim, reason: str) -> bool:
+    """End the job ``failed`` with a one-line reason; no retry (the source is at fault)."""
+    with catalog.session() as session:
+        job = close_held(session, claim_, JobStatus.FAILED, reason)
+        if job is None:
+            return False
+        if job.kind == JobKind.TRANSCODE:
+            _set_asset(session, job.asset_id, AssetStatus.FAILED, reason)
+    log.warning("job %d failed: %s", claim_.job_id, reason)
+    return True
+
+
+def retry_later(catalog: Catalog, claim_: Claim, reason: str, max_attempts: int) -> bool:
+    """A transient failure: back to the queue (through the outbox), or failed when out of attempts."""
+    if claim_.attempt >= max_attempts:
+        return fail(catalog, claim_, f"gave up after {claim_.attempt} attempts: {reason}")
+    with catalog.session() as session:
+        job = session.scalars(select(Job).where(_held(claim_)).with_for_update()).first()
+        if job is None:
+            return False
+        _back_to_queue(session, job, reason)
+    return True
+
+
+def requeue_interrupted(catalog: Catalog, claim_: Claim) -> bool:
+    """SIGTERM: give the job back without spending an attempt."""
+    with catalog.session() as session:
+        job = session.scalars(select(Job).where(_held(claim_)).with_for_update()).first()
+        if job is None:
+            return False
+        job.attempts = max(0, job.attempts - 1)
+        _back_to_queue(session, job, "worker stopped; re-queued")
+    log.info("job %d re-queued (worker stopping)", claim_.job_id)
+    return True
+
+
+def _back_to_queue(session: Session, job: Job, reason: str | None) -> None:
+    job.status, job.error = JobStatus.QUEUED, reason
+    job.lease_owner, job.lease_expires_at = None, None
+    job.progress = 0.0
+    if job.kind == JobKind.TRANSCODE:
+        _set_asset(session, job.asset_id, AssetStatus.QUEUED, None)
+    session.add(
+        OutboxEvent(topic=_topic(job), payload={"job_id": job.id, "asset_id": job.asset_id})
+    )
+
+
+def _topic(job: Job) -> str:
+    return TOPIC_TRANSCODE if job.kind == JobKind.TRANSCODE else TOPIC_REMOVE
+
+
+def reap_expired(catalog: Catalog, max_attempts: int) -> list[int]:
+    """Jobs whose worker vanished (lease expired): re-queue them, or fail them when out of attempts."""
+    now = utcnow()
+    reaped: list[int] = []
+    with catalog.session() as session:
+        expired = session.scalars(
+            select(Job)
+            .where(Job.status == JobStatus.RUNNING, Job.lease_expires_at < now)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for job in expired:
+            if job.attempts >= max_attempts:
+                reason = f"worker lost {job.attempts} times (lease expired); giving up"
+                job.status, job.error, job.finished_at = JobStatus.FAILED, reason, now
+                job.lease_owner, job.lease_expires_at = None, None
+                if job.kind == JobKind.TRANSCODE:
+                    _set_asset(session, job.asset_id, AssetStatus.FAILED, reason)
+            else:
+                _back_to_queue(session, job, "lease expired (worker lost); re-queued")
+            reaped.append(job.id)
+    if reaped:
+        log.warning("reaped jobs with expired leases: %s", reaped)
+    return reaped
+
+
+def cancel(catalog: Catalog, job_id: int) -> bool:
+    """Cancel a queued or running job; a running worker notices at its next heartbeat."""
+    with catalog.session() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status not in OPEN:
+            return False
+        job.status, job.error, job.finished_at = JobStatus.CANCELLED, "cancelled by user", utcnow()
+        job.lease_owner, job.lease_expires_at = None, None
+        if job.kind == JobKind.TRANSCODE:
+            asset = session.get(Asset, job.asset_id)
+            if asset is not None and asset.status in (AssetStatus.QUEUED, AssetStatus.PROCESSING):
+                asset.status = AssetStatus.READY if asset.renditions else AssetStatus.FAILED
+                asset.error = None if asset.renditions else "transcode cancelled"
+    return True
+
+
+def retry(catalog: Catalog, job_id: int) -> bool:
+    """Run a failed or cancelled job again from scratch (attempts reset)."""
+    with catalog.session() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+            return False
+        job.attempts, job.finished_at = 0, None
+        _back_to_queue(session, job, None)
+    return True

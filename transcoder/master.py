@@ -1,0 +1,96 @@
+"""The master playlist, written by us from what ffmpeg produced (RFC 8216 section 4.3.4).
+
+ffmpeg 5.1's own master lacks AVERAGE-BANDWIDTH and FRAME-RATE and guesses BANDWIDTH from
+the nominal rate; ours measures every segment: BANDWIDTH is the peak segment bitrate of
+the variant plus that of its audio rendition, AVERAGE-BANDWIDTH the mean, and CODECS are
+the exact avc1/mp4a strings read from the output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from transcoder.codecs import avc1_codec, mp4a_codec
+from transcoder.ladder import Rung
+from transcoder.playlist import read_media_playlist
+
+AUDIO_GROUP = "aud"
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One rendition as produced: its measured rates and codec string."""
+
+    name: str
+    peak_bps: int
+    average_bps: int
+    codecs: str
+    duration: float
+    width: int | None = None
+    height: int | None = None
+    frame_rate: float | None = None
+
+
+def measure(rendition_dir: Path) -> tuple[int, int, float]:
+    """(peak, average) bits per second over the segments, and the total duration."""
+    playlist = read_media_playlist(rendition_dir / "index.m3u8")
+    peak, total_bits = 0, 0
+    for segment in playlist.segments:
+        bits = (rendition_dir / segment.uri).stat().st_size * 8
+        total_bits += bits
+        if segment.duration > 0:
+            peak = max(peak, int(bits / segment.duration))
+    average = int(total_bits / playlist.duration) if playlist.duration > 0 else 0
+    return peak, average, playlist.duration
+
+
+def measure_audio(out_dir: Path) -> Measured:
+    peak, average, duration = measure(out_dir / "audio")
+    return Measured("audio", peak, average, mp4a_codec(out_dir / "audio"), duration)
+
+
+def measure_video(out_dir: Path, rung: Rung, frame_rate: float) -> Measured:
+    peak, average, duration = measure(out_dir / rung.name)
+    codec = avc1_codec(out_dir / rung.name)
+    return Measured(rung.name, peak, average, codec, duration, rung.width, rung.height, frame_rate)
+
+
+def master_playlist(videos: list[Measured], audio: Measured | None, prefix: str) -> str:
+    """The master text; URIs are ``<prefix>/<rendition>/index.m3u8`` (relative)."""
+    lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    if audio is not None and not videos:
+        lines += [
+            _stream_inf(audio.peak_bps, audio.average_bps, f'CODECS="{audio.codecs}"'),
+            _uri(prefix, audio),
+        ]
+        return "\n".join(lines) + "\n"
+    if audio is not None:
+        lines.append(
+            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",NAME="audio",DEFAULT=YES,'
+            f'AUTOSELECT=YES,CHANNELS="2",URI="{prefix}/audio/index.m3u8"'
+        )
+    for video in videos:
+        peak, average, codecs = video.peak_bps, video.average_bps, video.codecs
+        if audio is not None:
+            peak, average = peak + audio.peak_bps, average + audio.average_bps
+            codecs = f"{codecs},{audio.codecs}"
+        attributes = [
+            f"RESOLUTION={video.width}x{video.height}",
+            f'CODECS="{codecs}"',
+            f"FRAME-RATE={video.frame_rate or 0:.3f}",
+        ]
+        if audio is not None:
+            attributes.append(f'AUDIO="{AUDIO_GROUP}"')
+        lines += [_stream_inf(peak, average, *attributes), _uri(prefix, video)]
+    return "\n".join(lines) + "\n"
+
+
+def _stream_inf(peak: int, average: int, *attributes: str) -> str:
+    return ",".join(
+        [f"#EXT-X-STREAM-INF:BANDWIDTH={peak}", f"AVERAGE-BANDWIDTH={average}", *attributes]
+    )
+
+
+def _uri(prefix: str, rendition: Measured) -> str:
+    return f"{prefix}/{rendition.name}/index.m3u8"

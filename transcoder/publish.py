@@ -1,0 +1,177 @@
+"""Publishing a finished ladder to the HLS bucket, so a reader never sees half of it.
+
+Key layout in ``settings.hls_bucket`` (the origin serves exactly these keys)::
+
+    <asset_id>/master.m3u8                      master playlist, written LAST; its URIs are
+                                                relative and point into the current version
+    <asset_id>/poster.jpg                       poster frame (JPEG), written just before master
+    <asset_id>/thumbnails.vtt                   WebVTT scrubbing track; cue payloads are
+                                                ``v<job_id>/sprite.jpg#xywh=x,y,w,h``
+    <asset_id>/v<job_id>/<rendition>/index.m3u8 VOD media playlist of one rendition
+    <asset_id>/v<job_id>/<rendition>/init_<n>.mp4   fMP4 init segment (absent with TS)
+    <asset_id>/v<job_id>/<rendition>/seg_<nnnnn>.m4s media segments (``.ts`` with TS)
+    <asset_id>/v<job_id>/sprite.jpg             thumbnail sprite (a grid of small frames)
+
+``<rendition>`` is ``<short side>p`` for video (``1080p``, ``718p``, ...) and ``audio``
+for the AAC rendition (an ``EXT-X-MEDIA`` group the video variants reference, or the only
+variant of an audio-only source). Media playlists, init segments and segments never
+change once written (a new transcode gets a new ``v<job_id>/`` prefix), so the origin may
+cache them forever; ``master.m3u8``, ``poster.jpg`` and ``thumbnails.vtt`` are replaced by
+a re-transcode and must be revalidated.
+
+Order: every object under ``v<job_id>/`` first (segments, then init segments and media
+playlists), then poster and thumbnails track, then ``master.m3u8``; only then are the
+previous versions' prefixes deleted. A reader therefore always finds either the old
+complete ladder or the new complete one.
+
+To produce a real ladder without a queue (origin tests, benchmarks), call
+:func:`transcoder.pipeline.transcode_asset` ``(settings, catalog, asset_id)`` on an asset
+row created by :func:`catalog.assets.record_upload` whose source object is in the ingest
+bucket; :func:`transcoder.samples.make_source` generates a short test source with ffmpeg.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from nebula.s3 import S3Client
+
+log = logging.getLogger("nebula.transcoder.publish")
+
+UPLOAD_THREADS = 4
+CONTENT_TYPES = {
+    ".m3u8": "application/vnd.apple.mpegurl",
+    ".m4s": "video/iso.segment",
+    ".mp4": "video/mp4",
+    ".ts": "video/mp2t",
+    ".jpg": "image/jpeg",
+    ".vtt": "text/vtt",
+}
+IMMUTABLE = "public, max-age=31536000, immutable"
+REVALIDATE = "no-cache"
+
+
+@dataclass(frozen=True)
+class Ladder:
+    """A finished ladder on local disk, ready to publish."""
+
+    asset_id: str
+    version: str  # "v<job_id>"
+    out_dir: Path  # <rendition>/... as ffmpeg wrote it, plus sprite.jpg
+    master: str
+    poster: Path | None
+    thumbnails_vtt: str | None
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.asset_id}/{self.version}"
+
+
+def _upload_order(path: Path) -> int:
+    # Segments, then init segments, then playlists: a playlist never names a missing file.
+    if path.suffix in (".m4s", ".ts"):
+        return 0
+    if path.suffix == ".mp4":
+        return 1
+    return 2
+
+
+def _put_file(client: S3Client, bucket: str, key: str, path: Path, cache: str) -> None:
+    extra = {"ContentType": CONTENT_TYPES.get(path.suffix, "application/octet-stream")}
+    client.upload_file(str(path), bucket, key, ExtraArgs={**extra, "CacheControl": cache})
+
+
+def _put_text(client: S3Client, bucket: str, key: str, text: str, content_type: str) -> None:
+    client.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=text.encode(),
+        ContentType=content_type,
+        CacheControl=REVALIDATE,
+    )
+
+
+def publish(
+    client: S3Client, bucket: str, ladder: Ladder, confirm: Callable[[], None] = lambda: None
+) -> None:
+    """Upload the version, then poster and thumbnails track, then the master; then prune.
+
+    ``confirm`` runs once the version is up, before anything the current master's viewers
+    see is touched, and may raise to abandon the version.
+    """
+    try:
+        _upload_version(client, bucket, ladder)
+        confirm()
+    except Exception:
+        # No master points at this version yet: leave no half ladder behind.
+        delete_keys(client, bucket, list_keys(client, bucket, ladder.prefix + "/"))
+        raise
+    _put_asset_images(client, bucket, ladder)
+    _put_text(
+        client, bucket, f"{ladder.asset_id}/master.m3u8", ladder.master, CONTENT_TYPES[".m3u8"]
+    )
+    prune_versions(client, bucket, ladder.asset_id, keep=ladder.version)
+
+
+def _upload_version(client: S3Client, bucket: str, ladder: Ladder) -> None:
+    files = sorted(
+        (p for p in ladder.out_dir.rglob("*") if p.is_file() and p.suffix in CONTENT_TYPES),
+        key=_upload_order,
+    )
+    for stage in (0, 1, 2):
+        batch = [p for p in files if _upload_order(p) == stage]
+        with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+            keys = [f"{ladder.prefix}/{p.relative_to(ladder.out_dir).as_posix()}" for p in batch]
+            list(
+                pool.map(
+                    lambda kp: _put_file(client, bucket, kp[0], kp[1], IMMUTABLE),
+                    zip(keys, batch, strict=True),
+                )
+            )
+
+
+def _put_asset_images(client: S3Client, bucket: str, ladder: Ladder) -> None:
+    if ladder.poster is not None:
+        _put_file(client, bucket, f"{ladder.asset_id}/poster.jpg", ladder.poster, REVALIDATE)
+    if ladder.thumbnails_vtt is not None:
+        _put_text(
+            client, bucket, f"{ladder.asset_id}/thumbnails.vtt", ladder.thumbnails_vtt, "text/vtt"
+        )
+    else:
+        delete_keys(
+            client, bucket, [f"{ladder.asset_id}/thumbnails.vtt", f"{ladder.asset_id}/poster.jpg"]
+        )
+
+
+def list_keys(client: S3Client, bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.extend(item["Key"] for item in page.get("Contents", []))
+    return keys
+
+
+def delete_keys(client: S3Client, bucket: str, keys: list[str]) -> None:
+    for start in range(0, len(keys), 1000):
+        chunk = [{"Key": key} for key in keys[start : start + 1000]]
+        if chunk:
+            client.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
+
+
+def prune_versions(client: S3Client, bucket: str, asset_id: str, keep: str) -> None:
+    """Delete every ``<asset_id>/v*/`` except ``keep`` (after the new master is in place)."""
+    stale = [key for key in list_keys(client, bucket, f"{asset_id}/v") if key.split("/")[1] != keep]
+    delete_keys(client, bucket, stale)
+    if stale:
+        log.info("pruned %d objects of older versions of %s", len(stale), asset_id)
+
+
+def unpublish(client: S3Client, bucket: str, asset_id: str) -> int:
+    """Remove an asset's ladder: master first, so no player starts on a vanishing ladder."""
+    delete_keys(client, bucket, [f"{asset_id}/master.m3u8"])
+    keys = list_keys(client, bucket, f"{asset_id}/")
+    delete_keys(client, bucket, keys)
+    return len(keys) + 1

@@ -1,0 +1,102 @@
+"""The periodic reconcile: relay the outbox, reap expired leases, and compare each ingest
+bucket with the catalog.
+
+A video that reached a bucket without the proxy (written straight to the backend, or
+whose event was lost) gets its asset and job recorded here; an asset whose source
+vanished the same way gets its ladder removed. Objects younger than
+:data:`GRACE_SECONDS` are left alone: the proxy may be committing them right now.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select
+
+from catalog import Asset, AssetStatus, Catalog
+from catalog.assets import record_delete, record_upload
+from catalog.models import utcnow
+from nebula.config import Settings
+from nebula.s3 import S3Client, backend_client
+from transcoder.jobs import reap_expired
+from transcoder.outbox import relay_pending
+
+if TYPE_CHECKING:
+    from huey import Huey
+
+log = logging.getLogger("nebula.transcoder.reconcile")
+GRACE_SECONDS = 30
+
+
+@dataclass
+class Report:
+    reaped: list[int] = field(default_factory=list)
+    recorded: list[str] = field(default_factory=list)  # bucket/key
+    removed: list[str] = field(default_factory=list)
+    relayed: int = 0
+
+
+def run_once(
+    settings: Settings,
+    catalog: Catalog,
+    queue: Huey | None = None,
+    client: S3Client | None = None,
+    grace_seconds: int = GRACE_SECONDS,
+) -> Report:
+    report = Report()
+    report.reaped = reap_expired(catalog, settings.job_max_attempts)
+    client = client or backend_client(settings)
+    for bucket in settings.ingest_buckets:
+        try:
+            recorded, removed = reconcile_bucket(settings, catalog, client, bucket, grace_seconds)
+        except Exception as exc:  # one unreachable bucket must not stop the rest
+            log.warning("reconcile of bucket %s failed: %s", bucket, exc)
+            continue
+        report.recorded += recorded
+        report.removed += removed
+    report.relayed = relay_pending(catalog, queue=queue)
+    if report.reaped or report.recorded or report.removed:
+        log.info("reconcile: %s", report)
+    return report
+
+
+def _listing(client: S3Client, bucket: str) -> dict[str, dict[str, object]]:
+    objects: dict[str, dict[str, object]] = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            objects[item["Key"]] = dict(item)
+    return objects
+
+
+def reconcile_bucket(
+    settings: Settings, catalog: Catalog, client: S3Client, bucket: str, grace_seconds: int
+) -> tuple[list[str], list[str]]:
+    listing = _listing(client, bucket)
+    settled = utcnow() - timedelta(seconds=grace_seconds)
+    recorded, removed = [], []
+    with catalog.session() as session:
+        assets = {a.key: a for a in session.scalars(select(Asset).where(Asset.bucket == bucket))}
+        for key, item in listing.items():
+            if not settings.is_ingest_video(bucket, key) or item["LastModified"] > settled:  # type: ignore[operator]
+                continue
+            etag = str(item.get("ETag", "")).strip('"') or None
+            asset = assets.get(key)
+            if asset is None or asset.status == AssetStatus.DELETED or _etag(asset) != etag:
+                record_upload(session, bucket, key, etag, int(item.get("Size", 0)), None)  # type: ignore[call-overload]
+                recorded.append(f"{bucket}/{key}")
+        for key, asset in assets.items():
+            if (
+                key not in listing
+                and asset.status != AssetStatus.DELETED
+                and asset.created_at < settled
+            ):
+                record_delete(session, bucket, key)
+                removed.append(f"{bucket}/{key}")
+    return recorded, removed
+
+
+def _etag(asset: Asset) -> str | None:
+    return asset.etag.strip('"') if asset.etag else None

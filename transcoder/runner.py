@@ -1,0 +1,89 @@
+"""Running ffmpeg with its progress fed to a guard that may stop it.
+
+The guard is the job's lease: it records progress, and when the lease is lost (job
+cancelled, superseded, reaped) or the worker is stopping, it kills ffmpeg; ``check()``
+then raises so nothing is published.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import signal
+import subprocess
+import tempfile
+from typing import IO, Protocol
+
+from transcoder.errors import MediaError, one_line
+from transcoder.progress import Progress, parse_progress
+
+PR_SET_PDEATHSIG = 1
+
+
+class Guard(Protocol):
+    def check(self) -> None:
+        """Raise LeaseLost or Interrupted when the work must stop."""
+
+    def confirm(self) -> None:
+        """Like :meth:`check`, but asks the catalog now: before a step that cannot be undone."""
+
+    def attach(self, process: subprocess.Popen[str] | None) -> None:
+        """The running ffmpeg (to kill on lease loss or shutdown), or None when it exited."""
+
+    def progress(self, snapshot: Progress, duration: float) -> None:
+        """Called for every ``-progress`` block."""
+
+
+class NoGuard:
+    """Direct calls (tests, benchmarks): nothing to renew, nothing can take the job away."""
+
+    def check(self) -> None:
+        return None
+
+    def confirm(self) -> None:
+        return None
+
+    def attach(self, process: subprocess.Popen[str] | None) -> None:
+        return None
+
+    def progress(self, snapshot: Progress, duration: float) -> None:
+        return None
+
+
+def _die_with_parent() -> None:
+    # A worker killed with SIGKILL must not leave ffmpeg transcoding for nobody.
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def run_ffmpeg(argv: list[str], duration: float, guard: Guard) -> None:
+    """Run ``argv`` (which writes ``-progress pipe:1``); MediaError with ffmpeg's reason on failure."""
+    with tempfile.TemporaryFile("w+") as stderr:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            preexec_fn=_die_with_parent,  # only prctl: safe between fork and exec
+        )
+        guard.attach(process)
+        try:
+            _follow(process.stdout, duration, guard)
+            code = process.wait()
+        finally:
+            guard.attach(None)
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        guard.check()  # killed because the lease was lost or we are stopping
+        if code != 0:
+            stderr.seek(0)
+            raise MediaError(f"ffmpeg: {one_line(stderr.read() or f'exit status {code}')}")
+
+
+def _follow(stdout: IO[str] | None, duration: float, guard: Guard) -> None:
+    if stdout is None:
+        return
+    for snapshot in parse_progress(stdout):
+        guard.progress(snapshot, duration)

@@ -1,0 +1,214 @@
+"""A job under its lease: what the Huey tasks run.
+
+The :class:`Lease` renews the job row from a heartbeat thread while ffmpeg runs (also when
+ffmpeg prints nothing for a while), writes progress, and kills ffmpeg when the lease is
+lost or the worker is stopping. Failures split in two: the source's fault (ffmpeg's
+reason, ``failed`` at once, no retry storm) and everything else (re-queued until
+``job_max_attempts``).
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import threading
+
+from sqlalchemy.orm import Session
+
+from catalog import Asset, Catalog, JobKind
+from catalog.models import Worker
+from nebula.config import Settings
+from nebula.s3 import backend_client
+from transcoder import jobs
+from transcoder.errors import Interrupted, LeaseLost, MediaError, one_line
+from transcoder.jobs import Claim
+from transcoder.outbox import relay_pending
+from transcoder.pipeline import Built, produce_and_publish, record_ready
+from transcoder.progress import Progress
+from transcoder.publish import unpublish
+
+log = logging.getLogger("nebula.transcoder.work")
+
+# The worker is stopping (SIGTERM): running jobs go back to the queue, nothing publishes.
+STOPPING = threading.Event()
+# Leases held by this process, by job id: the SIGTERM handler re-queues them.
+ACTIVE: dict[int, Lease] = {}
+
+
+class Lease:
+    """The guard of one claimed job: heartbeat, progress, and the kill switch."""
+
+    def __init__(self, catalog: Catalog, claim: Claim, lease_seconds: int) -> None:
+        self.catalog, self.claim, self.lease_seconds = catalog, claim, lease_seconds
+        self.lost = threading.Event()
+        self.done = threading.Event()
+        self._process: subprocess.Popen[str] | None = None
+        self._latest: tuple[float, float | None, float | None] | None = None
+        self._lock = threading.Lock()
+        self._beat = threading.Thread(
+            target=self._heartbeat, daemon=True, name=f"lease-{claim.job_id}"
+        )
+
+    def __enter__(self) -> Lease:
+        ACTIVE[self.claim.job_id] = self
+        self._beat.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        ACTIVE.pop(self.claim.job_id, None)
+
+    # Guard protocol
+    def check(self) -> None:
+        if STOPPING.is_set():
+            raise Interrupted("worker stopping")
+        if self.lost.is_set():
+            raise LeaseLost(f"job {self.claim.job_id} is no longer ours")
+
+    def confirm(self) -> None:
+        # The heartbeat notices a cancel only every lease/4 seconds; a fast transcode can
+        # reach the master switch inside that window, so ask the catalog itself.
+        self.check()
+        if not jobs.still_held(self.catalog, self.claim):
+            self.lost.set()
+            raise LeaseLost(f"job {self.claim.job_id} was cancelled or taken over")
+
+    def attach(self, process: subprocess.Popen[str] | None) -> None:
+        with self._lock:
+            self._process = process
+        if process is not None and (self.lost.is_set() or STOPPING.is_set()):
+            self.kill()
+
+    def progress(self, snapshot: Progress, duration: float) -> None:
+        self._latest = (snapshot.percent(duration), snapshot.fps, snapshot.speed)
+
+    def kill(self) -> None:
+        with self._lock:
+            if self._process is not None and self._process.poll() is None:
+                self._process.kill()
+
+    def _heartbeat(self) -> None:
+        interval = max(1.0, self.lease_seconds / 4)
+        while not self.done.wait(interval):
+            try:
+                progress, fps, speed = self._latest or (None, None, None)
+                if not jobs.renew(
+                    self.catalog, self.claim, self.lease_seconds, progress, fps, speed
+                ):
+                    log.warning(
+                        "job %d lease lost (cancelled, superseded or reaped)", self.claim.job_id
+                    )
+                    self.lost.set()
+                    self.kill()
+                    return
+            except Exception as exc:  # catalog briefly down: the lease has slack
+                log.warning("lease renewal of job %d failed: %s", self.claim.job_id, exc)
+
+
+def run_job(settings: Settings, catalog: Catalog, job_id: int) -> str:
+    """Claim and run job ``job_id``; return what happened (for logs and tests)."""
+    if STOPPING.is_set():
+        return "stopping"
+    claim = jobs.claim(
+        catalog, job_id, jobs.new_owner(), settings.job_lease_seconds, settings.job_max_attempts
+    )
+    if claim is None:
+        return "not claimable"  # done, cancelled, running elsewhere, or a duplicate delivery
+    with Lease(catalog, claim, settings.job_lease_seconds) as lease:
+        try:
+            if claim.kind == JobKind.REMOVE:
+                _remove(settings, catalog, claim)
+            else:
+                _transcode(settings, catalog, claim, lease)
+            _count(catalog, done=True)
+            return "done"
+        except Interrupted:
+            jobs.requeue_interrupted(catalog, claim)
+            return "re-queued"
+        except LeaseLost:
+            return "lease lost"
+        except MediaError as exc:
+            return _media_failure(settings, catalog, claim, str(exc))
+        except Exception as exc:
+            log.exception("job %d hit a transient error", job_id)
+            jobs.retry_later(
+                catalog, claim, one_line(f"{type(exc).__name__}: {exc}"), settings.job_max_attempts
+            )
+            _count(catalog, done=False)
+            return "retry"
+
+
+def _transcode(settings: Settings, catalog: Catalog, claim: Claim, lease: Lease) -> None:
+    def commit(session: Session, built: Built) -> None:
+        closed = jobs.close_held(session, claim, jobs.JobStatus.DONE, None)
+        if closed is None:
+            raise LeaseLost("lease lost before the catalog commit")
+        record_ready(session, claim.asset_id, built)
+
+    produce_and_publish(settings, catalog, claim.asset_id, f"v{claim.job_id}", lease, commit)
+
+
+def _remove(settings: Settings, catalog: Catalog, claim: Claim) -> None:
+    count = unpublish(backend_client(settings), settings.hls_bucket, claim.asset_id)
+    with catalog.session() as session:
+        if jobs.close_held(session, claim, jobs.JobStatus.DONE, None) is None:
+            raise LeaseLost("lease lost")
+    log.info("removed %d HLS objects of asset %s", count, claim.asset_id)
+
+
+def _media_failure(settings: Settings, catalog: Catalog, claim: Claim, reason: str) -> str:
+    # ffmpeg also fails when the backend is down; that is not the source's fault.
+    if not _source_reachable(settings, catalog, claim.asset_id):
+        jobs.retry_later(catalog, claim, f"source unreachable: {reason}", settings.job_max_attempts)
+        return "retry"
+    jobs.fail(catalog, claim, reason)
+    _count(catalog, done=False)
+    return "failed"
+
+
+def _source_reachable(settings: Settings, catalog: Catalog, asset_id: str) -> bool:
+    with catalog.session() as session:
+        asset = session.get(Asset, asset_id)
+        if asset is None:
+            return True
+        bucket, key = asset.bucket, asset.key
+    try:
+        backend_client(settings, connect_timeout=5, read_timeout=10).head_object(
+            Bucket=bucket, Key=key
+        )
+    except Exception as exc:
+        status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return bool(status == 404)  # a missing source is a source problem, not a transient one
+    return True
+
+
+def _count(catalog: Catalog, done: bool) -> None:
+    """Bump the worker row's counters (best effort; the row belongs to ``nebula worker``)."""
+    from transcoder.worker import worker_id
+
+    try:
+        with catalog.session() as session:
+            row = session.get(Worker, worker_id())
+            if row is not None:
+                if done:
+                    row.jobs_done += 1
+                else:
+                    row.jobs_failed += 1
+    except Exception as exc:
+        log.debug("worker counters not updated: %s", exc)
+
+
+def interrupt_all(catalog: Catalog) -> list[int]:
+    """SIGTERM: stop every running ffmpeg of this process and give the jobs back."""
+    STOPPING.set()
+    requeued = []
+    for job_id, lease in list(ACTIVE.items()):
+        lease.kill()
+        if jobs.requeue_interrupted(catalog, lease.claim):
+            requeued.append(job_id)
+    if requeued:
+        try:  # hand them to the other workers now rather than at the next reconcile
+            relay_pending(catalog)
+        except Exception as exc:
+            log.warning("re-queued jobs stay in the outbox until the next reconcile: %s", exc)
+    return requeued
