@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import threading
+from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
@@ -51,12 +52,14 @@ class Lease:
 
     def __enter__(self) -> Lease:
         ACTIVE[self.claim.job_id] = self
+        _set_current_job(self.catalog, self.claim.job_id)
         self._beat.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.done.set()
         ACTIVE.pop(self.claim.job_id, None)
+        _set_current_job(self.catalog, None)
 
     # Guard protocol
     def check(self) -> None:
@@ -183,19 +186,33 @@ def _source_reachable(settings: Settings, catalog: Catalog, asset_id: str) -> bo
 
 
 def _count(catalog: Catalog, done: bool) -> None:
-    """Bump the worker row's counters (best effort; the row belongs to ``nebula worker``)."""
+    def bump(row: Worker) -> None:
+        if done:
+            row.jobs_done += 1
+        else:
+            row.jobs_failed += 1
+
+    _change_worker_row(catalog, bump)
+
+
+def _set_current_job(catalog: Catalog, job_id: int | None) -> None:
+    def point(row: Worker) -> None:
+        row.current_job_id = job_id
+
+    _change_worker_row(catalog, point)
+
+
+def _change_worker_row(catalog: Catalog, change: Callable[[Worker], None]) -> None:
+    """Best effort: the row belongs to ``nebula worker`` (absent when a task runs elsewhere)."""
     from transcoder.worker import worker_id
 
     try:
         with catalog.session() as session:
             row = session.get(Worker, worker_id())
             if row is not None:
-                if done:
-                    row.jobs_done += 1
-                else:
-                    row.jobs_failed += 1
+                change(row)
     except Exception as exc:
-        log.debug("worker counters not updated: %s", exc)
+        log.debug("worker row not updated: %s", exc)
 
 
 def interrupt_all(catalog: Catalog) -> list[int]:

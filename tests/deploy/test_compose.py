@@ -32,9 +32,13 @@ STORES = {
     "tailscale": ("data/tailscale", "/var/lib/tailscale"),
 }
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("docker-compose") is None, reason="docker-compose not installed (.ci/run does)"
-)
+
+@pytest.fixture(autouse=True)
+def _docker_compose_installed() -> None:
+    # Fails rather than skips: a skipped Compose test would hide a broken CI.
+    assert shutil.which("docker-compose"), (
+        "docker-compose is missing: apt-get install docker-compose"
+    )
 
 
 def compose_config(**variables: str) -> dict[str, Any]:

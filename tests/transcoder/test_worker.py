@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from catalog import Asset, AssetStatus, Job, JobStatus
+from catalog import Asset, AssetStatus, Job, JobStatus, Worker
 from tests.services import alive
 from tests.transcoder.conftest import Env
 from transcoder.outbox import relay_pending
@@ -174,12 +175,19 @@ def test_cancelled_while_running_publishes_nothing(
     pool = workers(env)
     worker = pool.start()
     wait_for(lambda: transcoding(env, job_id, worker), "a running ffmpeg", 120, pool.logs)
+    assert current_jobs(env) == [job_id]  # what `nebula status` and /metrics show as busy
     ffmpegs = _ffmpegs(worker.pid)
     assert jobs.cancel(env.catalog, job_id)
     wait_for(lambda: not any(alive(p) for p in ffmpegs), "ffmpeg to be stopped", 30, pool.logs)
     assert "lease lost" in pool.logs()
     assert job(env, job_id).status == JobStatus.CANCELLED
     assert env.hls_keys(asset_id) == []
+    wait_for(lambda: current_jobs(env) == [None], "the worker to be idle", 10, pool.logs)
+
+
+def current_jobs(env: Env) -> list[int | None]:
+    with env.catalog.session() as session:
+        return [w.current_job_id for w in session.scalars(select(Worker))]
 
 
 def _ffmpegs(pid: int) -> set[int]:
