@@ -27,6 +27,7 @@ def create_app(settings: Settings) -> web.Application:
         app,
         "origin",
         {"backend": lambda: origin.backend.ping(origin.bucket), "catalog": origin.assets.ping},
+        settings=settings,  # + job, worker and queue gauges
     )
 
     async def cache_gauges() -> dict[str, float]:

@@ -14,6 +14,7 @@ from nebula.config import Settings
 from nebula.s3 import BackendSigner
 from s3proxy.addressing import Target
 from s3proxy.body import UploadBody
+from s3proxy.chunked import PIECE
 from s3proxy.errors import S3Error, with_request_id
 
 HOP_BY_HOP = frozenset(
@@ -46,11 +47,6 @@ CHUNKED_DROP = frozenset(
 )
 RESPONSE_DROP = HOP_BY_HOP | {"content-length", "x-amz-request-id", "x-amz-id-2", "server"}
 READ_BUFFER = 1 << 20
-# Relayed answers: write what has arrived in pieces this large, and let the client's socket
-# buffer up to WRITE_HIGH_WATER before pausing; asyncio's default (64 KiB) pauses so often
-# that a 1 GiB GET spends more time waking up than copying.
-RELAY_PIECE = 1 << 20
-WRITE_HIGH_WATER = 4 << 20
 SKIP_AUTO_HEADERS = ("Content-Type", "Accept", "Accept-Encoding", "User-Agent")
 # The streamed answer, set once its headers are sent: an error can no longer become XML.
 ANSWER_STARTED = "s3proxy.answer_started"
@@ -206,10 +202,8 @@ async def relay_streaming(
     close_if_body_unread(request, response)
     await response.prepare(request)
     request[ANSWER_STARTED] = response
-    if request.transport is not None:
-        request.transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
     if has_body(request.method, upstream.status):
-        async for piece in upstream.content.iter_chunked(RELAY_PIECE):
+        async for piece in upstream.content.iter_chunked(PIECE):
             await response.write(piece)
     await response.write_eof()
     return response

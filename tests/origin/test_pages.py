@@ -55,6 +55,8 @@ def test_healthz_and_metrics(origin: OriginUnderTest) -> None:
     assert health["checks"] == {"backend": "ok", "catalog": "ok"}
     metrics = request(origin.url, "/metrics").body.decode()
     assert "nebula_origin_requests_total" in metrics and "nebula_origin_cache_bytes" in metrics
+    # The shared gauges from the catalog and the queue, as on the s3proxy.
+    assert 'nebula_jobs{state="done"}' in metrics and "nebula_queue_depth" in metrics
 
 
 def _nebula(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -289,7 +289,9 @@ def test_healthz_and_metrics(proxy: ProxyUnderTest) -> None:
         report = json.loads(response.read())
     assert report["ok"] and set(report["checks"]) == {"backend", "catalog"}
     with urllib.request.urlopen(proxy.endpoint + "/metrics", timeout=10) as response:
-        assert b"nebula_s3proxy_requests_total" in response.read()
+        metrics = response.read().decode()
+    assert "nebula_s3proxy_requests_total" in metrics
+    assert 'nebula_jobs{state="queued"}' in metrics and "nebula_queue_depth" in metrics
 
 
 def test_backend_cut_mid_answer_cuts_the_client(tmp_path: Path, seaweed: Seaweed) -> None:
