@@ -52,6 +52,29 @@ class OriginUnderTest:
         return self.log_path.read_text(errors="replace")
 
 
+def add_transcoding_asset(catalog_url: str, key: str, progress: float) -> str:
+    """An asset still being transcoded (a running job at ``progress`` %); its id."""
+    from catalog import Asset, AssetStatus, Catalog, Job, JobKind, JobStatus
+
+    catalog = Catalog(catalog_url)
+    try:
+        with catalog.session() as session:
+            asset = Asset(bucket="media", key=key, status=AssetStatus.PROCESSING)
+            session.add(asset)
+            session.flush()
+            session.add(
+                Job(
+                    asset_id=asset.id,
+                    kind=JobKind.TRANSCODE,
+                    status=JobStatus.RUNNING,
+                    progress=progress,
+                )
+            )
+            return asset.id
+    finally:
+        catalog.dispose()
+
+
 def _ensure_bucket(settings: Settings, bucket: str) -> None:
     client = backend_client(settings)
     existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}

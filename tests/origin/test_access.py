@@ -11,10 +11,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from catalog import Catalog
-from catalog.models import Asset, AssetStatus, Job, JobKind, JobStatus
 from origin.signing import PlaybackSigner
-from tests.origin.conftest import SIGNING_KEY, OriginUnderTest, Published
+from tests.origin.conftest import SIGNING_KEY, OriginUnderTest, Published, add_transcoding_asset
 from tests.origin.http import request
 
 TRAVERSALS = [
@@ -62,16 +60,7 @@ def test_missing_file_of_a_ready_asset_is_404(
 def test_asset_still_transcoding_is_404_with_retry_after_and_progress(
     origin: OriginUnderTest, published: Published
 ) -> None:
-    catalog = Catalog(published.catalog_url)
-    with catalog.session() as session:
-        asset = Asset(bucket="media", key="pending.mp4", status=AssetStatus.PROCESSING)
-        session.add(asset)
-        session.flush()
-        session.add(
-            Job(asset_id=asset.id, kind=JobKind.TRANSCODE, status=JobStatus.RUNNING, progress=42.0)
-        )
-        asset_id = asset.id
-    catalog.dispose()
+    asset_id = add_transcoding_asset(published.catalog_url, "pending.mp4", 42.0)
     reply = request(origin.url, f"/hls/{asset_id}/master.m3u8")
     assert reply.status == 404
     assert int(reply.header("Retry-After")) > 0

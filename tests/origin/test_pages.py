@@ -10,7 +10,7 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 from origin.server import STATIC_DIR as STATIC
-from tests.origin.conftest import SIGNING_KEY, OriginUnderTest, Published
+from tests.origin.conftest import SIGNING_KEY, OriginUnderTest, Published, add_transcoding_asset
 from tests.origin.http import request
 
 
@@ -97,19 +97,7 @@ def test_cli_prints_a_signed_url_the_origin_accepts(
 def test_list_shows_jobs_in_progress_with_their_percentage(
     origin: OriginUnderTest, published: Published
 ) -> None:
-    from catalog import Catalog
-    from catalog.models import Asset, AssetStatus, Job, JobKind, JobStatus
-
-    catalog = Catalog(published.catalog_url)
-    with catalog.session() as session:
-        asset = Asset(bucket="media", key="busy/encoding.mov", status=AssetStatus.PROCESSING)
-        session.add(asset)
-        session.flush()
-        session.add(
-            Job(asset_id=asset.id, kind=JobKind.TRANSCODE, status=JobStatus.RUNNING, progress=63.0)
-        )
-        asset_id = asset.id
-    catalog.dispose()
+    asset_id = add_transcoding_asset(published.catalog_url, "busy/encoding.mov", 63.0)
     page = request(origin.url, "/").body.decode()
     card = page[page.index(f'data-id="{asset_id}"') :].split("</li>")[0]
     assert "encoding.mov" in card and "processing 63%" in card

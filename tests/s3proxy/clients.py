@@ -193,6 +193,21 @@ def run(
     return result
 
 
+class CliClient:
+    """A command-line S3 client under test: call it with arguments, expect S3 error codes."""
+
+    # How the client prints an S3 error code in its stderr ("(AccessDenied)" for most).
+    error_format = "({code})"
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        raise NotImplementedError
+
+    def fails_with(self, code: str, *args: str) -> None:
+        result = self(*args, check=False)
+        assert result.returncode != 0, result.stdout
+        assert self.error_format.format(code=code) in result.stderr, result.stderr
+
+
 def run_for_bytes(argv: list[str], env: dict[str, str]) -> bytes:
     """Run a client that writes object bytes to stdout; return them undecoded."""
     result = subprocess.run(argv, env=env, capture_output=True, timeout=300)

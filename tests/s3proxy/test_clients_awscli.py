@@ -17,6 +17,7 @@ from tests.s3proxy.clients import (
     BUCKET,
     OTHER_BUCKET,
     BigFile,
+    CliClient,
     Target,
     aws_env,
     big_file,
@@ -35,7 +36,7 @@ from tests.s3proxy.clients import (
 __all__ = ["big_file", "many_keys", "target"]  # fixtures used by name below
 
 
-class Aws:
+class Aws(CliClient):
     """Runs ``aws`` against the target with its config in a per-test directory."""
 
     def __init__(self, target: Target, key: KeyPair, directory: Path) -> None:
@@ -47,11 +48,6 @@ class Aws:
 
     def json(self, *args: str) -> Any:
         return json.loads(self(*args, "--output", "json").stdout or "null")
-
-    def fails_with(self, code: str, *args: str) -> None:
-        result = self(*args, check=False)
-        assert result.returncode != 0, result.stdout
-        assert f"({code})" in result.stderr, result.stderr
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from tests.s3proxy.clients import (
     BUCKET,
     OTHER_BUCKET,
     BigFile,
+    CliClient,
     Target,
     big_file,
     clean_env,
@@ -32,8 +33,10 @@ from tests.s3proxy.clients import (
 __all__ = ["big_file", "many_keys", "target"]  # fixtures used by name below
 
 
-class Rclone:
+class Rclone(CliClient):
     """Runs ``rclone`` with a per-test config whose remote ``t:`` is the target."""
+
+    error_format = "{code}"  # rclone prints the bare code
 
     def __init__(self, target: Target, key: KeyPair, directory: Path) -> None:
         self.config = rclone_config(target, key, directory)
@@ -46,11 +49,6 @@ class Rclone:
 
     def cat(self, *args: str) -> bytes:
         return run_for_bytes(["rclone", "--config", str(self.config), "cat", *args], self.env)
-
-    def fails_with(self, code: str, *args: str) -> None:
-        result = self(*args, check=False)
-        assert result.returncode != 0, result.stdout
-        assert code in result.stderr, result.stderr
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from tests.s3proxy.clients import (
     BUCKET,
     OTHER_BUCKET,
     BigFile,
+    CliClient,
     Target,
     big_file,
     boto_client,
@@ -36,7 +37,7 @@ from tests.s3proxy.clients import (
 __all__ = ["big_file", "many_keys", "target"]  # fixtures used by name below
 
 
-class S3cmd:
+class S3cmd(CliClient):
     """Runs ``s3cmd`` with a per-test config file pointing at the target."""
 
     def __init__(self, target: Target, key: KeyPair, directory: Path) -> None:
@@ -45,11 +46,6 @@ class S3cmd:
 
     def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run(["s3cmd", "-c", str(self.config), *args], self.env, check)
-
-    def fails_with(self, code: str, *args: str) -> None:
-        result = self(*args, check=False)
-        assert result.returncode != 0, result.stdout
-        assert f"({code})" in result.stderr, result.stderr
 
 
 @pytest.fixture
