@@ -91,6 +91,7 @@ class Settings(BaseModel):
     origin_signing_key: SecretStr | None = None
     origin_cache_dir: Path | None = None
     origin_cache_max_mb: int = Field(1024, ge=0)
+    origin_memory_cache_mb: int = Field(64, ge=0)
     origin_workers: int = Field(1, ge=1, le=64)
     cors_allow_origin: str = "*"
 

@@ -1,4 +1,5 @@
-"""The local disk cache of segments: a size cap with LRU eviction, one backend fetch per miss.
+"""The local caches of segments: on disk (a size cap with LRU eviction, one backend fetch per
+miss) and, for the most requested ones, in memory.
 
 Files are named by a hash of their key, written to a temporary name and renamed into place
 once complete, and get the backend's Last-Modified as their mtime (so ``FileResponse``
@@ -23,6 +24,8 @@ log = logging.getLogger("nebula.origin.cache")
 
 # Fills ``file`` with the object's bytes; returns its Last-Modified (epoch seconds).
 Fetch = Callable[[str, BinaryIO], Awaitable[float]]
+# A cached object is (its bytes, its Last-Modified in epoch seconds).
+HotObject = tuple[bytes, float]
 # An evicted file may have just been handed to a response that has yet to open it.
 UNLINK_DELAY_SECONDS = 10.0
 
@@ -114,3 +117,59 @@ class SegmentCache:
 
 def _unlink_quietly(path: Path) -> None:
     path.unlink(missing_ok=True)
+
+
+class MemoryTier:
+    """Segments from the disk cache kept again in memory, least recently used out first.
+
+    Segments are immutable (each version has its own path), so a copy never goes stale.
+    Serving from memory skips what costs most per request on a warm disk cache: the
+    thread hop to open and stat the file and the sendfile bookkeeping. Each origin worker
+    process has its own tier of ``max_bytes``; objects over ``max_object_bytes`` stay on
+    disk only.
+    """
+
+    def __init__(self, max_bytes: int, max_object_bytes: int = 8 * 1024 * 1024) -> None:
+        self.max_bytes = max_bytes
+        self.max_object_bytes = min(max_object_bytes, max_bytes)
+        self._entries: OrderedDict[str, HotObject] = OrderedDict()
+        self.total_bytes = 0
+        self.hits = 0
+
+    def get(self, key: str) -> HotObject | None:
+        hit = self._entries.get(key)
+        if hit is not None:
+            self._entries.move_to_end(key)
+            self.hits += 1
+        return hit
+
+    async def load(self, key: str, path: Path) -> HotObject | None:
+        """Read a disk-cached file into the tier; None when it is too large or gone."""
+        if self.max_object_bytes <= 0:
+            return None
+        try:
+            loaded = await asyncio.to_thread(_read_if_small, path, self.max_object_bytes)
+        except OSError:  # evicted from disk in between: the caller serves it another way
+            return None
+        if loaded is not None and key not in self._entries:
+            self._entries[key] = loaded
+            self.total_bytes += len(loaded[0])
+            while self.total_bytes > self.max_bytes:
+                _, (body, _) = self._entries.popitem(last=False)
+                self.total_bytes -= len(body)
+        return loaded
+
+    def gauges(self) -> dict[str, float]:
+        return {
+            "nebula_origin_memory_bytes": self.total_bytes,
+            "nebula_origin_memory_objects": len(self._entries),
+            "nebula_origin_memory_hits_total": self.hits,
+        }
+
+
+def _read_if_small(path: Path, limit: int) -> HotObject | None:
+    with path.open("rb") as file:
+        stat = os.fstat(file.fileno())
+        if stat.st_size > limit:
+            return None
+        return file.read(), stat.st_mtime

@@ -9,7 +9,7 @@ import mimetypes
 from aiohttp import hdrs, web
 
 from origin import content
-from origin.backend import BackendDown, Missing
+from origin.backend import BackendDown, Missing, ObjectInfo
 from origin.ids import BadName, check_asset_id, ladder_key
 from origin.respond import body_response, stream_response
 from origin.rewrite import sign_playlist, sign_vtt
@@ -74,11 +74,20 @@ async def _text(
 async def _object(
     request: web.Request, origin: Origin, key: str, headers: dict[str, str]
 ) -> web.StreamResponse:
-    if origin.cache.enabled:
+    if not origin.cache.enabled:
+        return await stream_response(request, origin.backend, origin.bucket, key, headers)
+    hot = origin.memory.get(key)
+    if hot is None:
         cached = await origin.cache.get(key)
-        if cached is not None:
+        if cached is None:  # larger than the whole cache
+            return await stream_response(request, origin.backend, origin.bucket, key, headers)
+        hot = await origin.memory.load(key, cached)
+        if hot is None:
             return web.FileResponse(cached, headers=headers)
-    return await stream_response(request, origin.backend, origin.bucket, key, headers)
+    body, last_modified = hot
+    # The ETag FileResponse and the streamed answer give: one object, one ETag.
+    etag = ObjectInfo(len(body), last_modified).etag
+    return body_response(request, body, last_modified, headers, etag=etag)
 
 
 async def _missing(origin: Origin, asset_id: str) -> web.Response:

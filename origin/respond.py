@@ -1,8 +1,9 @@
 """HTTP semantics shared by every answer: validators (ETag, Last-Modified, 304), Range (206,
 416) and HEAD, for bodies held in memory and for bodies streamed from the backend.
 
-Files from the disk cache go through aiohttp's ``FileResponse``, which applies the same
-rules itself; ranges are parsed by aiohttp (``request.http_range``) everywhere.
+Segments from the memory tier go through :func:`body_response` too; a file sent from the
+disk cache goes through aiohttp's ``FileResponse``, which applies the same rules itself.
+Ranges are parsed by aiohttp (``request.http_range``) everywhere.
 """
 
 from __future__ import annotations
@@ -83,10 +84,14 @@ def unsatisfiable(size: int | None, headers: Mapping[str, str]) -> web.Response:
 
 
 def body_response(
-    request: web.BaseRequest, body: bytes, last_modified: float, headers: Mapping[str, str]
+    request: web.BaseRequest,
+    body: bytes,
+    last_modified: float,
+    headers: Mapping[str, str],
+    etag: str | None = None,
 ) -> web.Response:
-    """A small body held in memory (a playlist, a thumbnail track) with every HTTP rule."""
-    etag = body_etag(body)
+    """A body held in memory (a playlist, a hot segment) with every HTTP rule."""
+    etag = etag or body_etag(body)
     common = {**headers, **validators(etag, last_modified)}
     if not_modified(request, etag, last_modified):
         return web.Response(status=304, headers=common)
@@ -97,7 +102,7 @@ def body_response(
     except Unsatisfiable:
         return unsatisfiable(len(body), common)
     common[hdrs.CONTENT_RANGE] = f"bytes {start}-{stop - 1}/{len(body)}"
-    return web.Response(status=206, body=body[start:stop], headers=common)
+    return web.Response(status=206, body=memoryview(body)[start:stop], headers=common)
 
 
 def upstream_range(request: web.BaseRequest) -> str | None:

@@ -31,7 +31,7 @@ def create_app(settings: Settings) -> web.Application:
     )
 
     async def cache_gauges() -> dict[str, float]:
-        return origin.cache.gauges()
+        return {**origin.cache.gauges(), **origin.memory.gauges()}
 
     metrics.add_gauge_source(cache_gauges)
     install_cors(app, settings.cors_allow_origin, ("/hls/", "/files/"))

@@ -13,7 +13,7 @@ from catalog import Catalog
 from nebula.config import Settings
 from origin.assets import AssetReader
 from origin.backend import CHUNK, Backend, BackendDown, ObjectInfo, object_info
-from origin.cache import SegmentCache
+from origin.cache import MemoryTier, SegmentCache
 from origin.signing import PlaybackSigner
 
 # A playlist is re-read from the backend at most this often (its Cache-Control is 10 s).
@@ -48,10 +48,12 @@ class Origin:
     signer: PlaybackSigner | None
     texts: TextCache = field(default_factory=TextCache)
     cache: SegmentCache = field(init=False)
+    memory: MemoryTier = field(init=False)
 
     def __post_init__(self) -> None:
         cap = self.settings.origin_cache_max_mb * 1024 * 1024
         self.cache = SegmentCache(self.settings.cache_dir, cap, self.fetch_segment)
+        self.memory = MemoryTier(self.settings.origin_memory_cache_mb * 1024 * 1024)
 
     @classmethod
     def build(cls, settings: Settings) -> Origin:

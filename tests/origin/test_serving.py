@@ -94,7 +94,7 @@ def test_etag_and_last_modified_give_304(origin: OriginUnderTest, published: Pub
 def test_segment_etag_is_the_same_from_backend_and_from_cache(
     origin: OriginUnderTest, published: Published
 ) -> None:
-    # The first request of a fresh name misses the cache; the second is sent from disk.
+    # The first request of a fresh name misses the cache; the second comes from memory.
     name = hls(published, "v1/180p/seg_00003.m4s")
     first, second = request(origin.url, name), request(origin.url, name)
     assert first.header("ETag") == second.header("ETag")
@@ -187,6 +187,46 @@ def test_cache_keeps_under_its_size_cap(launch, published: Published) -> None:
     first = segments[0]
     again = request(small.url, hls(published, str(first.relative_to(published.files))))
     assert again.status == 200 and again.body == first.read_bytes()
+
+
+def test_hot_segments_answer_from_memory_exactly_as_from_disk(launch, published: Published) -> None:
+    in_memory, on_disk = launch(), launch(NEBULA_ORIGIN_MEMORY_CACHE_MB="0")
+    name = "v1/360p/seg_00002.m4s"
+    whole = (published.files / name).read_bytes()
+    for origin in (in_memory, on_disk):
+        request(origin.url, hls(published, name))  # fill the caches
+    answers = {}
+    for origin in (in_memory, on_disk):
+        full = request(origin.url, hls(published, name))
+        part = request(origin.url, hls(published, name), headers={"Range": "bytes=100-299"})
+        tail = request(origin.url, hls(published, name), headers={"Range": "bytes=-50"})
+        head = request(origin.url, hls(published, name), method="HEAD")
+        same = request(
+            origin.url, hls(published, name), headers={"If-None-Match": full.header("ETag")}
+        )
+        assert full.status == 200 and full.body == whole
+        assert part.status == 206 and part.body == whole[100:300]
+        assert tail.status == 206 and tail.body == whole[-50:]
+        assert head.status == 200 and head.body == b""
+        assert same.status == 304
+        answers[origin.url] = [
+            (r.status, r.header("ETag"), r.header("Last-Modified"), r.header("Content-Range"))
+            for r in (full, part, tail)
+        ] + [head.header("Content-Length"), head.header("Cache-Control")]
+    assert answers[in_memory.url] == answers[on_disk.url]
+    assert _gauge(in_memory, "nebula_origin_memory_hits_total") >= 5
+    assert _gauge(on_disk, "nebula_origin_memory_objects") == 0
+
+
+def test_memory_tier_keeps_under_its_cap(launch, published: Published) -> None:
+    small = launch(NEBULA_ORIGIN_MEMORY_CACHE_MB="1")
+    segments = sorted(published.files.glob("v1/*/seg_*.m4s"))
+    assert sum(p.stat().st_size for p in segments) > 1024 * 1024, "ladder too small for this test"
+    for _ in range(2):
+        for segment in segments:
+            reply = request(small.url, hls(published, str(segment.relative_to(published.files))))
+            assert reply.status == 200 and reply.body == segment.read_bytes()
+    assert 0 < _gauge(small, "nebula_origin_memory_bytes") <= 1024 * 1024
 
 
 def test_several_workers_share_the_port_and_stop_together(launch, published: Published) -> None:

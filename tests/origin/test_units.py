@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from nebula.cli.playback import parse_duration
-from origin.cache import SegmentCache
+from origin.cache import MemoryTier, SegmentCache
 from origin.ids import BadName, check_asset_id, check_ladder_path
 from origin.rewrite import sign_playlist, sign_vtt, with_query
 from origin.signing import PlaybackSigner, Refused
@@ -93,6 +93,34 @@ def test_cache_evicts_least_recently_used(tmp_path: Path) -> None:
     cache = asyncio.run(scenario())
     assert cache.total_bytes == 800 and cache.evictions == 1
     assert set(cache._entries) == {"a", "c"}
+
+
+def test_memory_tier_keeps_the_most_recent_under_its_cap(tmp_path: Path) -> None:
+    files = {}
+    for name, size in (("a", 400), ("b", 400), ("c", 400), ("big", 700)):
+        files[name] = tmp_path / name
+        files[name].write_bytes(name[0].encode() * size)
+
+    async def scenario() -> MemoryTier:
+        tier = MemoryTier(1000, max_object_bytes=600)
+        assert await tier.load("a", files["a"]) == (b"a" * 400, files["a"].stat().st_mtime)
+        await tier.load("b", files["b"])
+        assert tier.get("a") is not None  # a is now the most recent
+        await tier.load("c", files["c"])  # over the cap: b goes
+        assert await tier.load("big", files["big"]) is None  # over the per-object limit
+        assert await tier.load("gone", tmp_path / "gone") is None  # evicted from disk meanwhile
+        return tier
+
+    tier = asyncio.run(scenario())
+    assert tier.total_bytes == 800 and tier.get("b") is None
+    assert tier.get("c") == (b"c" * 400, files["c"].stat().st_mtime)
+    assert tier.gauges()["nebula_origin_memory_objects"] == 2
+
+
+def test_memory_tier_of_zero_holds_nothing(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"a")
+    tier = MemoryTier(0)
+    assert asyncio.run(tier.load("a", tmp_path / "a")) is None and tier.total_bytes == 0
 
 
 @pytest.mark.parametrize(
