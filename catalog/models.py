@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -18,9 +18,11 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    Select,
     String,
     Text,
     UniqueConstraint,
+    select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -211,3 +213,13 @@ class Worker(Base):
     jobs_failed: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @classmethod
+    def live(cls, hostname: str | None = None) -> Select[Worker]:
+        """Workers (on ``hostname`` when given) whose heartbeat is younger than the stale limit."""
+        query = select(cls).where(cls.heartbeat_at >= utcnow() - WORKER_STALE_AFTER)
+        return query if hostname is None else query.where(cls.hostname == hostname)
+
+
+# A worker heartbeats every 10 s; one silent for this long is gone.
+WORKER_STALE_AFTER = timedelta(seconds=60)

@@ -6,7 +6,7 @@ written by hand here because the set is small (requests by status, bytes, a late
 histogram) plus gauges a service adds with :meth:`Metrics.add_gauge_source`.
 :func:`catalog_gauges` (jobs by state, live workers and their counters: the worker exports
 its gauges through the catalog's ``workers`` table) and :func:`queue_gauges` (queue depth)
-are the shared sources; :func:`catalog_check` and :func:`backend_check` the shared checks.
+are the shared sources; :func:`catalog_check` the shared check.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -35,7 +34,6 @@ GaugeSource = Callable[[], Awaitable[dict[str, float]]]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 CHECK_TIMEOUT_SECONDS = 3.0
-WORKER_STALE_AFTER = timedelta(seconds=60)
 METRICS_KEY = web.AppKey("nebula.metrics", object)
 
 
@@ -186,19 +184,22 @@ def install_ops(
     service: str,
     checks: dict[str, Check],
     *,
-    settings: Settings | None = None,
+    shared_gauges: tuple[Catalog, Settings] | None = None,
 ) -> Metrics:
     """Add /healthz (503 when a dependency is down), /metrics and the metrics middleware.
 
     Call before the app starts; the middleware is appended, so the allow-list (installed
-    first by the service) still runs before it. With ``settings``, /metrics also carries
-    the shared gauges: jobs by state and workers from the catalog, the queue depth.
+    first by the service) still runs before it. With ``shared_gauges`` (the service's own
+    catalog, and its settings for the queue), /metrics also carries jobs by state and
+    workers from the catalog, and the queue depth.
     """
     metrics = Metrics(service)
     app.middlewares.append(metrics_middleware(metrics))
     app[METRICS_KEY] = metrics
-    if settings is not None:
-        install_shared_gauges(app, metrics, settings)
+    if shared_gauges is not None:
+        catalog, settings = shared_gauges
+        metrics.add_gauge_source(catalog_gauges(catalog))
+        metrics.add_gauge_source(queue_gauges(settings))
 
     async def healthz(request: web.Request) -> web.Response:
         ok, report = await run_checks(checks)
@@ -231,27 +232,13 @@ def catalog_check(catalog: Catalog) -> Check:
     return check
 
 
-def backend_check(settings: Settings) -> Check:
-    """A check that the S3 backend answers ListBuckets with the backend key."""
-    from nebula.s3 import backend_client
-
-    client = backend_client(
-        settings, connect_timeout=2, read_timeout=3, retries={"max_attempts": 1}
-    )
-
-    async def check() -> None:
-        await asyncio.to_thread(client.list_buckets)
-
-    return check
-
-
-def catalog_gauges(catalog: Catalog, stale_after: timedelta = WORKER_STALE_AFTER) -> GaugeSource:
+def catalog_gauges(catalog: Catalog) -> GaugeSource:
     """Jobs by state, live workers, and each live worker's counters, read from the catalog."""
 
     def read() -> dict[str, float]:
         from sqlalchemy import func, select
 
-        from catalog.models import Job, JobStatus, Worker, utcnow
+        from catalog.models import Job, JobStatus, Worker
 
         gauges: dict[str, float] = {f'nebula_jobs{{state="{s.value}"}}': 0 for s in JobStatus}
         with catalog.session() as session:
@@ -259,8 +246,7 @@ def catalog_gauges(catalog: Catalog, stale_after: timedelta = WORKER_STALE_AFTER
                 select(Job.status, func.count()).group_by(Job.status)
             ):
                 gauges[f'nebula_jobs{{state="{label_value(state.value)}"}}'] = count
-            fresh = utcnow() - stale_after
-            workers = session.scalars(select(Worker).where(Worker.heartbeat_at >= fresh)).all()
+            workers = session.scalars(Worker.live()).all()
         gauges["nebula_workers_alive"] = len(workers)
         for worker in workers:
             labels = f'{{worker="{label_value(worker.id)}",hwaccel="{label_value(worker.hwaccel or "")}"}}'
@@ -275,21 +261,15 @@ def catalog_gauges(catalog: Catalog, stale_after: timedelta = WORKER_STALE_AFTER
     return source
 
 
-def queue_gauges(
-    settings: Settings, counts: Callable[[], dict[str, int]] | None = None
-) -> GaugeSource:
-    """Queue depth (pending tasks) and the other Huey counts; ``counts`` replaces the queue."""
-    reader = counts
+def queue_gauges(settings: Settings) -> GaugeSource:
+    """Queue depth (pending tasks) and the other Huey counts."""
+    # Imported here: nebula/ must not load the transcoder package at import time.
+    from transcoder.queue import make_huey, queue_counts
+
+    huey = make_huey(settings)
 
     def read() -> dict[str, float]:
-        nonlocal reader
-        if reader is None:
-            # Imported here: nebula/ must not load the transcoder package at import time.
-            from transcoder.queue import make_huey, queue_counts
-
-            huey = make_huey(settings)
-            reader = lambda: queue_counts(huey)  # noqa: E731 - cached for later scrapes
-        values = reader()
+        values = queue_counts(huey)
         gauges: dict[str, float] = {
             f'nebula_queue_tasks{{state="{label_value(name)}"}}': count
             for name, count in values.items()
@@ -301,17 +281,3 @@ def queue_gauges(
         return await asyncio.to_thread(read)
 
     return source
-
-
-def install_shared_gauges(app: web.Application, metrics: Metrics, settings: Settings) -> None:
-    """Add :func:`catalog_gauges` and :func:`queue_gauges`, with their own catalog engine."""
-    from catalog import Catalog
-
-    catalog = Catalog.from_settings(settings)
-    metrics.add_gauge_source(catalog_gauges(catalog))
-    metrics.add_gauge_source(queue_gauges(settings))
-
-    async def dispose(_app: web.Application) -> None:
-        catalog.dispose()
-
-    app.on_cleanup.append(dispose)

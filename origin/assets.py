@@ -83,16 +83,16 @@ def _view(asset: Asset) -> AssetView:
 
 class AssetReader:
     def __init__(self, catalog: Catalog) -> None:
-        self._catalog = catalog
+        self.catalog = catalog
 
     def _one(self, asset_id: str) -> AssetView | None:
-        with self._catalog.session() as session:
+        with self.catalog.session() as session:
             asset = session.get(Asset, asset_id)
             return _view(asset) if asset is not None else None
 
     def _listed(self) -> list[AssetView]:
         query = select(Asset).where(Asset.status.in_(LISTED)).order_by(Asset.created_at.desc())
-        with self._catalog.session() as session:
+        with self.catalog.session() as session:
             return [_view(a) for a in session.scalars(query)]
 
     async def one(self, asset_id: str) -> AssetView | None:
@@ -101,8 +101,5 @@ class AssetReader:
     async def listed(self) -> list[AssetView]:
         return await asyncio.to_thread(self._listed)
 
-    async def ping(self) -> None:
-        await asyncio.to_thread(self._catalog.ping)
-
     def dispose(self) -> None:
-        self._catalog.dispose()
+        self.catalog.dispose()

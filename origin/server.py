@@ -9,7 +9,7 @@ from aiohttp import web
 
 from nebula.config import Settings
 from nebula.netguard import allowlist_middleware
-from nebula.ops import install_ops
+from nebula.ops import catalog_check, install_ops
 from nebula.web import serve
 from origin import media, pages
 from origin.cors import install_cors
@@ -26,8 +26,11 @@ def create_app(settings: Settings) -> web.Application:
     metrics = install_ops(
         app,
         "origin",
-        {"backend": lambda: origin.backend.ping(origin.bucket), "catalog": origin.assets.ping},
-        settings=settings,  # + job, worker and queue gauges
+        {
+            "backend": lambda: origin.backend.ping(origin.bucket),
+            "catalog": catalog_check(origin.assets.catalog),
+        },
+        shared_gauges=(origin.assets.catalog, settings),
     )
 
     async def cache_gauges() -> dict[str, float]:

@@ -19,7 +19,7 @@ from catalog import Catalog
 from catalog.keys import SecretBox
 from nebula.config import Settings
 from nebula.netguard import CLIENT_IP_KEY, allowlist_middleware
-from nebula.ops import Check, install_ops, sent_bytes
+from nebula.ops import Check, catalog_check, install_ops, sent_bytes
 from nebula.web import serve
 from s3proxy.addressing import Target, parse_target
 from s3proxy.auth import KeyStore, KnownKey, authorize, identify
@@ -254,11 +254,6 @@ class S3Proxy:
             pass  # the asset is still worth recording without them
         await self.events.written(target.bucket or "", target.key, etag, size, content_type)
 
-    async def check_catalog(self) -> None:
-        import asyncio
-
-        await asyncio.get_running_loop().run_in_executor(None, self.catalog.ping)
-
     async def close(self, _app: web.Application) -> None:
         await self.events.drain()
         await self.backend.close()
@@ -272,8 +267,11 @@ def create_app(settings: Settings) -> web.Application:
         handler_args={"max_field_size": 65536, "read_bufsize": READ_BUFFER},
     )
     app[PROXY_KEY] = proxy
-    checks: dict[str, Check] = {"backend": proxy.backend.ping, "catalog": proxy.check_catalog}
-    install_ops(app, "s3proxy", checks, settings=settings)  # + job and queue gauges
+    checks: dict[str, Check] = {
+        "backend": proxy.backend.ping,
+        "catalog": catalog_check(proxy.catalog),
+    }
+    install_ops(app, "s3proxy", checks, shared_gauges=(proxy.catalog, settings))
     app.router.add_route("*", "/{path:.*}", proxy.handle, expect_handler=no_early_continue)
     app.on_cleanup.append(proxy.close)
     return app

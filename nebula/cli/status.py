@@ -8,13 +8,9 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 
-from sqlalchemy import select
-
 from catalog import Catalog, Worker
-from catalog.models import utcnow
 from nebula.cli.base import Commands, add_command, settings_from
 from nebula.config import Settings
-from nebula.ops import WORKER_STALE_AFTER
 from nebula.s3 import backend_client
 
 HTTP_CHECK_TIMEOUT_SECONDS = 5
@@ -62,10 +58,7 @@ def live_workers(settings: Settings, hostname: str | None = None) -> list[Worker
     catalog = Catalog.from_settings(settings)
     try:
         with catalog.session() as session:
-            query = select(Worker).where(Worker.heartbeat_at >= utcnow() - WORKER_STALE_AFTER)
-            if hostname is not None:
-                query = query.where(Worker.hostname == hostname)
-            return list(session.scalars(query).all())
+            return list(session.scalars(Worker.live(hostname)).all())
     finally:
         catalog.dispose()
 

@@ -228,11 +228,13 @@ def test_install_ops_with_settings_serves_jobs_workers_and_queue_depth(tmp_path:
         asset = Asset(bucket="media", key="b.mp4")
         session.add_all([asset, Job(asset=asset, status=JobStatus.RUNNING)])
         session.add(Worker(id="w:1", hostname="w", pid=1))
-    catalog.dispose()
     app = web.Application()
-    ops.install_ops(app, "tiny", {}, settings=settings)
-    with serving(app) as base:
-        samples = scrape(base)
+    ops.install_ops(app, "tiny", {}, shared_gauges=(catalog, settings))
+    try:
+        with serving(app) as base:
+            samples = scrape(base)
+    finally:
+        catalog.dispose()
     assert samples["nebula_jobs"][(("state", "running"),)] == 1
     assert samples["nebula_jobs"][(("state", "queued"),)] == 0
     assert samples["nebula_workers_alive"][()] == 1
