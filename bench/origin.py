@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from catalog import Catalog
 from nebula.config import load_settings
-from nebula.s3 import backend_client
+from nebula.s3 import backend_client, ensure_buckets
 
 ASSET = "benchasset01"
 SEGMENT_KEY = f"{ASSET}/v1/720p/seg_00001.m4s"
@@ -110,8 +110,7 @@ def publish(env: dict[str, str]) -> dict[str, str]:
     settings = load_settings(env)
     client = backend_client(settings)
     bucket = settings.hls_bucket
-    if bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
-        client.create_bucket(Bucket=bucket)
+    ensure_buckets(client, [bucket])
     client.put_object(Bucket=bucket, Key=SEGMENT_KEY, Body=os.urandom(SEGMENT_BYTES))
     client.put_object(Bucket=bucket, Key=PLAYLIST_KEY, Body=media_playlist())
     return {

@@ -40,6 +40,8 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 
+from nebula.s3 import delete_keys, ensure_buckets, list_keys
+
 MIB = 1024 * 1024
 BUCKET = "bench"
 SMALL_SIZE = 4096
@@ -288,17 +290,12 @@ def make_source(directory: Path, size_mib: int) -> Path:
 
 
 def ensure_bucket(backend: Endpoint) -> None:
-    client = backend.client()
-    if BUCKET not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
-        client.create_bucket(Bucket=BUCKET)
+    ensure_buckets(backend.client(), [BUCKET])
 
 
 def empty_bucket(backend: Endpoint) -> None:
     client = backend.client()
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
-        objects = [{"Key": o["Key"]} for o in page.get("Contents", [])]
-        if objects:
-            client.delete_objects(Bucket=BUCKET, Delete={"Objects": objects})
+    delete_keys(client, BUCKET, list_keys(client, BUCKET))
 
 
 @contextlib.contextmanager

@@ -23,7 +23,7 @@ from catalog import Catalog
 from catalog.keys import SecretBox, ensure_admin_key
 from nebula import storage
 from nebula.config import Settings
-from nebula.s3 import backend_client
+from nebula.s3 import backend_client, ensure_buckets
 
 log = logging.getLogger("nebula.up")
 
@@ -161,12 +161,9 @@ class Supervisor:
             catalog.dispose()
 
     def _create_buckets(self) -> None:
-        client = backend_client(self.settings)
-        existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-        for bucket in [*self.settings.ingest_buckets, self.settings.hls_bucket]:
-            if bucket not in existing:
-                client.create_bucket(Bucket=bucket)
-                log.info("created bucket %s", bucket)
+        wanted = [*self.settings.ingest_buckets, self.settings.hls_bucket]
+        for bucket in ensure_buckets(backend_client(self.settings), wanted):
+            log.info("created bucket %s", bucket)
 
     def _spawn(self, service: str) -> Child:
         child = Child(service, child_argv(service))

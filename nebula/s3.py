@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,6 +89,32 @@ def backend_client(settings: Settings, **config: Any) -> S3Client:
         region_name=settings.backend_region,
         config=boto_config,
     )
+
+
+def ensure_buckets(client: S3Client, names: Iterable[str]) -> list[str]:
+    """Create the buckets among ``names`` that do not exist yet; return those it created."""
+    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
+    created = [name for name in dict.fromkeys(names) if name not in existing]
+    for name in created:
+        client.create_bucket(Bucket=name)
+    return created
+
+
+def iter_objects(client: S3Client, bucket: str, prefix: str = "") -> Iterator[dict[str, Any]]:
+    """Every object's listing entry under ``prefix``, all pages."""
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        yield from page.get("Contents", [])
+
+
+def list_keys(client: S3Client, bucket: str, prefix: str = "") -> list[str]:
+    return [item["Key"] for item in iter_objects(client, bucket, prefix)]
+
+
+def delete_keys(client: S3Client, bucket: str, keys: list[str]) -> None:
+    """DeleteObjects in batches of 1,000, the most one request may name."""
+    for start in range(0, len(keys), 1000):
+        batch = [{"Key": key} for key in keys[start : start + 1000]]
+        client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
 
 
 class _GivenPayloadAuth(S3SigV4Auth):

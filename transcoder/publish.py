@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from nebula.s3 import S3Client
+from nebula.s3 import S3Client, delete_keys, list_keys
 
 log = logging.getLogger("nebula.transcoder.publish")
 
@@ -145,20 +145,6 @@ def _put_asset_images(client: S3Client, bucket: str, ladder: Ladder) -> None:
         delete_keys(
             client, bucket, [f"{ladder.asset_id}/thumbnails.vtt", f"{ladder.asset_id}/poster.jpg"]
         )
-
-
-def list_keys(client: S3Client, bucket: str, prefix: str) -> list[str]:
-    keys: list[str] = []
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys.extend(item["Key"] for item in page.get("Contents", []))
-    return keys
-
-
-def delete_keys(client: S3Client, bucket: str, keys: list[str]) -> None:
-    for start in range(0, len(keys), 1000):
-        chunk = [{"Key": key} for key in keys[start : start + 1000]]
-        if chunk:
-            client.delete_objects(Bucket=bucket, Delete={"Objects": chunk, "Quiet": True})
 
 
 def prune_versions(client: S3Client, bucket: str, asset_id: str, keep: str) -> None:

@@ -20,7 +20,7 @@ from catalog import Asset, AssetStatus, Catalog
 from catalog.assets import record_delete, record_upload
 from catalog.models import utcnow
 from nebula.config import Settings
-from nebula.s3 import S3Client, backend_client
+from nebula.s3 import S3Client, backend_client, iter_objects
 from transcoder.jobs import reap_expired
 from transcoder.outbox import relay_pending
 
@@ -64,11 +64,7 @@ def run_once(
 
 
 def _listing(client: S3Client, bucket: str) -> dict[str, dict[str, object]]:
-    objects: dict[str, dict[str, object]] = {}
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for item in page.get("Contents", []):
-            objects[item["Key"]] = dict(item)
-    return objects
+    return {item["Key"]: item for item in iter_objects(client, bucket)}
 
 
 def reconcile_bucket(

@@ -33,20 +33,20 @@ def register(commands: Commands) -> None:
 def run_prepare(args: argparse.Namespace) -> int:
     from catalog import Catalog
     from catalog.db import current_revision
-    from nebula.s3 import backend_client
+    from nebula.s3 import backend_client, ensure_buckets
 
     settings = settings_from(args)
-    Catalog.from_settings(settings).upgrade()
-    print(f"catalog at revision {current_revision(settings.catalog_url)}")
-    client = backend_client(settings)
+    catalog = Catalog.from_settings(settings)
     try:
-        existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-        for bucket in [*settings.ingest_buckets, settings.hls_bucket]:
-            if bucket in existing:
-                print(f"bucket {bucket} exists")
-            else:
-                client.create_bucket(Bucket=bucket)
-                print(f"bucket {bucket} created")
+        catalog.upgrade()
+    finally:
+        catalog.dispose()
+    print(f"catalog at revision {current_revision(settings.catalog_url)}")
+    wanted = [*settings.ingest_buckets, settings.hls_bucket]
+    try:
+        created = ensure_buckets(backend_client(settings), wanted)
+        for bucket in wanted:
+            print(f"bucket {bucket} {'created' if bucket in created else 'exists'}")
     except (BotoCoreError, ClientError) as exc:
         raise CliError(f"storage at {settings.backend_endpoint}: {exc}") from None
     return 0

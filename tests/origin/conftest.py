@@ -17,7 +17,7 @@ import pytest
 from catalog import Catalog
 from catalog.assets import record_upload
 from nebula.config import Settings, load_settings
-from nebula.s3 import backend_client
+from nebula.s3 import backend_client, ensure_buckets, list_keys
 from nebula.storage import free_internal_port
 from tests.services import Seaweed
 from transcoder.pipeline import transcode_asset
@@ -75,23 +75,13 @@ def add_transcoding_asset(catalog_url: str, key: str, progress: float) -> str:
         catalog.dispose()
 
 
-def _ensure_bucket(settings: Settings, bucket: str) -> None:
-    client = backend_client(settings)
-    existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-    if bucket not in existing:
-        client.create_bucket(Bucket=bucket)
-
-
 def download_tree(settings: Settings, bucket: str, prefix: str, folder: Path) -> Path:
     """The published ladder as files, to compare what the origin serves byte for byte."""
     client = backend_client(settings)
-    for page in client.get_paginator("list_objects_v2").paginate(
-        Bucket=bucket, Prefix=prefix + "/"
-    ):
-        for item in page.get("Contents", []):
-            target = folder / item["Key"][len(prefix) + 1 :]
-            target.parent.mkdir(parents=True, exist_ok=True)
-            client.download_file(bucket, item["Key"], str(target))
+    for key in list_keys(client, bucket, prefix + "/"):
+        target = folder / key[len(prefix) + 1 :]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        client.download_file(bucket, key, str(target))
     return folder
 
 
@@ -109,8 +99,7 @@ def published(tmp_path_factory: pytest.TempPathFactory, seaweed: Seaweed) -> Pub
         "NEBULA_SEGMENT_SECONDS": "2",
     }
     settings = load_settings(env)
-    for bucket in (settings.hls_bucket, MEDIA_BUCKET):
-        _ensure_bucket(settings, bucket)
+    ensure_buckets(backend_client(settings), [settings.hls_bucket, MEDIA_BUCKET])
     source = make_source(root / "source.mp4", seconds=8, size="640x360", rate=25)
     backend_client(settings).upload_file(str(source), MEDIA_BUCKET, SOURCE_KEY)
     catalog = Catalog(catalog_url)

@@ -33,7 +33,7 @@ import pytest
 from botocore.config import Config as BotoConfig
 
 from catalog.keys import KeyPair
-from nebula.s3 import backend_client, ensure_embedded_credentials
+from nebula.s3 import backend_client, ensure_buckets, ensure_embedded_credentials
 
 TARGET_ENV = "NEBULA_TEST_CLIENTS_TARGET"
 REGION = "us-east-1"
@@ -94,11 +94,7 @@ def target(request: pytest.FixtureRequest) -> Target:
         found = Target("proxy", proxy.endpoint, proxy.admin, proxy.make_key)
         settings = proxy.settings
     # Bucket creation is set-up, not the subject: it goes straight to the backend.
-    backend = backend_client(settings)
-    existing = {b["Name"] for b in backend.list_buckets().get("Buckets", [])}
-    for bucket in (BUCKET, OTHER_BUCKET):
-        if bucket not in existing:
-            backend.create_bucket(Bucket=bucket)
+    ensure_buckets(backend_client(settings), [BUCKET, OTHER_BUCKET])
     return found
 
 

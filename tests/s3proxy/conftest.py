@@ -16,7 +16,7 @@ import pytest
 from catalog import Catalog
 from catalog.keys import KeyPair, SecretBox, create_key
 from nebula.config import Settings, load_settings
-from nebula.s3 import backend_client
+from nebula.s3 import backend_client, ensure_buckets
 from nebula.storage import free_internal_port
 from tests.services import Seaweed
 
@@ -69,11 +69,7 @@ def start_proxy(
             session, SecretBox.from_settings(settings), "admin", {"*": "admin"}, True
         )
     if create_buckets:
-        backend = backend_client(settings)
-        existing = {b["Name"] for b in backend.list_buckets().get("Buckets", [])}
-        for bucket in [*settings.ingest_buckets, settings.hls_bucket]:
-            if bucket not in existing:
-                backend.create_bucket(Bucket=bucket)
+        ensure_buckets(backend_client(settings), [*settings.ingest_buckets, settings.hls_bucket])
     log_path = root / "s3proxy.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "nebula", "s3proxy"],

@@ -16,7 +16,7 @@ import pytest
 from catalog import Catalog
 from catalog.assets import record_upload
 from nebula.config import Settings
-from nebula.s3 import backend_client
+from nebula.s3 import backend_client, ensure_buckets, list_keys
 
 # Small ladders keep the tests quick on a 2-core machine; the rules are the same.
 TEST_LADDER = "360:500,240:300,144:150"
@@ -43,10 +43,7 @@ class Env:
 
     def hls_keys(self, asset_id: str) -> list[str]:
         client = backend_client(self.settings)
-        pages = client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.settings.hls_bucket, Prefix=f"{asset_id}/"
-        )
-        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+        return sorted(list_keys(client, self.settings.hls_bucket, f"{asset_id}/"))
 
     def download_ladder(self, asset_id: str, target: Path) -> Path:
         client = backend_client(self.settings)
@@ -97,11 +94,7 @@ def make_env(
         overrides.setdefault("ladder", TEST_LADDER)
         overrides.setdefault("hwaccel", "none")
         settings = make_settings(**overrides)
-        client = backend_client(settings)
-        existing = {b["Name"] for b in client.list_buckets().get("Buckets", [])}
-        for bucket in [*settings.ingest_buckets, settings.hls_bucket]:
-            if bucket not in existing:
-                client.create_bucket(Bucket=bucket)
+        ensure_buckets(backend_client(settings), [*settings.ingest_buckets, settings.hls_bucket])
         catalog = Catalog.from_settings(settings)
         catalog.upgrade()
         env = Env(settings, catalog, tmp_path)
