@@ -11,13 +11,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from sqlalchemy import select
-
 from catalog import Catalog
+from catalog.assets import get_asset, list_assets
 from catalog.models import Asset, AssetStatus, Job, JobKind
 
 PENDING = (AssetStatus.QUEUED, AssetStatus.PROCESSING)
-LISTED = (AssetStatus.READY, AssetStatus.QUEUED, AssetStatus.PROCESSING, AssetStatus.FAILED)
 
 
 @dataclass(frozen=True)
@@ -86,14 +84,16 @@ class AssetReader:
         self.catalog = catalog
 
     def _one(self, asset_id: str) -> AssetView | None:
+        """The asset, or None when there is none or it was deleted."""
         with self.catalog.session() as session:
-            asset = session.get(Asset, asset_id)
-            return _view(asset) if asset is not None else None
+            asset = get_asset(session, asset_id)
+            if asset is None or asset.status == AssetStatus.DELETED:
+                return None
+            return _view(asset)
 
     def _listed(self) -> list[AssetView]:
-        query = select(Asset).where(Asset.status.in_(LISTED)).order_by(Asset.created_at.desc())
         with self.catalog.session() as session:
-            return [_view(a) for a in session.scalars(query)]
+            return [_view(a) for a in list_assets(session)]
 
     async def one(self, asset_id: str) -> AssetView | None:
         return await asyncio.to_thread(self._one, asset_id)

@@ -17,30 +17,68 @@ import shutil
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Generic, TypeVar
+
+from origin.backend import ObjectInfo
 
 log = logging.getLogger("nebula.origin.cache")
+V = TypeVar("V")
 
 # Fills ``file`` with the object's bytes; returns its Last-Modified (epoch seconds).
 Fetch = Callable[[str, BinaryIO], Awaitable[float]]
-# A cached object is (its bytes, its Last-Modified in epoch seconds).
-HotObject = tuple[bytes, float]
 # An evicted file may have just been handed to a response that has yet to open it.
 UNLINK_DELAY_SECONDS = 10.0
 
 
+class SizedLru(Generic[V]):
+    """Values with a size in bytes under a byte cap, least recently used out first."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[str, tuple[V, int]] = OrderedDict()
+        self.total_bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._entries
+
+    def get(self, key: str) -> V | None:
+        """The value of ``key`` (now the most recently used), or None."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry[0]
+
+    def size(self, key: str) -> int:
+        return self._entries[key][1]
+
+    def add(self, key: str, value: V, size: int) -> list[V]:
+        """Insert ``key`` as the most recent; return the values evicted to stay under the cap."""
+        if key in self._entries:
+            self.total_bytes -= self._entries.pop(key)[1]
+        self._entries[key] = (value, size)
+        self.total_bytes += size
+        evicted: list[V] = []
+        while self.total_bytes > self.max_bytes and len(self._entries) > 1:
+            _, (old, old_size) = self._entries.popitem(last=False)
+            self.total_bytes -= old_size
+            evicted.append(old)
+        return evicted
+
+
 class SegmentCache:
     def __init__(self, root: Path, max_bytes: int, fetch: Fetch) -> None:
-        self.root = root
         self.max_bytes = max_bytes
         self._fetch = fetch
         self._objects = root / "objects"
         self._tmp = root / "tmp"
-        # key -> (file, size), least recently used first
-        self._entries: OrderedDict[str, tuple[Path, int]] = OrderedDict()
+        self._files: SizedLru[Path] = SizedLru(max_bytes)
         self._flights: dict[str, asyncio.Future[Path | None]] = {}
-        self.total_bytes = 0
         self.hits = 0
         self.fills = 0
         self.evictions = 0
@@ -49,18 +87,26 @@ class SegmentCache:
     def enabled(self) -> bool:
         return self.max_bytes > 0
 
+    @property
+    def total_bytes(self) -> int:
+        return self._files.total_bytes
+
     def reset(self) -> None:
         """Start empty: what a previous run left is not indexed, so it is removed."""
         for folder in (self._objects, self._tmp):
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True, exist_ok=True)
 
+    def size(self, key: str) -> int:
+        """The size of a cached object (``key`` as just returned by :meth:`get`)."""
+        return self._files.size(key)
+
     async def get(self, key: str) -> Path | None:
         """The cached file of ``key``, fetched first on a miss; None if it may not be cached."""
-        if key in self._entries:
-            self._entries.move_to_end(key)
+        cached = self._files.get(key)
+        if cached is not None:
             self.hits += 1
-            return self._entries[key][0]
+            return cached
         flight = self._flights.get(key)
         if flight is None:
             flight = asyncio.ensure_future(self._fill(key))
@@ -89,34 +135,27 @@ class SegmentCache:
             tmp.replace(final)
         finally:
             tmp.unlink(missing_ok=True)
-        self._entries[key] = (final, size)
-        self.total_bytes += size
-        self._evict(keep=key)
-        return final
-
-    def _evict(self, keep: str) -> None:
         loop = asyncio.get_running_loop()
-        while self.total_bytes > self.max_bytes:
-            oldest = next(iter(self._entries))
-            if oldest == keep:
-                break
-            path, size = self._entries.pop(oldest)
-            self.total_bytes -= size
+        for path in self._files.add(key, final, size):
             self.evictions += 1
             loop.call_later(UNLINK_DELAY_SECONDS, _unlink_quietly, path)
+        return final
 
     def gauges(self) -> dict[str, float]:
         return {
             "nebula_origin_cache_bytes": self.total_bytes,
-            "nebula_origin_cache_objects": len(self._entries),
+            "nebula_origin_cache_objects": len(self._files),
             "nebula_origin_cache_hits_total": self.hits,
             "nebula_origin_cache_fills_total": self.fills,
             "nebula_origin_cache_evictions_total": self.evictions,
         }
 
 
-def _unlink_quietly(path: Path) -> None:
-    path.unlink(missing_ok=True)
+@dataclass(frozen=True)
+class HotObject:
+    body: bytes
+    last_modified: float  # epoch seconds, the backend's Last-Modified
+    etag: str  # the one FileResponse and the streamed answer give for the same object
 
 
 class MemoryTier:
@@ -130,46 +169,43 @@ class MemoryTier:
     """
 
     def __init__(self, max_bytes: int, max_object_bytes: int = 8 * 1024 * 1024) -> None:
-        self.max_bytes = max_bytes
         self.max_object_bytes = min(max_object_bytes, max_bytes)
-        self._entries: OrderedDict[str, HotObject] = OrderedDict()
-        self.total_bytes = 0
+        self._objects: SizedLru[HotObject] = SizedLru(max_bytes)
         self.hits = 0
 
     def get(self, key: str) -> HotObject | None:
-        hit = self._entries.get(key)
+        hit = self._objects.get(key)
         if hit is not None:
-            self._entries.move_to_end(key)
             self.hits += 1
         return hit
 
-    async def load(self, key: str, path: Path) -> HotObject | None:
-        """Read a disk-cached file into the tier; None when it is too large or gone."""
-        if self.max_object_bytes <= 0:
+    async def load(self, key: str, path: Path, size: int) -> HotObject | None:
+        """Read a disk-cached file of ``size`` bytes into the tier; None when it is too
+        large for the tier (nothing is read) or gone from disk."""
+        if size > self.max_object_bytes:
             return None
         try:
-            loaded = await asyncio.to_thread(_read_if_small, path, self.max_object_bytes)
+            hot = await asyncio.to_thread(_read_hot, path)
         except OSError:  # evicted from disk in between: the caller serves it another way
             return None
-        if loaded is not None and key not in self._entries:
-            self._entries[key] = loaded
-            self.total_bytes += len(loaded[0])
-            while self.total_bytes > self.max_bytes:
-                _, (body, _) = self._entries.popitem(last=False)
-                self.total_bytes -= len(body)
-        return loaded
+        if key not in self._objects:
+            self._objects.add(key, hot, len(hot.body))
+        return hot
 
     def gauges(self) -> dict[str, float]:
         return {
-            "nebula_origin_memory_bytes": self.total_bytes,
-            "nebula_origin_memory_objects": len(self._entries),
+            "nebula_origin_memory_bytes": self._objects.total_bytes,
+            "nebula_origin_memory_objects": len(self._objects),
             "nebula_origin_memory_hits_total": self.hits,
         }
 
 
-def _read_if_small(path: Path, limit: int) -> HotObject | None:
+def _read_hot(path: Path) -> HotObject:
     with path.open("rb") as file:
-        stat = os.fstat(file.fileno())
-        if stat.st_size > limit:
-            return None
-        return file.read(), stat.st_mtime
+        mtime = os.fstat(file.fileno()).st_mtime
+        body = file.read()
+    return HotObject(body, mtime, ObjectInfo(len(body), mtime).etag)
+
+
+def _unlink_quietly(path: Path) -> None:
+    path.unlink(missing_ok=True)

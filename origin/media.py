@@ -9,7 +9,7 @@ import mimetypes
 from aiohttp import hdrs, web
 
 from origin import content
-from origin.backend import BackendDown, Missing, ObjectInfo
+from origin.backend import BackendDown, Missing
 from origin.ids import BadName, check_asset_id, ladder_key
 from origin.respond import body_response, stream_response
 from origin.rewrite import sign_playlist, sign_vtt
@@ -81,13 +81,10 @@ async def _object(
         cached = await origin.cache.get(key)
         if cached is None:  # larger than the whole cache
             return await stream_response(request, origin.backend, origin.bucket, key, headers)
-        hot = await origin.memory.load(key, cached)
+        hot = await origin.memory.load(key, cached, origin.cache.size(key))
         if hot is None:
             return web.FileResponse(cached, headers=headers)
-    body, last_modified = hot
-    # The ETag FileResponse and the streamed answer give: one object, one ETag.
-    etag = ObjectInfo(len(body), last_modified).etag
-    return body_response(request, body, last_modified, headers, etag=etag)
+    return body_response(request, hot.body, hot.last_modified, headers, etag=hot.etag)
 
 
 async def _missing(origin: Origin, asset_id: str) -> web.Response:
@@ -97,7 +94,7 @@ async def _missing(origin: Origin, asset_id: str) -> web.Response:
     except Exception as exc:  # the catalog being down must not turn a 404 into a 500
         log.warning("catalog unavailable for %s: %s", asset_id, type(exc).__name__)
         asset = None
-    if asset is None or asset.status == "deleted":
+    if asset is None:
         return _plain(404, "no such asset")
     if not asset.pending:
         failed = {"asset_id": asset_id, "status": asset.status, "error": asset.error}
@@ -133,7 +130,7 @@ async def original(request: web.Request) -> web.StreamResponse:
     except Exception as exc:
         log.warning("catalog unavailable for %s: %s", asset_id, type(exc).__name__)
         return _plain(503, "catalog unavailable", {hdrs.RETRY_AFTER: RETRY_AFTER_DOWN})
-    if asset is None or asset.status == "deleted":
+    if asset is None:
         return _plain(404, "no such asset")
     kind = asset.content_type or mimetypes.guess_type(asset.key)[0] or "application/octet-stream"
     headers: dict[str, str] = {hdrs.CONTENT_TYPE: kind, hdrs.CACHE_CONTROL: content.ORIGINAL}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 from pathlib import Path
@@ -18,6 +19,7 @@ log = logging.getLogger("nebula.origin")
 TEMPLATES = Path(__file__).with_name("templates")
 
 
+@functools.cache  # read once: the templates ship with the package
 def _template(name: str) -> Template:
     return Template((TEMPLATES / name).read_text())
 
@@ -89,7 +91,7 @@ async def watch(request: web.Request) -> web.Response:
         asset = await origin.assets.one(asset_id)
     except Exception:
         raise web.HTTPServiceUnavailable(text="catalog unavailable\n") from None
-    if asset is None or asset.status == "deleted":
+    if asset is None:
         raise web.HTTPNotFound(text="no such asset\n")
     base = f"/hls/{asset_id}/"
     e = html.escape
@@ -119,7 +121,7 @@ async def api_asset(request: web.Request) -> web.Response:
         asset = await request.app[ORIGIN].assets.one(asset_id)
     except Exception:
         raise web.HTTPServiceUnavailable(text="catalog unavailable\n") from None
-    if asset is None or asset.status == "deleted":
+    if asset is None:
         raise web.HTTPNotFound(text="no such asset\n")
     return web.json_response(_api(request, asset))
 

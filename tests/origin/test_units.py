@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from nebula.cli.playback import parse_duration
-from origin.cache import MemoryTier, SegmentCache
+from origin.backend import ObjectInfo
+from origin.cache import HotObject, MemoryTier, SegmentCache, SizedLru
 from origin.ids import BadName, check_asset_id, check_ladder_path
 from origin.rewrite import sign_playlist, sign_vtt, with_query
 from origin.signing import PlaybackSigner, Refused
@@ -92,7 +93,7 @@ def test_cache_evicts_least_recently_used(tmp_path: Path) -> None:
 
     cache = asyncio.run(scenario())
     assert cache.total_bytes == 800 and cache.evictions == 1
-    assert set(cache._entries) == {"a", "c"}
+    assert [key for key in "abc" if key in cache._files] == ["a", "c"]
 
 
 def test_memory_tier_keeps_the_most_recent_under_its_cap(tmp_path: Path) -> None:
@@ -101,26 +102,39 @@ def test_memory_tier_keeps_the_most_recent_under_its_cap(tmp_path: Path) -> None
         files[name] = tmp_path / name
         files[name].write_bytes(name[0].encode() * size)
 
-    async def scenario() -> MemoryTier:
-        tier = MemoryTier(1000, max_object_bytes=600)
-        assert await tier.load("a", files["a"]) == (b"a" * 400, files["a"].stat().st_mtime)
-        await tier.load("b", files["b"])
-        assert tier.get("a") is not None  # a is now the most recent
-        await tier.load("c", files["c"])  # over the cap: b goes
-        assert await tier.load("big", files["big"]) is None  # over the per-object limit
-        assert await tier.load("gone", tmp_path / "gone") is None  # evicted from disk meanwhile
-        return tier
+    def load(tier: MemoryTier, name: str) -> HotObject | None:
+        path = files.get(name, tmp_path / name)
+        size = path.stat().st_size if path.exists() else 1
+        return asyncio.run(tier.load(name, path, size))
 
-    tier = asyncio.run(scenario())
-    assert tier.total_bytes == 800 and tier.get("b") is None
-    assert tier.get("c") == (b"c" * 400, files["c"].stat().st_mtime)
-    assert tier.gauges()["nebula_origin_memory_objects"] == 2
+    tier = MemoryTier(1000, max_object_bytes=600)
+    mtime = files["a"].stat().st_mtime
+    assert load(tier, "a") == HotObject(b"a" * 400, mtime, ObjectInfo(400, mtime).etag)
+    load(tier, "b")
+    assert tier.get("a") is not None  # a is now the most recent
+    load(tier, "c")  # over the cap: b goes
+    assert load(tier, "big") is None  # over the per-object limit
+    assert load(tier, "gone") is None  # evicted from disk meanwhile
+    assert tier.get("b") is None and tier.get("c") is not None
+    assert tier.get("c").body == b"c" * 400  # type: ignore[union-attr]
+    gauges = tier.gauges()
+    assert gauges["nebula_origin_memory_bytes"] == 800
+    assert gauges["nebula_origin_memory_objects"] == 2
 
 
 def test_memory_tier_of_zero_holds_nothing(tmp_path: Path) -> None:
     (tmp_path / "a").write_bytes(b"a")
     tier = MemoryTier(0)
-    assert asyncio.run(tier.load("a", tmp_path / "a")) is None and tier.total_bytes == 0
+    assert asyncio.run(tier.load("a", tmp_path / "a", 1)) is None
+    assert tier.gauges()["nebula_origin_memory_bytes"] == 0
+
+
+def test_sized_lru_replaces_a_key_and_evicts_oldest_first() -> None:
+    lru: SizedLru[str] = SizedLru(10)
+    assert lru.add("a", "A", 4) == [] and lru.add("b", "B", 4) == []
+    assert lru.add("a", "A2", 5) == []  # replaced: 5 + 4 fits
+    assert lru.add("c", "C", 3) == ["B"]  # b is now the oldest
+    assert lru.total_bytes == 8 and lru.get("a") == "A2" and "b" not in lru
 
 
 @pytest.mark.parametrize(
