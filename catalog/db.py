@@ -34,6 +34,16 @@ class Catalog:
     def from_settings(cls, settings: Settings, **engine_args: Any) -> Catalog:
         return cls(settings.catalog_url, **engine_args)
 
+    @classmethod
+    @contextmanager
+    def opened(cls, settings: Settings) -> Iterator[Catalog]:
+        """A catalog for one short task (a CLI command), its connections closed after."""
+        catalog = cls.from_settings(settings)
+        try:
+            yield catalog
+        finally:
+            catalog.dispose()
+
     def ping(self) -> None:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))

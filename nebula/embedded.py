@@ -147,18 +147,15 @@ class Supervisor:
             time.sleep(0.5)
 
     def _prepare_catalog(self) -> tuple[str, str]:
-        catalog = Catalog.from_settings(self.settings)
-        try:
+        with Catalog.opened(self.settings) as catalog:
             catalog.upgrade()
             with catalog.session() as session:
                 key, secret, created = ensure_admin_key(
                     session, SecretBox.from_settings(self.settings)
                 )
-                if created:
-                    log.info("created the admin access key %s", key.access_key_id)
-                return key.access_key_id, secret
-        finally:
-            catalog.dispose()
+            if created:
+                log.info("created the admin access key %s", key.access_key_id)
+            return key.access_key_id, secret
 
     def _create_buckets(self) -> None:
         wanted = [*self.settings.ingest_buckets, self.settings.hls_bucket]

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from catalog import Catalog
 from catalog.assets import get_asset, list_assets
-from catalog.db import current_revision
+from catalog.db import current_revision, upgrade
 from catalog.keys import KeyError_, SecretBox, create_key, list_keys, parse_scopes, revoke_key
 from catalog.models import AssetStatus
 from nebula.cli.base import CliError, Commands, add_command, settings_from
@@ -60,17 +60,13 @@ def register(commands: Commands) -> None:
 
 @contextmanager
 def catalog_session(args: argparse.Namespace) -> Iterator[Session]:
-    catalog = Catalog.from_settings(settings_from(args))
-    try:
-        with catalog.session() as session:
-            yield session
-    finally:
-        catalog.dispose()
+    with Catalog.opened(settings_from(args)) as catalog, catalog.session() as session:
+        yield session
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    Catalog.from_settings(settings).upgrade()
+    upgrade(settings.catalog_url)
     print(f"catalog at revision {current_revision(settings.catalog_url)}")
     return 0
 

@@ -31,16 +31,11 @@ def register(commands: Commands) -> None:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
-    from catalog import Catalog
-    from catalog.db import current_revision
+    from catalog.db import current_revision, upgrade
     from nebula.s3 import backend_client, ensure_buckets
 
     settings = settings_from(args)
-    catalog = Catalog.from_settings(settings)
-    try:
-        catalog.upgrade()
-    finally:
-        catalog.dispose()
+    upgrade(settings.catalog_url)
     print(f"catalog at revision {current_revision(settings.catalog_url)}")
     wanted = [*settings.ingest_buckets, settings.hls_bucket]
     try:

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from catalog import Catalog, Job, JobStatus
 from nebula.cli.base import CliError, Commands, add_command, settings_from
@@ -44,10 +45,6 @@ def register(commands: Commands) -> None:
     queue = add_command(commands, "queue", "Huey's pending, scheduled and failed task counts")
     queue.add_argument("--json", action="store_true")
     queue.set_defaults(handler=queue_show)
-
-
-def _catalog(args: argparse.Namespace) -> Catalog:
-    return Catalog.from_settings(settings_from(args))
 
 
 def job_dict(job: Job) -> dict[str, Any]:
@@ -86,48 +83,38 @@ def _line(job: Job) -> str:
 
 
 def jobs_list(args: argparse.Namespace) -> int:
-    catalog = _catalog(args)
-    try:
-        with catalog.session() as session:
-            query = select(Job).order_by(Job.id.desc()).limit(args.limit)
-            if args.status:
-                query = query.where(Job.status == JobStatus(args.status))
-            rows = list(session.scalars(query))
-            if args.json:
-                print(json.dumps([job_dict(j) for j in rows], indent=2, default=str))
-                return 0
-            print(
-                f"{'id':>6}  {'asset':<12}  {'kind':<9}  {'status':<9}  {'#':>2}  progress / error"
-            )
-            for job in rows:
-                print(_line(job))
-    finally:
-        catalog.dispose()
+    query = select(Job).order_by(Job.id.desc()).limit(args.limit)
+    if args.status:
+        query = query.where(Job.status == JobStatus(args.status))
+    with Catalog.opened(settings_from(args)) as catalog, catalog.session() as session:
+        rows = list(session.scalars(query))
+    if args.json:
+        print(json.dumps([job_dict(j) for j in rows], indent=2, default=str))
+        return 0
+    print(f"{'id':>6}  {'asset':<12}  {'kind':<9}  {'status':<9}  {'#':>2}  progress / error")
+    for job in rows:
+        print(_line(job))
     return 0
 
 
-def _get(catalog: Catalog, job_id: int) -> dict[str, Any]:
-    with catalog.session() as session:
-        job = session.get(Job, job_id)
-        if job is None:
-            raise CliError(f"no job {job_id}")
-        return job_dict(job) | {"bar": progress_bar(job)}
+def _job(session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise CliError(f"no job {job_id}")
+    return job
 
 
 def jobs_show(args: argparse.Namespace) -> int:
-    catalog = _catalog(args)
-    try:
-        job = _get(catalog, args.job_id)
-    finally:
-        catalog.dispose()
+    with Catalog.opened(settings_from(args)) as catalog, catalog.session() as session:
+        job = _job(session, args.job_id)  # its attributes stay loaded after the session
     if args.json:
-        print(json.dumps({k: v for k, v in job.items() if k != "bar"}, indent=2, default=str))
+        print(json.dumps(job_dict(job), indent=2, default=str))
         return 0
-    for key, value in job.items():
-        if key != "bar" and value is not None:
+    for key, value in job_dict(job).items():
+        if value is not None:
             print(f"{key:<17} {value}")
-    if job["status"] == JobStatus.RUNNING.value:
-        print(f"{'':<17} {job['bar']}")
+    if job.status == JobStatus.RUNNING:
+        print(f"{'':<17} {progress_bar(job)}")
     return 0
 
 
@@ -137,16 +124,13 @@ def jobs_retry(args: argparse.Namespace) -> int:
     from transcoder.queue import make_huey
 
     settings = settings_from(args)
-    catalog = Catalog.from_settings(settings)
-    try:
+    with Catalog.opened(settings) as catalog:
         if not jobs.retry(catalog, args.job_id):
             raise CliError(f"job {args.job_id} is not failed or cancelled (or does not exist)")
         try:
             relay_pending(catalog, queue=make_huey(settings))
         except Exception as exc:  # the worker's reconcile relays it later
             print(f"queued in the catalog; the queue is unreachable for now: {exc}")
-    finally:
-        catalog.dispose()
     print(f"job {args.job_id} queued again")
     return 0
 
@@ -154,26 +138,19 @@ def jobs_retry(args: argparse.Namespace) -> int:
 def jobs_cancel(args: argparse.Namespace) -> int:
     from transcoder import jobs
 
-    catalog = _catalog(args)
-    try:
+    with Catalog.opened(settings_from(args)) as catalog:
         if not jobs.cancel(catalog, args.job_id):
             raise CliError(f"job {args.job_id} is not queued or running (or does not exist)")
-    finally:
-        catalog.dispose()
     print(f"job {args.job_id} cancelled")
     return 0
 
 
 def jobs_watch(args: argparse.Namespace) -> int:
-    catalog = _catalog(args)
-    try:
+    with Catalog.opened(settings_from(args)) as catalog:
         while True:
             with catalog.session() as session:
                 if args.job_id is not None:
-                    job = session.get(Job, args.job_id)
-                    if job is None:
-                        raise CliError(f"no job {args.job_id}")
-                    rows = [job]
+                    rows = [_job(session, args.job_id)]
                 else:
                     rows = list(session.scalars(select(Job).where(Job.status == JobStatus.RUNNING)))
                 lines = [_line(j) for j in rows] or ["no running jobs"]
@@ -184,8 +161,6 @@ def jobs_watch(args: argparse.Namespace) -> int:
             time.sleep(args.interval)
             if sys.stdout.isatty():
                 print(f"\x1b[{len(lines)}F\x1b[J", end="")  # redraw in place
-    finally:
-        catalog.dispose()
 
 
 def queue_show(args: argparse.Namespace) -> int:
@@ -193,14 +168,10 @@ def queue_show(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     counts = queue_counts(make_huey(settings))
-    catalog = Catalog.from_settings(settings)
-    try:
-        with catalog.session() as session:
-            by_status = dict(
-                session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
-            )
-    finally:
-        catalog.dispose()
+    with Catalog.opened(settings) as catalog, catalog.session() as session:
+        by_status = dict(
+            session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
+        )
     jobs = {status.value: int(by_status.get(status, 0)) for status in JobStatus}
     if args.json:
         print(json.dumps({"queue": counts, "jobs": jobs}, indent=2))

@@ -28,11 +28,8 @@ def check_storage(settings: Settings) -> str:
 
 
 def check_catalog(settings: Settings) -> str:
-    catalog = Catalog.from_settings(settings)
-    try:
+    with Catalog.opened(settings) as catalog:
         catalog.ping()
-    finally:
-        catalog.dispose()
     return settings.catalog_url.split("@")[-1]  # no password in the output
 
 
@@ -55,12 +52,8 @@ def check_http(url: str) -> str:
 
 def live_workers(settings: Settings, hostname: str | None = None) -> list[Worker]:
     """Workers (on ``hostname`` when given) whose heartbeat is younger than the stale limit."""
-    catalog = Catalog.from_settings(settings)
-    try:
-        with catalog.session() as session:
-            return list(session.scalars(Worker.live(hostname)).all())
-    finally:
-        catalog.dispose()
+    with Catalog.opened(settings) as catalog, catalog.session() as session:
+        return list(session.scalars(Worker.live(hostname)).all())
 
 
 def check_worker(settings: Settings) -> str:
