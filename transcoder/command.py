@@ -53,8 +53,7 @@ class Plan:
     @property
     def fps(self) -> float:
         """The constant output frame rate (VFR sources become CFR at their average rate)."""
-        rate = self.info.fps if 0 < self.info.fps <= MAX_FPS else min(self.info.fps, MAX_FPS)
-        return round(rate or 25.0, 3)
+        return round(min(self.info.fps, MAX_FPS) or 25.0, 3)
 
     @property
     def gop(self) -> int:

@@ -7,6 +7,7 @@ timeout. ``auto`` tries QSV, then VAAPI, then settles for libx264, logging every
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -51,6 +52,12 @@ def probe_argv(mode: str, device: str) -> list[str]:
     ]
 
 
+def candidates(setting: str) -> list[str]:
+    """The hardware modes ``NEBULA_HWACCEL`` allows trying, in order."""
+    return {"auto": ["qsv", "vaapi"], "none": []}.get(setting, [setting])
+
+
+@functools.cache  # the installed ffmpeg does not change while we run
 def encoder_compiled(encoder: str) -> bool:
     result = subprocess.run(
         ["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True, check=False
@@ -85,9 +92,8 @@ def detect(setting: str, device: str, timeout: float = PROBE_TIMEOUT) -> Choice:
     """Resolve ``NEBULA_HWACCEL`` into the mode to use, with reasons for the others."""
     if setting == "none":
         return Choice("none", {"qsv": "NEBULA_HWACCEL=none", "vaapi": "NEBULA_HWACCEL=none"})
-    candidates = ["qsv", "vaapi"] if setting == "auto" else [setting]
     reasons: dict[str, str] = {}
-    for mode in candidates:
+    for mode in candidates(setting):
         reason = try_mode(mode, device, timeout)
         if reason is None:
             log.info("hardware encoding: %s on %s", mode, device)

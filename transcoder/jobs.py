@@ -116,13 +116,27 @@ def _set_asset(session: Session, asset_id: str, status: AssetStatus, error: str 
         asset.status, asset.error = status, error
 
 
+def _held_row(session: Session, claim_: Claim) -> Job | None:
+    """The job row, locked, if ``claim_`` still holds its lease."""
+    return session.scalars(select(Job).where(_held(claim_)).with_for_update()).first()
+
+
+def _end(job: Job, status: JobStatus, error: str | None) -> None:
+    job.status, job.error, job.finished_at = status, error, utcnow()
+    job.lease_owner, job.lease_expires_at = None, None
+
+
+def _end_failed(session: Session, job: Job, reason: str) -> None:
+    _end(job, JobStatus.FAILED, reason)
+    if job.kind == JobKind.TRANSCODE:
+        _set_asset(session, job.asset_id, AssetStatus.FAILED, reason)
+
+
 def close_held(session: Session, claim_: Claim, status: JobStatus, error: str | None) -> Job | None:
-    job = session.scalars(select(Job).where(_held(claim_)).with_for_update()).first()
+    job = _held_row(session, claim_)
     if job is None:
         return None
-    job.status, job.error = status, error
-    job.lease_owner, job.lease_expires_at = None, None
-    job.finished_at = utcnow()
+    _end(job, status, error)
     if status == JobStatus.DONE:
         job.progress = 100.0
     return job
@@ -131,11 +145,10 @@ def close_held(session: Session, claim_: Claim, status: JobStatus, error: str | 
 def fail(catalog: Catalog, claim_: Claim, reason: str) -> bool:
     """End the job ``failed`` with a one-line reason; no retry (the source is at fault)."""
     with catalog.session() as session:
-        job = close_held(session, claim_, JobStatus.FAILED, reason)
+        job = _held_row(session, claim_)
         if job is None:
             return False
-        if job.kind == JobKind.TRANSCODE:
-            _set_asset(session, job.asset_id, AssetStatus.FAILED, reason)
+        _end_failed(session, job, reason)
     log.warning("job %d failed: %s", claim_.job_id, reason)
     return True
 
@@ -145,7 +158,7 @@ def retry_later(catalog: Catalog, claim_: Claim, reason: str, max_attempts: int)
     if claim_.attempt >= max_attempts:
         return fail(catalog, claim_, f"gave up after {claim_.attempt} attempts: {reason}")
     with catalog.session() as session:
-        job = session.scalars(select(Job).where(_held(claim_)).with_for_update()).first()
+        job = _held_row(session, claim_)
         if job is None:
             return False
         _back_to_queue(session, job, reason)
@@ -155,7 +168,7 @@ def retry_later(catalog: Catalog, claim_: Claim, reason: str, max_attempts: int)
 def requeue_interrupted(catalog: Catalog, claim_: Claim) -> bool:
     """SIGTERM: give the job back without spending an attempt."""
     with catalog.session() as session:
-        job = session.scalars(select(Job).where(_held(claim_)).with_for_update()).first()
+        job = _held_row(session, claim_)
         if job is None:
             return False
         job.attempts = max(0, job.attempts - 1)
@@ -192,10 +205,7 @@ def reap_expired(catalog: Catalog, max_attempts: int) -> list[int]:
         for job in expired:
             if job.attempts >= max_attempts:
                 reason = f"worker lost {job.attempts} times (lease expired); giving up"
-                job.status, job.error, job.finished_at = JobStatus.FAILED, reason, now
-                job.lease_owner, job.lease_expires_at = None, None
-                if job.kind == JobKind.TRANSCODE:
-                    _set_asset(session, job.asset_id, AssetStatus.FAILED, reason)
+                _end_failed(session, job, reason)
             else:
                 _back_to_queue(session, job, "lease expired (worker lost); re-queued")
             reaped.append(job.id)
@@ -210,8 +220,7 @@ def cancel(catalog: Catalog, job_id: int) -> bool:
         job = session.get(Job, job_id)
         if job is None or job.status not in OPEN:
             return False
-        job.status, job.error, job.finished_at = JobStatus.CANCELLED, "cancelled by user", utcnow()
-        job.lease_owner, job.lease_expires_at = None, None
+        _end(job, JobStatus.CANCELLED, "cancelled by user")
         if job.kind == JobKind.TRANSCODE:
             asset = session.get(Asset, job.asset_id)
             if asset is not None and asset.status in (AssetStatus.QUEUED, AssetStatus.PROCESSING):

@@ -26,14 +26,13 @@ class Measured:
     peak_bps: int
     average_bps: int
     codecs: str
-    duration: float
     width: int | None = None
     height: int | None = None
     frame_rate: float | None = None
 
 
-def measure(rendition_dir: Path) -> tuple[int, int, float]:
-    """(peak, average) bits per second over the segments, and the total duration."""
+def measure(rendition_dir: Path) -> tuple[int, int]:
+    """(peak, average) bits per second over the segments."""
     playlist = read_media_playlist(rendition_dir / "index.m3u8")
     peak, total_bits = 0, 0
     for segment in playlist.segments:
@@ -42,18 +41,18 @@ def measure(rendition_dir: Path) -> tuple[int, int, float]:
         if segment.duration > 0:
             peak = max(peak, int(bits / segment.duration))
     average = int(total_bits / playlist.duration) if playlist.duration > 0 else 0
-    return peak, average, playlist.duration
+    return peak, average
 
 
 def measure_audio(out_dir: Path) -> Measured:
-    peak, average, duration = measure(out_dir / "audio")
-    return Measured("audio", peak, average, mp4a_codec(out_dir / "audio"), duration)
+    peak, average = measure(out_dir / "audio")
+    return Measured("audio", peak, average, mp4a_codec(out_dir / "audio"))
 
 
 def measure_video(out_dir: Path, rung: Rung, frame_rate: float) -> Measured:
-    peak, average, duration = measure(out_dir / rung.name)
+    peak, average = measure(out_dir / rung.name)
     codec = avc1_codec(out_dir / rung.name)
-    return Measured(rung.name, peak, average, codec, duration, rung.width, rung.height, frame_rate)
+    return Measured(rung.name, peak, average, codec, rung.width, rung.height, frame_rate)
 
 
 def master_playlist(videos: list[Measured], audio: Measured | None, prefix: str) -> str:

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
@@ -119,9 +120,9 @@ def record_ready(session: Session, asset_id: str, built: Built) -> None:
         asset.status, asset.error, asset.duration = AssetStatus.READY, None, built.info.duration
 
 
-def check_source(settings: Settings, bucket: str, key: str) -> None:
-    """Fail early, with a clear reason, on a source that is missing or empty."""
-    client = backend_client(settings)
+def check_source(settings: Settings, bucket: str, key: str, **client_config: Any) -> None:
+    """Fail early, with a clear reason (MediaError), on a source that is missing or empty."""
+    client = backend_client(settings, **client_config)
     try:
         head = client.head_object(Bucket=bucket, Key=key)
     except client.exceptions.ClientError as exc:

@@ -15,7 +15,6 @@ class Segment:
 @dataclass(frozen=True)
 class MediaPlaylist:
     segments: list[Segment]
-    init_uri: str | None
 
     @property
     def duration(self) -> float:
@@ -24,15 +23,12 @@ class MediaPlaylist:
 
 def read_media_playlist(path: Path) -> MediaPlaylist:
     segments: list[Segment] = []
-    init_uri: str | None = None
     pending: float | None = None
     for raw in path.read_text().splitlines():
         line = raw.strip()
         if line.startswith("#EXTINF:"):
             pending = float(line[len("#EXTINF:") :].split(",", 1)[0])
-        elif line.startswith("#EXT-X-MAP:"):
-            init_uri = line.split('URI="', 1)[1].split('"', 1)[0]
         elif line and not line.startswith("#") and pending is not None:
             segments.append(Segment(line, pending))
             pending = None
-    return MediaPlaylist(segments, init_uri)
+    return MediaPlaylist(segments)

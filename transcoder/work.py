@@ -24,7 +24,7 @@ from transcoder import jobs
 from transcoder.errors import Interrupted, LeaseLost, MediaError, one_line
 from transcoder.jobs import Claim
 from transcoder.outbox import relay_pending
-from transcoder.pipeline import Built, produce_and_publish, record_ready
+from transcoder.pipeline import Built, check_source, produce_and_publish, record_ready
 from transcoder.progress import Progress
 from transcoder.publish import unpublish
 
@@ -176,12 +176,11 @@ def _source_reachable(settings: Settings, catalog: Catalog, asset_id: str) -> bo
             return True
         bucket, key = asset.bucket, asset.key
     try:
-        backend_client(settings, connect_timeout=5, read_timeout=10).head_object(
-            Bucket=bucket, Key=key
-        )
-    except Exception as exc:
-        status = getattr(exc, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
-        return bool(status == 404)  # a missing source is a source problem, not a transient one
+        check_source(settings, bucket, key, connect_timeout=5, read_timeout=10)
+    except MediaError:  # missing or empty: a source problem, not a transient one
+        return True
+    except Exception:
+        return False
     return True
 
 

@@ -36,8 +36,7 @@ def run_doctor(args: argparse.Namespace) -> int:
         "ok": libx264,
         "detail": "libx264" if libx264 else "this ffmpeg has no libx264 encoder",
     }
-    candidates = {"auto": ["qsv", "vaapi"], "none": []}.get(settings.hwaccel, [settings.hwaccel])
-    usable = [mode for mode in candidates if modes[mode]["ok"]]
+    usable = [mode for mode in hwaccel.candidates(settings.hwaccel) if modes[mode]["ok"]]
     would_use = usable[0] if usable else "none"
     report = {
         "ffmpeg": _ffmpeg_version() or "missing (apt-get install ffmpeg)",

@@ -107,8 +107,8 @@ def test_one_line_keeps_the_reason_before_a_generic_closing_line() -> None:
 
 
 def test_master_playlist_attributes() -> None:
-    video = Measured("720p", 3_100_000, 2_900_000, "avc1.64001f", 10.0, 1280, 720, 30.0)
-    audio = Measured("audio", 140_000, 130_000, "mp4a.40.2", 10.0)
+    video = Measured("720p", 3_100_000, 2_900_000, "avc1.64001f", 1280, 720, 30.0)
+    audio = Measured("audio", 140_000, 130_000, "mp4a.40.2")
     text = master_playlist([video], audio, "v7")
     assert (
         '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="audio",DEFAULT=YES,AUTOSELECT=YES,'
@@ -121,7 +121,7 @@ def test_master_playlist_attributes() -> None:
 
 
 def test_audio_only_master() -> None:
-    audio = Measured("audio", 140_000, 130_000, "mp4a.40.2", 10.0)
+    audio = Measured("audio", 140_000, 130_000, "mp4a.40.2")
     assert master_playlist([], audio, "v1").splitlines()[-2:] == [
         '#EXT-X-STREAM-INF:BANDWIDTH=140000,AVERAGE-BANDWIDTH=130000,CODECS="mp4a.40.2"',
         "v1/audio/index.m3u8",

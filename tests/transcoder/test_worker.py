@@ -20,9 +20,9 @@ from transcoder.outbox import relay_pending
 from transcoder.queue import make_huey
 from transcoder.samples import make_source
 
-# Long enough to be caught mid-transcode, for several heartbeats, even on a fast machine
-# (a cancel that lands after ffmpeg is done is covered in test_pipeline).
-SLOW_LADDER = "360:500,240:300,144:150"
+# A source long enough to be caught mid-transcode (the default three-rung ladder), for
+# several heartbeats, even on a fast machine (a cancel that lands after ffmpeg is done is
+# covered in test_pipeline).
 SLOW_SECONDS = 40
 
 
@@ -87,6 +87,20 @@ def job(env: Env, job_id: int) -> Job:
         return row
 
 
+def start_slow_job(
+    env: Env, pool: Workers, tmp_path: Path
+) -> tuple[str, int, subprocess.Popen[bytes], set[int]]:
+    """Upload a slow source, queue it, start a worker; return once its ffmpeg runs:
+    (asset id, job id, the worker, its ffmpeg pids)."""
+    asset_id, job_id = env.upload(
+        make_source(tmp_path / "a.mp4", seconds=SLOW_SECONDS, size="640x360")
+    )
+    relay_pending(env.catalog, queue=make_huey(env.settings))
+    worker = pool.start()
+    wait_for(lambda: transcoding(env, job_id, worker), "a running ffmpeg", 120, pool.logs)
+    return asset_id, job_id, worker, _ffmpegs(worker.pid)
+
+
 def transcoding(env: Env, job_id: int, worker: subprocess.Popen[bytes]) -> bool:
     """The job is claimed and the worker's ffmpeg (not ffprobe) is running."""
     return job(env, job_id).status == JobStatus.RUNNING and bool(_ffmpegs(worker.pid))
@@ -112,17 +126,9 @@ def test_redis_queue_end_to_end(
 def test_killed_worker_lease_expires_and_the_job_is_done_by_another(
     make_env, redis_url: str, workers, tasks_module, tmp_path: Path
 ) -> None:
-    env: Env = make_env(
-        queue_url=redis_url, ladder=SLOW_LADDER, job_lease_seconds=10, reconcile_seconds=5
-    )
-    asset_id, job_id = env.upload(
-        make_source(tmp_path / "a.mp4", seconds=SLOW_SECONDS, size="640x360")
-    )
-    relay_pending(env.catalog, queue=make_huey(env.settings))
+    env: Env = make_env(queue_url=redis_url, job_lease_seconds=10, reconcile_seconds=5)
     pool = workers(env)
-    first = pool.start()
-    wait_for(lambda: transcoding(env, job_id, first), "a running ffmpeg", 120, pool.logs)
-    ffmpegs = _ffmpegs(first.pid)
+    asset_id, job_id, first, ffmpegs = start_slow_job(env, pool, tmp_path)
     os.killpg(first.pid, signal.SIGKILL)  # the worker and its ffmpeg, without warning
     first.wait()
     assert job(env, job_id).status == JobStatus.RUNNING  # nobody told the catalog
@@ -139,15 +145,9 @@ def test_killed_worker_lease_expires_and_the_job_is_done_by_another(
 def test_sigterm_requeues_the_job_and_huey_consumer_finishes_it(
     make_env, workers, tasks_module, tmp_path: Path
 ) -> None:
-    env: Env = make_env(ladder=SLOW_LADDER, job_lease_seconds=10)  # SqliteHuey queue
-    asset_id, job_id = env.upload(
-        make_source(tmp_path / "a.mp4", seconds=SLOW_SECONDS, size="640x360")
-    )
-    relay_pending(env.catalog, queue=make_huey(env.settings))
+    env: Env = make_env(job_lease_seconds=10)  # SqliteHuey queue
     pool = workers(env)
-    first = pool.start()
-    wait_for(lambda: transcoding(env, job_id, first), "a running ffmpeg", 120, pool.logs)
-    ffmpegs = _ffmpegs(first.pid)
+    asset_id, job_id, first, ffmpegs = start_slow_job(env, pool, tmp_path)
     first.send_signal(signal.SIGTERM)
     assert first.wait(timeout=20) == 0
     row = job(env, job_id)
@@ -167,16 +167,10 @@ def test_cancelled_while_running_publishes_nothing(
 ) -> None:
     from transcoder import jobs
 
-    env: Env = make_env(ladder=SLOW_LADDER, job_lease_seconds=10)
-    asset_id, job_id = env.upload(
-        make_source(tmp_path / "a.mp4", seconds=SLOW_SECONDS, size="640x360")
-    )
-    relay_pending(env.catalog, queue=make_huey(env.settings))
+    env: Env = make_env(job_lease_seconds=10)
     pool = workers(env)
-    worker = pool.start()
-    wait_for(lambda: transcoding(env, job_id, worker), "a running ffmpeg", 120, pool.logs)
+    asset_id, job_id, _worker, ffmpegs = start_slow_job(env, pool, tmp_path)
     assert current_jobs(env) == [job_id]  # what `nebula status` and /metrics show as busy
-    ffmpegs = _ffmpegs(worker.pid)
     assert jobs.cancel(env.catalog, job_id)
     wait_for(lambda: not any(alive(p) for p in ffmpegs), "ffmpeg to be stopped", 30, pool.logs)
     assert "lease lost" in pool.logs()
