@@ -33,12 +33,6 @@ class Target:
     def has(self, name: str) -> bool:
         return any(k == name for k, _ in self.query)
 
-    @property
-    def resource(self) -> str:
-        if self.bucket is None:
-            return "/"
-        return f"/{self.bucket}/{self.key}" if self.key else f"/{self.bucket}"
-
     def backend_query(self) -> str:
         """The query for the backend: presign parameters removed, canonically encoded."""
         return "&".join(

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiohttp import StreamReader
 
+from nebula.s3 import UNSIGNED_PAYLOAD
 from s3proxy.checksums import BodyDigests
-from s3proxy.chunked import PIECE, AwsChunkedDecoder
+from s3proxy.chunked import PIECE, AwsChunkedDecoder, incomplete_body
 from s3proxy.errors import S3Error
 from s3proxy.sigv4 import (
     STREAMING_MODES,
     STREAMING_SIGNED,
     STREAMING_UNSIGNED_TRAILER,
-    UNSIGNED_PAYLOAD,
     ChainSigner,
 )
 
@@ -39,7 +39,6 @@ class UploadBody:
     payload_hash: str
     trailers: Callable[[], Mapping[str, str]] = dict
     error: S3Error | None = None
-    verified_checksums: dict[str, str] = field(default_factory=dict)
 
     async def stream(self) -> AsyncIterator[bytes]:
         held = b""
@@ -49,16 +48,13 @@ class UploadBody:
                 if held:
                     yield held
                 held = piece
-            self.verified_checksums = self.digests.verify(self.trailers())
+            self.digests.verify(self.trailers())
         except S3Error as exc:
             self.error = exc
             raise
         except Exception as exc:  # the client went away or broke the framing
             log.info("upload body ended early: %s", exc)
-            self.error = S3Error(
-                "IncompleteBody",
-                "You did not provide the number of bytes specified by the Content-Length HTTP header",
-            )
+            self.error = incomplete_body()
             raise
         if held:
             yield held
@@ -111,13 +107,10 @@ def upload_body(
             UNSIGNED_PAYLOAD,
             lambda: decoder.trailers,
         )
-    if (
-        payload_hash != UNSIGNED_PAYLOAD
-        and not BodyDigests.from_request({}, payload_hash, None).sha256_hex
-    ):
+    digests = BodyDigests.from_request(headers, payload_hash, None)
+    if payload_hash != UNSIGNED_PAYLOAD and digests.sha256_hex is None:
         raise S3Error(
             "InvalidArgument",
             "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-… or a SHA-256 hex value",
         )
-    digests = BodyDigests.from_request(headers, payload_hash, None)
     return UploadBody(_plain_pieces(reader), digests, content_length, payload_hash)

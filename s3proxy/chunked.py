@@ -33,7 +33,8 @@ class ByteSource(Protocol):
     async def read(self, n: int = -1) -> bytes: ...
 
 
-def _incomplete() -> S3Error:
+def incomplete_body() -> S3Error:
+    """The body ended before its declared length (S3's wording)."""
     return S3Error(
         "IncompleteBody",
         "You did not provide the number of bytes specified by the Content-Length HTTP header",
@@ -58,7 +59,7 @@ class AwsChunkedDecoder:
         except ValueError:  # longer than the reader's limit: not a chunk header
             raise _malformed("line too long") from None
         if not line.endswith(b"\n"):
-            raise _incomplete()
+            raise incomplete_body()
         return line.rstrip(b"\r\n").decode("latin-1")
 
     async def _chunk_header(self) -> tuple[int, str | None]:
@@ -144,14 +145,14 @@ class AwsChunkedDecoder:
             while remaining:
                 piece = await self.source.read(min(remaining, PIECE))
                 if not piece:
-                    raise _incomplete()
+                    raise incomplete_body()
                 remaining -= len(piece)
                 if self.signer is not None:
                     chunk_hash.update(piece)
                 yield piece
             total += size
             if self.decoded_length is not None and total > self.decoded_length:
-                raise _incomplete()
+                raise incomplete_body()
             if self.signer is not None:
                 previous = self._check_chunk(previous, signature, chunk_hash.hexdigest())
             if size == 0:
@@ -162,4 +163,4 @@ class AwsChunkedDecoder:
         else:
             await self._chunk_end()
         if self.decoded_length is not None and total != self.decoded_length:
-            raise _incomplete()
+            raise incomplete_body()

@@ -7,6 +7,12 @@ import xml.etree.ElementTree as ET
 
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
+
+def local_name(tag: str) -> str:
+    """An element's name without its ``{namespace}``."""
+    return tag.rsplit("}", 1)[-1]
+
+
 # code -> HTTP status, as Amazon S3 answers them.
 STATUS = {
     "AccessDenied": 403,

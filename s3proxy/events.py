@@ -17,13 +17,10 @@ from collections.abc import Callable, Iterable
 from catalog import Catalog
 from catalog.assets import record_delete, record_upload
 from nebula.config import Settings
+from s3proxy.errors import local_name
 from transcoder.outbox import relay_pending
 
 log = logging.getLogger("nebula.s3proxy.events")
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
 
 
 def etag_from_xml(body: bytes) -> str | None:
@@ -32,10 +29,10 @@ def etag_from_xml(body: bytes) -> str | None:
         root = ET.fromstring(body)
     except ET.ParseError:
         return None
-    if _local(root.tag) == "Error":
+    if local_name(root.tag) == "Error":
         return None
     for node in root:
-        if _local(node.tag) == "ETag":
+        if local_name(node.tag) == "ETag":
             return node.text
     return None
 
@@ -48,9 +45,9 @@ def deleted_keys(body: bytes) -> list[str]:
         return []
     keys = []
     for node in root:
-        if _local(node.tag) == "Deleted":
+        if local_name(node.tag) == "Deleted":
             for child in node:
-                if _local(child.tag) == "Key" and child.text is not None:
+                if local_name(child.tag) == "Key" and child.text is not None:
                     keys.append(child.text)
     return keys
 

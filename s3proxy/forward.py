@@ -11,7 +11,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from nebula.config import Settings
-from nebula.s3 import BackendSigner
+from nebula.s3 import UNSIGNED_PAYLOAD, BackendSigner
 from s3proxy.addressing import Target
 from s3proxy.body import UploadBody
 from s3proxy.chunked import PIECE
@@ -136,7 +136,7 @@ class Backend:
 
     async def ping(self) -> None:
         target = Target(None, "", (), "/")
-        async with await self.open("GET", target, {}, None, "UNSIGNED-PAYLOAD") as response:
+        async with await self.open("GET", target, {}, None, UNSIGNED_PAYLOAD) as response:
             if response.status >= 500:
                 raise RuntimeError(f"backend answered {response.status}")
 

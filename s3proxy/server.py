@@ -20,6 +20,7 @@ from catalog.keys import SecretBox
 from nebula.config import Settings
 from nebula.netguard import CLIENT_IP_KEY, allowlist_middleware
 from nebula.ops import Check, catalog_check, install_ops, sent_bytes
+from nebula.s3 import UNSIGNED_PAYLOAD
 from nebula.web import serve
 from s3proxy.addressing import Target, parse_target
 from s3proxy.auth import KeyStore, KnownKey, authorize, identify
@@ -44,7 +45,6 @@ REQUEST_ID = "s3proxy.request_id"
 ACCESS_KEY = "s3proxy.access_key"
 OPERATION = "s3proxy.operation"
 ERROR_CODE = "s3proxy.error"
-PROXY_KEY = web.AppKey("s3proxy", object)
 # Object sub-resources: a PUT or DELETE with one of these is not an upload or deletion.
 SUBRESOURCES = frozenset(
     {"tagging", "acl", "retention", "legal-hold", "uploadId", "partNumber", "restore", "torrent"}
@@ -245,9 +245,7 @@ class S3Proxy:
         size, content_type = None, None
         head = Target(target.bucket, target.key, (), target.canonical_path)
         try:
-            async with await self.backend.open(
-                "HEAD", head, {}, None, "UNSIGNED-PAYLOAD"
-            ) as answer:
+            async with await self.backend.open("HEAD", head, {}, None, UNSIGNED_PAYLOAD) as answer:
                 if answer.status == 200:
                     size, content_type = answer.content_length, answer.headers.get("Content-Type")
         except S3Error:
@@ -266,7 +264,6 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[allowlist_middleware(settings, refuse_outsider), access_log_middleware()],
         handler_args={"max_field_size": 65536, "read_bufsize": READ_BUFFER},
     )
-    app[PROXY_KEY] = proxy
     checks: dict[str, Check] = {
         "backend": proxy.backend.ping,
         "catalog": catalog_check(proxy.catalog),
