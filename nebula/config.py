@@ -151,11 +151,11 @@ class Settings(BaseModel):
 
     @property
     def s3proxy_url(self) -> str:
-        return self.s3proxy_public_url or f"http://{_host_for_url(self.bind)}:{self.s3proxy_port}"
+        return self.s3proxy_public_url or f"http://{host_for_url(self.bind)}:{self.s3proxy_port}"
 
     @property
     def origin_url(self) -> str:
-        return self.origin_public_url or f"http://{_host_for_url(self.bind)}:{self.origin_port}"
+        return self.origin_public_url or f"http://{host_for_url(self.bind)}:{self.origin_port}"
 
     @property
     def ladder_rungs(self) -> list[tuple[int, int]]:
@@ -177,8 +177,9 @@ class Settings(BaseModel):
         return key.lower().endswith(tuple(e.lower() for e in self.video_extensions))
 
 
-def _host_for_url(bind: str) -> str:
-    if bind in ("0.0.0.0", "::"):
+def host_for_url(bind: str) -> str:
+    """The host part of a URL that reaches a listener bound to ``bind`` from this machine."""
+    if bind in ("0.0.0.0", "::", ""):
         return "127.0.0.1"
     return f"[{bind}]" if ":" in bind else bind
 

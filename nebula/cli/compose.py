@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from nebula.cli.base import CliError, Commands, add_command, settings_from
 from nebula.cli.status import check_http, live_workers
-from nebula.config import Settings
+from nebula.config import Settings, host_for_url
 
 
 def register(commands: Commands) -> None:
@@ -49,8 +49,7 @@ def run_prepare(args: argparse.Namespace) -> int:
 
 def local_url(settings: Settings, port: int) -> str:
     """This container's own listener: loopback when bound to every address."""
-    host = "127.0.0.1" if settings.bind in ("0.0.0.0", "::", "") else settings.bind
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    return f"http://{host_for_url(settings.bind)}:{port}"
 
 
 def check_local_worker(settings: Settings) -> str:
