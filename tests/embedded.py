@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -13,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nebula.storage import free_internal_port
+from tests.services import environ_without
 
 
 @dataclass
@@ -46,7 +46,7 @@ class NebulaUp:
 
 
 def start_nebula_up(workdir: Path, extra_env: dict[str, str] | None = None) -> NebulaUp:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEBULA_")}
+    env = environ_without()
     env.update(
         {
             "NEBULA_STORAGE_PORT": str(free_internal_port()),

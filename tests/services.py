@@ -55,6 +55,13 @@ class Seaweed:
                 self.process.wait()
 
 
+def environ_without(*prefixes: str) -> dict[str, str]:
+    """This process's environment minus variables with these prefixes (default NEBULA_),
+    so a child process sees only the configuration a test gives it."""
+    drop = prefixes or ("NEBULA_",)
+    return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
+
+
 def start_seaweed(root: Path, port: int | None = None) -> Seaweed:
     settings = load_settings(
         {}, data_dir=str(root), storage_port=port or storage.free_internal_port()

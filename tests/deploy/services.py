@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -13,7 +12,7 @@ from pathlib import Path
 
 from catalog import Catalog
 from nebula.storage import free_internal_port
-from tests.services import Seaweed
+from tests.services import Seaweed, environ_without
 
 PORT_VARIABLE = {"s3proxy": "NEBULA_S3PROXY_PORT", "origin": "NEBULA_ORIGIN_PORT"}
 
@@ -45,7 +44,7 @@ class Service:
 
 def service_env(root: Path, seaweed: Seaweed, extra: dict[str, str]) -> dict[str, str]:
     """The environment a Compose service gets: external backend, its own catalog and queue."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEBULA_")}
+    env = environ_without()
     catalog_url = f"sqlite:///{root / 'catalog.db'}"
     Catalog(catalog_url).upgrade()
     env.update(seaweed.env)

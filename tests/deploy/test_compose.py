@@ -6,7 +6,6 @@ and resolves the file; the commands and variables it uses are checked against th
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -19,6 +18,7 @@ import yaml
 
 from nebula.cli import build_parser
 from nebula.config import Settings
+from tests.services import environ_without
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -43,7 +43,7 @@ def _docker_compose_installed() -> None:
 
 def compose_config(**variables: str) -> dict[str, Any]:
     """``docker-compose config`` with .env.example as the env file, plus ``variables``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NEBULA_", "COMPOSE_"))}
+    env = environ_without("NEBULA_", "COMPOSE_")
     env.update(variables)
     result = subprocess.run(
         ["docker-compose", "--env-file", str(ENV_EXAMPLE), "--file", str(COMPOSE), "config"],

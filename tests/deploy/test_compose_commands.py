@@ -21,7 +21,7 @@ from nebula.ops import Check, install_ops
 from nebula.s3 import backend_client
 from nebula.storage import free_internal_port
 from tests.deploy.apps import serving
-from tests.services import Seaweed
+from tests.services import Seaweed, environ_without
 
 
 def test_prepare_migrates_the_catalog_and_creates_the_buckets_once(
@@ -30,7 +30,7 @@ def test_prepare_migrates_the_catalog_and_creates_the_buckets_once(
     suffix = secrets.token_hex(3)
     ingest, hls = f"media-{suffix}", f"hls-{suffix}"
     catalog_url = f"sqlite:///{tmp_path / 'catalog.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEBULA_")}
+    env = environ_without()
     env.update(seaweed.env)
     env.update(
         {
@@ -63,7 +63,7 @@ def test_prepare_migrates_the_catalog_and_creates_the_buckets_once(
 
 
 def test_prepare_fails_when_the_backend_is_down(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEBULA_")}
+    env = environ_without()
     env.update(
         {
             "NEBULA_DATABASE_URL": f"sqlite:///{tmp_path / 'catalog.db'}",

@@ -3,7 +3,6 @@ SeaweedFS, the catalog that knows it, and ``nebula origin`` as a subprocess on a
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from catalog.assets import record_upload
 from nebula.config import Settings, load_settings
 from nebula.s3 import backend_client, ensure_buckets, list_keys
 from nebula.storage import free_internal_port
-from tests.services import Seaweed
+from tests.services import Seaweed, environ_without
 from transcoder.pipeline import transcode_asset
 from transcoder.samples import make_source
 
@@ -138,7 +137,7 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> N
 
 def start_origin(root: Path, env: dict[str, str], **extra: str) -> OriginUnderTest:
     port = free_internal_port()
-    full = {k: v for k, v in os.environ.items() if not k.startswith("NEBULA_")}
+    full = environ_without()
     full.update(env)
     full.update({"NEBULA_ORIGIN_PORT": str(port), "NEBULA_ORIGIN_CACHE_DIR": str(root / "cache")})
     full.update(extra)

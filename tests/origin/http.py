@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.client
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -31,3 +32,11 @@ def request(
         return Reply(response.status, response.headers, response.read())
     finally:
         conn.close()
+
+
+def gauge(base_url: str, name: str) -> float:
+    """One sample of the service's /metrics; it must be there."""
+    metrics = request(base_url, "/metrics").body.decode()
+    match = re.search(rf"^{name} (\S+)$", metrics, re.M)
+    assert match, metrics
+    return float(match.group(1))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 from origin.server import STATIC_DIR as STATIC
 from tests.origin.conftest import SIGNING_KEY, OriginUnderTest, Published, add_transcoding_asset
 from tests.origin.http import request
+from tests.services import environ_without
 
 
 def test_list_page_shows_ready_assets_with_poster_duration_and_status(
@@ -60,7 +60,7 @@ def test_healthz_and_metrics(origin: OriginUnderTest) -> None:
 
 
 def _nebula(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("NEBULA_")} | env
+    full = environ_without() | env
     return subprocess.run(
         [sys.executable, "-m", "nebula", *args],
         env=full,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from origin.signing import PlaybackSigner
 from tests.origin.conftest import SIGNING_KEY, OriginUnderTest, Published
-from tests.origin.http import request
+from tests.origin.http import gauge
 
 BROWSER_DIR = Path(__file__).with_name("browser")
 PLAYER_USER = "nebula-player"  # cvlc refuses to run as root
@@ -73,12 +73,6 @@ def _player_user() -> pwd.struct_passwd:
         return pwd.getpwnam(PLAYER_USER)
 
 
-def _gauge(origin: OriginUnderTest, name: str) -> float:
-    metrics = request(origin.url, "/metrics").body.decode()
-    match = re.search(rf"^{name} (\S+)$", metrics, re.M)
-    return float(match.group(1)) if match else 0.0
-
-
 def test_vlc_plays_the_master(
     launch: Callable[..., OriginUnderTest], published: Published, tmp_path: Path
 ) -> None:
@@ -103,7 +97,7 @@ def test_vlc_plays_the_master(
     assert "end of playlist" in log, log
     assert not re.search(r"(adaptive|decoder|avcodec|mp4|http)[^\n]* error", log), log
     # Init segment and all four media segments of (at least) one rendition came through us.
-    assert _gauge(fresh, "nebula_origin_cache_fills_total") >= 5
+    assert gauge(fresh.url, "nebula_origin_cache_fills_total") >= 5
 
 
 def _browser_ready() -> str | None:

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from tests.origin.conftest import OriginUnderTest, Published
-from tests.origin.http import request
+from tests.origin.http import gauge, request
 
 PLAYLIST = "application/vnd.apple.mpegurl"
 
@@ -156,13 +156,6 @@ def test_original_upload_streams_with_byte_ranges(
     assert again.status == 304
 
 
-def _gauge(origin: OriginUnderTest, name: str) -> float:
-    metrics = request(origin.url, "/metrics").body.decode()
-    match = re.search(rf"^{name} (\S+)$", metrics, re.M)
-    assert match, metrics
-    return float(match.group(1))
-
-
 def test_concurrent_misses_fetch_from_the_backend_once(launch, published: Published) -> None:
     fresh = launch()
     name = hls(published, "v1/360p/seg_00001.m4s")
@@ -170,12 +163,12 @@ def test_concurrent_misses_fetch_from_the_backend_once(launch, published: Publis
         replies = list(pool.map(lambda _: request(fresh.url, name), range(32)))
     whole = (published.files / "v1/360p/seg_00001.m4s").read_bytes()
     assert all(r.status == 200 and r.body == whole for r in replies)
-    assert _gauge(fresh, "nebula_origin_cache_fills_total") == 1
+    assert gauge(fresh.url, "nebula_origin_cache_fills_total") == 1
     # Whether the burst joined the one fetch or came after it, the next one is a hit.
     assert request(fresh.url, name).body == whole
-    assert _gauge(fresh, "nebula_origin_cache_fills_total") == 1
-    hits = _gauge(fresh, "nebula_origin_cache_hits_total")
-    assert hits + _gauge(fresh, "nebula_origin_memory_hits_total") >= 1
+    assert gauge(fresh.url, "nebula_origin_cache_fills_total") == 1
+    hits = gauge(fresh.url, "nebula_origin_cache_hits_total")
+    assert hits + gauge(fresh.url, "nebula_origin_memory_hits_total") >= 1
 
 
 def test_cache_keeps_under_its_size_cap(launch, published: Published) -> None:
@@ -185,8 +178,8 @@ def test_cache_keeps_under_its_size_cap(launch, published: Published) -> None:
     for segment in segments:
         reply = request(small.url, hls(published, str(segment.relative_to(published.files))))
         assert reply.status == 200 and reply.body == segment.read_bytes()
-    assert _gauge(small, "nebula_origin_cache_bytes") <= 1024 * 1024
-    assert _gauge(small, "nebula_origin_cache_evictions_total") >= 1
+    assert gauge(small.url, "nebula_origin_cache_bytes") <= 1024 * 1024
+    assert gauge(small.url, "nebula_origin_cache_evictions_total") >= 1
     # An evicted segment comes back from the backend, byte for byte.
     first = segments[0]
     again = request(small.url, hls(published, str(first.relative_to(published.files))))
@@ -218,8 +211,8 @@ def test_hot_segments_answer_from_memory_exactly_as_from_disk(launch, published:
             for r in (full, part, tail)
         ] + [head.header("Content-Length"), head.header("Cache-Control")]
     assert answers[in_memory.url] == answers[on_disk.url]
-    assert _gauge(in_memory, "nebula_origin_memory_hits_total") >= 5
-    assert _gauge(on_disk, "nebula_origin_memory_objects") == 0
+    assert gauge(in_memory.url, "nebula_origin_memory_hits_total") >= 5
+    assert gauge(on_disk.url, "nebula_origin_memory_objects") == 0
 
 
 def test_memory_tier_keeps_under_its_cap(launch, published: Published) -> None:
@@ -230,7 +223,7 @@ def test_memory_tier_keeps_under_its_cap(launch, published: Published) -> None:
         for segment in segments:
             reply = request(small.url, hls(published, str(segment.relative_to(published.files))))
             assert reply.status == 200 and reply.body == segment.read_bytes()
-    assert 0 < _gauge(small, "nebula_origin_memory_bytes") <= 1024 * 1024
+    assert 0 < gauge(small.url, "nebula_origin_memory_bytes") <= 1024 * 1024
 
 
 def test_several_workers_share_the_port_and_stop_together(launch, published: Published) -> None:

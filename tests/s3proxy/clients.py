@@ -292,6 +292,17 @@ def wait_until_expired(expires_in: int) -> None:
     time.sleep(expires_in + 1.5)
 
 
+def assert_presign_lifetime(lasting: str, brief: str, payload: bytes) -> None:
+    """A URL presigned for an hour serves ``payload``; one presigned for a second is
+    refused, once expired, with AccessDenied saying so."""
+    assert fetch(lasting) == (200, payload)
+    wait_until_expired(1)
+    status, body = fetch(brief)
+    assert status == 403
+    assert error_code(body) == "AccessDenied"
+    assert b"expired" in body.lower()
+
+
 def small_payload(tag: str) -> bytes:
     return f"hello from {tag}\n".encode() * 64
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from catalog.keys import KeyPair, SecretBox, create_key
 from nebula.config import Settings, load_settings
 from nebula.s3 import backend_client, ensure_buckets
 from nebula.storage import free_internal_port
-from tests.services import Seaweed
+from tests.services import Seaweed, environ_without
 
 S3_DOMAIN = "s3.nebula.test"
 
@@ -49,7 +48,7 @@ def start_proxy(
 ) -> ProxyUnderTest:
     """A proxy subprocess; ``create_buckets=False`` when its backend is meant to be down."""
     port = free_internal_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEBULA_")}
+    env = environ_without()
     env.update(seaweed.env)
     env.update(
         {

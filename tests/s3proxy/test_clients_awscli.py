@@ -19,10 +19,9 @@ from tests.s3proxy.clients import (
     BigFile,
     CliClient,
     Target,
+    assert_presign_lifetime,
     aws_env,
     big_file,
-    error_code,
-    fetch,
     many_key_names,
     many_keys,
     ranged_source,
@@ -30,7 +29,6 @@ from tests.s3proxy.clients import (
     sha256_of,
     small_payload,
     target,
-    wait_until_expired,
 )
 
 __all__ = ["big_file", "many_keys", "target"]  # fixtures used by name below
@@ -183,12 +181,7 @@ def test_presign_works_then_expires(aws: Aws, tmp_path: Path) -> None:
     aws("s3", "cp", str(source), uri)
     lasting = aws("s3", "presign", uri, "--expires-in", "3600").stdout.strip()
     brief = aws("s3", "presign", uri, "--expires-in", "1").stdout.strip()
-    assert fetch(lasting) == (200, b"presigned by the aws cli")
-    wait_until_expired(1)
-    status, body = fetch(brief)
-    assert status == 403
-    assert error_code(body) == "AccessDenied"
-    assert b"expired" in body.lower()
+    assert_presign_lifetime(lasting, brief, b"presigned by the aws cli")
 
 
 def test_scoped_key_refused_on_another_bucket(target: Target, tmp_path: Path) -> None:

@@ -14,10 +14,9 @@ from tests.s3proxy.clients import (
     BigFile,
     CliClient,
     Target,
+    assert_presign_lifetime,
     big_file,
     clean_env,
-    error_code,
-    fetch,
     many_key_names,
     many_keys,
     ranged_source,
@@ -27,7 +26,6 @@ from tests.s3proxy.clients import (
     sha256_of,
     small_payload,
     target,
-    wait_until_expired,
 )
 
 __all__ = ["big_file", "many_keys", "target"]  # fixtures used by name below
@@ -133,12 +131,7 @@ def test_link_works_then_expires(rclone: Rclone, tmp_path: Path) -> None:
     rclone("copyto", str(source), f"t:{BUCKET}/rclone/presigned.txt")
     lasting = rclone("link", "--expire", "1h", f"t:{BUCKET}/rclone/presigned.txt").stdout.strip()
     brief = rclone("link", "--expire", "1s", f"t:{BUCKET}/rclone/presigned.txt").stdout.strip()
-    assert fetch(lasting) == (200, b"presigned by rclone link")
-    wait_until_expired(1)
-    status, body = fetch(brief)
-    assert status == 403
-    assert error_code(body) == "AccessDenied"
-    assert b"expired" in body.lower()
+    assert_presign_lifetime(lasting, brief, b"presigned by rclone link")
 
 
 def test_scoped_key_refused_on_another_bucket(target: Target, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from catalog import Catalog
 from catalog.assets import record_upload
 from nebula.config import Settings
 from nebula.s3 import backend_client, ensure_buckets, list_keys
+from tests.services import environ_without
 
 # Small ladders keep the tests quick on a 2-core machine; the rules are the same.
 TEST_LADDER = "360:500,240:300,144:150"
@@ -56,7 +57,7 @@ class Env:
     def env_vars(self) -> dict[str, str]:
         """NEBULA_* variables describing these settings, for a worker subprocess."""
         s = self.settings
-        env = {k: v for k, v in os.environ.items() if not k.startswith("NEBULA_")}
+        env = environ_without()
         env.update(
             {
                 "NEBULA_BACKEND_URL": s.backend_endpoint,
