@@ -24,6 +24,19 @@ from tests.deploy.apps import serving
 from tests.services import Seaweed, environ_without
 
 
+def run_prepare(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``nebula prepare`` as the Compose ``migrate`` service runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "nebula", "prepare"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
 def test_prepare_migrates_the_catalog_and_creates_the_buckets_once(
     tmp_path: Path, seaweed: Seaweed
 ) -> None:
@@ -41,15 +54,7 @@ def test_prepare_migrates_the_catalog_and_creates_the_buckets_once(
     )
 
     def prepare() -> str:
-        result = subprocess.run(
-            [sys.executable, "-m", "nebula", "prepare"],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = run_prepare(env, tmp_path)
         assert result.returncode == 0, result.stderr
         return result.stdout
 
@@ -72,15 +77,7 @@ def test_prepare_fails_when_the_backend_is_down(tmp_path: Path) -> None:
             "NEBULA_BACKEND_SECRET_KEY": "s",
         }
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "nebula", "prepare"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
+    result = run_prepare(env, tmp_path)
     assert result.returncode == 2  # Compose restarts it (restart: on-failure)
     assert result.stderr.startswith("nebula: storage at http://127.0.0.1:")
     assert "Could not connect" in result.stderr
