@@ -51,13 +51,18 @@ def range_applies(request: web.BaseRequest, etag: str, last_modified: float) -> 
     return date is not None and last_modified <= date.timestamp()
 
 
-def resolve_range(request: web.BaseRequest, size: int) -> tuple[int, int]:
-    """``[start, stop)`` of the requested range in a body of ``size`` bytes; raises Unsatisfiable."""
+def _wanted(request: web.BaseRequest) -> tuple[int | None, int | None]:
+    """aiohttp's parse of the Range header as (start, stop); a malformed one is Unsatisfiable."""
     try:
         wanted = request.http_range
     except ValueError:
         raise Unsatisfiable from None
-    start, stop = wanted.start, wanted.stop
+    return wanted.start, wanted.stop
+
+
+def resolve_range(request: web.BaseRequest, size: int) -> tuple[int, int]:
+    """``[start, stop)`` of the requested range in a body of ``size`` bytes; raises Unsatisfiable."""
+    start, stop = _wanted(request)
     if start is None:
         return 0, size
     if start < 0 and stop is None:  # "bytes=-N": the last N bytes
@@ -107,11 +112,7 @@ def body_response(
 
 def upstream_range(request: web.BaseRequest) -> str | None:
     """The viewer's single range, re-written from aiohttp's parse for the backend."""
-    try:
-        wanted = request.http_range
-    except ValueError:
-        raise Unsatisfiable from None
-    start, stop = wanted.start, wanted.stop
+    start, stop = _wanted(request)
     if start is None:
         return None
     if start < 0:
