@@ -106,12 +106,15 @@ async def original(request: web.Request) -> web.StreamResponse:
     """The uploaded file itself, with byte ranges: progressive MP4 playback and seeking."""
     origin = request.app[ORIGIN]
     asset_id = check_asset_id(request.match_info["asset_id"])
-    token_query(origin, request, asset_id)
+    query = token_query(origin, request, asset_id)
     asset = await origin.assets.one(asset_id)
     if asset is None:
         raise Missing("no such asset")
     kind = asset.content_type or mimetypes.guess_type(asset.key)[0] or "application/octet-stream"
-    headers: dict[str, str] = {hdrs.CONTENT_TYPE: kind, hdrs.CACHE_CONTROL: content.ORIGINAL}
+    headers: dict[str, str] = {
+        hdrs.CONTENT_TYPE: kind,
+        hdrs.CACHE_CONTROL: content.original_cache_control(signed=query is not None),
+    }
     try:
         return await stream_response(request, origin.backend, asset.bucket, asset.key, headers)
     except Missing:

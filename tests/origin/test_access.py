@@ -230,6 +230,20 @@ def test_random_tokens_are_403_without_a_traceback(
     assert_no_traceback(signed_origin)
 
 
+def test_signed_original_is_private(signed_origin: OriginUnderTest, published: Published) -> None:
+    """A signed answer is one viewer's: no shared cache may keep it for another."""
+    good = PlaybackSigner(SIGNING_KEY).query(published.asset_id, int(time.time()) + 600)
+    for path in (
+        f"/files/{published.asset_id}?{good}",
+        f"/hls/{published.asset_id}/master.m3u8?{good}",
+    ):
+        for headers in ({}, {"Range": "bytes=0-99"}):
+            reply = request(signed_origin.url, path, headers=headers)
+            assert reply.status in (200, 206), path
+            cache_control = reply.header("Cache-Control")
+            assert cache_control.startswith("private") and "public" not in cache_control, path
+
+
 def test_signed_list_page_hands_out_no_links(
     signed_origin: OriginUnderTest, published: Published
 ) -> None:
