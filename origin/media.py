@@ -12,10 +12,10 @@ import mimetypes
 from aiohttp import hdrs, web
 
 from origin import content
-from origin.backend import Missing
+from origin.backend import Missing, ObjectInfo
 from origin.errors import CatalogDown
 from origin.ids import check_asset_id, ladder_key
-from origin.respond import body_response, stream_response
+from origin.respond import body_etag, body_response, file_response, stream_response
 from origin.rewrite import sign_playlist, sign_vtt
 from origin.state import ORIGIN, Origin
 
@@ -56,7 +56,8 @@ async def _text(
         text = body.decode("utf-8", errors="replace")
         signed = sign_playlist(text, query) if key.endswith(".m3u8") else sign_vtt(text, query)
         body = signed.encode()
-    return body_response(request, body, info.last_modified, headers)
+        info = ObjectInfo(len(body), info.last_modified, body_etag(body))
+    return body_response(request, body, info, headers)
 
 
 async def _object(
@@ -70,10 +71,10 @@ async def _object(
         cached = await origin.cache.get(key)
         if cached is None:  # larger than the whole cache
             return await stream_response(request, origin.backend, origin.bucket, key, headers)
-        hot = await origin.memory.load(key, cached, origin.cache.size(key))
+        hot = await origin.memory.load(key, cached.path, cached.info.size)
         if hot is None:
-            return web.FileResponse(cached, headers=headers)
-    return body_response(request, hot.body, hot.last_modified, headers, etag=hot.etag)
+            return file_response(request, str(cached.path), cached.info, headers)
+    return body_response(request, hot.body, hot.info, headers)
 
 
 async def _missing(origin: Origin, asset_id: str) -> web.Response:
