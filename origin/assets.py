@@ -14,6 +14,7 @@ from typing import Any
 from catalog import Catalog
 from catalog.assets import get_asset, list_assets
 from catalog.models import Asset, AssetStatus, Job, JobKind
+from origin.errors import CatalogDown
 
 PENDING = (AssetStatus.QUEUED, AssetStatus.PROCESSING)
 
@@ -96,10 +97,18 @@ class AssetReader:
             return [_view(a) for a in list_assets(session)]
 
     async def one(self, asset_id: str) -> AssetView | None:
-        return await asyncio.to_thread(self._one, asset_id)
+        """The asset, or None; raises CatalogDown."""
+        try:
+            return await asyncio.to_thread(self._one, asset_id)
+        except Exception as exc:
+            raise CatalogDown(type(exc).__name__) from None
 
     async def listed(self) -> list[AssetView]:
-        return await asyncio.to_thread(self._listed)
+        """Every listed asset; raises CatalogDown."""
+        try:
+            return await asyncio.to_thread(self._listed)
+        except Exception as exc:
+            raise CatalogDown(type(exc).__name__) from None
 
     def dispose(self) -> None:
         self.catalog.dispose()

@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
+from email.utils import formatdate, parsedate_to_datetime
+from functools import cached_property
 
 import aiohttp
+from aiohttp import hdrs
 from yarl import URL
 
 from nebula.config import Settings
@@ -27,7 +29,7 @@ class BackendDown(Exception):
 
 
 class Missing(Exception):
-    """No such object in the backend (answered 404)."""
+    """No such object, asset or original (answered 404 with the message)."""
 
 
 class RangeRefused(Exception):
@@ -36,17 +38,35 @@ class RangeRefused(Exception):
 
 @dataclass(frozen=True)
 class ObjectInfo:
-    """What the origin needs of an object's metadata."""
+    """What conditional requests and ranges are judged against: one representation's size
+    and validators."""
 
     size: int
     last_modified: float  # seconds since the epoch, whole seconds as S3 gives them
+    # The same form aiohttp's FileResponse derives from a file's mtime and size: the cached
+    # copy keeps the backend's Last-Modified as its mtime, so an object has one ETag whether
+    # it is streamed from the backend or sent from the disk cache. A body made here (a
+    # signed playlist) passes the hash of its bytes instead.
+    etag: str = ""
 
-    @property
-    def etag(self) -> str:
-        # The same form aiohttp's FileResponse derives from a file's mtime and size: the
-        # cached copy keeps the backend's Last-Modified as its mtime, so an object has one
-        # ETag whether it is streamed from the backend or sent from the disk cache.
-        return f'"{int(self.last_modified) * 1_000_000_000:x}-{self.size:x}"'
+    def __post_init__(self) -> None:
+        if not self.etag:
+            stamp = int(self.last_modified) * 1_000_000_000
+            object.__setattr__(self, "etag", f'"{stamp:x}-{self.size:x}"')
+
+    @cached_property
+    def bare_etag(self) -> str:
+        """The ETag without its quotes, as aiohttp parses the If-Match family."""
+        return self.etag.strip('"')
+
+    @cached_property
+    def validators(self) -> dict[str, str]:
+        """Headers of every answer about this representation; computed once per object."""
+        return {
+            hdrs.ETAG: self.etag,
+            hdrs.LAST_MODIFIED: formatdate(self.last_modified, usegmt=True),
+            hdrs.ACCEPT_RANGES: "bytes",
+        }
 
 
 def object_info(response: aiohttp.ClientResponse) -> ObjectInfo:

@@ -54,9 +54,6 @@ class SizedLru(Generic[V]):
         self._entries.move_to_end(key)
         return entry[0]
 
-    def size(self, key: str) -> int:
-        return self._entries[key][1]
-
     def add(self, key: str, value: V, size: int) -> list[V]:
         """Insert ``key`` as the most recent; return the values evicted to stay under the cap."""
         if key in self._entries:
@@ -71,14 +68,20 @@ class SizedLru(Generic[V]):
         return evicted
 
 
+@dataclass(frozen=True)
+class CachedFile:
+    path: Path
+    info: ObjectInfo  # the size and the backend's Last-Modified (also the file's mtime)
+
+
 class SegmentCache:
     def __init__(self, root: Path, max_bytes: int, fetch: Fetch) -> None:
         self.max_bytes = max_bytes
         self._fetch = fetch
         self._objects = root / "objects"
         self._tmp = root / "tmp"
-        self._files: SizedLru[Path] = SizedLru(max_bytes)
-        self._flights: dict[str, asyncio.Future[Path | None]] = {}
+        self._files: SizedLru[CachedFile] = SizedLru(max_bytes)
+        self._flights: dict[str, asyncio.Future[CachedFile | None]] = {}
         self.hits = 0
         self.fills = 0
         self.evictions = 0
@@ -97,11 +100,7 @@ class SegmentCache:
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True, exist_ok=True)
 
-    def size(self, key: str) -> int:
-        """The size of a cached object (``key`` as just returned by :meth:`get`)."""
-        return self._files.size(key)
-
-    async def get(self, key: str) -> Path | None:
+    async def get(self, key: str) -> CachedFile | None:
         """The cached file of ``key``, fetched first on a miss; None if it may not be cached."""
         cached = self._files.get(key)
         if cached is not None:
@@ -115,12 +114,12 @@ class SegmentCache:
         # A viewer that hangs up must not cancel the fetch other viewers wait for.
         return await asyncio.shield(flight)
 
-    def _landed(self, key: str, done: asyncio.Future[Path | None]) -> None:
+    def _landed(self, key: str, done: asyncio.Future[CachedFile | None]) -> None:
         self._flights.pop(key, None)
         if not done.cancelled() and done.exception() is not None:
             log.debug("cache fill of %s failed: %r", key, done.exception())
 
-    async def _fill(self, key: str) -> Path | None:
+    async def _fill(self, key: str) -> CachedFile | None:
         self.fills += 1
         tmp = self._tmp / uuid.uuid4().hex
         try:
@@ -135,11 +134,12 @@ class SegmentCache:
             tmp.replace(final)
         finally:
             tmp.unlink(missing_ok=True)
+        cached = CachedFile(final, ObjectInfo(size, last_modified))
         loop = asyncio.get_running_loop()
-        for path in self._files.add(key, final, size):
+        for old in self._files.add(key, cached, size):
             self.evictions += 1
-            loop.call_later(UNLINK_DELAY_SECONDS, _unlink_quietly, path)
-        return final
+            loop.call_later(UNLINK_DELAY_SECONDS, _unlink_quietly, old.path)
+        return cached
 
     def gauges(self) -> dict[str, float]:
         return {
@@ -154,8 +154,7 @@ class SegmentCache:
 @dataclass(frozen=True)
 class HotObject:
     body: bytes
-    last_modified: float  # epoch seconds, the backend's Last-Modified
-    etag: str  # the one FileResponse and the streamed answer give for the same object
+    info: ObjectInfo  # the same validators the disk tier and the streamed answer give
 
 
 class MemoryTier:
@@ -204,7 +203,7 @@ def _read_hot(path: Path) -> HotObject:
     with path.open("rb") as file:
         mtime = os.fstat(file.fileno()).st_mtime
         body = file.read()
-    return HotObject(body, mtime, ObjectInfo(len(body), mtime).etag)
+    return HotObject(body, ObjectInfo(len(body), mtime))
 
 
 def _unlink_quietly(path: Path) -> None:

@@ -27,6 +27,7 @@ PRIVATE_SHORT = "private, max-age=10"
 PRIVATE_IMMUTABLE = "private, max-age=31536000, immutable"
 # Original uploads can be overwritten under the same key.
 ORIGINAL = "public, max-age=60"
+PRIVATE_ORIGINAL = "private, max-age=60"
 
 SEGMENT_SUFFIXES = frozenset({".m4s", ".ts", ".mp4", ".m4a", ".aac"})
 TEXT_SUFFIXES = frozenset({".m3u8", ".vtt"})
@@ -49,3 +50,8 @@ def cache_control(name: str, signed: bool) -> str:
     if suffix(name) in SEGMENT_SUFFIXES:
         return PRIVATE_IMMUTABLE if signed else IMMUTABLE
     return PRIVATE_SHORT if signed else SHORT
+
+
+def original_cache_control(signed: bool) -> str:
+    """An original behind a token is one viewer's, like the ladder's files."""
+    return PRIVATE_ORIGINAL if signed else ORIGINAL

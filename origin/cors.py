@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import hdrs, web
 
 ALLOWED_METHODS = "GET, HEAD, OPTIONS"
-ALLOWED_HEADERS = "Range, If-None-Match, If-Modified-Since, If-Range"
+ALLOWED_HEADERS = "Range, If-Range, If-Match, If-None-Match, If-Modified-Since, If-Unmodified-Since"
 EXPOSED_HEADERS = "Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified, Retry-After"
 PREFLIGHT_MAX_AGE = "86400"
 

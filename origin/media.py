@@ -1,33 +1,30 @@
-"""``/hls/<asset_id>/<file>`` and ``/files/<asset_id>``: the bytes a player asks for."""
+"""``/hls/<asset_id>/<file>`` and ``/files/<asset_id>``: the bytes a player asks for.
+
+Refusals are raised (BadName, Refused, Missing, BackendDown, CatalogDown) and answered
+by :mod:`origin.errors`; what is served goes through :mod:`origin.respond`.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
 import mimetypes
 
 from aiohttp import hdrs, web
 
 from origin import content
-from origin.backend import BackendDown, Missing
-from origin.ids import BadName, check_asset_id, ladder_key
-from origin.respond import body_response, stream_response
+from origin.backend import Missing, ObjectInfo
+from origin.errors import CatalogDown
+from origin.ids import check_asset_id, ladder_key
+from origin.respond import body_etag, body_response, file_response, stream_response
 from origin.rewrite import sign_playlist, sign_vtt
-from origin.signing import Refused
 from origin.state import ORIGIN, Origin
 
-log = logging.getLogger("nebula.origin")
-
-RETRY_AFTER_DOWN = "5"
 RETRY_AFTER_PENDING = "10"
 
 
-def _plain(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, text=text + "\n", headers=headers)
-
-
 def token_query(origin: Origin, request: web.Request, asset_id: str) -> str | None:
-    """The verified token to carry into rewritten URIs; None when signing is off."""
+    """The verified token to carry into rewritten URIs; None when signing is off.
+    Raises Refused."""
     if origin.signer is None:
         return None
     return origin.signer.verify(asset_id, request.query)
@@ -35,16 +32,10 @@ def token_query(origin: Origin, request: web.Request, asset_id: str) -> str | No
 
 async def hls(request: web.Request) -> web.StreamResponse:
     origin = request.app[ORIGIN]
-    try:
-        asset_id = check_asset_id(request.match_info["asset_id"])
-        path = request.match_info["path"]
-        key = ladder_key(asset_id, path)
-    except BadName as exc:
-        return _plain(400, str(exc))
-    try:
-        query = token_query(origin, request, asset_id)
-    except Refused as exc:
-        return _plain(403, str(exc))
+    asset_id = check_asset_id(request.match_info["asset_id"])
+    path = request.match_info["path"]
+    key = ladder_key(asset_id, path)
+    query = token_query(origin, request, asset_id)
     headers: dict[str, str] = {
         hdrs.CONTENT_TYPE: content.content_type(path),
         hdrs.CACHE_CONTROL: content.cache_control(path, signed=query is not None),
@@ -55,9 +46,6 @@ async def hls(request: web.Request) -> web.StreamResponse:
         return await _object(request, origin, key, headers)
     except Missing:
         return await _missing(origin, asset_id)
-    except BackendDown as exc:
-        log.warning("backend down serving %s: %s", key, exc)
-        return _plain(503, "storage unavailable", {hdrs.RETRY_AFTER: RETRY_AFTER_DOWN})
 
 
 async def _text(
@@ -68,12 +56,14 @@ async def _text(
         text = body.decode("utf-8", errors="replace")
         signed = sign_playlist(text, query) if key.endswith(".m3u8") else sign_vtt(text, query)
         body = signed.encode()
-    return body_response(request, body, info.last_modified, headers)
+        info = ObjectInfo(len(body), info.last_modified, body_etag(body))
+    return body_response(request, body, info, headers)
 
 
 async def _object(
     request: web.Request, origin: Origin, key: str, headers: dict[str, str]
 ) -> web.StreamResponse:
+    """From memory, else from the disk cache, else (larger than the cache) from the backend."""
     if not origin.cache.enabled:
         return await stream_response(request, origin.backend, origin.bucket, key, headers)
     hot = origin.memory.get(key)
@@ -81,21 +71,20 @@ async def _object(
         cached = await origin.cache.get(key)
         if cached is None:  # larger than the whole cache
             return await stream_response(request, origin.backend, origin.bucket, key, headers)
-        hot = await origin.memory.load(key, cached, origin.cache.size(key))
+        hot = await origin.memory.load(key, cached.path, cached.info.size)
         if hot is None:
-            return web.FileResponse(cached, headers=headers)
-    return body_response(request, hot.body, hot.last_modified, headers, etag=hot.etag)
+            return file_response(request, str(cached.path), cached.info, headers)
+    return body_response(request, hot.body, hot.info, headers)
 
 
 async def _missing(origin: Origin, asset_id: str) -> web.Response:
     """404, and for an asset still transcoding: when to come back and how far it got."""
     try:
         asset = await origin.assets.one(asset_id)
-    except Exception as exc:  # the catalog being down must not turn a 404 into a 500
-        log.warning("catalog unavailable for %s: %s", asset_id, type(exc).__name__)
+    except CatalogDown:  # the catalog being down must not turn a 404 into a 503
         asset = None
     if asset is None:
-        return _plain(404, "no such asset")
+        raise Missing("no such asset")
     if not asset.pending:
         failed = {"asset_id": asset_id, "status": asset.status, "error": asset.error}
         return web.json_response(failed, status=404)
@@ -117,27 +106,17 @@ async def _missing(origin: Origin, asset_id: str) -> web.Response:
 async def original(request: web.Request) -> web.StreamResponse:
     """The uploaded file itself, with byte ranges: progressive MP4 playback and seeking."""
     origin = request.app[ORIGIN]
-    try:
-        asset_id = check_asset_id(request.match_info["asset_id"])
-    except BadName as exc:
-        return _plain(400, str(exc))
-    try:
-        token_query(origin, request, asset_id)
-    except Refused as exc:
-        return _plain(403, str(exc))
-    try:
-        asset = await origin.assets.one(asset_id)
-    except Exception as exc:
-        log.warning("catalog unavailable for %s: %s", asset_id, type(exc).__name__)
-        return _plain(503, "catalog unavailable", {hdrs.RETRY_AFTER: RETRY_AFTER_DOWN})
+    asset_id = check_asset_id(request.match_info["asset_id"])
+    query = token_query(origin, request, asset_id)
+    asset = await origin.assets.one(asset_id)
     if asset is None:
-        return _plain(404, "no such asset")
+        raise Missing("no such asset")
     kind = asset.content_type or mimetypes.guess_type(asset.key)[0] or "application/octet-stream"
-    headers: dict[str, str] = {hdrs.CONTENT_TYPE: kind, hdrs.CACHE_CONTROL: content.ORIGINAL}
+    headers: dict[str, str] = {
+        hdrs.CONTENT_TYPE: kind,
+        hdrs.CACHE_CONTROL: content.original_cache_control(signed=query is not None),
+    }
     try:
         return await stream_response(request, origin.backend, asset.bucket, asset.key, headers)
     except Missing:
-        return _plain(404, "the original is gone")
-    except BackendDown as exc:
-        log.warning("backend down serving original of %s: %s", asset_id, exc)
-        return _plain(503, "storage unavailable", {hdrs.RETRY_AFTER: RETRY_AFTER_DOWN})
+        raise Missing("the original is gone") from None

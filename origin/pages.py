@@ -1,21 +1,23 @@
-"""``/`` (the list), ``/watch/<asset_id>`` (the player) and ``/api/assets`` (the same as JSON)."""
+"""``/`` (the list), ``/watch/<asset_id>`` (the player) and ``/api/assets`` (the same as JSON).
+
+Refusals are raised and answered by :mod:`origin.errors`, as for the media handlers.
+"""
 
 from __future__ import annotations
 
 import functools
 import html
-import logging
 from pathlib import Path
 from string import Template
 
 from aiohttp import web
 
 from origin.assets import AssetView
-from origin.ids import BadName, check_asset_id
-from origin.signing import Refused
+from origin.backend import Missing
+from origin.ids import check_asset_id
+from origin.media import token_query
 from origin.state import ORIGIN
 
-log = logging.getLogger("nebula.origin")
 TEMPLATES = Path(__file__).with_name("templates")
 
 
@@ -56,19 +58,11 @@ def _card(asset: AssetView, links: bool) -> str:
     )
 
 
-async def _listed(request: web.Request) -> list[AssetView]:
-    try:
-        return await request.app[ORIGIN].assets.listed()
-    except Exception as exc:
-        log.warning("catalog unavailable for the list: %s", type(exc).__name__)
-        raise web.HTTPServiceUnavailable(text="catalog unavailable\n") from None
-
-
 async def index(request: web.Request) -> web.Response:
     origin = request.app[ORIGIN]
     # With signed URLs on, the list must not hand out access: no posters, no links.
     links = origin.signer is None
-    assets = await _listed(request)
+    assets = await origin.assets.listed()
     cards = "\n".join(_card(a, links) for a in assets) or '<li class="empty">No videos yet.</li>'
     count = "1 video" if len(assets) == 1 else f"{len(assets)} videos"
     page = _template("index.html").substitute(cards=cards, count=count)
@@ -77,22 +71,12 @@ async def index(request: web.Request) -> web.Response:
 
 async def watch(request: web.Request) -> web.Response:
     origin = request.app[ORIGIN]
-    try:
-        asset_id = check_asset_id(request.match_info["asset_id"])
-    except BadName as exc:
-        raise web.HTTPBadRequest(text=str(exc)) from None
-    query = ""
-    if origin.signer is not None:
-        try:
-            query = "?" + origin.signer.verify(asset_id, request.query)
-        except Refused as exc:
-            raise web.HTTPForbidden(text=str(exc) + "\n") from None
-    try:
-        asset = await origin.assets.one(asset_id)
-    except Exception:
-        raise web.HTTPServiceUnavailable(text="catalog unavailable\n") from None
+    asset_id = check_asset_id(request.match_info["asset_id"])
+    token = token_query(origin, request, asset_id)
+    query = "" if token is None else "?" + token
+    asset = await origin.assets.one(asset_id)
     if asset is None:
-        raise web.HTTPNotFound(text="no such asset\n")
+        raise Missing("no such asset")
     base = f"/hls/{asset_id}/"
     e = html.escape
     page = _template("watch.html").substitute(
@@ -108,21 +92,14 @@ async def watch(request: web.Request) -> web.Response:
 
 
 async def api_assets(request: web.Request) -> web.Response:
-    assets = await _listed(request)
+    assets = await request.app[ORIGIN].assets.listed()
     return web.json_response({"assets": [_api(request, a) for a in assets]})
 
 
 async def api_asset(request: web.Request) -> web.Response:
-    try:
-        asset_id = check_asset_id(request.match_info["asset_id"])
-    except BadName as exc:
-        raise web.HTTPBadRequest(text=str(exc)) from None
-    try:
-        asset = await request.app[ORIGIN].assets.one(asset_id)
-    except Exception:
-        raise web.HTTPServiceUnavailable(text="catalog unavailable\n") from None
+    asset = await request.app[ORIGIN].assets.one(check_asset_id(request.match_info["asset_id"]))
     if asset is None:
-        raise web.HTTPNotFound(text="no such asset\n")
+        raise Missing("no such asset")
     return web.json_response(_api(request, asset))
 
 

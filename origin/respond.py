@@ -1,9 +1,14 @@
-"""HTTP semantics shared by every answer: validators (ETag, Last-Modified, 304), Range (206,
-416) and HEAD, for bodies held in memory and for bodies streamed from the backend.
+"""HTTP semantics of every answer with a body, in one place: preconditions (412, 304),
+If-Range and Range (206, 416) and HEAD.
 
-Segments from the memory tier go through :func:`body_response` too; a file sent from the
-disk cache goes through aiohttp's ``FileResponse``, which applies the same rules itself.
-Ranges are parsed by aiohttp (``request.http_range``) everywhere.
+:func:`decide` judges a request against a representation's :class:`ObjectInfo` in the
+order of RFC 9110 section 13.2.2 (If-Match, If-Unmodified-Since, If-None-Match,
+If-Modified-Since, then If-Range and Range). Every tier only carries out that decision:
+:func:`body_response` for a body held in memory (a playlist, a hot segment),
+:func:`file_response` for a file of the disk cache (aiohttp's ``FileResponse`` only sends
+the bytes decided here) and :func:`stream_response` for an object relayed from the backend.
+So one request gets one answer whichever tier holds the object. Ranges are parsed by
+aiohttp (``request.http_range``); only the edges it cannot see are handled here.
 """
 
 from __future__ import annotations
@@ -13,111 +18,170 @@ from collections.abc import Mapping
 
 import aiohttp
 from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
 from multidict import CIMultiDict
 
-from origin.backend import CHUNK, Backend, ObjectInfo, RangeRefused, object_info
+from origin.backend import CHUNK, Backend, BackendDown, ObjectInfo, RangeRefused, object_info
 
 ETAG_ANY = "*"
-
-
-class Unsatisfiable(Exception):
-    """The Range cannot be served from a representation of this size (answered 416)."""
+RANGE_UNIT = "bytes="
+# A decision: the status and, for 200 and 206, the bytes [start, stop) to send.
+Decision = tuple[int, int, int]
+# What a request without preconditions may change; checked first so a plain GET (most
+# requests of a player) costs five header lookups and no parsing.
+CONDITIONAL_HEADERS = (
+    hdrs.RANGE,
+    hdrs.IF_NONE_MATCH,
+    hdrs.IF_MODIFIED_SINCE,
+    hdrs.IF_MATCH,
+    hdrs.IF_UNMODIFIED_SINCE,
+)
+WITH_BODY = (200, 206)
 
 
 def body_etag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
-def not_modified(request: web.BaseRequest, etag: str, last_modified: float) -> bool:
-    """RFC 9110 13.2.2: If-None-Match wins over If-Modified-Since (weak comparison)."""
-    candidates = request.if_none_match
-    if candidates is not None:
-        bare = etag.strip('"')
-        return any(c.value in (ETAG_ANY, bare) for c in candidates)
+def decide(request: web.BaseRequest, info: ObjectInfo) -> Decision:
+    """The answer to ``request`` about the representation ``info`` (RFC 9110 13.2.2)."""
+    headers = request.headers
+    for name in CONDITIONAL_HEADERS:
+        if name in headers:
+            break
+    else:
+        return 200, 0, info.size
+    failed = _precondition(request, info)
+    if failed:
+        return failed, 0, 0
+    # Range is defined for GET only (RFC 9110 14.2); If-Range naming another version, or a
+    # unit other than bytes, means: the whole representation.
+    if (
+        hdrs.RANGE not in headers
+        or request.method != hdrs.METH_GET
+        or headers[hdrs.RANGE][: len(RANGE_UNIT)].lower() != RANGE_UNIT
+        or not _if_range_holds(request, info)
+    ):
+        return 200, 0, info.size
+    return _byte_range(request, info.size)
+
+
+def _precondition(request: web.BaseRequest, info: ObjectInfo) -> int:
+    """412 or 304 when a precondition says so, else 0. Invalid dates are ignored."""
+    if_match = request.if_match
+    if if_match is not None:
+        if not _etag_in(if_match, info.bare_etag, weak=False):
+            return 412
+    else:
+        since = request.if_unmodified_since
+        if since is not None and info.last_modified > since.timestamp():
+            return 412
+    if_none_match = request.if_none_match
+    if if_none_match is not None:
+        return 304 if _etag_in(if_none_match, info.bare_etag, weak=True) else 0
     since = request.if_modified_since
-    return since is not None and last_modified <= since.timestamp()
+    return 304 if since is not None and info.last_modified <= since.timestamp() else 0
 
 
-def range_applies(request: web.BaseRequest, etag: str, last_modified: float) -> bool:
-    """A Range is honoured unless an If-Range names another version (then: the whole body)."""
-    if hdrs.RANGE not in request.headers:
-        return False
-    if_range = request.headers.get(hdrs.IF_RANGE)
-    if not if_range:
+def _etag_in(candidates: tuple[aiohttp.ETag, ...], bare_etag: str, weak: bool) -> bool:
+    """If-Match compares strongly (a W/ tag never matches), If-None-Match weakly."""
+    if len(candidates) == 1 and candidates[0].value == ETAG_ANY:
         return True
-    if if_range.startswith(('"', "W/")):
-        return if_range == etag
+    return any(c.value == bare_etag and (weak or not c.is_weak) for c in candidates)
+
+
+def _if_range_holds(request: web.BaseRequest, info: ObjectInfo) -> bool:
+    """If-Range: a strong ETag equal to ours, or a date equal to our Last-Modified."""
+    value = request.headers.get(hdrs.IF_RANGE)
+    if value is None:
+        return True
+    if value.startswith(('"', "W/")):
+        return value == info.etag
     date = request.if_range
-    return date is not None and last_modified <= date.timestamp()
+    return date is not None and date.timestamp() == info.last_modified
 
 
-def _wanted(request: web.BaseRequest) -> tuple[int | None, int | None]:
-    """aiohttp's parse of the Range header as (start, stop); a malformed one is Unsatisfiable."""
+def _byte_range(request: web.BaseRequest, size: int) -> Decision:
+    """206 with the one range aiohttp parsed, clipped to ``size``; 416 if none of it exists."""
     try:
         wanted = request.http_range
-    except ValueError:
-        raise Unsatisfiable from None
-    return wanted.start, wanted.stop
-
-
-def resolve_range(request: web.BaseRequest, size: int) -> tuple[int, int]:
-    """``[start, stop)`` of the requested range in a body of ``size`` bytes; raises Unsatisfiable."""
-    start, stop = _wanted(request)
-    if start is None:
-        return 0, size
-    if start < 0 and stop is None:  # "bytes=-N": the last N bytes
+    except ValueError:  # not one well-formed range (or a number beyond int parsing)
+        return 416, 0, 0
+    start, stop = wanted.start, wanted.stop
+    assert start is not None  # aiohttp refuses "bytes=-"
+    if _empty_suffix(request.headers[hdrs.RANGE], start):
+        return 416, 0, 0
+    if start < 0:  # "bytes=-N": the last N bytes
         start = max(size + start, 0)
     stop = size if stop is None else min(stop, size)
-    if start >= size or start >= stop:
-        raise Unsatisfiable
-    return start, stop
+    if start >= size:
+        return 416, 0, 0
+    return 206, start, stop
 
 
-def validators(etag: str, last_modified: float) -> dict[str, str]:
-    from email.utils import formatdate
-
-    return {
-        hdrs.ETAG: etag,
-        hdrs.LAST_MODIFIED: formatdate(last_modified, usegmt=True),
-        hdrs.ACCEPT_RANGES: "bytes",
-    }
+def _empty_suffix(value: str, start: int) -> bool:
+    """aiohttp reads "bytes=-0" as "bytes=0-"; a zero-length suffix is unsatisfiable."""
+    return start == 0 and value[len(RANGE_UNIT)] == "-"
 
 
-def unsatisfiable(size: int | None, headers: Mapping[str, str]) -> web.Response:
-    extra: dict[str, str] = {hdrs.CONTENT_RANGE: f"bytes */{size}"} if size is not None else {}
-    return web.Response(status=416, headers={**headers, **extra})
+def _headers(
+    status: int, start: int, stop: int, info: ObjectInfo, headers: Mapping[str, str]
+) -> CIMultiDict[str]:
+    out = CIMultiDict(headers)
+    out.update(info.validators)
+    if status == 206:
+        out[hdrs.CONTENT_RANGE] = f"bytes {start}-{stop - 1}/{info.size}"
+    elif status == 416:
+        out[hdrs.CONTENT_RANGE] = f"bytes */{info.size}"
+    return out
+
+
+def _bodiless(status: int, info: ObjectInfo, headers: Mapping[str, str]) -> web.Response:
+    """304, 412 and 416: the validators, no body."""
+    return web.Response(status=status, headers=_headers(status, 0, 0, info, headers))
 
 
 def body_response(
-    request: web.BaseRequest,
-    body: bytes,
-    last_modified: float,
-    headers: Mapping[str, str],
-    etag: str | None = None,
+    request: web.BaseRequest, body: bytes, info: ObjectInfo, headers: Mapping[str, str]
 ) -> web.Response:
-    """A body held in memory (a playlist, a hot segment) with every HTTP rule."""
-    etag = etag or body_etag(body)
-    common = {**headers, **validators(etag, last_modified)}
-    if not_modified(request, etag, last_modified):
-        return web.Response(status=304, headers=common)
-    if not range_applies(request, etag, last_modified):
-        return web.Response(body=body, headers=common)
-    try:
-        start, stop = resolve_range(request, len(body))
-    except Unsatisfiable:
-        return unsatisfiable(len(body), common)
-    common[hdrs.CONTENT_RANGE] = f"bytes {start}-{stop - 1}/{len(body)}"
-    return web.Response(status=206, body=memoryview(body)[start:stop], headers=common)
+    """A body held in memory (a playlist, a hot segment); ``info`` describes ``body``."""
+    status, start, stop = decide(request, info)
+    if status == 200:
+        return web.Response(body=body, headers={**headers, **info.validators})
+    if status == 206:
+        part = memoryview(body)[start:stop]
+        return web.Response(
+            status=206, body=part, headers=_headers(206, start, stop, info, headers)
+        )
+    return _bodiless(status, info, headers)
 
 
-def upstream_range(request: web.BaseRequest) -> str | None:
-    """The viewer's single range, re-written from aiohttp's parse for the backend."""
-    start, stop = _wanted(request)
-    if start is None:
-        return None
-    if start < 0:
-        return f"bytes={start}"  # suffix range, "-N"
-    return f"bytes={start}-" + (str(stop - 1) if stop is not None else "")
+class _FileBytes(web.FileResponse):
+    """aiohttp's ``FileResponse`` as the sender of bytes already decided: it is shown the
+    request without its preconditions and with the decided range only, so its own
+    judgement of them can never differ from :func:`decide`."""
+
+    def __init__(self, path: str, plain: web.BaseRequest, headers: Mapping[str, str]) -> None:
+        super().__init__(path, headers=headers)
+        self._plain = plain
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        return await super().prepare(self._plain)
+
+
+def file_response(
+    request: web.BaseRequest, path: str, info: ObjectInfo, headers: Mapping[str, str]
+) -> web.StreamResponse:
+    """A file of the disk cache whose size and mtime ``info`` describes: sendfile."""
+    status, start, stop = decide(request, info)
+    if status not in WITH_BODY:
+        return _bodiless(status, info, headers)
+    plain = CIMultiDict(request.headers)
+    for name in (*CONDITIONAL_HEADERS, hdrs.IF_RANGE, hdrs.ACCEPT_ENCODING):
+        plain.popall(name, None)
+    if status == 206:
+        plain[hdrs.RANGE] = f"bytes={start}-{stop - 1}"
+    return _FileBytes(path, request.clone(headers=plain), headers)
 
 
 async def stream_response(
@@ -127,29 +191,71 @@ async def stream_response(
     key: str,
     headers: Mapping[str, str],
 ) -> web.StreamResponse:
-    """Relay an object from the backend chunk by chunk: memory does not grow with its size."""
-    try:
-        byte_range = upstream_range(request) if hdrs.RANGE in request.headers else None
-    except Unsatisfiable:
+    """Relay an object from the backend chunk by chunk: memory does not grow with its size.
+
+    The backend is asked for the viewer's range at once (one round trip in the usual case);
+    if its answer is not the decided one (If-Range naming another version, an edge of
+    Range it reads otherwise, an unsatisfiable range), the decided bytes are asked for again.
+    """
+    if request.method == hdrs.METH_HEAD:
         info = await backend.head(bucket, key)
-        return unsatisfiable(info.size, headers)
-    method = "HEAD" if request.method == hdrs.METH_HEAD else "GET"
+        return await _headers_only(request, decide(request, info), info, headers)
     try:
-        async with backend.get(bucket, key, byte_range, method=method) as upstream:
+        async with backend.get(bucket, key, _upstream_hint(request)) as upstream:
             info = object_info(upstream)
-            if byte_range and not range_applies(request, info.etag, info.last_modified):
-                raise _Refetch  # If-Range names another version: send it whole
-            return await _relay(request, upstream, info, headers)
+            status, start, stop = decision = decide(request, info)
+            if status not in WITH_BODY:
+                return _bodiless(status, info, headers)
+            if _delivers(upstream, decision, info):
+                return await _relay(request, upstream, decision, info, headers)
     except RangeRefused:
         info = await backend.head(bucket, key)
-        return unsatisfiable(info.size, headers)
-    except _Refetch:
-        async with backend.get(bucket, key, None, method=method) as upstream:
-            return await _relay(request, upstream, object_info(upstream), headers)
+        status, start, stop = decision = decide(request, info)
+        if status not in WITH_BODY:
+            return _bodiless(status, info, headers)
+    exact = f"bytes={start}-{stop - 1}" if status == 206 else None
+    async with backend.get(bucket, key, exact) as upstream:
+        if object_info(upstream) != info or not _delivers(upstream, decision, info):
+            raise BackendDown(f"{key} changed while being read")
+        return await _relay(request, upstream, decision, info, headers)
 
 
-class _Refetch(Exception):
-    pass
+def _upstream_hint(request: web.BaseRequest) -> str | None:
+    """The viewer's Range for the backend when aiohttp reads it as one satisfiable-looking
+    range (its exact digits, so a number aiohttp reads is the number the backend reads)."""
+    value = request.headers.get(hdrs.RANGE)
+    if value is None:
+        return None
+    try:
+        wanted = request.http_range
+    except ValueError:
+        return None
+    assert wanted.start is not None  # aiohttp refuses "bytes=-"
+    return None if _empty_suffix(value, wanted.start) else value
+
+
+def _delivers(upstream: aiohttp.ClientResponse, decision: Decision, info: ObjectInfo) -> bool:
+    """Whether the backend's answer carries exactly the decided bytes."""
+    status, start, stop = decision
+    if status == 200:
+        return upstream.status == 200
+    expected = f"bytes {start}-{stop - 1}/{info.size}"
+    return upstream.status == 206 and upstream.headers.get(hdrs.CONTENT_RANGE) == expected
+
+
+async def _headers_only(
+    request: web.Request, decision: Decision, info: ObjectInfo, headers: Mapping[str, str]
+) -> web.StreamResponse:
+    """A HEAD answer: what GET would send, without the body."""
+    status, start, stop = decision
+    if status not in WITH_BODY:
+        return _bodiless(status, info, headers)
+    response = web.StreamResponse(
+        status=status, headers=_headers(status, start, stop, info, headers)
+    )
+    response.content_length = stop - start
+    await response.prepare(request)
+    return response
 
 
 class MidBodyFailure(ConnectionError):
@@ -159,20 +265,11 @@ class MidBodyFailure(ConnectionError):
 async def _relay(
     request: web.Request,
     upstream: aiohttp.ClientResponse,
+    decision: Decision,
     info: ObjectInfo,
     headers: Mapping[str, str],
 ) -> web.StreamResponse:
-    out = CIMultiDict(headers)
-    out.update(validators(info.etag, info.last_modified))
-    if not_modified(request, info.etag, info.last_modified):
-        return web.Response(status=304, headers=out)
-    if upstream.status == 206:
-        out[hdrs.CONTENT_RANGE] = upstream.headers[hdrs.CONTENT_RANGE]
-    response = web.StreamResponse(status=upstream.status, headers=out)
-    response.content_length = int(upstream.headers.get(hdrs.CONTENT_LENGTH, "0"))
-    await response.prepare(request)
-    if request.method == hdrs.METH_HEAD:
-        return response
+    response = await _headers_only(request, decision, info, headers)
     try:
         async for chunk in upstream.content.iter_chunked(CHUNK):
             await response.write(chunk)

@@ -13,6 +13,7 @@ from nebula.ops import catalog_check, install_ops
 from nebula.web import serve
 from origin import media, pages
 from origin.cors import install_cors
+from origin.errors import answer_errors
 from origin.state import ORIGIN, Origin
 from origin.workers import run_workers
 
@@ -20,7 +21,7 @@ STATIC_DIR = Path(__file__).with_name("static")
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[allowlist_middleware(settings)])
+    app = web.Application(middlewares=[allowlist_middleware(settings), answer_errors])
     origin = Origin.build(settings)
     app[ORIGIN] = origin
     metrics = install_ops(

@@ -7,9 +7,11 @@ import socketserver
 import threading
 import time
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from origin.signing import PlaybackSigner
 from tests.origin.conftest import SIGNING_KEY, OriginUnderTest, Published, add_transcoding_asset
@@ -140,6 +142,106 @@ def test_unsigned_wrong_and_expired_tokens_are_refused(
     assert request(signed_origin.url, f"/hls/{asset}/v1/360p/seg_00000.m4s?{good}").status == 200
     assert request(signed_origin.url, f"/files/{asset}?{good}").status == 200
     assert request(signed_origin.url, f"/watch/{asset}?{good}").status == 200
+
+
+TOKEN_PATHS = (
+    "/hls/{id}/master.m3u8",
+    "/hls/{id}/v1/360p/seg_00000.m4s",
+    "/files/{id}",
+    "/watch/{id}",
+)
+
+
+def _bad_tokens(asset: str) -> list[tuple[str | None, str | None]]:
+    """(exp, sig) pairs of every wrong shape; None leaves the parameter out."""
+    signer = PlaybackSigner(SIGNING_KEY)
+    future = int(time.time()) + 600
+    sig = signer.signature(asset, future)
+    return [
+        ("\u00b2", sig),  # a Unicode digit: str.isdigit() says yes, int() says no
+        ("\u0661\u0662", sig),  # Arabic-Indic digits
+        (
+            str(future).translate(
+                str.maketrans(
+                    "0123456789", "\uff10\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18\uff19"
+                )
+            ),
+            sig,
+        ),
+        ("9" * 40, sig),
+        ("-1", sig),
+        ("+" + str(future), sig),
+        (" " + str(future), sig),
+        ("", sig),
+        (str(future), None),
+        (None, sig),
+        (str(future), ""),
+        (str(future), sig[:-1]),
+        (str(future), sig + "A"),
+        (str(future), sig.encode().hex()),
+        (str(future), "\u00e9" * 43),
+        (str(future), "%" * 43),
+        (str(future), sig[:-1] + ("A" if sig[-1] != "A" else "B")),
+    ]
+
+
+def _token_path(template: str, asset: str, exp: str | None, sig: str | None) -> str:
+    params = [(name, value) for name, value in (("exp", exp), ("sig", sig)) if value is not None]
+    return template.format(id=asset) + ("?" + urlencode(params) if params else "")
+
+
+def assert_no_traceback(origin: OriginUnderTest) -> None:
+    log = origin.log()
+    assert "Traceback" not in log and "Error handling request" not in log, log[-3000:]
+
+
+def test_tokens_of_every_bad_shape_are_403_without_a_traceback(
+    signed_origin: OriginUnderTest, published: Published
+) -> None:
+    asset = published.asset_id
+    for exp, sig in _bad_tokens(asset):
+        for template in TOKEN_PATHS:
+            path = _token_path(template, asset, exp, sig)
+            reply = request(signed_origin.url, path)
+            assert reply.status == 403, (path, reply.status, reply.body[:200])
+            assert b"#EXTM3U" not in reply.body and b"<video" not in reply.body, path
+    assert_no_traceback(signed_origin)
+    # The same paths with a good token are served: the refusals above were about the token.
+    good = PlaybackSigner(SIGNING_KEY).query(asset, int(time.time()) + 600)
+    for template in TOKEN_PATHS:
+        assert request(signed_origin.url, f"{template.format(id=asset)}?{good}").status == 200
+
+
+TOKEN_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    exp=st.one_of(st.none(), TOKEN_TEXT, st.integers().map(str)),
+    sig=st.one_of(st.none(), TOKEN_TEXT),
+)
+def test_random_tokens_are_403_without_a_traceback(
+    signed_origin: OriginUnderTest, published: Published, exp: str | None, sig: str | None
+) -> None:
+    template = TOKEN_PATHS[len(exp or "") % len(TOKEN_PATHS)]
+    path = _token_path(template, published.asset_id, exp, sig)
+    reply = request(signed_origin.url, path)
+    assert reply.status == 403, (path, reply.status, reply.body[:200])
+    assert_no_traceback(signed_origin)
+
+
+def test_signed_original_is_private(signed_origin: OriginUnderTest, published: Published) -> None:
+    """A signed answer is one viewer's: no shared cache may keep it for another."""
+    good = PlaybackSigner(SIGNING_KEY).query(published.asset_id, int(time.time()) + 600)
+    for path in (
+        f"/files/{published.asset_id}?{good}",
+        f"/hls/{published.asset_id}/master.m3u8?{good}",
+    ):
+        for headers in ({}, {"Range": "bytes=0-99"}):
+            reply = request(signed_origin.url, path, headers=headers)
+            assert reply.status in (200, 206), path
+            cache_control = reply.header("Cache-Control")
+            assert cache_control.startswith("private") and "public" not in cache_control, path
 
 
 def test_signed_list_page_hands_out_no_links(
