@@ -493,8 +493,8 @@ def test_a_locked_catalog_stalls_neither_uploads_nor_other_keys(
 ) -> None:
     """While another connection holds the catalog's write lock, six video PUTs are each
     answered after the short write wait (not the 30 s lock wait), and a GET with another,
-    never-seen key (its lookup reads the catalog) is answered at once. Once the lock is
-    gone, the reconcile records the uploads whose events were given up."""
+    never-seen key (its lookup reads the catalog) is answered at once, as is /healthz.
+    Once the lock is gone, the reconcile records the uploads whose events were given up."""
     server = start_proxy(tmp_path, seaweed, catalog_env)
     try:
         reader = server.make_key({"media": "r"}, "reader")
@@ -515,6 +515,8 @@ def test_a_locked_catalog_stalls_neither_uploads_nor_other_keys(
             )
             assert (answer.status, answer.body) == (200, b"plain")
             assert seconds < PROMPT
+            status, report = healthz(server)  # reads still work: the catalog is up
+            assert status == 200 and report["checks"]["catalog"] == "ok"
             for put in puts:
                 answer, seconds = put.result()
                 assert answer.status == 200
