@@ -75,6 +75,22 @@ class Settings(BaseModel):
         default_factory=lambda: _split_csv(VIDEO_EXTENSIONS)  # type: ignore[arg-type]
     )
     reconcile_seconds: int = Field(60, ge=5)
+    # One client cannot starve the others (see the README's Security section).
+    # A request's head must arrive within this long of the connection opening (or of the
+    # previous answer on a kept-alive connection); idle connections close after it too.
+    header_timeout_seconds: float = Field(60.0, gt=0)
+    # An upload whose client sends no byte for this long is cut (idle time, not a total:
+    # a slow phone that keeps sending is never cut).
+    body_timeout_seconds: float = Field(60.0, gt=0)
+    # Concurrent uploads (requests with a body) one access key may have; more get SlowDown.
+    uploads_per_key: int = Field(32, ge=1)
+    # Connections to the storage backend, and how long a request waits for a free one
+    # before it is answered 503 SlowDown.
+    backend_connections: int = Field(512, ge=1)
+    backend_wait_seconds: float = Field(5.0, gt=0)
+    # How long an upload waits for the catalog to record its event; after that the upload
+    # is answered and the reconcile records it.
+    catalog_write_wait_seconds: float = Field(5.0, gt=0)
 
     # Transcoder.
     hls_bucket: str = "hls"

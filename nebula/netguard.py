@@ -1,6 +1,7 @@
 """The allow-list every listener enforces before anything else, and the client address.
 
-``X-Forwarded-For`` is believed only when the peer itself is a trusted proxy.
+``X-Forwarded-For`` is believed only when the peer itself is a trusted proxy, and then it
+is walked from the right across all its header lines, skipping trusted hops.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
+from multidict import CIMultiDictProxy
 
 from nebula.config import IPNetwork, Settings
 
@@ -57,6 +59,14 @@ def client_address(
     return address
 
 
+def forwarded_chain(headers: CIMultiDictProxy[str]) -> str | None:
+    """Every ``X-Forwarded-For`` line as one chain, in order: a client that sends its own
+    line first must not have it read as the proxy's (RFC 9110 5.3: repeated lines are one
+    comma-separated list)."""
+    lines = headers.getall("X-Forwarded-For", [])
+    return ",".join(lines) if lines else None
+
+
 def is_allowed(
     address: ipaddress.IPv4Address | ipaddress.IPv6Address | None, allow: Sequence[IPNetwork]
 ) -> bool:
@@ -71,7 +81,7 @@ def allowlist_middleware(
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         address = client_address(
-            request.remote, request.headers.get("X-Forwarded-For"), settings.trusted_proxies
+            request.remote, forwarded_chain(request.headers), settings.trusted_proxies
         )
         if not is_allowed(address, settings.allow_cidrs):
             # One line per refusal, so a scan from outside the tailnet is visible in the log.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import http
 import logging
 import time
 from collections import defaultdict
@@ -23,6 +24,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from nebula.config import Settings
+from nebula.netguard import guard_is_first
 
 if TYPE_CHECKING:  # nebula/ must not import the catalog (or a service) at import time
     from catalog import Catalog
@@ -35,6 +37,11 @@ GaugeSource = Callable[[], Awaitable[dict[str, float]]]
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 CHECK_TIMEOUT_SECONDS = 3.0
 METRICS_KEY = web.AppKey("nebula.metrics", object)
+# What a service's own middleware decided about a request, for /metrics: the error code of
+# its answer (an S3 code such as ``AccessDenied``), and the status it sent when the answer
+# ended in an exception after it had started.
+ERROR_CODE_KEY = web.RequestKey("nebula.error_code", str)
+STATUS_KEY = web.RequestKey("nebula.status", int)
 
 
 def label_value(value: object) -> str:
@@ -50,6 +57,7 @@ class Metrics:
     def __init__(self, service: str) -> None:
         self.service = service
         self.requests: dict[tuple[str, int], int] = defaultdict(int)
+        self.errors: dict[tuple[int, str], int] = defaultdict(int)
         self.bytes_in = 0
         self.bytes_out = 0
         self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
@@ -58,9 +66,17 @@ class Metrics:
         self._gauge_sources: list[GaugeSource] = []
 
     def observe(
-        self, method: str, status: int, seconds: float, bytes_in: int, bytes_out: int
+        self,
+        method: str,
+        status: int,
+        seconds: float,
+        bytes_in: int,
+        bytes_out: int,
+        error_code: str | None = None,
     ) -> None:
         self.requests[(method, status)] += 1
+        if status >= 400:
+            self.errors[(status, error_code or status_code_name(status))] += 1
         self.bytes_in += bytes_in
         self.bytes_out += bytes_out
         self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
@@ -79,6 +95,14 @@ class Metrics:
         for (method, status), count in sorted(self.requests.items()):
             lines.append(
                 f'{prefix}_requests_total{{method="{label_value(method)}",status="{status}"}} {count}'
+            )
+        lines += [
+            f"# HELP {prefix}_errors_total Error answers by status and error code.",
+            f"# TYPE {prefix}_errors_total counter",
+        ]
+        for (status, code), count in sorted(self.errors.items()):
+            lines.append(
+                f'{prefix}_errors_total{{status="{status}",code="{label_value(code)}"}} {count}'
             )
         lines += [
             f"# HELP {prefix}_received_bytes_total Request body bytes read.",
@@ -128,6 +152,15 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+def status_code_name(status: int) -> str:
+    """An error code for an answer that carries none (a HEAD, a plain HTTP error):
+    the status phrase without spaces, e.g. ``NotFound``, ``PreconditionFailed``."""
+    try:
+        return http.HTTPStatus(status).phrase.replace(" ", "").replace("-", "")
+    except ValueError:
+        return f"HTTP{status}"
+
+
 def sent_bytes(response: web.StreamResponse | None) -> int:
     """Bytes of body a handler's answer carried, for logs and metrics."""
     if response is None:
@@ -151,6 +184,10 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
         except web.HTTPException as exc:
             status = exc.status
             raise
+        except Exception:
+            # An answer cut after its status was sent: the service recorded that status.
+            status = request.get(STATUS_KEY, 500)
+            raise
         finally:
             metrics.observe(
                 request.method,
@@ -158,6 +195,7 @@ def metrics_middleware(metrics: Metrics) -> Middleware:
                 time.monotonic() - started,
                 request.content.total_bytes,
                 sent_bytes(response),
+                request.get(ERROR_CODE_KEY),
             )
 
     return measure
@@ -188,13 +226,14 @@ def install_ops(
 ) -> Metrics:
     """Add /healthz (503 when a dependency is down), /metrics and the metrics middleware.
 
-    Call before the app starts; the middleware is appended, so the allow-list (installed
-    first by the service) still runs before it. With ``shared_gauges`` (the service's own
+    Call before the app starts. The metrics middleware goes right after the allow-list
+    (installed first by the service), outside the service's own middlewares, so it counts
+    the answers they make of errors (S3 XML) with their real status. With ``shared_gauges`` (the service's own
     catalog, and its settings for the queue), /metrics also carries jobs by state and
     workers from the catalog, and the queue depth.
     """
     metrics = Metrics(service)
-    app.middlewares.append(metrics_middleware(metrics))
+    app.middlewares.insert(1 if guard_is_first(app) else 0, metrics_middleware(metrics))
     app[METRICS_KEY] = metrics
     if shared_gauges is not None:
         catalog, settings = shared_gauges

@@ -14,7 +14,13 @@ log = logging.getLogger("nebula.web")
 def serve(
     app: web.Application, settings: Settings, port: int, name: str, reuse_port: bool = False
 ) -> None:
-    """Serve until SIGINT/SIGTERM; aiohttp's runner handles both signals gracefully."""
+    """Serve until SIGINT/SIGTERM; aiohttp's runner handles both signals gracefully.
+
+    aiohttp has no separate header timeout: its keep-alive timer, armed when a connection
+    opens and after each answer, closes a connection on which no complete request head
+    arrived in time, so ``header_timeout_seconds`` is that timer (slowloris clients that
+    dribble a head are cut by it; idle kept-alive connections close after it too).
+    """
     log.info("%s listening on %s:%d", name, settings.bind, port)
     web.run_app(
         app,
@@ -23,6 +29,7 @@ def serve(
         print=None,
         access_log=None,
         shutdown_timeout=5.0,
+        keepalive_timeout=settings.header_timeout_seconds,
         handle_signals=True,
         reuse_port=reuse_port or None,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from catalog import Catalog
@@ -15,6 +16,7 @@ from s3proxy.errors import S3Error
 from s3proxy.sigv4 import Claim, check_time
 
 CACHE_SECONDS = 5.0  # a revoked key stops working within this long
+LOOKUP_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -24,13 +26,21 @@ class KnownKey:
 
 
 class KeyStore:
-    """Active keys from the catalog with their decrypted secrets, cached for a few seconds."""
+    """Active keys from the catalog with their decrypted secrets, cached for a few seconds.
+
+    Lookups run on threads of their own, so they never queue behind catalog writes
+    (upload events) that a locked catalog holds up.
+    """
 
     def __init__(self, catalog: Catalog, box: SecretBox, ttl: float = CACHE_SECONDS) -> None:
         self._catalog = catalog
         self._box = box
         self._ttl = ttl
         self._cache: dict[str, tuple[float, KnownKey | None]] = {}
+        self._threads = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="key-lookup")
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
 
     def _load(self, access_key_id: str) -> KnownKey | None:
         with self._catalog.session() as session:
@@ -45,7 +55,9 @@ class KeyStore:
         if cached is not None and cached[0] > now:
             return cached[1]
         try:
-            key = await asyncio.get_running_loop().run_in_executor(None, self._load, access_key_id)
+            key = await asyncio.get_running_loop().run_in_executor(
+                self._threads, self._load, access_key_id
+            )
         except Exception as exc:
             raise S3Error("ServiceUnavailable", "The key catalog is unavailable.") from exc
         if len(self._cache) > 10_000:  # unknown ids are cached too; bound the table

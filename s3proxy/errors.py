@@ -29,8 +29,10 @@ STATUS = {
     "MalformedTrailerError": 400,
     "MissingContentLength": 411,
     "RequestTimeTooSkewed": 403,
+    "RequestTimeout": 400,
     "ServiceUnavailable": 503,
     "SignatureDoesNotMatch": 403,
+    "SlowDown": 503,
     "XAmzContentSHA256Mismatch": 400,
 }
 

@@ -5,6 +5,11 @@ and an outbox event in one catalog transaction (so nothing is lost), then relays
 outbox to Huey in the background. Both steps are best effort for the client: a down
 catalog or queue never turns a stored object into a failed PUT; the worker's periodic
 reconcile picks up what was missed.
+
+A stalled catalog (another connection holding a write lock) must not stall uploads or
+anything else: the writes run on a few threads of their own (key lookups have theirs),
+and an upload waits ``catalog_write_wait_seconds`` for its record; after that it is
+answered, and a write still queued is dropped (the reconcile records the upload).
 """
 
 from __future__ import annotations
@@ -13,6 +18,10 @@ import asyncio
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from catalog import Catalog
 from catalog.assets import record_delete, record_upload
@@ -21,6 +30,7 @@ from s3proxy.errors import local_name
 from transcoder.outbox import relay_pending
 
 log = logging.getLogger("nebula.s3proxy.events")
+WRITE_THREADS = 2
 
 
 def etag_from_xml(body: bytes) -> str | None:
@@ -58,6 +68,8 @@ class UploadEvents:
         self.catalog = catalog
         self._relay_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
+        self._threads = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="catalog-write")
+        self._wait = settings.catalog_write_wait_seconds
 
     def watches(self, bucket: str | None) -> bool:
         return bucket is not None and bucket in self.settings.ingest_buckets
@@ -70,6 +82,7 @@ class UploadEvents:
 
         def record() -> str:
             with self.catalog.session() as session:
+                self._bound_lock_wait(session)
                 asset, job = record_upload(session, bucket, key, etag, size, content_type)
                 return f"asset {asset.id} job {job.id}"
 
@@ -80,15 +93,33 @@ class UploadEvents:
 
         def record() -> str:
             with self.catalog.session() as session:
+                self._bound_lock_wait(session)
                 jobs = [record_delete(session, bucket, key) for key in names]
                 return f"{sum(job is not None for job in jobs)} removal job(s)"
 
         await self._in_catalog(record, f"deletion of {len(names)} key(s) in {bucket}")
 
+    def _bound_lock_wait(self, session: Session) -> None:
+        """PostgreSQL waits for a lock forever by default: this transaction gives up when
+        the upload stops waiting for it, so a locked catalog does not hold the thread.
+        (SQLite's busy timeout already bounds the wait.)"""
+        if session.get_bind().dialect.name == "postgresql":
+            milliseconds = f"{round(self._wait * 1000)}ms"
+            session.execute(select(func.set_config("lock_timeout", milliseconds, True)))
+
     async def _in_catalog(self, record: Callable[[], str], what: str) -> None:
         loop = asyncio.get_running_loop()
         try:
-            outcome = await loop.run_in_executor(None, record)
+            # On timeout wait_for cancels the executor future: a write not started yet is
+            # dropped; one already running finishes on its thread (the reconcile relays it).
+            outcome = await asyncio.wait_for(
+                loop.run_in_executor(self._threads, record), self._wait
+            )
+        except TimeoutError:
+            log.warning(
+                "catalog did not record the %s within %gs; the reconcile will", what, self._wait
+            )
+            return
         except Exception:
             log.exception("catalog did not record the %s; the reconcile will", what)
             return
@@ -102,7 +133,7 @@ class UploadEvents:
         async with self._relay_lock:
             try:
                 sent = await asyncio.get_running_loop().run_in_executor(
-                    None, relay_pending, self.catalog
+                    self._threads, relay_pending, self.catalog
                 )
             except Exception:
                 log.exception("outbox relay failed; the reconcile will retry")
@@ -113,3 +144,6 @@ class UploadEvents:
         """Wait for background relays (at shutdown)."""
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from types import SimpleNamespace
 
 import aiohttp
 from aiohttp import web
@@ -11,6 +13,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from nebula.config import Settings
+from nebula.ops import CHECK_TIMEOUT_SECONDS
 from nebula.s3 import UNSIGNED_PAYLOAD, BackendSigner
 from s3proxy.addressing import Target
 from s3proxy.body import UploadBody
@@ -72,27 +75,68 @@ def backend_headers(
     return headers
 
 
+@dataclass
+class PoolWait:
+    """Per request: is it waiting for a free backend connection (aiohttp's trace signals)?"""
+
+    queued: bool = False
+
+
+async def _queued(_s: aiohttp.ClientSession, ctx: SimpleNamespace, _p: object) -> None:
+    ctx.trace_request_ctx.queued = True
+
+
+async def _dequeued(_s: aiohttp.ClientSession, ctx: SimpleNamespace, _p: object) -> None:
+    ctx.trace_request_ctx.queued = False
+
+
+def pool_wait_tracer() -> aiohttp.TraceConfig:
+    tracer = aiohttp.TraceConfig()
+    tracer.on_connection_queued_start.append(_queued)
+    tracer.on_connection_queued_end.append(_dequeued)
+    return tracer
+
+
 class Backend:
-    """One pooled aiohttp session to the backend and the botocore signer for it."""
+    """The pooled aiohttp session to the backend, the botocore signer for it, and a
+    separate one-connection session for the health check, which must never wait behind
+    client traffic for a pooled connection."""
 
     def __init__(self, settings: Settings) -> None:
         self.signer = BackendSigner(settings)
+        self._connections = settings.backend_connections
+        # aiohttp's ``connect`` timeout covers waiting for a free pooled connection.
+        self._wait = settings.backend_wait_seconds
         self._session: aiohttp.ClientSession | None = None
+        self._health: aiohttp.ClientSession | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=512, ttl_dns_cache=300),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=900),
+                connector=aiohttp.TCPConnector(limit=self._connections, ttl_dns_cache=300),
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=self._wait, sock_connect=10, sock_read=900
+                ),
                 auto_decompress=False,
                 read_bufsize=READ_BUFFER,  # fewer, larger pieces through the proxy
+                trace_configs=[pool_wait_tracer()],
             )
         return self._session
 
+    @property
+    def health_session(self) -> aiohttp.ClientSession:
+        if self._health is None:
+            self._health = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=1, force_close=True),
+                timeout=aiohttp.ClientTimeout(total=CHECK_TIMEOUT_SECONDS),
+            )
+        return self._health
+
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in (self._session, self._health):
+            if session is not None:
+                await session.close()
 
     def url(self, target: Target) -> str:
         query = target.backend_query()
@@ -114,6 +158,7 @@ class Backend:
         data = None
         if body is not None and body.length != 0:
             data = AsyncIterablePayload(body.stream())
+        waiting = PoolWait()
         try:
             response = await self.session.request(
                 method,
@@ -122,7 +167,12 @@ class Backend:
                 data=data,
                 skip_auto_headers=SKIP_AUTO_HEADERS,
                 allow_redirects=False,
+                trace_request_ctx=waiting,
             )
+        except aiohttp.ConnectionTimeoutError as exc:
+            if waiting.queued:  # every backend connection is busy: the client should back off
+                raise S3Error("SlowDown", "Please reduce your request rate.") from exc
+            raise S3Error("ServiceUnavailable", "The storage backend is unreachable.") from exc
         except aiohttp.ClientConnectorError as exc:
             raise S3Error("ServiceUnavailable", "The storage backend is unreachable.") from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -135,8 +185,11 @@ class Backend:
         return response
 
     async def ping(self) -> None:
-        target = Target(None, "", (), "/")
-        async with await self.open("GET", target, {}, None, UNSIGNED_PAYLOAD) as response:
+        url = self.url(Target(None, "", (), "/"))
+        signed = self.signer.sign("GET", url, {}, UNSIGNED_PAYLOAD)
+        async with self.health_session.get(
+            URL(url, encoded=True), headers=signed, allow_redirects=False
+        ) as response:
             if response.status >= 500:
                 raise RuntimeError(f"backend answered {response.status}")
 

@@ -1,14 +1,16 @@
 """The s3proxy aiohttp application: verify, authorize, re-sign, stream, announce uploads.
 
 Middlewares run in this order: the network allow-list (refusing with S3 XML), the
-access log (request id, one structured line per request, S3 errors rendered as XML),
-then the metrics of :func:`nebula.ops.install_ops`.
+metrics of :func:`nebula.ops.install_ops`, the access log (request id, one structured
+line per request, S3 errors rendered as XML), the per-key upload slots and the idle
+timer on request bodies (:mod:`s3proxy.limits`).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import xml.etree.ElementTree as ET
 
 import aiohttp
 from aiohttp import web
@@ -19,7 +21,15 @@ from catalog import Catalog
 from catalog.keys import SecretBox
 from nebula.config import Settings
 from nebula.netguard import CLIENT_IP_KEY, allowlist_middleware
-from nebula.ops import Check, catalog_check, install_ops, sent_bytes
+from nebula.ops import (
+    ERROR_CODE_KEY,
+    STATUS_KEY,
+    Check,
+    catalog_check,
+    install_ops,
+    sent_bytes,
+    status_code_name,
+)
 from nebula.s3 import UNSIGNED_PAYLOAD
 from nebula.web import serve
 from s3proxy.addressing import Target, parse_target
@@ -36,6 +46,7 @@ from s3proxy.forward import (
     relay_buffered,
     relay_streaming,
 )
+from s3proxy.limits import UploadSlots, idle_body_middleware
 from s3proxy.listing import visible_buckets_only
 from s3proxy.sigv4 import STREAMING_MODES, parse_claim, verify
 
@@ -44,7 +55,7 @@ log = logging.getLogger("nebula.s3proxy.access")
 REQUEST_ID = "s3proxy.request_id"
 ACCESS_KEY = "s3proxy.access_key"
 OPERATION = "s3proxy.operation"
-ERROR_CODE = "s3proxy.error"
+ERROR_CODE = ERROR_CODE_KEY  # one key: the access log and /metrics report the same code
 # Object sub-resources: a PUT or DELETE with one of these is not an upload or deletion.
 SUBRESOURCES = frozenset(
     {"tagging", "acl", "retention", "legal-hold", "uploadId", "partNumber", "restore", "torrent"}
@@ -91,6 +102,20 @@ def refuse_outsider(request: web.Request) -> web.StreamResponse:
     return error_response(request, error, new_request_id(), request.path)
 
 
+def answer_error_code(response: web.StreamResponse) -> str:
+    """The S3 error code of an error answer relayed from the backend: its XML ``Code``,
+    or, for a body-less answer (HEAD), the status phrase."""
+    body = response.body if isinstance(response, web.Response) else None
+    if isinstance(body, bytes) and body:
+        try:
+            code = ET.fromstring(body).findtext("Code")
+        except ET.ParseError:
+            code = None
+        if code:
+            return code
+    return status_code_name(response.status)
+
+
 def access_log_middleware() -> Middleware:
     @web.middleware
     async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -102,6 +127,8 @@ def access_log_middleware() -> Middleware:
         try:
             response = await handler(request)
             status = response.status
+            if status >= 400 and ERROR_CODE not in request:  # the backend's own error
+                request[ERROR_CODE] = answer_error_code(response)
             return response
         except S3Error as error:
             request[ERROR_CODE] = error.code
@@ -130,6 +157,7 @@ def access_log_middleware() -> Middleware:
             )
             return error_response(request, internal, request_id, request.path)
         finally:
+            request[STATUS_KEY] = status
             log.info(
                 "%s %s %d",
                 request.method,
@@ -164,6 +192,7 @@ class S3Proxy:
         self.keys = KeyStore(self.catalog, SecretBox.from_settings(settings))
         self.backend = Backend(settings)
         self.events = UploadEvents(settings, self.catalog)
+        self.uploads = UploadSlots(settings.uploads_per_key)
         self.regions = list(dict.fromkeys([settings.region, "us-east-1"]))
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -183,6 +212,7 @@ class S3Proxy:
             claim, key.secret, request.method, target.canonical_path, target.query, request.headers
         )
         authorize(key, request.method, target, headers.get("x-amz-copy-source"))
+        self.uploads.take(request, key.record.access_key_id)
         if headers.get("expect", "").lower() == "100-continue" and request.version >= (1, 1):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0
@@ -255,13 +285,20 @@ class S3Proxy:
     async def close(self, _app: web.Application) -> None:
         await self.events.drain()
         await self.backend.close()
+        self.keys.close()
+        self.events.close()
         self.catalog.dispose()
 
 
 def create_app(settings: Settings) -> web.Application:
     proxy = S3Proxy(settings)
     app = web.Application(
-        middlewares=[allowlist_middleware(settings, refuse_outsider), access_log_middleware()],
+        middlewares=[
+            allowlist_middleware(settings, refuse_outsider),
+            access_log_middleware(),
+            proxy.uploads.middleware(),
+            idle_body_middleware(settings.body_timeout_seconds),
+        ],
         handler_args={"max_field_size": 65536, "read_bufsize": READ_BUFFER},
     )
     checks: dict[str, Check] = {

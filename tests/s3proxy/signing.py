@@ -7,7 +7,7 @@ import hashlib
 import hmac as _hmac
 import http.client
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -128,7 +128,7 @@ def presign(
 def send(
     method: str,
     url: str,
-    headers: dict[str, str],
+    headers: Mapping[str, str],  # a multidict sends a repeated header as separate lines
     body: bytes | Iterable[bytes] = b"",
     timeout: float = 60,
 ) -> Answer:

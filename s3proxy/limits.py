@@ -1,0 +1,121 @@
+"""Bounds that keep one client from holding the door for everyone else.
+
+* :class:`IdleBodyTimer`: an upload whose client stops sending is cut after an idle time
+  (never a total: a slow phone that keeps sending is never cut).
+* :class:`UploadSlots`: one access key (or one presigned URL, which is the same key) may
+  have only so many uploads in flight; each holds a backend connection for as long as
+  its client takes to send.
+
+The wait for a free backend connection (503 ``SlowDown``) lives in
+:class:`s3proxy.forward.Backend`; the header timeout is aiohttp's keep-alive timer
+(:func:`nebula.web.serve`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from types import TracebackType
+
+from aiohttp import StreamReader, web
+from aiohttp.helpers import BaseTimerContext
+from aiohttp.typedefs import Handler, Middleware
+
+from s3proxy.errors import S3Error
+
+# The access key whose upload slot this request holds.
+UPLOAD_SLOT = web.RequestKey("s3proxy.upload_slot", str)
+
+
+def request_timeout() -> S3Error:
+    return S3Error(
+        "RequestTimeout",
+        "Your socket connection to the server was not read from or written to within "
+        "the timeout period.",
+    )
+
+
+class IdleBodyTimer(BaseTimerContext):
+    """Bounds each wait for more request-body bytes.
+
+    aiohttp's :class:`StreamReader` waits for data inside its ``timer`` context, the
+    hook its client uses for ``sock_read``; the server leaves it unset. Entering starts
+    the clock, leaving (data arrived) stops it; when it runs out the reader fails with
+    ``RequestTimeout``, which the body stream turns into an aborted upstream request.
+    A wait happens only while the reader's buffer is empty, so a slow backend (which
+    stops the proxy reading) never counts against the client.
+    """
+
+    __slots__ = ("_handle", "_reader", "_seconds")
+
+    def __init__(self, reader: StreamReader, seconds: float) -> None:
+        self._reader = reader
+        self._seconds = seconds
+        self._handle: asyncio.TimerHandle | None = None
+
+    def __enter__(self) -> BaseTimerContext:
+        self._handle = asyncio.get_running_loop().call_later(self._seconds, self._expire)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _expire(self) -> None:
+        self._handle = None
+        self._reader.set_exception(request_timeout())
+
+
+def idle_body_middleware(seconds: float) -> Middleware:
+    """Give every request body an :class:`IdleBodyTimer`."""
+
+    @web.middleware
+    async def idle_body(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.body_exists and isinstance(request.content, StreamReader):
+            request.content._timer = IdleBodyTimer(request.content, seconds)
+        return await handler(request)
+
+    return idle_body
+
+
+class UploadSlots:
+    """At most ``per_key`` concurrent uploads for each access key; the next is refused
+    at once with 503 ``SlowDown`` (S3 clients back off and retry it)."""
+
+    def __init__(self, per_key: int) -> None:
+        self._per_key = per_key
+        self._busy: Counter[str] = Counter()
+
+    def take(self, request: web.Request, access_key_id: str) -> None:
+        """Claim a slot for this request's upload; :meth:`middleware` releases it."""
+        if not request.body_exists:
+            return
+        if self._busy[access_key_id] >= self._per_key:
+            raise S3Error(
+                "SlowDown",
+                f"This key already has {self._per_key} uploads in progress; retry later.",
+            )
+        self._busy[access_key_id] += 1
+        request[UPLOAD_SLOT] = access_key_id
+
+    def middleware(self) -> Middleware:
+        """Release the request's slot once its answer is done, however it ended."""
+
+        @web.middleware
+        async def release_slot(request: web.Request, handler: Handler) -> web.StreamResponse:
+            try:
+                return await handler(request)
+            finally:
+                holder = request.get(UPLOAD_SLOT)
+                if holder is not None:
+                    self._busy[holder] -= 1
+                    if self._busy[holder] <= 0:
+                        del self._busy[holder]
+
+        return release_slot

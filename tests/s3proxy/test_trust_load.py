@@ -1,0 +1,536 @@
+"""One client cannot take the door down: slow uploads, slow request heads, a full backend
+pool, a locked catalog, and the error accounting under that load (issue 9).
+
+Each test performs the attack against a real proxy in front of the session's SeaweedFS,
+with small limits from ``NEBULA_*`` settings so a few sockets stand for hundreds. Time
+bounds are generous: they separate "answered within seconds" from "hangs until the
+socket timeout", never fast from slow.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import select
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg2
+import pytest
+from botocore.exceptions import ClientError
+from multidict import CIMultiDict
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select as sql_select
+
+from catalog.assets import find_asset
+from catalog.keys import KeyPair
+from catalog.models import Job, JobKind
+from nebula.s3 import backend_client
+from tests.s3proxy.conftest import ProxyUnderTest, start_proxy
+from tests.s3proxy.signing import Answer, presign, send, signed_headers
+from tests.services import Seaweed, create_pg_database, drop_pg_database
+from transcoder.queue import make_huey
+from transcoder.reconcile import run_once
+
+UNSIGNED = "UNSIGNED-PAYLOAD"
+LIMITS = {
+    "NEBULA_UPLOADS_PER_KEY": "4",
+    "NEBULA_BODY_TIMEOUT_SECONDS": "2",
+    "NEBULA_HEADER_TIMEOUT_SECONDS": "2",
+    "NEBULA_BACKEND_CONNECTIONS": "8",
+    "NEBULA_BACKEND_WAIT_SECONDS": "1",
+}
+# "Answered promptly": far above the 1-2 s limits, far below the hang the attack causes.
+PROMPT = 8.0
+# How long a socket read waits before the test calls it a hang.
+HANG = 20.0
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory, seaweed: Seaweed) -> Iterator[ProxyUnderTest]:
+    server = start_proxy(tmp_path_factory.mktemp("guarded"), seaweed, LIMITS)
+    yield server
+    server.process.terminate()
+    server.process.wait(timeout=10)
+    server.catalog.dispose()
+
+
+def stop(server: ProxyUnderTest) -> None:
+    server.process.terminate()
+    server.process.wait(timeout=10)
+    server.catalog.dispose()
+
+
+# ----- raw clients that misbehave on purpose ------------------------------------------
+
+
+class SlowUpload:
+    """A PUT whose client sends its head at once and its body a byte at a time."""
+
+    def __init__(self, url: str, headers: dict[str, str], length: int = 1_000_000) -> None:
+        parts = urlsplit(url)
+        self.sock = socket.create_connection((parts.hostname, parts.port), timeout=HANG)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        lines = [f"PUT {path} HTTP/1.1", f"Host: {parts.netloc}", f"Content-Length: {length}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.sent = 0
+
+    def answered(self) -> bool:
+        return bool(select.select([self.sock], [], [], 0)[0])
+
+    def drip(self, data: bytes = b"x") -> None:
+        try:
+            self.sock.sendall(data)
+            self.sent += len(data)
+        except OSError:
+            pass  # the proxy answered and closed; answer() reads why
+
+    def answer(self) -> Answer:
+        response = http.client.HTTPResponse(self.sock)
+        response.begin()
+        answer = Answer(
+            response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+        )
+        self.sock.close()
+        return answer
+
+
+class Dripper:
+    """Keeps slow uploads alive (a byte each half second, under the idle timeout) from
+    a background thread until stopped."""
+
+    def __init__(self, uploads: list[SlowUpload]) -> None:
+        self.uploads = uploads
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.5):
+            for upload in self.uploads:
+                upload.drip()
+
+    def __enter__(self) -> Dripper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def open_slow_uploads(urls_and_headers: list[tuple[str, dict[str, str]]]) -> list[SlowUpload]:
+    uploads = []
+    for url, headers in urls_and_headers:
+        upload = SlowUpload(url, headers)
+        upload.drip()
+        uploads.append(upload)
+    return uploads
+
+
+def settle(uploads: list[SlowUpload], seconds: float = 2.0) -> None:
+    """Give the proxy time to accept or refuse each upload, dripping meanwhile."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.4)
+        for upload in uploads:
+            if not upload.answered():
+                upload.drip()
+
+
+def signed_put(url: str, key: KeyPair) -> dict[str, str]:
+    """Headers of a header-signed PUT with an unsigned payload (any body fits them)."""
+    return signed_headers("PUT", url, key, payload=UNSIGNED)
+
+
+def timed(call: Callable[[], Answer]) -> tuple[Answer, float]:
+    started = time.monotonic()
+    answer = call()
+    return answer, time.monotonic() - started
+
+
+def get_object(url: str, key: KeyPair) -> Answer:
+    return send("GET", url, signed_headers("GET", url, key), timeout=HANG)
+
+
+def connect(url: str) -> http.client.HTTPConnection:
+    parts = urlsplit(url)
+    return http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=HANG)
+
+
+def healthz(server: ProxyUnderTest) -> tuple[int, dict[str, Any]]:
+    conn = connect(server.endpoint)
+    conn.request("GET", "/healthz")
+    response = conn.getresponse()
+    report = json.loads(response.read())
+    conn.close()
+    return response.status, report
+
+
+def backend_has(server: ProxyUnderTest, bucket: str, key: str) -> bool:
+    try:
+        backend_client(server.settings).head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        assert exc.response["Error"]["Code"] in ("404", "NoSuchKey")
+        return False
+    return True
+
+
+def put_plain(server: ProxyUnderTest, key: str, body: bytes) -> None:
+    url = f"{server.endpoint}/media/{key}"
+    answer = send("PUT", url, signed_headers("PUT", url, server.admin, body=body), body)
+    assert answer.status == 200, answer
+
+
+# ----- slow uploads, a full pool, slow heads ------------------------------------------
+
+
+def test_one_key_cannot_hold_the_backend_from_other_keys(guarded: ProxyUnderTest) -> None:
+    """Twelve slow uploads through one presigned PUT URL: four are let in (the per-key
+    bound), the rest are refused at once with 503 SlowDown, and another key's GETs keep
+    working while the four are held. Without the bound the twelve would fill the
+    eight-connection pool and the GETs would wait for it."""
+    attacker = guarded.make_key({"media": "rw"}, "attacker")
+    reader = guarded.make_key({"media": "r"}, "reader")
+    put_plain(guarded, "load/visible.txt", b"still here")
+    target = f"load/{uuid.uuid4().hex}.bin"
+    url = presign("PUT", f"{guarded.endpoint}/media/{target}", attacker)
+    uploads = open_slow_uploads([(url, {})] * 12)
+    settle(uploads)
+
+    refused = [u for u in uploads if u.answered()]
+    held = [u for u in uploads if not u.answered()]
+    answers = [u.answer() for u in refused]
+    assert [(a.status, a.code) for a in answers] == [(503, "SlowDown")] * 8
+    assert len(held) == 4
+
+    with Dripper(held):
+        for _ in range(5):
+            answer, seconds = timed(
+                lambda: get_object(f"{guarded.endpoint}/media/load/visible.txt", reader)
+            )
+            assert (answer.status, answer.body) == (200, b"still here")
+            assert seconds < PROMPT
+        status, report = healthz(guarded)
+        assert status == 200 and report["checks"]["backend"] == "ok"
+
+    # Left idle, the held uploads are cut by the body timeout; nothing was stored.
+    for upload in held:
+        answer = upload.answer()
+        assert (answer.status, answer.code) == (400, "RequestTimeout")
+    assert not backend_has(guarded, "media", target)
+    # Their slots are free again: the same URL uploads a whole body.
+    answer = send("PUT", url, {}, b"complete")
+    assert answer.status == 200
+    assert get_object(f"{guarded.endpoint}/media/{target}", reader).body == b"complete"
+
+
+def test_a_full_backend_pool_answers_slowdown_and_health_stays_true(
+    guarded: ProxyUnderTest,
+) -> None:
+    """Two keys hold all eight backend connections with slow uploads: a third key's GET
+    waits the short pool wait and gets 503 SlowDown instead of hanging, and /healthz,
+    which has its own connection, still reports the backend up."""
+    keys = [guarded.make_key({"media": "rw"}, f"hog{i}") for i in range(2)]
+    reader = guarded.make_key({"media": "r"}, "pool-reader")
+    put_plain(guarded, "load/pool.txt", b"pool")
+    requests = []
+    for key in keys:
+        for _ in range(4):
+            url = f"{guarded.endpoint}/media/load/{uuid.uuid4().hex}.bin"
+            requests.append((url, signed_put(url, key)))
+    uploads = open_slow_uploads(requests)
+    settle(uploads)
+    assert not any(u.answered() for u in uploads)
+
+    with Dripper(uploads):
+        answer, seconds = timed(
+            lambda: get_object(f"{guarded.endpoint}/media/load/pool.txt", reader)
+        )
+        assert answer.status == 503 and answer.code == "SlowDown"
+        assert seconds < PROMPT
+        status, report = healthz(guarded)
+        assert (status, report["checks"]["backend"]) == (200, "ok")
+
+    for upload in uploads:
+        assert upload.answer().code == "RequestTimeout"
+    answer = get_object(f"{guarded.endpoint}/media/load/pool.txt", reader)
+    assert (answer.status, answer.body) == (200, b"pool")
+
+
+def test_an_idle_upload_is_cut_but_a_slow_steady_one_is_not(guarded: ProxyUnderTest) -> None:
+    """The body timeout counts idle time, not the whole upload: a client that stops
+    sending is answered 400 RequestTimeout and nothing is stored; one that sends a byte
+    every 0.4 s for longer than the timeout in total completes intact."""
+    idle_key = f"load/{uuid.uuid4().hex}.bin"
+    url = f"{guarded.endpoint}/media/{idle_key}"
+    idle = SlowUpload(url, signed_put(url, guarded.admin), length=10)
+    idle.drip(b"abc")
+    answer, seconds = timed(idle.answer)
+    assert (answer.status, answer.code) == (400, "RequestTimeout")
+    assert seconds < PROMPT
+    assert not backend_has(guarded, "media", idle_key)
+
+    steady_key = f"load/{uuid.uuid4().hex}.bin"
+    url = f"{guarded.endpoint}/media/{steady_key}"
+    data = b"slow-but-steady!"
+    steady = SlowUpload(url, signed_put(url, guarded.admin), length=len(data))
+    started = time.monotonic()
+    for byte in data:
+        steady.drip(bytes([byte]))
+        time.sleep(0.4)
+    assert time.monotonic() - started > 2 * float(LIMITS["NEBULA_BODY_TIMEOUT_SECONDS"])
+    assert steady.answer().status == 200
+    assert get_object(f"{guarded.endpoint}/media/{steady_key}", guarded.admin).body == data
+
+
+def test_a_slow_request_head_is_cut(guarded: ProxyUnderTest) -> None:
+    """Slowloris: twenty connections that send their request head a byte at a time are
+    closed once the header timeout passes, while a normal client is served meanwhile."""
+    parts = urlsplit(guarded.endpoint)
+    head = f"GET /media/load/visible.txt HTTP/1.1\r\nHost: {parts.netloc}\r\nX-Slow: ".encode()
+    socks = [
+        socket.create_connection((parts.hostname, parts.port), timeout=HANG) for _ in range(20)
+    ]
+    for sock in socks:
+        sock.sendall(head)
+    put_plain(guarded, "load/served.txt", b"served")
+    closed_at: dict[int, float] = {}
+    started = time.monotonic()
+    while len(closed_at) < len(socks) and time.monotonic() - started < HANG:
+        for index, sock in enumerate(socks):
+            if index in closed_at:
+                continue
+            try:
+                sock.sendall(b"a")
+                if select.select([sock], [], [], 0)[0] and not sock.recv(65536):
+                    closed_at[index] = time.monotonic() - started
+            except OSError:
+                closed_at[index] = time.monotonic() - started
+        time.sleep(0.3)
+    for sock in socks:
+        sock.close()
+    assert len(closed_at) == len(socks), "slow request heads were kept open"
+    assert max(closed_at.values()) < PROMPT
+    assert get_object(f"{guarded.endpoint}/media/load/served.txt", guarded.admin).body == b"served"
+
+
+# ----- what /metrics and the access log say about errors ------------------------------
+
+
+def scrape(server: ProxyUnderTest) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    conn = connect(server.endpoint)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    conn.close()
+    samples: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return samples
+
+
+def counted(
+    samples: dict[str, dict[tuple[tuple[str, str], ...], float]], name: str, **labels: str
+) -> float:
+    return samples.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
+
+
+def access_line(server: ProxyUnderTest, request_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while True:
+        for line in server.log().splitlines():
+            if request_id in line and line.startswith("{"):
+                entry = json.loads(line)
+                if entry.get("request_id") == request_id and "status" in entry:
+                    return entry
+        assert time.monotonic() < deadline, f"no access line for {request_id}"
+        time.sleep(0.2)
+
+
+def test_metrics_and_access_log_carry_the_real_status_and_code(guarded: ProxyUnderTest) -> None:
+    """A refused signature, an unknown key, and errors that come from the backend are
+    counted under their own status and S3 code, never as 500, and logged with it."""
+    before = scrape(guarded)
+    base = f"{guarded.endpoint}/media"
+    forged = signed_headers(
+        "GET", f"{base}/load/visible.txt", KeyPair(guarded.admin.access_key_id, "wrong")
+    )
+    stranger = KeyPair("NKNOSUCHKEY000000000", "secret")
+    missing = f"{base}/load/{uuid.uuid4().hex}"
+    cases = [
+        ("GET", f"{base}/load/visible.txt", forged, 403, "SignatureDoesNotMatch"),
+        (
+            "GET",
+            f"{base}/x",
+            signed_headers("GET", f"{base}/x", stranger),
+            403,
+            "InvalidAccessKeyId",
+        ),
+        ("GET", missing, signed_headers("GET", missing, guarded.admin), 404, "NoSuchKey"),
+        ("HEAD", missing, signed_headers("HEAD", missing, guarded.admin), 404, "NotFound"),
+        (
+            "GET",
+            f"{guarded.endpoint}/no-such-bucket-{uuid.uuid4().hex[:6]}/k",
+            None,
+            404,
+            "NoSuchBucket",
+        ),
+    ]
+    for method, url, headers, status, code in cases:
+        answer = send(method, url, headers or signed_headers(method, url, guarded.admin))
+        assert answer.status == status, (url, answer)
+        entry = access_line(guarded, answer.headers["x-amz-request-id"])
+        assert (entry["status"], entry["error"]) == (status, code)
+
+    after = scrape(guarded)
+    errors = "nebula_s3proxy_errors_total"
+    for _method, _url, _headers, status, code in cases:
+        grew = counted(after, errors, status=str(status), code=code) - counted(
+            before, errors, status=str(status), code=code
+        )
+        assert grew == 1, (status, code)
+    total = "nebula_s3proxy_requests_total"
+    for method, label, times in (("GET", "403", 2), ("GET", "404", 2), ("HEAD", "404", 1)):
+        grew = counted(after, total, method=method, status=label) - counted(
+            before, total, method=method, status=label
+        )
+        assert grew == times, (method, label)
+    assert counted(after, total, method="GET", status="500") == counted(
+        before, total, method="GET", status="500"
+    )
+
+
+# ----- X-Forwarded-For: the chain, from the right, over every line --------------------
+
+
+def test_a_client_cannot_choose_its_address_with_a_second_forwarded_line(
+    tmp_path: Path, seaweed: Seaweed
+) -> None:
+    """Behind a trusted proxy (here: loopback), only 10.99.0.0/16 may use the endpoint.
+    A client at 203.0.113.9 sends its own ``X-Forwarded-For: 10.99.0.5`` line and the
+    proxy adds a second line with the real address: the chain is read from the right
+    across both lines, so the upload is refused and nothing is stored."""
+    server = start_proxy(
+        tmp_path,
+        seaweed,
+        {"NEBULA_TRUSTED_PROXIES": "127.0.0.1/32", "NEBULA_ALLOW_CIDRS": "10.99.0.0/16"},
+    )
+    try:
+        key = f"xff/{uuid.uuid4().hex}.txt"
+        url = f"{server.endpoint}/media/{key}"
+        body = b"spoofed"
+        signed = signed_headers("PUT", url, server.admin, body=body)
+
+        def put_forwarded_for(*lines: str) -> Answer:
+            headers = CIMultiDict(signed)
+            for line in lines:
+                headers.add("X-Forwarded-For", line)
+            return send("PUT", url, headers, body, timeout=HANG)
+
+        spoofed = put_forwarded_for("10.99.0.5", "203.0.113.9")
+        assert (spoofed.status, spoofed.code) == (403, "AccessDenied")
+        assert not backend_has(server, "media", key)
+        assert '"client": "203.0.113.9"' in server.log()
+
+        # The same chain on one line is read the same way; an allowed client at the
+        # right end gets through (so the refusal above is the address, not the key).
+        one_line = put_forwarded_for("10.99.0.5, 203.0.113.9")
+        assert (one_line.status, one_line.code) == (403, "AccessDenied")
+        allowed = put_forwarded_for("203.0.113.9", "10.99.0.5")
+        assert allowed.status == 200
+        assert backend_has(server, "media", key)
+    finally:
+        stop(server)
+
+
+# ----- a write-locked catalog ---------------------------------------------------------
+
+
+class CatalogLock:
+    """Another connection holding the catalog's write lock (reads still go through)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.conn: Any = None
+
+    def __enter__(self) -> CatalogLock:
+        if self.url.startswith("sqlite"):
+            self.conn = sqlite3.connect(self.url.split("///", 1)[1], isolation_level=None)
+            self.conn.execute("BEGIN IMMEDIATE")
+        else:
+            self.conn = psycopg2.connect(self.url)
+            with self.conn.cursor() as cursor:
+                cursor.execute("LOCK TABLE assets, jobs, outbox IN EXCLUSIVE MODE")
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.conn.rollback()
+        self.conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    env = {"NEBULA_CATALOG_WRITE_WAIT_SECONDS": "1.5"}
+    if request.param == "sqlite":
+        yield env
+        return
+    url = create_pg_database()
+    yield {**env, "NEBULA_DATABASE_URL": url}
+    drop_pg_database(url)
+
+
+def test_a_locked_catalog_stalls_neither_uploads_nor_other_keys(
+    tmp_path: Path, seaweed: Seaweed, catalog_env: dict[str, str]
+) -> None:
+    """While another connection holds the catalog's write lock, six video PUTs are each
+    answered after the short write wait (not the 30 s lock wait), and a GET with another,
+    never-seen key (its lookup reads the catalog) is answered at once, as is /healthz.
+    Once the lock is gone, the reconcile records the uploads whose events were given up."""
+    server = start_proxy(tmp_path, seaweed, catalog_env)
+    try:
+        reader = server.make_key({"media": "r"}, "reader")
+        put_plain(server, "lock/plain.txt", b"plain")
+        videos = [f"lock/{uuid.uuid4().hex}.mp4" for _ in range(6)]
+
+        def upload(key: str) -> tuple[Answer, float]:
+            url = f"{server.endpoint}/media/{key}"
+            headers = {"Content-Type": "video/mp4"}
+            signed = signed_headers("PUT", url, server.admin, headers, body=b"video")
+            return timed(lambda: send("PUT", url, signed, b"video", timeout=HANG))
+
+        with CatalogLock(server.settings.catalog_url), ThreadPoolExecutor(6) as pool:
+            puts = [pool.submit(upload, key) for key in videos]
+            time.sleep(0.5)  # the PUTs reach their catalog writes
+            answer, seconds = timed(
+                lambda: get_object(f"{server.endpoint}/media/lock/plain.txt", reader)
+            )
+            assert (answer.status, answer.body) == (200, b"plain")
+            assert seconds < PROMPT
+            status, report = healthz(server)  # reads still work: the catalog is up
+            assert status == 200 and report["checks"]["catalog"] == "ok"
+            for put in puts:
+                answer, seconds = put.result()
+                assert answer.status == 200
+                assert seconds < PROMPT
+
+        for key in videos:
+            assert backend_has(server, "media", key)
+        run_once(server.settings, server.catalog, make_huey(server.settings), grace_seconds=0)
+        with server.catalog.session() as session:
+            for key in videos:
+                asset = find_asset(session, "media", key)
+                assert asset is not None, key
+                kinds = session.scalars(sql_select(Job.kind).where(Job.asset_id == asset.id))
+                assert JobKind.TRANSCODE in set(kinds)
+        assert "catalog did not record the upload" in server.log()
+    finally:
+        stop(server)
