@@ -67,8 +67,8 @@ def start_seaweed(root: Path, port: int | None = None) -> Seaweed:
         {}, data_dir=str(root), storage_port=port or storage.free_internal_port()
     )
     layout, argv = storage.prepare(settings)
-    log = open(root / "weed.log", "ab")  # noqa: SIM115 - lives as long as the process
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # Hardened exactly as `nebula up` runs it, so the tests cover the real configuration.
+    process = storage.spawn(layout, argv)
     storage.wait_ready(layout.endpoint, timeout=60, alive=lambda: process.poll() is None)
     client = backend_client(settings)
     deadline = time.monotonic() + 60

@@ -1,0 +1,275 @@
+"""The embedded SeaweedFS is private: its internal ports want a key, its files are 0600.
+
+Every attack here is one any local user could make against 127.0.0.1 with SeaweedFS's
+defaults; each is shown refused with nothing read, nothing written, nothing overwritten
+(checked on the backend directly), next to the same request made with the key working.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import ssl
+import stat
+import subprocess
+import time
+import tomllib
+import uuid
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from nebula import storage
+from nebula.s3 import backend_client
+from tests.services import Seaweed, environ_without
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+GRPC_PORTS = (
+    "master.port.grpc",
+    "volume.port.grpc",
+    "filer.port.grpc",
+    "s3.port.grpc",
+    "admin.port.grpc",
+)
+OTHER_USER = "nobody"
+# Debian's interpreter: the one running the tests may live where that user cannot go.
+OTHER_USER_PYTHON = "/usr/bin/python3"
+
+
+def weed_flags(seaweed: Seaweed) -> dict[str, str]:
+    """The flags the running ``weed`` process really has (from /proc, not from our code)."""
+    argv = Path(f"/proc/{seaweed.process.pid}/cmdline").read_bytes().split(b"\0")
+    flags = {}
+    for arg in argv[2:]:
+        name, _, value = arg.decode().lstrip("-").partition("=")
+        if name:
+            flags[name] = value or "true"
+    return flags
+
+
+def port(seaweed: Seaweed, name: str) -> int:
+    return int(weed_flags(seaweed)[name])
+
+
+def security(seaweed: Seaweed) -> dict[str, Any]:
+    return tomllib.loads((seaweed.root / "storage" / "security.toml").read_text())
+
+
+def weed_shell(seaweed: Seaweed, command: str, cwd: Path, timeout: float) -> str:
+    """SeaweedFS's own gRPC client; it reads ./security.toml from ``cwd`` like the server."""
+    flags = weed_flags(seaweed)
+    master = f"127.0.0.1:{flags['master.port']}.{flags['master.port.grpc']}"
+    filer = f"127.0.0.1:{flags['filer.port']}.{flags['filer.port.grpc']}"
+    env = environ_without()
+    env["HOME"] = str(cwd)  # no ~/.seaweedfs/security.toml either
+    try:
+        done = subprocess.run(
+            [storage.weed_binary(), "shell", f"-master={master}", f"-filer={filer}"],
+            input=command + "\n",
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd,
+            env=env,
+        )
+    except subprocess.TimeoutExpired as stuck:
+        out = stuck.stdout or b""
+        return out.decode() if isinstance(out, bytes) else out
+    return done.stdout + done.stderr
+
+
+def stored_object(seaweed: Seaweed) -> tuple[str, str, bytes, str]:
+    """Upload an object through S3; return bucket, key, body and its volume file id."""
+    bucket, key = "media", f"private/{uuid.uuid4().hex}.bin"
+    body = os.urandom(64 * 1024)  # random: stored as is, not compressed
+    s3 = backend_client(seaweed.settings)
+    if bucket not in _buckets(s3):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+    meta = weed_shell(seaweed, f"fs.meta.cat /buckets/{bucket}/{key}", seaweed.root / "storage", 60)
+    found = re.search(r'"fileId":\s*"([^"]+)"', meta)
+    assert found, f"weed shell with the key could not read the metadata:\n{meta}"
+    return bucket, key, body, found.group(1)
+
+
+def _buckets(s3: Any) -> list[str]:
+    return [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def volume_jwt(key: str, fid: str) -> str:
+    return jwt.encode({"fid": fid, "exp": int(time.time()) + 60}, key, algorithm="HS256")
+
+
+def assert_unchanged(seaweed: Seaweed, bucket: str, key: str, body: bytes) -> None:
+    s3 = backend_client(seaweed.settings)
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+
+
+def test_volume_port_refuses_reads_and_writes_without_the_key(seaweed: Seaweed) -> None:
+    bucket, key, body, fid = stored_object(seaweed)
+    url = f"http://127.0.0.1:{port(seaweed, 'volume.port')}/{fid}"
+
+    stolen = requests.get(url, timeout=10)
+    assert stolen.status_code == 401 and body not in stolen.content
+    wrong_key = volume_jwt("not-the-key-" * 4, fid)
+    forged = requests.get(url, headers={"Authorization": f"Bearer {wrong_key}"}, timeout=10)
+    assert forged.status_code == 401 and body not in forged.content
+    overwrite = requests.post(url, files={"file": ("evil", b"overwritten")}, timeout=10)
+    assert overwrite.status_code == 401
+    delete = requests.delete(url, timeout=10)
+    assert delete.status_code == 401
+    assert_unchanged(seaweed, bucket, key, body)
+
+    # The same read with a token signed by the key only the storage's own files hold.
+    read_key = security(seaweed)["jwt"]["signing"]["read"]["key"]
+    signed = {"Authorization": f"Bearer {volume_jwt(read_key, fid)}"}
+    allowed = requests.get(url, headers=signed, timeout=10)
+    assert allowed.status_code == 200 and allowed.content == body
+
+
+def test_master_and_filer_http_hand_out_neither_tokens_nor_files(seaweed: Seaweed) -> None:
+    bucket, key, body, fid = stored_object(seaweed)
+    master = f"http://127.0.0.1:{port(seaweed, 'master.port')}"
+    filer = f"http://127.0.0.1:{port(seaweed, 'filer.port')}"
+    admin = f"http://127.0.0.1:{port(seaweed, 'admin.port')}"
+
+    # SeaweedFS's master signs a volume write token for whoever asks for one.
+    for path in ("/dir/assign", f"/dir/lookup?fileId={fid}", f"/dir/lookup?fileId={fid}&read=yes"):
+        answer = requests.get(master + path, timeout=10)
+        assert answer.status_code in (401, 404), (path, answer.status_code, answer.text)
+        assert "authorization" not in answer.headers and fid.split(",")[1] not in answer.text
+    assert requests.get(f"{master}/{fid}", allow_redirects=False, timeout=10).status_code in (
+        401,
+        404,
+    )
+
+    # The filer serves and stores any path, bucket contents included.
+    stolen = requests.get(f"{filer}/buckets/{bucket}/{key}", timeout=10)
+    assert stolen.status_code in (401, 404) and body not in stolen.content
+    listing = requests.get(f"{filer}/buckets/{bucket}/private/", timeout=10)
+    assert listing.status_code in (401, 404) and key.split("/")[1] not in listing.text
+    planted = f"private/planted-{uuid.uuid4().hex}"
+    for method in ("PUT", "POST"):
+        answer = requests.request(method, f"{filer}/buckets/{bucket}/{planted}", data=b"evil")
+        assert answer.status_code in (401, 404), (method, answer.status_code)
+    overwrite = requests.put(f"{filer}/buckets/{bucket}/{key}", data=b"overwritten", timeout=10)
+    assert overwrite.status_code in (401, 404)
+    removal = requests.delete(f"{filer}/buckets/{bucket}/{key}", timeout=10)
+    assert removal.status_code in (401, 404)
+    assert requests.get(f"{admin}/", timeout=10).status_code in (401, 404)
+
+    s3 = backend_client(seaweed.settings)
+    with pytest.raises(ClientError) as missing:
+        s3.head_object(Bucket=bucket, Key=planted)
+    assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert_unchanged(seaweed, bucket, key, body)
+
+
+def _h2_reply(port: int, context: ssl.SSLContext | None) -> bytes:
+    """Send the HTTP/2 preface (what a gRPC client starts with); return what comes back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        conn: socket.socket = raw
+        try:
+            if context is not None:
+                conn = context.wrap_socket(raw, server_hostname="localhost")
+            conn.sendall(H2_PREFACE)
+            return conn.recv(9)
+        except (ssl.SSLError, ConnectionError):
+            return b""
+
+
+def _is_h2_settings(reply: bytes) -> bool:
+    return len(reply) == 9 and reply[3] == 0x4
+
+
+def test_grpc_ports_want_a_client_certificate(seaweed: Seaweed) -> None:
+    ports = {name: port(seaweed, name) for name in GRPC_PORTS}
+    for name, grpc_port in ports.items():
+        assert not _is_h2_settings(_h2_reply(grpc_port, None)), f"{name}: plaintext gRPC"
+    tls = seaweed.root / "storage" / "tls"
+    anonymous = _h2_context(tls / "ca.crt")
+    member = _h2_context(tls / "ca.crt")
+    member.load_cert_chain(tls / "storage.crt", tls / "storage.key")
+    for name, grpc_port in ports.items():
+        assert not _is_h2_settings(_h2_reply(grpc_port, anonymous)), f"{name}: no client cert"
+        assert _is_h2_settings(_h2_reply(grpc_port, member)), f"{name}: refuses its own cert"
+
+
+def _h2_context(ca: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=ca)
+    context.check_hostname = False  # SeaweedFS's certificates name no host
+    context.set_alpn_protocols(["h2"])
+    return context
+
+
+def test_seaweed_shell_without_the_key_reaches_nothing(seaweed: Seaweed, tmp_path: Path) -> None:
+    bucket, key, _body, _fid = stored_object(seaweed)
+    name = key.split("/")[1]
+    command = f"fs.ls /buckets/{bucket}/private"
+    outsider = weed_shell(seaweed, command, tmp_path, timeout=20)
+    assert name not in outsider
+    insider = weed_shell(seaweed, command, seaweed.root / "storage", timeout=60)
+    assert name in insider
+
+
+def _run_as_other_user(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["runuser", "-u", OTHER_USER, "--", OTHER_USER_PYTHON, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )
+
+
+def test_stored_files_are_private(seaweed: Seaweed) -> None:
+    bucket, key, body, _fid = stored_object(seaweed)
+    root = seaweed.root / "storage"
+    volumes = [p for p in (root / "data").iterdir() if p.suffix in (".dat", ".idx")]
+    assert volumes, "no volume files: the object is not on disk?"
+    for path in [root, *root.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if path.is_dir():
+            assert mode == 0o700, f"{path} is {mode:o}"
+        elif path.suffix != ".vif":
+            # SeaweedFS writes volume-info (.vif: version, no object data) 0644 itself;
+            # the 0700 directories above keep it from other users.
+            assert mode & 0o077 == 0, f"{path} is {mode:o}"
+    for name in ("credentials.json", "s3-identities.json", "security.toml", "weed.log"):
+        assert stat.S_IMODE((root / name).stat().st_mode) == 0o600, name
+
+    if os.geteuid() == 0:
+        # The attack itself: another local account tries to read a volume and the socket.
+        files = [str(p) for p in volumes] + [str(root / "security.toml")]
+        probe = (
+            "import socket, sys\n"
+            f"for path in {files!r}:\n"
+            "    try:\n"
+            "        open(path, 'rb').read(); print('READ', path)\n"
+            "    except PermissionError:\n"
+            "        pass\n"
+            "s = socket.socket(socket.AF_UNIX)\n"
+            "try:\n"
+            f"    s.connect({str(root / 'filer.sock')!r}); print('CONNECTED')\n"
+            "except PermissionError:\n"
+            "    pass\n"
+            "print('done')\n"
+        )
+        done = _run_as_other_user(probe)
+        assert done.stdout.strip() == "done", done.stdout + done.stderr
+    assert_unchanged(seaweed, bucket, key, body)
+
+
+def test_weed_runs_without_telemetry_and_keeps_non_empty_buckets(seaweed: Seaweed) -> None:
+    flags = weed_flags(seaweed)
+    assert flags["master.telemetry"] == "false"
+    assert flags["s3.allowDeleteBucketNotEmpty"] == "false"
+    assert flags["disableHttp"] == "true"
+    # No socket in /tmp where any user could reach it.
+    assert Path(flags["filer.localSocket"]).parent == seaweed.root / "storage"
+    assert Path(flags["s3.localSocket"]).parent == seaweed.root / "storage"
