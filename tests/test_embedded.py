@@ -49,6 +49,18 @@ def assert_all_gone(pids: set[int], timeout: float = 10) -> None:
     assert not [p for p in pids if alive(p)], "processes left behind after Ctrl-C"
 
 
+def stop_everything(up: NebulaUp) -> None:
+    """After a failed assertion: stop ``nebula up`` and leave none of its children running."""
+    children = descendants(up.process.pid)
+    try:
+        up.interrupt()
+    except subprocess.TimeoutExpired:
+        up.process.kill()
+    for pid in children:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def assert_private(data: Path) -> None:
     """What ``nebula up`` writes is its user's alone: 0700 directories, 0600 files."""
     assert stat.S_IMODE(data.stat().st_mode) == 0o700
@@ -96,7 +108,7 @@ def test_up_serves_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
         assert_all_gone(children)
     finally:
         if up.process.poll() is None:
-            up.process.kill()
+            stop_everything(up)
 
     # A second start finds the same data: the same admin key, the catalog, the buckets.
     again = start_nebula_up(tmp_path, {k: up.env[k] for k in ("NEBULA_STORAGE_PORT",)})

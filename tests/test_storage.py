@@ -170,6 +170,18 @@ def test_master_and_filer_http_hand_out_neither_tokens_nor_files(seaweed: Seawee
     assert_unchanged(seaweed, bucket, key, body)
 
 
+def test_s3_port_wants_a_signature(seaweed: Seaweed) -> None:
+    bucket, key, body, _fid = stored_object(seaweed)
+    url = f"{seaweed.endpoint}/{bucket}/{key}"
+    stolen = requests.get(url, timeout=10)
+    assert stolen.status_code == 403 and body not in stolen.content
+    planted = requests.put(f"{seaweed.endpoint}/{bucket}/planted.bin", data=b"evil", timeout=10)
+    assert planted.status_code == 403
+    with pytest.raises(ClientError):
+        backend_client(seaweed.settings).head_object(Bucket=bucket, Key="planted.bin")
+    assert_unchanged(seaweed, bucket, key, body)
+
+
 def _h2_reply(port: int, context: ssl.SSLContext | None) -> bytes:
     """Send the HTTP/2 preface (what a gRPC client starts with); return what comes back."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
