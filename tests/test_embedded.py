@@ -18,7 +18,7 @@ import pytest
 from nebula.config import load_settings
 from nebula.embedded import AdminKey, announcement
 from tests.embedded import NebulaUp, start_nebula_up
-from tests.services import alive, descendants
+from tests.services import alive, assert_nothing_for_others, descendants
 
 
 def nebula(up: NebulaUp, *args: str) -> subprocess.CompletedProcess[str]:
@@ -70,6 +70,8 @@ def assert_private(data: Path) -> None:
     assert volumes, "no SeaweedFS volume after an upload"
     for path in volumes:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    # Whatever else the services made (cache, work dirs, logs, sockets): nothing for others.
+    assert_nothing_for_others(data)
 
 
 @pytest.mark.slow

@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 
 from nebula import storage
 from nebula.s3 import backend_client
-from tests.services import Seaweed, environ_without
+from tests.services import Seaweed, assert_nothing_for_others, environ_without
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 GRPC_PORTS = (
@@ -244,14 +244,7 @@ def test_stored_files_are_private(seaweed: Seaweed) -> None:
     root = seaweed.root / "storage"
     volumes = [p for p in (root / "data").iterdir() if p.suffix in (".dat", ".idx")]
     assert volumes, "no volume files: the object is not on disk?"
-    for path in [root, *root.rglob("*")]:
-        mode = stat.S_IMODE(path.lstat().st_mode)
-        if path.is_dir():
-            assert mode == 0o700, f"{path} is {mode:o}"
-        elif path.suffix != ".vif":
-            # SeaweedFS writes volume-info (.vif: version, no object data) 0644 itself;
-            # the 0700 directories above keep it from other users.
-            assert mode & 0o077 == 0, f"{path} is {mode:o}"
+    assert_nothing_for_others(root)
     for name in ("credentials.json", "s3-identities.json", "security.toml", "weed.log"):
         assert stat.S_IMODE((root / name).stat().st_mode) == 0o600, name
 
