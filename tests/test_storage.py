@@ -25,6 +25,7 @@ import requests
 from botocore.exceptions import ClientError
 
 from nebula import storage
+from nebula.config import ConfigError, load_settings
 from nebula.s3 import backend_client
 from tests.services import Seaweed, assert_nothing_for_others, environ_without
 
@@ -278,3 +279,11 @@ def test_weed_runs_without_telemetry_and_keeps_non_empty_buckets(seaweed: Seawee
     # No socket in /tmp where any user could reach it.
     assert Path(flags["filer.localSocket"]).parent == seaweed.root / "storage"
     assert Path(flags["s3.localSocket"]).parent == seaweed.root / "storage"
+
+
+def test_a_data_dir_too_deep_for_the_local_socket_is_refused_clearly(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 120)
+    settings = load_settings({}, data_dir=str(deep), storage_port=storage.free_internal_port())
+    with pytest.raises(ConfigError, match=r"NEBULA_DATA_DIR.*too long"):
+        storage.prepare(settings)
+    assert not deep.exists()  # refused before writing anything
