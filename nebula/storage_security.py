@@ -9,10 +9,15 @@ machine other users log into, 127.0.0.1 is reachable by all of them, so:
   (``jwt.filer_signing.read``) only with a JWT, and never lists directory metadata;
 * every gRPC port (master, volume, filer, s3, admin) requires a client certificate
   from a CA made for this start (mTLS), since gRPC carries the same powers as HTTP
-  (``Assign`` hands out volume write JWTs) and takes no JWT itself.
+  (``Assign`` hands out volume write JWTs) and takes no JWT itself;
+* the master, volume, filer and admin HTTP ports speak HTTPS and require the same
+  client certificate, so their unauthenticated pages (cluster status, the volume
+  list with bucket names and sizes) are closed too, and a volume read or write
+  needs the certificate and a JWT.
 
 Keys and certificates are made anew at each start: nothing stored depends on them
-(volume JWTs live seconds), and a leaked copy stops working at the next start.
+(volume JWTs live seconds), and a leaked copy stops working at the next start. The
+CA's private key is never written anywhere, so no further certificate can be signed.
 SeaweedFS reads ``./security.toml`` first, so the file lives in the storage root and
 ``weed`` runs with that as its working directory: no global path is touched.
 """
@@ -38,6 +43,9 @@ SECURITY_FILE = "security.toml"
 # Every gRPC role a ``weed mini`` process serves or dials with; one certificate does for
 # all (SeaweedFS does not check host names, only that the peer's chain ends at our CA).
 GRPC_COMPONENTS = ("master", "volume", "filer", "s3", "admin", "worker", "client")
+# The HTTP servers that get HTTPS with required client certificates. The S3 gateway is
+# not one of them: it is the one port meant for clients, and it checks SigV4 itself.
+HTTPS_COMPONENTS = ("master", "volume", "filer", "admin")
 
 CERT_VALIDITY = datetime.timedelta(days=3650)
 
@@ -109,7 +117,7 @@ def _toml_string(value: str | Path) -> str:
 
 
 def security_toml(tls: TlsFiles, keys: dict[str, str]) -> str:
-    """The text of ``security.toml``: JWT keys for every HTTP path, mTLS for every gRPC one."""
+    """The text of ``security.toml``: JWT keys and mTLS for every internal port."""
     lines = [
         "# Written by Nebula at each start; edits are lost.",
         "[jwt.signing]",
@@ -132,12 +140,14 @@ def security_toml(tls: TlsFiles, keys: dict[str, str]) -> str:
         "[grpc]",
         f"ca = {_toml_string(tls.ca)}",
     ]
+    pair = [f"cert = {_toml_string(tls.cert)}", f"key = {_toml_string(tls.key)}"]
     for component in GRPC_COMPONENTS:
-        lines += [
-            f"[grpc.{component}]",
-            f"cert = {_toml_string(tls.cert)}",
-            f"key = {_toml_string(tls.key)}",
-        ]
+        lines += [f"[grpc.{component}]", *pair]
+    # ``ca`` on an HTTPS server means: require a client certificate signed by it.
+    for component in HTTPS_COMPONENTS:
+        lines += [f"[https.{component}]", *pair, f"ca = {_toml_string(tls.ca)}"]
+    # How the S3 gateway and the filer reach the volume servers over HTTP.
+    lines += ["[https.client]", "enabled = true", *pair, f"ca = {_toml_string(tls.ca)}"]
     return "\n".join(lines) + "\n"
 
 

@@ -111,58 +111,99 @@ def assert_unchanged(seaweed: Seaweed, bucket: str, key: str, body: bytes) -> No
     assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
 
 
+def internal_url(seaweed: Seaweed, name: str, path: str, scheme: str = "https") -> str:
+    return f"{scheme}://127.0.0.1:{port(seaweed, name)}{path}"
+
+
+def tls_files(seaweed: Seaweed) -> tuple[Path, tuple[str, str]]:
+    """The CA to trust and the client certificate only the storage's own files hold."""
+    tls = seaweed.root / "storage" / "tls"
+    return tls / "ca.crt", (str(tls / "storage.crt"), str(tls / "storage.key"))
+
+
+def assert_refused_without_the_certificate(
+    seaweed: Seaweed, method: str, name: str, path: str, secret: bytes = b"", **kwargs: Any
+) -> None:
+    """A local user without the client certificate, over plain HTTP and over HTTPS."""
+    try:
+        plain = requests.request(
+            method, internal_url(seaweed, name, path, "http"), timeout=10, **kwargs
+        )
+    except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError):
+        # Go's TLS server hangs up on a plain request, unread body and all: refused.
+        pass
+    else:
+        # Or it answers the one thing it says to plain HTTP, and nothing else.
+        answer = (method, name, path, plain.status_code, plain.text[:200])
+        assert plain.status_code == 400 and b"HTTPS server" in plain.content, answer
+        assert not secret or secret not in plain.content
+    ca, _cert = tls_files(seaweed)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.request(method, internal_url(seaweed, name, path), verify=ca, timeout=10, **kwargs)
+
+
 def test_volume_port_refuses_reads_and_writes_without_the_key(seaweed: Seaweed) -> None:
     bucket, key, body, fid = stored_object(seaweed)
-    url = f"http://127.0.0.1:{port(seaweed, 'volume.port')}/{fid}"
+    evil = {"files": {"file": ("evil", b"overwritten")}}
+    for method, extra in (("GET", {}), ("POST", evil), ("DELETE", {})):
+        assert_refused_without_the_certificate(
+            seaweed, method, "volume.port", f"/{fid}", body, **extra
+        )
+    # Its status page lists every volume with its bucket name and size.
+    assert_refused_without_the_certificate(seaweed, "GET", "volume.port", "/status", b"media")
 
-    stolen = requests.get(url, timeout=10)
+    # With the certificate, each read or write still needs a JWT for that very file.
+    ca, cert = tls_files(seaweed)
+    url = internal_url(seaweed, "volume.port", f"/{fid}")
+    member = {"verify": ca, "cert": cert, "timeout": 10}
+    stolen = requests.get(url, **member)
     assert stolen.status_code == 401 and body not in stolen.content
     wrong_key = volume_jwt("not-the-key-" * 4, fid)
-    forged = requests.get(url, headers={"Authorization": f"Bearer {wrong_key}"}, timeout=10)
+    forged = requests.get(url, headers={"Authorization": f"Bearer {wrong_key}"}, **member)
     assert forged.status_code == 401 and body not in forged.content
-    overwrite = requests.post(url, files={"file": ("evil", b"overwritten")}, timeout=10)
-    assert overwrite.status_code == 401
-    delete = requests.delete(url, timeout=10)
-    assert delete.status_code == 401
+    assert requests.post(url, **evil, **member).status_code == 401
+    assert requests.delete(url, **member).status_code == 401
     assert_unchanged(seaweed, bucket, key, body)
 
-    # The same read with a token signed by the key only the storage's own files hold.
+    # Both keys together: the read works, so the refusals above were the keys' doing.
     read_key = security(seaweed)["jwt"]["signing"]["read"]["key"]
     signed = {"Authorization": f"Bearer {volume_jwt(read_key, fid)}"}
-    allowed = requests.get(url, headers=signed, timeout=10)
+    allowed = requests.get(url, headers=signed, **member)
     assert allowed.status_code == 200 and allowed.content == body
 
 
-def test_master_and_filer_http_hand_out_neither_tokens_nor_files(seaweed: Seaweed) -> None:
+def test_master_filer_and_admin_http_hand_out_neither_tokens_nor_files(seaweed: Seaweed) -> None:
     bucket, key, body, fid = stored_object(seaweed)
-    master = f"http://127.0.0.1:{port(seaweed, 'master.port')}"
-    filer = f"http://127.0.0.1:{port(seaweed, 'filer.port')}"
-    admin = f"http://127.0.0.1:{port(seaweed, 'admin.port')}"
-
     # SeaweedFS's master signs a volume write token for whoever asks for one.
-    for path in ("/dir/assign", f"/dir/lookup?fileId={fid}", f"/dir/lookup?fileId={fid}&read=yes"):
-        answer = requests.get(master + path, timeout=10)
-        assert answer.status_code in (401, 404), (path, answer.status_code, answer.text)
-        assert "authorization" not in answer.headers and fid.split(",")[1] not in answer.text
-    assert requests.get(f"{master}/{fid}", allow_redirects=False, timeout=10).status_code in (
-        401,
-        404,
-    )
-
+    for path in ("/dir/assign", f"/dir/lookup?fileId={fid}", "/", "/cluster/status"):
+        assert_refused_without_the_certificate(seaweed, "GET", "master.port", path)
     # The filer serves and stores any path, bucket contents included.
-    stolen = requests.get(f"{filer}/buckets/{bucket}/{key}", timeout=10)
-    assert stolen.status_code in (401, 404) and body not in stolen.content
-    listing = requests.get(f"{filer}/buckets/{bucket}/private/", timeout=10)
-    assert listing.status_code in (401, 404) and key.split("/")[1] not in listing.text
     planted = f"private/planted-{uuid.uuid4().hex}"
-    for method in ("PUT", "POST"):
-        answer = requests.request(method, f"{filer}/buckets/{bucket}/{planted}", data=b"evil")
-        assert answer.status_code in (401, 404), (method, answer.status_code)
-    overwrite = requests.put(f"{filer}/buckets/{bucket}/{key}", data=b"overwritten", timeout=10)
-    assert overwrite.status_code in (401, 404)
-    removal = requests.delete(f"{filer}/buckets/{bucket}/{key}", timeout=10)
-    assert removal.status_code in (401, 404)
-    assert requests.get(f"{admin}/", timeout=10).status_code in (401, 404)
+    for method, path in (
+        ("GET", f"/buckets/{bucket}/{key}"),
+        ("GET", f"/buckets/{bucket}/private/"),
+        ("PUT", f"/buckets/{bucket}/{planted}"),
+        ("POST", f"/buckets/{bucket}/{planted}"),
+        ("PUT", f"/buckets/{bucket}/{key}"),
+        ("DELETE", f"/buckets/{bucket}/{key}"),
+    ):
+        assert_refused_without_the_certificate(
+            seaweed, method, "filer.port", path, body, data=b"evil"
+        )
+    assert_refused_without_the_certificate(seaweed, "GET", "admin.port", "/")
+
+    # Even with the certificate, no HTTP API hands out a volume token or a file.
+    ca, cert = tls_files(seaweed)
+    member = {"verify": ca, "cert": cert, "timeout": 10}
+    assert requests.get(internal_url(seaweed, "master.port", "/"), **member).status_code == 200
+    for name, path in (
+        ("master.port", "/dir/assign"),
+        ("master.port", f"/dir/lookup?fileId={fid}"),
+        ("filer.port", f"/buckets/{bucket}/{key}"),
+    ):
+        answer = requests.get(internal_url(seaweed, name, path), **member)
+        assert answer.status_code == 404 and "authorization" not in answer.headers, (name, path)
+        assert body not in answer.content
 
     s3 = backend_client(seaweed.settings)
     with pytest.raises(ClientError) as missing:
