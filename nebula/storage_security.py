@@ -1,4 +1,4 @@
-"""SeaweedFS's ``security.toml`` for the embedded storage: JWT keys and gRPC mTLS.
+"""SeaweedFS's ``security.toml`` for the embedded storage: JWT keys and mTLS everywhere inside.
 
 SeaweedFS trusts anyone who reaches its internal ports unless told otherwise. On a
 machine other users log into, 127.0.0.1 is reachable by all of them, so:

@@ -265,7 +265,7 @@ def test_seaweed_shell_without_the_key_reaches_nothing(seaweed: Seaweed, tmp_pat
     bucket, key, _body, _fid = stored_object(seaweed)
     name = key.split("/")[1]
     command = f"fs.ls /buckets/{bucket}/private"
-    outsider = weed_shell(seaweed, command, tmp_path, timeout=20)
+    outsider = weed_shell(seaweed, command, tmp_path, timeout=10)
     assert name not in outsider
     insider = weed_shell(seaweed, command, seaweed.root / "storage", timeout=60)
     assert name in insider
