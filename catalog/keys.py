@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from catalog.models import AccessKey, utcnow
 from nebula.config import ConfigError, Settings
+from nebula.private import write_private
 
 PERMISSIONS = ("r", "rw", "admin")
 
@@ -35,11 +36,7 @@ class SecretBox:
     @classmethod
     def from_key_file(cls, path: Path) -> SecretBox:
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(Fernet.generate_key())
-            tmp.chmod(0o600)
-            tmp.replace(path)
+            write_private(path, Fernet.generate_key())
         return cls(path.read_bytes().strip())
 
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -23,6 +24,7 @@ from catalog import Catalog
 from catalog.keys import SecretBox, ensure_admin_key
 from nebula import storage
 from nebula.config import Settings
+from nebula.private import PRIVATE_UMASK, private_dir
 from nebula.s3 import backend_client, ensure_buckets
 
 log = logging.getLogger("nebula.up")
@@ -90,6 +92,58 @@ def check_ports_free(settings: Settings) -> None:
                 ) from None
 
 
+@dataclass(frozen=True)
+class AdminKey:
+    access_key_id: str
+    # Set only on the start that created the key.
+    new_secret: str | None = field(default=None, repr=False)
+
+
+def show_admin_command(settings: Settings, *options: str) -> str:
+    """The command that prints the admin secret from this data directory's catalog."""
+    argv = ["nebula", "keys", "show-admin", "--data-dir", str(settings.data_path), *options]
+    return shlex.join(argv)
+
+
+def announcement(settings: Settings, admin: AdminKey) -> str:
+    """What ``nebula up`` prints once everything answers.
+
+    The admin secret is printed in full only on the start that created it: ``nebula up``
+    often runs under systemd or Docker, whose logs keep every line for good. Later starts
+    name the key and the command that prints the secret from the local catalog.
+    """
+    s = settings
+    bucket = s.ingest_buckets[0] if s.ingest_buckets else "media"
+    key_id = admin.access_key_id
+    if admin.new_secret is not None:
+        secret = admin.new_secret
+        secret_lines = [
+            f"  secret key:    {secret}",
+            "                 (printed this once; later: nebula keys show-admin)",
+        ]
+    else:
+        secret = f"$({show_admin_command(s, '--secret-only')})"
+        secret_lines = [f"  secret key:    not printed again; see it with: {show_admin_command(s)}"]
+    lines = [
+        "",
+        "Nebula is up.",
+        f"  S3 endpoint:   {s.s3proxy_url}",
+        f"  access key:    {key_id}",
+        *secret_lines,
+        f"  origin:        {s.origin_url}",
+        f"  data dir:      {s.data_path}",
+        "",
+        "Upload a video:",
+        f"  AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} "
+        f"aws --endpoint-url {s.s3proxy_url} s3 cp video.mp4 s3://{bucket}/",
+        "",
+        "Press Ctrl-C to stop.",
+        "",
+    ]
+    # The secret goes to the terminal only; the log never carries it.
+    return "\n".join(lines)
+
+
 class Supervisor:
     def __init__(self, settings: Settings, out: Callable[[str], None] = print) -> None:
         self.settings = settings
@@ -104,17 +158,20 @@ class Supervisor:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         try:
-            self.settings.data_path.mkdir(parents=True, exist_ok=True)
+            # The catalog, queue, keys and every stored object: no other local user reads them.
+            os.umask(PRIVATE_UMASK)
+            private_dir(self.settings.data_path)
             check_ports_free(self.settings)
             if self.settings.embedded_storage:
                 self._start_storage()
             if self.stopping:
                 return 0
-            admin_id, admin_secret = self._prepare_catalog()
+            admin = self._prepare_catalog()
             self._create_buckets()
             for service in ("s3proxy", "origin", "worker"):
                 self._spawn(service)
-            self._announce(admin_id, admin_secret)
+            self.out(announcement(self.settings, admin))
+            sys.stdout.flush()
             self._watch()
             return 0
         except Exception as exc:
@@ -146,7 +203,7 @@ class Supervisor:
                     raise storage.StorageError(f"storage does not answer S3 calls: {exc}") from exc
             time.sleep(0.5)
 
-    def _prepare_catalog(self) -> tuple[str, str]:
+    def _prepare_catalog(self) -> AdminKey:
         with Catalog.opened(self.settings) as catalog:
             catalog.upgrade()
             with catalog.session() as session:
@@ -155,7 +212,8 @@ class Supervisor:
                 )
             if created:
                 log.info("created the admin access key %s", key.access_key_id)
-            return key.access_key_id, secret
+            # Only a new secret leaves this function: later starts have no reason to hold it.
+            return AdminKey(key.access_key_id, secret if created else None)
 
     def _create_buckets(self) -> None:
         wanted = [*self.settings.ingest_buckets, self.settings.hls_bucket]
@@ -167,29 +225,6 @@ class Supervisor:
         child.start(self.env)
         self.children.append(child)
         return child
-
-    def _announce(self, access_key: str, secret: str) -> None:
-        s = self.settings
-        bucket = s.ingest_buckets[0] if s.ingest_buckets else "media"
-        lines = [
-            "",
-            "Nebula is up.",
-            f"  S3 endpoint:   {s.s3proxy_url}",
-            f"  access key:    {access_key}",
-            f"  secret key:    {secret}",
-            f"  origin:        {s.origin_url}",
-            f"  data dir:      {s.data_path}",
-            "",
-            "Upload a video:",
-            f"  AWS_ACCESS_KEY_ID={access_key} AWS_SECRET_ACCESS_KEY={secret} "
-            f"aws --endpoint-url {s.s3proxy_url} s3 cp video.mp4 s3://{bucket}/",
-            "",
-            "Press Ctrl-C to stop.",
-            "",
-        ]
-        # The secret goes to the terminal only; the log never carries it.
-        self.out("\n".join(lines))
-        sys.stdout.flush()
 
     # ----- running -------------------------------------------------------------------
 

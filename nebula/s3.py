@@ -21,6 +21,7 @@ from botocore.config import Config as BotoConfig
 from botocore.credentials import Credentials
 
 from nebula.config import ConfigError, Settings
+from nebula.private import write_private
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -47,15 +48,11 @@ def ensure_embedded_credentials(settings: Settings) -> BackendCredentials:
     """Create (first start) or read the embedded SeaweedFS admin key pair."""
     path = embedded_credentials_path(settings)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
         creds = {
             "access_key": "nebula-" + secrets.token_hex(8),
             "secret_key": secrets.token_hex(24),
         }
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(creds))
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        write_private(path, json.dumps(creds))
     data = json.loads(path.read_text())
     return BackendCredentials(data["access_key"], data["secret_key"])
 

@@ -2,6 +2,13 @@
 
 Only the S3 port is configured (NEBULA_STORAGE_PORT); SeaweedFS's internal ports are
 picked free at each start, and optional extras (WebDAV, Iceberg, Lance, admin UI) are off.
+
+Hardened for a machine other users log into (see ``nebula.storage_security``): the
+internal ports want a JWT or a client certificate only this process tree has, the
+master's and filer's plain HTTP APIs are off, the local sockets live in the 0700
+storage directory, and ``weed`` runs with umask 077 so every object file is 0600.
+SeaweedFS's defaults that do not fit a private media cloud are turned off too:
+telemetry, and DeleteBucket removing a bucket that still has objects.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import os
 import random
 import shutil
 import socket
+import subprocess
 import sys
 import time
 import urllib.error
@@ -19,7 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nebula.config import ConfigError, Settings
+from nebula.private import PRIVATE_UMASK, private_dir, write_private
 from nebula.s3 import BackendCredentials, ensure_embedded_credentials
+from nebula.storage_security import write_security_config
 
 
 class StorageError(Exception):
@@ -77,6 +87,15 @@ class StorageLayout:
     def endpoint(self) -> str:
         return f"http://{self.host}:{self.s3_port}"
 
+    # SeaweedFS's default for these is /tmp, where any user could reach them.
+    @property
+    def filer_socket(self) -> Path:
+        return self.root / "filer.sock"
+
+    @property
+    def s3_socket(self) -> Path:
+        return self.root / "s3.sock"
+
 
 def write_identities(layout: StorageLayout, creds: BackendCredentials) -> None:
     identities = {
@@ -88,11 +107,7 @@ def write_identities(layout: StorageLayout, creds: BackendCredentials) -> None:
             }
         ]
     }
-    layout.identities_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = layout.identities_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(identities))
-    tmp.chmod(0o600)
-    tmp.replace(layout.identities_file)
+    write_private(layout.identities_file, json.dumps(identities))
 
 
 def weed_argv(layout: StorageLayout) -> list[str]:
@@ -109,6 +124,15 @@ def weed_argv(layout: StorageLayout) -> list[str]:
         "-s3.port.lance=0",
         "-webdav=false",
         "-admin.ui=false",
+        # A private media cloud does not report to anyone.
+        "-master.telemetry=false",
+        # S3's DeleteBucket answers 409 BucketNotEmpty; SeaweedFS's default deletes it all.
+        "-s3.allowDeleteBucketNotEmpty=false",
+        # The master's and filer's HTTP APIs hand out volume JWTs and files to any caller;
+        # every component here speaks gRPC (mTLS) to them instead.
+        "-disableHttp",
+        f"-filer.localSocket={layout.filer_socket}",
+        f"-s3.localSocket={layout.s3_socket}",
     ]
     argv += [f"-{name}={port}" for name, port in ports.items()]
     return argv
@@ -132,22 +156,56 @@ def layout_for(settings: Settings) -> StorageLayout:
     return StorageLayout(settings.data_path / "storage", settings.storage_port)
 
 
+# A Unix socket path longer than this cannot be bound (sun_path is 108 bytes on Linux).
+MAX_SOCKET_PATH = 107
+
+
 def prepare(settings: Settings) -> tuple[StorageLayout, list[str]]:
     if not settings.embedded_storage:
         raise ConfigError("NEBULA_BACKEND_URL is set: the embedded storage is not used")
     layout = layout_for(settings)
-    layout.data_dir.mkdir(parents=True, exist_ok=True)
+    if len(os.fsencode(layout.filer_socket)) > MAX_SOCKET_PATH:
+        raise ConfigError(
+            f"NEBULA_DATA_DIR: {settings.data_path} is too long for SeaweedFS's local "
+            f"socket {layout.filer_socket}; use a shorter data directory"
+        )
+    private_dir(layout.root)
+    private_dir(layout.data_dir)
     write_identities(layout, ensure_embedded_credentials(settings))
+    write_security_config(layout.root)
     return layout, weed_argv(layout)
+
+
+def open_log(layout: StorageLayout) -> int:
+    """SeaweedFS is chatty; its log goes to a private file beside its data."""
+    return os.open(layout.root / "weed.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+
+
+def spawn(layout: StorageLayout, argv: list[str]) -> subprocess.Popen[bytes]:
+    """Start SeaweedFS as a child in its own session, as ``exec_storage`` would run it."""
+    log_fd = open_log(layout)
+    try:
+        return subprocess.Popen(
+            argv,
+            stdout=log_fd,
+            stderr=subprocess.STDOUT,
+            cwd=layout.root,
+            umask=PRIVATE_UMASK,
+            start_new_session=True,
+        )
+    finally:
+        os.close(log_fd)
 
 
 def exec_storage(settings: Settings) -> None:
     """Replace this process with SeaweedFS, so signals reach it directly."""
     layout, argv = prepare(settings)
-    # SeaweedFS is chatty; its log goes to a file beside its data, not the terminal.
-    log_fd = os.open(layout.root / "weed.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    log_fd = open_log(layout)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
+    # ./security.toml is read from the working directory; the umask makes objects 0600.
+    os.chdir(layout.root)
+    os.umask(PRIVATE_UMASK)
     os.execv(argv[0], argv)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -67,8 +68,8 @@ def start_seaweed(root: Path, port: int | None = None) -> Seaweed:
         {}, data_dir=str(root), storage_port=port or storage.free_internal_port()
     )
     layout, argv = storage.prepare(settings)
-    log = open(root / "weed.log", "ab")  # noqa: SIM115 - lives as long as the process
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # Hardened exactly as `nebula up` runs it, so the tests cover the real configuration.
+    process = storage.spawn(layout, argv)
     storage.wait_ready(layout.endpoint, timeout=60, alive=lambda: process.poll() is None)
     client = backend_client(settings)
     deadline = time.monotonic() + 60
@@ -82,6 +83,20 @@ def start_seaweed(root: Path, port: int | None = None) -> Seaweed:
                 raise
             time.sleep(0.3)
     return Seaweed(root, settings, process)
+
+
+def assert_nothing_for_others(root: Path) -> None:
+    """Every directory under ``root`` is 0700 and no file has a group or other bit.
+
+    The one exception is SeaweedFS's volume-info files (``.vif``: version and layout, no
+    object data), which it writes 0644 itself; the 0700 directories keep them private.
+    """
+    for path in [root, *root.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        if path.is_dir():
+            assert mode == 0o700, f"{path} is {mode:o}"
+        elif path.suffix != ".vif":
+            assert mode & 0o077 == 0, f"{path} is {mode:o}"
 
 
 def create_pg_database() -> str:

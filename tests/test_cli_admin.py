@@ -9,7 +9,9 @@ import pytest
 
 from catalog import Catalog
 from catalog.assets import record_upload
+from catalog.keys import SecretBox, ensure_admin_key
 from nebula.cli import main
+from nebula.config import load_settings
 
 
 @pytest.fixture
@@ -68,3 +70,26 @@ def test_db_upgrade_and_current(cli_env: Path, capsys: pytest.CaptureFixture[str
     assert "0001" in capsys.readouterr().out
     assert main(["db", "current"]) == 0
     assert capsys.readouterr().out.strip() == "0001"
+
+
+def test_keys_show_admin_prints_the_secret_from_the_local_catalog(
+    cli_env: Path, catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["keys", "show-admin"]) == 2
+    assert "nebula up" in capsys.readouterr().err
+
+    settings = load_settings({"NEBULA_DATA_DIR": str(cli_env / "data")})
+    with catalog.session() as session:
+        key, secret, created = ensure_admin_key(session, SecretBox.from_settings(settings))
+        access_key = key.access_key_id
+    assert created
+    assert main(["keys", "show-admin"]) == 0
+    assert capsys.readouterr().out == f"access key: {access_key}\nsecret key: {secret}\n"
+    assert main(["keys", "show-admin", "--secret-only"]) == 0
+    assert capsys.readouterr().out == secret + "\n"
+
+    # Without the key that encrypts secrets at rest, the catalog alone reveals nothing.
+    (cli_env / "data" / "secret.key").unlink()
+    assert main(["keys", "show-admin"]) == 2
+    captured = capsys.readouterr()
+    assert secret not in captured.out + captured.err and "decrypted" in captured.err

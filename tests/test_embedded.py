@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -14,8 +15,10 @@ from pathlib import Path
 import boto3
 import pytest
 
+from nebula.config import load_settings
+from nebula.embedded import AdminKey, announcement
 from tests.embedded import NebulaUp, start_nebula_up
-from tests.services import alive, descendants
+from tests.services import alive, assert_nothing_for_others, descendants
 
 
 def nebula(up: NebulaUp, *args: str) -> subprocess.CompletedProcess[str]:
@@ -46,6 +49,31 @@ def assert_all_gone(pids: set[int], timeout: float = 10) -> None:
     assert not [p for p in pids if alive(p)], "processes left behind after Ctrl-C"
 
 
+def stop_everything(up: NebulaUp) -> None:
+    """After a failed assertion: stop ``nebula up`` and leave none of its children running."""
+    children = descendants(up.process.pid)
+    try:
+        up.interrupt()
+    except subprocess.TimeoutExpired:
+        up.process.kill()
+    for pid in children:
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def assert_private(data: Path) -> None:
+    """What ``nebula up`` writes is its user's alone: 0700 directories, 0600 files."""
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    for name in ("catalog.db", "queue.db", "secret.key", "storage/credentials.json"):
+        assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+    volumes = list((data / "storage" / "data").glob("*.dat"))
+    assert volumes, "no SeaweedFS volume after an upload"
+    for path in volumes:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    # Whatever else the services made (cache, work dirs, logs, sockets): nothing for others.
+    assert_nothing_for_others(data)
+
+
 @pytest.mark.slow
 def test_up_serves_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
     up = start_nebula_up(tmp_path)
@@ -68,6 +96,8 @@ def test_up_serves_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
         )
         s3.put_object(Bucket="media", Key="hello.txt", Body=b"hello nebula")
         assert s3.get_object(Bucket="media", Key="hello.txt")["Body"].read() == b"hello nebula"
+        assert "printed this once" in up.text
+        assert_private(up.workdir / "data")
         origin = up.value("origin")
         with urllib.request.urlopen(origin + "/healthz", timeout=5) as response:
             assert response.status == 200
@@ -80,15 +110,23 @@ def test_up_serves_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
         assert_all_gone(children)
     finally:
         if up.process.poll() is None:
-            up.process.kill()
+            stop_everything(up)
 
     # A second start finds the same data: the same admin key, the catalog, the buckets.
     again = start_nebula_up(tmp_path, {k: up.env[k] for k in ("NEBULA_STORAGE_PORT",)})
     try:
         again.wait_for("Press Ctrl-C to stop.")
         assert again.value("access key") == access_key
-        assert again.value("secret key") == secret
         assert "created bucket" not in again.text
+        # The secret was printed once, when it was made; logs of later starts never hold it.
+        assert secret not in again.text
+        assert "nebula keys show-admin --data-dir" in again.text
+        shown = nebula(again, "keys", "show-admin")
+        assert shown.returncode == 0, shown.stderr
+        assert f"access key: {access_key}" in shown.stdout
+        assert f"secret key: {secret}" in shown.stdout
+        only = nebula(again, "keys", "show-admin", "--secret-only")
+        assert only.stdout == secret + "\n"
     finally:
         children = descendants(again.process.pid)
         again.interrupt()
@@ -142,3 +180,15 @@ def test_up_refuses_a_taken_port_before_starting_anything(tmp_path: Path) -> Non
         time.sleep(0.2)
     assert "NEBULA_S3PROXY_PORT" in up.text and "not available" in up.text
     assert not (tmp_path / "data" / "storage").exists()
+
+
+def test_announcement_prints_the_admin_secret_only_when_it_was_created(tmp_path: Path) -> None:
+    settings = load_settings({}, data_dir=str(tmp_path / "my data"))
+    first = announcement(settings, AdminKey("NKADMIN", "s3cr3t-value"))
+    assert "secret key:    s3cr3t-value" in first and "AWS_SECRET_ACCESS_KEY=s3cr3t-value" in first
+    later = announcement(settings, AdminKey("NKADMIN"))
+    assert "NKADMIN" in later and "s3cr3t-value" not in later
+    # The command it names works from any directory, spaces in the path included.
+    command = f"nebula keys show-admin --data-dir '{settings.data_path}'"
+    assert f"see it with: {command}" in later
+    assert f"AWS_SECRET_ACCESS_KEY=$({command} --secret-only)" in later

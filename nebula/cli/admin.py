@@ -12,7 +12,15 @@ from sqlalchemy.orm import Session
 from catalog import Catalog
 from catalog.assets import get_asset, list_assets
 from catalog.db import current_revision, upgrade
-from catalog.keys import KeyError_, SecretBox, create_key, list_keys, parse_scopes, revoke_key
+from catalog.keys import (
+    KeyError_,
+    SecretBox,
+    admin_key,
+    create_key,
+    list_keys,
+    parse_scopes,
+    revoke_key,
+)
 from catalog.models import AssetStatus
 from nebula.cli.base import CliError, Commands, add_command, settings_from
 from nebula.cli.playback import add_url_command
@@ -45,6 +53,13 @@ def register(commands: Commands) -> None:
     revoke = add_command(key_commands, "revoke", "revoke a key at once")
     revoke.add_argument("access_key_id")
     revoke.set_defaults(handler=keys_revoke)
+    show_admin = add_command(
+        key_commands, "show-admin", "print the admin key and its secret (reads the local catalog)"
+    )
+    show_admin.add_argument(
+        "--secret-only", action="store_true", help="print only the secret, e.g. for $(...)"
+    )
+    show_admin.set_defaults(handler=keys_show_admin)
 
     assets = add_command(commands, "assets", "uploaded videos and their ladders")
     asset_commands = assets.add_subparsers(dest="assets_command", metavar="ACTION", required=True)
@@ -120,6 +135,25 @@ def keys_revoke(args: argparse.Namespace) -> int:
         except KeyError_ as exc:
             raise CliError(str(exc)) from None
         print(f"revoked {key.access_key_id} ({key.name})")
+    return 0
+
+
+def keys_show_admin(args: argparse.Namespace) -> int:
+    """The admin secret on demand: ``nebula up`` prints it only on the start that made it."""
+    settings = settings_from(args)
+    with catalog_session(args) as session:
+        key = admin_key(session)
+        if key is None:
+            raise CliError("no admin key yet: `nebula up` creates it on its first start")
+        try:
+            secret = SecretBox.from_settings(settings).decrypt(key.secret_encrypted)
+        except KeyError_ as exc:
+            raise CliError(str(exc)) from None
+    if args.secret_only:
+        print(secret)
+        return 0
+    print(f"access key: {key.access_key_id}")
+    print(f"secret key: {secret}")
     return 0
 
 

@@ -1,0 +1,330 @@
+"""The embedded SeaweedFS is private: its internal ports want a key, its files are 0600.
+
+Every attack here is one any local user could make against 127.0.0.1 with SeaweedFS's
+defaults; each is shown refused with nothing read, nothing written, nothing overwritten
+(checked on the backend directly), next to the same request made with the key working.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import ssl
+import stat
+import subprocess
+import time
+import tomllib
+import uuid
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from nebula import storage
+from nebula.config import ConfigError, load_settings
+from nebula.s3 import backend_client
+from tests.services import Seaweed, assert_nothing_for_others, environ_without
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+GRPC_PORTS = (
+    "master.port.grpc",
+    "volume.port.grpc",
+    "filer.port.grpc",
+    "s3.port.grpc",
+    "admin.port.grpc",
+)
+OTHER_USER = "nobody"
+# Debian's interpreter: the one running the tests may live where that user cannot go.
+OTHER_USER_PYTHON = "/usr/bin/python3"
+
+
+def weed_flags(seaweed: Seaweed) -> dict[str, str]:
+    """The flags the running ``weed`` process really has (from /proc, not from our code)."""
+    argv = Path(f"/proc/{seaweed.process.pid}/cmdline").read_bytes().split(b"\0")
+    flags = {}
+    for arg in argv[2:]:
+        name, _, value = arg.decode().lstrip("-").partition("=")
+        if name:
+            flags[name] = value or "true"
+    return flags
+
+
+def port(seaweed: Seaweed, name: str) -> int:
+    return int(weed_flags(seaweed)[name])
+
+
+def security(seaweed: Seaweed) -> dict[str, Any]:
+    return tomllib.loads((seaweed.root / "storage" / "security.toml").read_text())
+
+
+def weed_shell(seaweed: Seaweed, command: str, cwd: Path, timeout: float) -> str:
+    """SeaweedFS's own gRPC client; it reads ./security.toml from ``cwd`` like the server."""
+    flags = weed_flags(seaweed)
+    master = f"127.0.0.1:{flags['master.port']}.{flags['master.port.grpc']}"
+    filer = f"127.0.0.1:{flags['filer.port']}.{flags['filer.port.grpc']}"
+    env = environ_without()
+    env["HOME"] = str(cwd)  # no ~/.seaweedfs/security.toml either
+    try:
+        done = subprocess.run(
+            [storage.weed_binary(), "shell", f"-master={master}", f"-filer={filer}"],
+            input=command + "\n",
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            cwd=cwd,
+            env=env,
+        )
+    except subprocess.TimeoutExpired as stuck:
+        out = stuck.stdout or b""
+        return out.decode() if isinstance(out, bytes) else out
+    return done.stdout + done.stderr
+
+
+def stored_object(seaweed: Seaweed) -> tuple[str, str, bytes, str]:
+    """Upload an object through S3; return bucket, key, body and its volume file id."""
+    bucket, key = "media", f"private/{uuid.uuid4().hex}.bin"
+    body = os.urandom(64 * 1024)  # random: stored as is, not compressed
+    s3 = backend_client(seaweed.settings)
+    if bucket not in _buckets(s3):
+        s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+    meta = weed_shell(seaweed, f"fs.meta.cat /buckets/{bucket}/{key}", seaweed.root / "storage", 60)
+    found = re.search(r'"fileId":\s*"([^"]+)"', meta)
+    assert found, f"weed shell with the key could not read the metadata:\n{meta}"
+    return bucket, key, body, found.group(1)
+
+
+def _buckets(s3: Any) -> list[str]:
+    return [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+
+def volume_jwt(key: str, fid: str) -> str:
+    return jwt.encode({"fid": fid, "exp": int(time.time()) + 60}, key, algorithm="HS256")
+
+
+def assert_unchanged(seaweed: Seaweed, bucket: str, key: str, body: bytes) -> None:
+    s3 = backend_client(seaweed.settings)
+    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
+
+
+def internal_url(seaweed: Seaweed, name: str, path: str, scheme: str = "https") -> str:
+    return f"{scheme}://127.0.0.1:{port(seaweed, name)}{path}"
+
+
+def tls_files(seaweed: Seaweed) -> tuple[Path, tuple[str, str]]:
+    """The CA to trust and the client certificate only the storage's own files hold."""
+    tls = seaweed.root / "storage" / "tls"
+    return tls / "ca.crt", (str(tls / "storage.crt"), str(tls / "storage.key"))
+
+
+def assert_refused_without_the_certificate(
+    seaweed: Seaweed, method: str, name: str, path: str, secret: bytes = b"", **kwargs: Any
+) -> None:
+    """A local user without the client certificate, over plain HTTP and over HTTPS."""
+    try:
+        plain = requests.request(
+            method, internal_url(seaweed, name, path, "http"), timeout=10, **kwargs
+        )
+    except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError):
+        # Go's TLS server hangs up on a plain request, unread body and all: refused.
+        pass
+    else:
+        # Or it answers the one thing it says to plain HTTP, and nothing else.
+        answer = (method, name, path, plain.status_code, plain.text[:200])
+        assert plain.status_code == 400 and b"HTTPS server" in plain.content, answer
+        assert not secret or secret not in plain.content
+    ca, _cert = tls_files(seaweed)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.request(method, internal_url(seaweed, name, path), verify=ca, timeout=10, **kwargs)
+
+
+def test_volume_port_refuses_reads_and_writes_without_the_key(seaweed: Seaweed) -> None:
+    bucket, key, body, fid = stored_object(seaweed)
+    evil = {"files": {"file": ("evil", b"overwritten")}}
+    for method, extra in (("GET", {}), ("POST", evil), ("DELETE", {})):
+        assert_refused_without_the_certificate(
+            seaweed, method, "volume.port", f"/{fid}", body, **extra
+        )
+    # Its status page lists every volume with its bucket name and size.
+    assert_refused_without_the_certificate(seaweed, "GET", "volume.port", "/status", b"media")
+
+    # With the certificate, each read or write still needs a JWT for that very file.
+    ca, cert = tls_files(seaweed)
+    url = internal_url(seaweed, "volume.port", f"/{fid}")
+    member = {"verify": ca, "cert": cert, "timeout": 10}
+    stolen = requests.get(url, **member)
+    assert stolen.status_code == 401 and body not in stolen.content
+    wrong_key = volume_jwt("not-the-key-" * 4, fid)
+    forged = requests.get(url, headers={"Authorization": f"Bearer {wrong_key}"}, **member)
+    assert forged.status_code == 401 and body not in forged.content
+    assert requests.post(url, **evil, **member).status_code == 401
+    assert requests.delete(url, **member).status_code == 401
+    assert_unchanged(seaweed, bucket, key, body)
+
+    # Both keys together: the read works, so the refusals above were the keys' doing.
+    read_key = security(seaweed)["jwt"]["signing"]["read"]["key"]
+    signed = {"Authorization": f"Bearer {volume_jwt(read_key, fid)}"}
+    allowed = requests.get(url, headers=signed, **member)
+    assert allowed.status_code == 200 and allowed.content == body
+
+
+def test_master_filer_and_admin_http_hand_out_neither_tokens_nor_files(seaweed: Seaweed) -> None:
+    bucket, key, body, fid = stored_object(seaweed)
+    # SeaweedFS's master signs a volume write token for whoever asks for one.
+    for path in ("/dir/assign", f"/dir/lookup?fileId={fid}", "/", "/cluster/status"):
+        assert_refused_without_the_certificate(seaweed, "GET", "master.port", path)
+    # The filer serves and stores any path, bucket contents included.
+    planted = f"private/planted-{uuid.uuid4().hex}"
+    for method, path in (
+        ("GET", f"/buckets/{bucket}/{key}"),
+        ("GET", f"/buckets/{bucket}/private/"),
+        ("PUT", f"/buckets/{bucket}/{planted}"),
+        ("POST", f"/buckets/{bucket}/{planted}"),
+        ("PUT", f"/buckets/{bucket}/{key}"),
+        ("DELETE", f"/buckets/{bucket}/{key}"),
+    ):
+        assert_refused_without_the_certificate(
+            seaweed, method, "filer.port", path, body, data=b"evil"
+        )
+    assert_refused_without_the_certificate(seaweed, "GET", "admin.port", "/")
+
+    # Even with the certificate, no HTTP API hands out a volume token or a file.
+    ca, cert = tls_files(seaweed)
+    member = {"verify": ca, "cert": cert, "timeout": 10}
+    assert requests.get(internal_url(seaweed, "master.port", "/"), **member).status_code == 200
+    for name, path in (
+        ("master.port", "/dir/assign"),
+        ("master.port", f"/dir/lookup?fileId={fid}"),
+        ("filer.port", f"/buckets/{bucket}/{key}"),
+    ):
+        answer = requests.get(internal_url(seaweed, name, path), **member)
+        assert answer.status_code == 404 and "authorization" not in answer.headers, (name, path)
+        assert body not in answer.content
+
+    s3 = backend_client(seaweed.settings)
+    with pytest.raises(ClientError) as missing:
+        s3.head_object(Bucket=bucket, Key=planted)
+    assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    assert_unchanged(seaweed, bucket, key, body)
+
+
+def test_s3_port_wants_a_signature(seaweed: Seaweed) -> None:
+    bucket, key, body, _fid = stored_object(seaweed)
+    url = f"{seaweed.endpoint}/{bucket}/{key}"
+    stolen = requests.get(url, timeout=10)
+    assert stolen.status_code == 403 and body not in stolen.content
+    planted = requests.put(f"{seaweed.endpoint}/{bucket}/planted.bin", data=b"evil", timeout=10)
+    assert planted.status_code == 403
+    with pytest.raises(ClientError):
+        backend_client(seaweed.settings).head_object(Bucket=bucket, Key="planted.bin")
+    assert_unchanged(seaweed, bucket, key, body)
+
+
+def _h2_reply(port: int, context: ssl.SSLContext | None) -> bytes:
+    """Send the HTTP/2 preface (what a gRPC client starts with); return what comes back."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        conn: socket.socket = raw
+        try:
+            if context is not None:
+                conn = context.wrap_socket(raw, server_hostname="localhost")
+            conn.sendall(H2_PREFACE)
+            return conn.recv(9)
+        except (ssl.SSLError, ConnectionError):
+            return b""
+
+
+def _is_h2_settings(reply: bytes) -> bool:
+    return len(reply) == 9 and reply[3] == 0x4
+
+
+def test_grpc_ports_want_a_client_certificate(seaweed: Seaweed) -> None:
+    ports = {name: port(seaweed, name) for name in GRPC_PORTS}
+    for name, grpc_port in ports.items():
+        assert not _is_h2_settings(_h2_reply(grpc_port, None)), f"{name}: plaintext gRPC"
+    tls = seaweed.root / "storage" / "tls"
+    anonymous = _h2_context(tls / "ca.crt")
+    member = _h2_context(tls / "ca.crt")
+    member.load_cert_chain(tls / "storage.crt", tls / "storage.key")
+    for name, grpc_port in ports.items():
+        assert not _is_h2_settings(_h2_reply(grpc_port, anonymous)), f"{name}: no client cert"
+        assert _is_h2_settings(_h2_reply(grpc_port, member)), f"{name}: refuses its own cert"
+
+
+def _h2_context(ca: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=ca)
+    context.check_hostname = False  # SeaweedFS's certificates name no host
+    context.set_alpn_protocols(["h2"])
+    return context
+
+
+def test_seaweed_shell_without_the_key_reaches_nothing(seaweed: Seaweed, tmp_path: Path) -> None:
+    bucket, key, _body, _fid = stored_object(seaweed)
+    name = key.split("/")[1]
+    command = f"fs.ls /buckets/{bucket}/private"
+    outsider = weed_shell(seaweed, command, tmp_path, timeout=10)
+    assert name not in outsider
+    insider = weed_shell(seaweed, command, seaweed.root / "storage", timeout=60)
+    assert name in insider
+
+
+def _run_as_other_user(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["runuser", "-u", OTHER_USER, "--", OTHER_USER_PYTHON, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )
+
+
+def test_stored_files_are_private(seaweed: Seaweed) -> None:
+    bucket, key, body, _fid = stored_object(seaweed)
+    root = seaweed.root / "storage"
+    volumes = [p for p in (root / "data").iterdir() if p.suffix in (".dat", ".idx")]
+    assert volumes, "no volume files: the object is not on disk?"
+    assert_nothing_for_others(root)
+    for name in ("credentials.json", "s3-identities.json", "security.toml", "weed.log"):
+        assert stat.S_IMODE((root / name).stat().st_mode) == 0o600, name
+
+    if os.geteuid() == 0:
+        # The attack itself: another local account tries to read a volume and the socket.
+        files = [str(p) for p in volumes] + [str(root / "security.toml")]
+        probe = (
+            "import socket, sys\n"
+            f"for path in {files!r}:\n"
+            "    try:\n"
+            "        open(path, 'rb').read(); print('READ', path)\n"
+            "    except PermissionError:\n"
+            "        pass\n"
+            "s = socket.socket(socket.AF_UNIX)\n"
+            "try:\n"
+            f"    s.connect({str(root / 'filer.sock')!r}); print('CONNECTED')\n"
+            "except PermissionError:\n"
+            "    pass\n"
+            "print('done')\n"
+        )
+        done = _run_as_other_user(probe)
+        assert done.stdout.strip() == "done", done.stdout + done.stderr
+    assert_unchanged(seaweed, bucket, key, body)
+
+
+def test_weed_runs_without_telemetry_and_keeps_non_empty_buckets(seaweed: Seaweed) -> None:
+    flags = weed_flags(seaweed)
+    assert flags["master.telemetry"] == "false"
+    assert flags["s3.allowDeleteBucketNotEmpty"] == "false"
+    assert flags["disableHttp"] == "true"
+    # No socket in /tmp where any user could reach it.
+    assert Path(flags["filer.localSocket"]).parent == seaweed.root / "storage"
+    assert Path(flags["s3.localSocket"]).parent == seaweed.root / "storage"
+
+
+def test_a_data_dir_too_deep_for_the_local_socket_is_refused_clearly(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 120)
+    settings = load_settings({}, data_dir=str(deep), storage_port=storage.free_internal_port())
+    with pytest.raises(ConfigError, match=r"NEBULA_DATA_DIR.*too long"):
+        storage.prepare(settings)
+    assert not deep.exists()  # refused before writing anything
