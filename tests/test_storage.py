@@ -137,9 +137,15 @@ def assert_refused_without_the_certificate(
         answer = (method, name, path, plain.status_code, plain.text[:200])
         assert plain.status_code == 400 and b"HTTPS server" in plain.content, answer
         assert not secret or secret not in plain.content
-    ca, _cert = tls_files(seaweed)
+    ca, cert = tls_files(seaweed)
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.request(method, internal_url(seaweed, name, path), verify=ca, timeout=10, **kwargs)
+    # The port is live and speaks HTTPS to a holder of the certificate, so the refusals
+    # above were the certificate's doing, not a closed port's.
+    live = requests.request(
+        "HEAD", internal_url(seaweed, name, "/"), verify=ca, cert=cert, timeout=10
+    )
+    assert 200 <= live.status_code < 600, (name, live.status_code)
 
 
 def test_volume_port_refuses_reads_and_writes_without_the_key(seaweed: Seaweed) -> None:
