@@ -41,14 +41,26 @@ class UploadBody:
     error: S3Error | None = None
 
     async def stream(self) -> AsyncIterator[bytes]:
+        """The payload for the backend, holding back its last piece until all is verified.
+
+        The backend is told :attr:`length` bytes, so it sees a complete body only once
+        the held piece is released; any failure before raises instead, which makes
+        aiohttp drop the upstream connection and the backend discard the partial body.
+        """
         held = b""
         try:
             async for piece in self.pieces:
+                if not piece:
+                    continue
                 self.digests.update(piece)
+                if self.length is not None and self.digests.size > self.length:
+                    raise incomplete_body()  # never let the backend see length bytes early
                 if held:
                     yield held
                 held = piece
             self.digests.verify(self.trailers())
+            if self.length is not None and self.digests.size != self.length:
+                raise incomplete_body()
         except S3Error as exc:
             self.error = exc
             raise
