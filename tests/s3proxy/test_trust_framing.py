@@ -119,6 +119,31 @@ def test_plain_body_with_a_wrong_sha256_is_not_stored(proxy: ProxyUnderTest) -> 
     assert_refused_and_old_kept(proxy, key, send("PUT", url, headers, NEW * 3))
 
 
+@pytest.mark.parametrize("good", [True, False])
+def test_http_chunked_plain_body_is_verified_before_it_ends(
+    proxy: ProxyUnderTest, good: bool
+) -> None:
+    """Transfer-Encoding: chunked, no length: the backend gets a chunked body whose end
+    (the zero-size chunk) is sent only after the digest matched."""
+    key, url = existing_object(proxy)
+    data = NEW * 3
+    claimed = data if good else data[:-1] + b"!"
+    headers = signed_headers("PUT", url, proxy.admin, body=claimed)
+    http_chunks = b"".join(
+        f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+        for piece in (data[i : i + 50_000] for i in range(0, len(data), 50_000))
+    )
+    answer = send(
+        "PUT", url, {**headers, "Transfer-Encoding": "chunked"}, [http_chunks, b"0\r\n\r\n"]
+    )
+    if good:
+        assert answer.status == 200, answer.body
+        assert on_backend(proxy, key) == data
+    else:
+        assert (answer.status, answer.code) == (400, "XAmzContentSHA256Mismatch")
+        assert on_backend(proxy, key) == OLD
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_a_good_chunked_body_still_replaces_the_object(proxy: ProxyUnderTest, mode: str) -> None:
     key, url = existing_object(proxy)
