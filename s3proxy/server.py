@@ -37,7 +37,7 @@ from s3proxy.forward import (
     relay_streaming,
 )
 from s3proxy.listing import visible_buckets_only
-from s3proxy.sigv4 import STREAMING_MODES, parse_claim, verify
+from s3proxy.sigv4 import STREAMING_MODES, parse_claim, verified_headers, verify
 
 log = logging.getLogger("nebula.s3proxy.access")
 
@@ -170,7 +170,6 @@ class S3Proxy:
         request_id: str = request[REQUEST_ID]
         headers = lower_headers(request.headers)
         target = parse_target(request.raw_path, request.host, self.settings)
-        op = request[OPERATION] = operation(request.method, target, headers)
         claim = parse_claim(headers, target.query)
         if claim is None:
             raise S3Error(
@@ -182,7 +181,10 @@ class S3Proxy:
         signer = verify(
             claim, key.secret, request.method, target.canonical_path, target.query, request.headers
         )
-        authorize(key, request.method, target, headers.get("x-amz-copy-source"))
+        # What the request does is decided from what its signature covers, nothing else.
+        verified = verified_headers(claim, headers)
+        op = request[OPERATION] = operation(request.method, target, verified)
+        authorize(key, request.method, target, verified.get("x-amz-copy-source"))
         if headers.get("expect", "").lower() == "100-continue" and request.version >= (1, 1):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0
@@ -191,7 +193,7 @@ class S3Proxy:
         if body.length == 0:
             await body.verify_whole()
         chunked = claim.payload_hash in STREAMING_MODES
-        upstream_headers = backend_headers(request.headers, body, chunked)
+        upstream_headers = backend_headers(headers, body, chunked)
         upstream = await self.backend.open(
             request.method, target, upstream_headers, body, body.payload_hash
         )
