@@ -7,17 +7,14 @@ directly to show that nothing was stored, copied or overwritten.
 
 from __future__ import annotations
 
-import socket
-import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 
 from nebula.s3 import backend_client
-from tests.s3proxy.conftest import S3_DOMAIN, ProxyUnderTest, start_proxy
+from tests.s3proxy.conftest import S3_DOMAIN, ProxyUnderTest, proxy_to_scripted_backend
 from tests.s3proxy.signing import Answer, presign, send, signed_headers
 from tests.services import Seaweed
 
@@ -171,76 +168,36 @@ def test_requests_behind_a_reverse_proxy_work(proxy: ProxyUnderTest) -> None:
     assert (get.status, get.body) == (200, b"behind traefik")
 
 
-@pytest.fixture
-def recording_backend() -> Iterator[tuple[int, list[bytes]]]:
-    """A socket that records each request head and answers 200 with an empty body."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    heads: list[bytes] = []
-
-    def serve() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            with conn:
-                data = b""
-                while b"\r\n\r\n" not in data:
-                    piece = conn.recv(65536)
-                    if not piece:
-                        break
-                    data += piece
-                heads.append(data.split(b"\r\n\r\n", 1)[0])
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-
-    threading.Thread(target=serve, daemon=True).start()
-    yield listener.getsockname()[1], heads
-    listener.close()
+OK_EMPTY = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+S3_HEADERS = {
+    "Content-Type": "text/plain",
+    "Cache-Control": "no-cache",
+    "Content-Disposition": "inline",
+    "Content-Language": "fr",
+    "Expires": "Thu, 01 Dec 2030 16:00:00 GMT",
+    "If-None-Match": "*",
+    "x-amz-meta-owner": "me",
+    "x-amz-storage-class": "STANDARD",
+}
+JUNK = {
+    **REVERSE_PROXY_HEADERS,
+    "Cookie": "session=1",
+    "X-Custom": "1",
+    "Proxy-Authorization": "Basic eDp5",
+    "Keep-Alive": "timeout=5",
+    "Te": "trailers",
+    "Connection": "keep-alive",
+}
+# What the proxy adds itself: the framing and its own signature for the backend.
+OWN_HEADERS = {"host", "content-length", "authorization", "x-amz-date", "x-amz-content-sha256"}
 
 
-def test_the_backend_receives_only_the_allow_list(
-    tmp_path: Path, seaweed: Seaweed, recording_backend: tuple[int, list[bytes]]
-) -> None:
-    port, heads = recording_backend
-    server = start_proxy(
-        tmp_path, seaweed, {"NEBULA_BACKEND_URL": f"http://127.0.0.1:{port}"}, create_buckets=False
-    )
-    try:
+def test_the_backend_receives_only_the_allow_list(tmp_path: Path, seaweed: Seaweed) -> None:
+    with proxy_to_scripted_backend(tmp_path, seaweed, OK_EMPTY) as (server, heads):
         url = f"{server.endpoint}/media/trust/allow.txt"
-        s3_headers = {
-            "Content-Type": "text/plain",
-            "Cache-Control": "no-cache",
-            "Content-Disposition": "inline",
-            "Content-Language": "fr",
-            "Expires": "Thu, 01 Dec 2030 16:00:00 GMT",
-            "If-None-Match": "*",
-            "x-amz-meta-owner": "me",
-            "x-amz-storage-class": "STANDARD",
-        }
-        headers = signed_headers("PUT", url, server.admin, s3_headers, body=b"data")
-        junk = {
-            **REVERSE_PROXY_HEADERS,
-            "Cookie": "session=1",
-            "X-Custom": "1",
-            "Proxy-Authorization": "Basic eDp5",
-            "Keep-Alive": "timeout=5",
-            "Te": "trailers",
-            "Connection": "keep-alive",
-        }
-        assert send("PUT", url, {**headers, **junk}, b"data").status == 200
-        received = {
-            line.split(b":", 1)[0].decode().lower() for line in heads[-1].split(b"\r\n")[1:]
-        }
-        assert {name.lower() for name in s3_headers} <= received
-        assert not {name.lower() for name in junk} & received, received
-        assert received <= {name.lower() for name in s3_headers} | {
-            "host",
-            "content-length",
-            "authorization",
-            "x-amz-date",
-            "x-amz-content-sha256",
-        }, received
-    finally:
-        server.process.terminate()
-        server.process.wait(timeout=10)
-        server.catalog.dispose()
+        headers = signed_headers("PUT", url, server.admin, S3_HEADERS, body=b"data")
+        assert send("PUT", url, {**headers, **JUNK}, b"data").status == 200
+    received = {line.split(b":", 1)[0].decode().lower() for line in heads[-1].split(b"\r\n")[1:]}
+    s3_names = {name.lower() for name in S3_HEADERS}
+    assert s3_names <= received
+    assert received <= s3_names | OWN_HEADERS, received - s3_names - OWN_HEADERS
