@@ -189,7 +189,14 @@ class S3Proxy:
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0
         length = request.content_length if request.body_exists else 0
-        body = upload_body(request.content, headers, length, claim.payload_hash, signer)
+        body = upload_body(
+            request.content,
+            headers,
+            length,
+            claim.payload_hash,
+            signer,
+            header_checksums=op != "complete",  # there they describe the object, not the XML
+        )
         if body.length == 0:
             await body.verify_whole()
         chunked = claim.payload_hash in STREAMING_MODES
