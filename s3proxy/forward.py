@@ -47,6 +47,7 @@ S3_REQUEST_HEADERS = frozenset(
         "if-modified-since",
         "if-none-match",
         "if-unmodified-since",
+        "origin",  # S3 answers with the bucket's CORS rules for it
         "range",
     }
 )

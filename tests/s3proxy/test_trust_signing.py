@@ -176,6 +176,7 @@ S3_HEADERS = {
     "Content-Language": "fr",
     "Expires": "Thu, 01 Dec 2030 16:00:00 GMT",
     "If-None-Match": "*",
+    "Origin": "https://player.example.org",
     "x-amz-meta-owner": "me",
     "x-amz-storage-class": "STANDARD",
 }
