@@ -225,8 +225,8 @@ def _mutations() -> st.SearchStrategy[Callable[[bytes], bytes]]:
 
 @pytest.fixture(scope="module")
 def property_keys(proxy: ProxyUnderTest) -> dict[str, str]:
-    """One existing object per payload mode, attacked by every example."""
-    return {mode: existing_object(proxy)[0] for mode in MODES}
+    """One existing object per payload mode or plain digest, attacked by every example."""
+    return {name: existing_object(proxy)[0] for name in [*MODES, *PLAIN_CLAIMS]}
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -254,9 +254,47 @@ def test_mutated_chunked_bodies_never_replace_the_object(
         if answer.status == 200:
             # Only a harmless change may succeed, and then the object is exactly the data.
             assert declared_delta == 0 and held == DATA, answer.body
+            backend_client(proxy.settings).put_object(Bucket="media", Key=key, Body=OLD)
         else:
             assert 400 <= answer.status < 500, (answer.status, answer.body)
             assert held == OLD
+
+    attack()
+
+
+# A plain body's claimed digest: (x-amz-content-sha256, extra signed headers).
+PLAIN_CLAIMS: dict[str, tuple[str, dict[str, str]]] = {
+    "sha256": (hashlib.sha256(DATA).hexdigest(), {}),
+    "md5": ("UNSIGNED-PAYLOAD", {"Content-MD5": md5_b64(DATA)}),
+    "crc32c": ("UNSIGNED-PAYLOAD", {"x-amz-checksum-crc32c": checksum_b64("crc32c", DATA)}),
+}
+
+
+@pytest.mark.parametrize("claim", sorted(PLAIN_CLAIMS))
+def test_mutated_plain_bodies_never_replace_the_object(
+    proxy: ProxyUnderTest, property_keys: dict[str, str], claim: str
+) -> None:
+    """The same property for plain bodies whose digest is claimed in a header."""
+    key = property_keys[claim]
+    url = f"{proxy.endpoint}/media/{key}"
+    payload, claimed = PLAIN_CLAIMS[claim]
+    headers = signed_headers("PUT", url, proxy.admin, claimed, payload=payload)
+    position = st.floats(min_value=0, max_value=1, exclude_max=True)
+
+    @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(where=position, change=st.sampled_from(["flip", "cut", "append", "delete"]))
+    def attack(where: float, change: str) -> None:
+        if on_backend(proxy, key) != OLD:
+            backend_client(proxy.settings).put_object(Bucket="media", Key=key, Body=OLD)
+        i = int(where * len(DATA))
+        body = {
+            "flip": DATA[:i] + bytes([DATA[i] ^ 1]) + DATA[i + 1 :],
+            "cut": DATA[:i],
+            "append": DATA + DATA[i : i + 10],
+            "delete": DATA[:i] + DATA[i + 1 :],
+        }[change]
+        answer = send("PUT", url, {**headers, "Content-Length": str(len(body))}, body)
+        assert_refused_and_old_kept(proxy, key, answer)
 
     attack()
 
