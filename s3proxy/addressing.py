@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 from nebula.config import Settings
+from s3proxy.errors import S3Error
 
 # Query parameters of presigned URLs: they authenticate the request, the backend never sees them.
 PRESIGN_PARAMS = frozenset(
@@ -19,6 +21,17 @@ PRESIGN_PARAMS = frozenset(
         "x-amz-security-token",
     }
 )
+
+# S3's bucket naming rules: 3-63 of a-z 0-9 . -, a letter or digit at each end.
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+IPV4_LIKE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
+
+
+def check_bucket_name(name: str) -> None:
+    """Refuse what S3 would (a name with ``:`` or a space used to reach the backend
+    unencoded and come back as a signature error or a plain-text 400)."""
+    if not BUCKET_NAME.fullmatch(name) or ".." in name or IPV4_LIKE.fullmatch(name):
+        raise S3Error("InvalidBucketName", "The specified bucket is not valid.", BucketName=name)
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,8 @@ def parse_target(raw_path: str, host: str, settings: Settings) -> Target:
     else:
         name, _, key = decoded[1:].partition("/")
         bucket = name or None
+    if bucket is not None:
+        check_bucket_name(bucket)
     return Target(bucket, key, parse_query(raw_query), canonical_path)
 
 

@@ -41,14 +41,26 @@ class UploadBody:
     error: S3Error | None = None
 
     async def stream(self) -> AsyncIterator[bytes]:
+        """The payload for the backend, holding back its last piece until all is verified.
+
+        The backend is told :attr:`length` bytes, so it sees a complete body only once
+        the held piece is released; any failure before raises instead, which makes
+        aiohttp drop the upstream connection and the backend discard the partial body.
+        """
         held = b""
         try:
             async for piece in self.pieces:
+                if not piece:
+                    continue
                 self.digests.update(piece)
+                if self.length is not None and self.digests.size > self.length:
+                    raise incomplete_body()  # never let the backend see length bytes early
                 if held:
                     yield held
                 held = piece
             self.digests.verify(self.trailers())
+            if self.length is not None and self.digests.size != self.length:
+                raise incomplete_body()
         except S3Error as exc:
             self.error = exc
             raise
@@ -71,13 +83,20 @@ async def _plain_pieces(reader: StreamReader) -> AsyncIterator[bytes]:
 
 
 def _decoded_length(headers: Mapping[str, str]) -> int:
-    try:
-        return int(headers["x-amz-decoded-content-length"])
-    except (KeyError, ValueError):
+    value = headers.get("x-amz-decoded-content-length")
+    if value is None:
         raise S3Error(
             "MissingContentLength",
             "You must provide x-amz-decoded-content-length with an aws-chunked body.",
-        ) from None
+        )
+    if not (value.isascii() and value.isdigit()):  # int() takes "-5", "+5", "1_0", other digits
+        raise S3Error(
+            "InvalidArgument",
+            "x-amz-decoded-content-length must be a non-negative decimal integer.",
+            ArgumentName="x-amz-decoded-content-length",
+            ArgumentValue=value,
+        )
+    return int(value)
 
 
 def upload_body(
@@ -86,8 +105,12 @@ def upload_body(
     content_length: int | None,
     payload_hash: str,
     signer: ChainSigner,
+    header_checksums: bool = True,
 ) -> UploadBody:
-    """The verifying stream for the request's payload mode (``headers``: lower-case names)."""
+    """The verifying stream for the request's payload mode (``headers``: lower-case names).
+
+    ``header_checksums``: whether ``x-amz-checksum-*`` headers describe this body (see
+    :meth:`BodyDigests.from_request`)."""
     trailer = headers.get("x-amz-trailer")
     if payload_hash in STREAMING_MODES:
         has_trailer = payload_hash != STREAMING_SIGNED
@@ -98,7 +121,7 @@ def upload_body(
             _decoded_length(headers),
         )
         digests = BodyDigests.from_request(
-            headers, UNSIGNED_PAYLOAD, trailer if has_trailer else None
+            headers, UNSIGNED_PAYLOAD, trailer if has_trailer else None, header_checksums
         )
         return UploadBody(
             decoder.pieces(),
@@ -107,7 +130,7 @@ def upload_body(
             UNSIGNED_PAYLOAD,
             lambda: decoder.trailers,
         )
-    digests = BodyDigests.from_request(headers, payload_hash, None)
+    digests = BodyDigests.from_request(headers, payload_hash, None, header_checksums)
     if payload_hash != UNSIGNED_PAYLOAD and digests.sha256_hex is None:
         raise S3Error(
             "InvalidArgument",

@@ -46,6 +46,18 @@ def _same(a: bytes, b: bytes) -> bool:
     return hmac.compare_digest(a, b)
 
 
+def _md5_value(header: str) -> bytes:
+    """The 16 bytes a ``Content-MD5`` header claims; S3's ``InvalidDigest`` when it is
+    empty, not base64, or not the size of an MD5 (a wrong digest is ``BadDigest``)."""
+    try:
+        claimed = base64.b64decode(header, validate=True)
+    except (binascii.Error, ValueError):
+        claimed = b""
+    if len(claimed) != hashlib.md5(usedforsecurity=False).digest_size:
+        raise S3Error("InvalidDigest", "The Content-MD5 you specified was invalid.")
+    return claimed
+
+
 @dataclass
 class _Expected:
     """One digest we compute while the body passes, and the value it must have."""
@@ -68,9 +80,17 @@ class BodyDigests:
 
     @classmethod
     def from_request(
-        cls, headers: Mapping[str, str], payload_hash: str, trailer: str | None
+        cls,
+        headers: Mapping[str, str],
+        payload_hash: str,
+        trailer: str | None,
+        header_checksums: bool = True,
     ) -> BodyDigests:
-        """``headers`` with lower-case names; ``trailer``: the ``x-amz-trailer`` value."""
+        """``headers`` with lower-case names; ``trailer``: the ``x-amz-trailer`` value.
+
+        ``header_checksums=False`` when ``x-amz-checksum-*`` headers describe the object
+        rather than this body (CompleteMultipartUpload): the backend checks those.
+        """
         digests = cls()
         if len(payload_hash) == 64 and all(c in "0123456789abcdef" for c in payload_hash.lower()):
             digests.sha256_hex = payload_hash.lower()
@@ -80,7 +100,7 @@ class BodyDigests:
             digests._md5 = hashlib.md5(usedforsecurity=False)
         for name, value in headers.items():
             algorithm = checksum_algorithm(name)
-            if algorithm:
+            if algorithm and header_checksums:
                 digests.checksums.append(_Expected(algorithm, ALGORITHMS[algorithm](), value))
         if trailer:
             algorithm = checksum_algorithm(trailer.strip())
@@ -110,12 +130,7 @@ class BodyDigests:
                     S3ComputedContentSHA256=computed,
                 )
         if self._md5 is not None and self.md5_b64 is not None:
-            try:
-                claimed = base64.b64decode(self.md5_b64, validate=True)
-            except (binascii.Error, ValueError):
-                raise S3Error(
-                    "InvalidDigest", "The Content-MD5 you specified was invalid."
-                ) from None
+            claimed = _md5_value(self.md5_b64)
             if not _same(self._md5.digest(), claimed):
                 raise S3Error(
                     "BadDigest", "The Content-MD5 you specified did not match what we received."

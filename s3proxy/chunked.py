@@ -140,6 +140,9 @@ class AwsChunkedDecoder:
                     "Only the last chunk is allowed to have a size less than 8192 bytes",
                 )
             short_chunk_seen = size < MIN_CHUNK
+            total += size
+            if self.decoded_length is not None and total > self.decoded_length:
+                raise incomplete_body()  # before any byte of this chunk is passed on
             chunk_hash = hashlib.sha256()
             remaining = size
             while remaining:
@@ -150,9 +153,6 @@ class AwsChunkedDecoder:
                 if self.signer is not None:
                     chunk_hash.update(piece)
                 yield piece
-            total += size
-            if self.decoded_length is not None and total > self.decoded_length:
-                raise incomplete_body()
             if self.signer is not None:
                 previous = self._check_chunk(previous, signature, chunk_hash.hexdigest())
             if size == 0:
@@ -164,3 +164,5 @@ class AwsChunkedDecoder:
             await self._chunk_end()
         if self.decoded_length is not None and total != self.decoded_length:
             raise incomplete_body()
+        if await self.source.read(1):  # the client's body must end with the encoding
+            raise _malformed("data after the final chunk")

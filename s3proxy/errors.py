@@ -23,6 +23,7 @@ STATUS = {
     "InternalError": 500,
     "InvalidAccessKeyId": 403,
     "InvalidArgument": 400,
+    "InvalidBucketName": 400,
     "InvalidChunkSizeError": 403,
     "InvalidDigest": 400,
     "InvalidRequest": 400,

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import aiohttp
 from aiohttp import web
 from aiohttp.payload import AsyncIterablePayload
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict
 from yarl import URL
 
 from nebula.config import Settings
@@ -19,6 +19,7 @@ from s3proxy.addressing import Target
 from s3proxy.body import UploadBody
 from s3proxy.chunked import PIECE
 from s3proxy.errors import S3Error, with_request_id
+from s3proxy.sigv4 import AMZ_PREFIX
 
 HOP_BY_HOP = frozenset(
     {
@@ -33,17 +34,28 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-# Client headers that authenticate or frame the client's request, not the backend's.
-REQUEST_DROP = HOP_BY_HOP | {
-    "host",
-    "content-length",
-    "expect",
-    "authorization",
-    "x-amz-date",
-    "x-amz-content-sha256",
-    "x-amz-security-token",
-    "x-forwarded-for",
-}
+# The request headers S3 defines that the backend receives (besides x-amz-*, below);
+# anything else (Forwarded, X-Forwarded-*, Via, cookies, hop-by-hop) stays here.
+# X-Forwarded-Host, for one, makes SeaweedFS verify our signature against another host.
+S3_REQUEST_HEADERS = frozenset(
+    {
+        "cache-control",
+        "content-disposition",
+        "content-encoding",
+        "content-language",
+        "content-md5",
+        "content-type",
+        "expires",
+        "if-match",
+        "if-modified-since",
+        "if-none-match",
+        "if-unmodified-since",
+        "origin",  # S3 answers with the bucket's CORS rules for it
+        "range",
+    }
+)
+# x-amz-* headers that authenticate the client's request, not ours to the backend.
+AMZ_AUTH = frozenset({"x-amz-date", "x-amz-content-sha256", "x-amz-security-token"})
 # Headers describing the aws-chunked framing, which the backend does not receive.
 CHUNKED_DROP = frozenset(
     {"x-amz-decoded-content-length", "x-amz-trailer", "x-amz-sdk-checksum-algorithm"}
@@ -56,22 +68,28 @@ ANSWER_STARTED = "s3proxy.answer_started"
 BUFFERED_BODY_LIMIT = 16 << 20  # DeleteObjects answers for 1,000 long keys fit
 
 
+def forwarded_header(name: str, chunked: bool) -> bool:
+    """Whether the backend receives this (lower-case) client header."""
+    if name.startswith(AMZ_PREFIX):  # all of them signed: verify() refused the rest
+        return name not in AMZ_AUTH and not (chunked and name in CHUNKED_DROP)
+    return name in S3_REQUEST_HEADERS
+
+
 def backend_headers(
-    client: CIMultiDictProxy[str], body: UploadBody | None, chunked: bool
+    client: Mapping[str, str], body: UploadBody | None, chunked: bool
 ) -> dict[str, str]:
-    """The client's headers the backend needs (everything S3 except auth and framing)."""
+    """The allow-listed client headers (lower-case names), framed for the backend."""
     headers: dict[str, str] = {}
     for name, value in client.items():
-        lower = name.lower()
-        if lower in REQUEST_DROP or (chunked and lower in CHUNKED_DROP):
+        if not forwarded_header(name, chunked):
             continue
-        if lower == "content-encoding" and chunked:
+        if name == "content-encoding" and chunked:
             value = ",".join(v.strip() for v in value.split(",") if v.strip() != "aws-chunked")
             if not value:
                 continue
-        headers[name] = value if name not in headers else f"{headers[name]},{value}"
+        headers[name] = value
     if body is not None and body.length is not None:
-        headers["Content-Length"] = str(body.length)
+        headers["content-length"] = str(body.length)
     return headers
 
 

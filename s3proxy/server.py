@@ -48,7 +48,7 @@ from s3proxy.forward import (
 )
 from s3proxy.limits import UploadSlots, idle_body_middleware
 from s3proxy.listing import visible_buckets_only
-from s3proxy.sigv4 import STREAMING_MODES, parse_claim, verify
+from s3proxy.sigv4 import STREAMING_MODES, parse_claim, verified_headers, verify
 
 log = logging.getLogger("nebula.s3proxy.access")
 
@@ -199,7 +199,6 @@ class S3Proxy:
         request_id: str = request[REQUEST_ID]
         headers = lower_headers(request.headers)
         target = parse_target(request.raw_path, request.host, self.settings)
-        op = request[OPERATION] = operation(request.method, target, headers)
         claim = parse_claim(headers, target.query)
         if claim is None:
             raise S3Error(
@@ -211,17 +210,27 @@ class S3Proxy:
         signer = verify(
             claim, key.secret, request.method, target.canonical_path, target.query, request.headers
         )
-        authorize(key, request.method, target, headers.get("x-amz-copy-source"))
+        # What the request does is decided from what its signature covers, nothing else.
+        verified = verified_headers(claim, headers)
+        op = request[OPERATION] = operation(request.method, target, verified)
+        authorize(key, request.method, target, verified.get("x-amz-copy-source"))
         self.uploads.take(request, key.record.access_key_id)
         if headers.get("expect", "").lower() == "100-continue" and request.version >= (1, 1):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0
         length = request.content_length if request.body_exists else 0
-        body = upload_body(request.content, headers, length, claim.payload_hash, signer)
+        body = upload_body(
+            request.content,
+            headers,
+            length,
+            claim.payload_hash,
+            signer,
+            header_checksums=op != "complete",  # there they describe the object, not the XML
+        )
         if body.length == 0:
             await body.verify_whole()
         chunked = claim.payload_hash in STREAMING_MODES
-        upstream_headers = backend_headers(request.headers, body, chunked)
+        upstream_headers = backend_headers(headers, body, chunked)
         upstream = await self.backend.open(
             request.method, target, upstream_headers, body, body.payload_hash
         )

@@ -38,6 +38,8 @@ SIGV4_REQUIRED = (
     "The authorization mechanism you have provided is not supported. "
     "Please use AWS4-HMAC-SHA256 (Signature Version 4)."
 )
+HEADERS_NOT_SIGNED = "There were headers present in the request which were not signed"
+AMZ_PREFIX = "x-amz-"
 
 
 @dataclass(frozen=True)
@@ -293,6 +295,34 @@ def same_signature(expected: str, given: str) -> bool:
     return hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace"))
 
 
+def unsigned_headers(
+    claim: Claim, headers: Mapping[str, str], query: Iterable[tuple[str, str]]
+) -> list[str]:
+    """Headers the signature must cover but does not: ``host`` and every ``x-amz-*``.
+
+    ``headers`` has lower-case names. A presigned URL may leave an ``x-amz-*`` header
+    out of ``X-Amz-SignedHeaders`` when its query (which is signed) carries the same value.
+    """
+    signed = set(claim.signed_headers)
+    carried = {name.lower(): value for name, value in query} if claim.presigned else {}
+    missing = [] if "host" in signed else ["host"]
+    for name, value in headers.items():
+        if name.startswith(AMZ_PREFIX) and name not in signed and carried.get(name) != value:
+            missing.append(name)
+    return sorted(missing)
+
+
+def verified_headers(claim: Claim, headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers the signature vouches for, once :func:`verify` passed: the signed ones
+    and every ``x-amz-*`` (verify refused any it does not cover)."""
+    signed = set(claim.signed_headers)
+    return {
+        name: value
+        for name, value in headers.items()
+        if name in signed or name.startswith(AMZ_PREFIX)
+    }
+
+
 def verify(
     claim: Claim,
     secret: str,
@@ -301,10 +331,17 @@ def verify(
     query: Iterable[tuple[str, str]],
     headers: Any,
 ) -> ChainSigner:
-    """Raise ``SignatureDoesNotMatch`` unless the claim's signature is right for ``secret``.
+    """Raise ``SignatureDoesNotMatch`` unless the claim's signature is right for ``secret``,
+    and ``AccessDenied`` when it leaves ``host`` or an ``x-amz-*`` header uncovered (AWS's
+    rule: an unsigned header could otherwise change what the request does).
 
     ``headers`` is a multi-dict (``getall``) of the request's headers.
     """
+    query = list(query)
+    present = {name.lower(): ",".join(headers.getall(name)) for name in headers}
+    missing = unsigned_headers(claim, present, query)
+    if missing:
+        raise S3Error("AccessDenied", HEADERS_NOT_SIGNED, HeadersNotSigned=", ".join(missing))
     request = AWSRequest(method=method, url="http://s3" + canonical_path)
     for name in claim.signed_headers:
         for value in headers.getall(name, []):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +41,11 @@ class ProxyUnderTest:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+        self.catalog.dispose()
 
 
 def start_proxy(
@@ -95,6 +103,49 @@ def start_proxy(
 def proxy(tmp_path_factory: pytest.TempPathFactory, seaweed: Seaweed) -> Iterator[ProxyUnderTest]:
     server = start_proxy(tmp_path_factory.mktemp("proxy"), seaweed)
     yield server
-    server.process.terminate()
-    server.process.wait(timeout=10)
-    server.catalog.dispose()
+    server.stop()
+
+
+@contextmanager
+def scripted_backend(answer: bytes) -> Iterator[tuple[int, list[bytes]]]:
+    """A socket standing in for the backend: it records each request's head and sends
+    ``answer`` to every request, then closes. Yields its port and the recorded heads."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    heads: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    piece = conn.recv(65536)
+                    if not piece:
+                        break
+                    data += piece
+                heads.append(data.split(b"\r\n\r\n", 1)[0])
+                conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield listener.getsockname()[1], heads
+    finally:
+        listener.close()
+
+
+@contextmanager
+def proxy_to_scripted_backend(
+    root: Path, seaweed: Seaweed, answer: bytes
+) -> Iterator[tuple[ProxyUnderTest, list[bytes]]]:
+    """A proxy whose backend is a :func:`scripted_backend`; yields it and the heads."""
+    with scripted_backend(answer) as (port, heads):
+        server = start_proxy(
+            root, seaweed, {"NEBULA_BACKEND_URL": f"http://127.0.0.1:{port}"}, create_buckets=False
+        )
+        try:
+            yield server, heads
+        finally:
+            server.stop()

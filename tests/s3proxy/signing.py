@@ -63,17 +63,30 @@ class Answer:
 
 
 class _FixedTimeAuth(S3SigV4Auth):
-    """botocore's signer with a chosen clock (skew tests) and a chosen payload hash."""
+    """botocore's signer with a chosen clock (skew tests), a chosen payload hash and
+    headers it sends but leaves out of the signature (the attacks on unsigned headers)."""
 
     def __init__(
-        self, credentials: Credentials, region: str, when: datetime | None, payload: str | None
+        self,
+        credentials: Credentials,
+        region: str,
+        when: datetime | None,
+        payload: str | None,
+        leave_unsigned: Iterable[str] = (),
     ):
         super().__init__(credentials, "s3", region)
         self._when = when
         self._payload = payload
+        self._leave_unsigned = {name.lower() for name in leave_unsigned}
 
     def payload(self, request: AWSRequest) -> str:
         return self._payload if self._payload is not None else super().payload(request)
+
+    def headers_to_sign(self, request: AWSRequest) -> Any:
+        signed = super().headers_to_sign(request)
+        for name in self._leave_unsigned:
+            del signed[name]
+        return signed
 
     def add_auth(self, request: AWSRequest) -> None:
         if self._when is None:
@@ -97,9 +110,12 @@ def signed_headers(
     body: bytes = b"",
     when: datetime | None = None,
     region: str = "us-east-1",
+    leave_unsigned: Iterable[str] = (),
 ) -> dict[str, str]:
     request = AWSRequest(method=method, url=url, headers=dict(headers or {}), data=body)
-    auth = _FixedTimeAuth(Credentials(key.access_key_id, key.secret), region, when, payload)
+    auth = _FixedTimeAuth(
+        Credentials(key.access_key_id, key.secret), region, when, payload, leave_unsigned
+    )
     auth.add_auth(request)
     return dict(request.headers.items())
 

@@ -156,9 +156,7 @@ def test_queue_down_still_stores_and_keeps_the_outbox(tmp_path: Path, seaweed: S
             time.sleep(0.2)
         assert event.sent_at is None and event.last_error
     finally:
-        server.process.terminate()
-        server.process.wait(timeout=10)
-        server.catalog.dispose()
+        server.stop()
 
 
 def test_catalog_failures(tmp_path: Path, seaweed: Seaweed) -> None:
@@ -189,6 +187,4 @@ def test_catalog_failures(tmp_path: Path, seaweed: Seaweed) -> None:
             stranger.list_buckets()
         assert caught.value.response["Error"]["Code"] == "ServiceUnavailable"
     finally:
-        server.process.terminate()
-        server.process.wait(timeout=10)
-        server.catalog.dispose()
+        server.stop()

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.s3proxy.conftest import ProxyUnderTest, start_proxy
+from tests.s3proxy.conftest import ProxyUnderTest, proxy_to_scripted_backend, start_proxy
 from tests.s3proxy.signing import s3_client, send, signed_headers
 from tests.services import Seaweed
 
@@ -252,9 +252,7 @@ def test_backend_down_gives_503_xml(tmp_path: Path, seaweed: Seaweed) -> None:
             assert (answer.status, answer.code) == (503, "ServiceUnavailable")
             assert answer.xml("RequestId") == answer.headers["x-amz-request-id"]
     finally:
-        dead.process.terminate()
-        dead.process.wait(timeout=10)
-        dead.catalog.dispose()
+        dead.stop()
 
 
 def test_clients_outside_the_allow_list_get_s3_xml(tmp_path: Path, seaweed: Seaweed) -> None:
@@ -265,9 +263,7 @@ def test_clients_outside_the_allow_list_get_s3_xml(tmp_path: Path, seaweed: Seaw
             s3.list_buckets()
         assert caught.value.response["Error"]["Code"] == "AccessDenied"
     finally:
-        closed.process.terminate()
-        closed.process.wait(timeout=10)
-        closed.catalog.dispose()
+        closed.stop()
 
 
 def test_put_from_file_object(s3: Any) -> None:
@@ -297,26 +293,9 @@ def test_healthz_and_metrics(proxy: ProxyUnderTest) -> None:
 def test_backend_cut_mid_answer_cuts_the_client(tmp_path: Path, seaweed: Seaweed) -> None:
     """A backend that dies mid-body must not look like a complete (shorter) object."""
     import http.client
-    import threading
 
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-
-    def broken_backend() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            with conn:
-                conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 1000)
-
-    threading.Thread(target=broken_backend, daemon=True).start()
-    server = start_proxy(
-        tmp_path, seaweed, {"NEBULA_BACKEND_URL": f"http://127.0.0.1:{port}"}, create_buckets=False
-    )
-    try:
+    cut_answer = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 1000
+    with proxy_to_scripted_backend(tmp_path, seaweed, cut_answer) as (server, _):
         url = f"{server.endpoint}/media/cut.bin"
         host, proxy_port = server.endpoint.rsplit("/", 1)[1].split(":")
         conn = http.client.HTTPConnection(host, int(proxy_port), timeout=30)
@@ -325,8 +304,3 @@ def test_backend_cut_mid_answer_cuts_the_client(tmp_path: Path, seaweed: Seaweed
         assert response.status == 200
         with pytest.raises(http.client.IncompleteRead):
             response.read()
-    finally:
-        listener.close()
-        server.process.terminate()
-        server.process.wait(timeout=10)
-        server.catalog.dispose()

@@ -37,7 +37,7 @@ def test_path_and_virtual_hosted_addressing() -> None:
 
 def test_backend_query_drops_presign_parameters() -> None:
     target = parse_target(
-        "/b/k?X-Amz-Signature=s&X-Amz-Credential=c&response-content-type=a%2Fb", "h", SETTINGS
+        "/bucket/k?X-Amz-Signature=s&X-Amz-Credential=c&response-content-type=a%2Fb", "h", SETTINGS
     )
     assert target.backend_query() == "response-content-type=a%2Fb"
 
