@@ -32,6 +32,7 @@ RUN groupadd --system --gid 10001 nebula \
 
 WORKDIR /opt/nebula
 COPY pyproject.toml setup.cfg README.md ./
+COPY nebulacore ./nebulacore
 COPY nebula ./nebula
 COPY catalog ./catalog
 COPY s3proxy ./s3proxy

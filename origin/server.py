@@ -7,10 +7,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from nebula.config import Settings
-from nebula.netguard import allowlist_middleware
-from nebula.ops import catalog_check, install_ops
-from nebula.web import serve
+from nebulacore.config import Settings
+from nebulacore.netguard import allowlist_middleware
+from nebulacore.ops import catalog_check, install_ops
+from nebulacore.web import serve
 from origin import media, pages
 from origin.cors import install_cors
 from origin.errors import answer_errors

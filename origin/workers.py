@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from types import FrameType
 
-from nebula.config import Settings
+from nebulacore.config import Settings
 
 log = logging.getLogger("nebula.origin.workers")
 STOP_TIMEOUT_SECONDS = 10.0

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from aiohttp import StreamReader
 
-from nebula.s3 import UNSIGNED_PAYLOAD
+from nebulacore.s3 import UNSIGNED_PAYLOAD
 from s3proxy.checksums import BodyDigests
 from s3proxy.chunked import PIECE, AwsChunkedDecoder, incomplete_body
 from s3proxy.errors import S3Error

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from catalog import Catalog
 from catalog.assets import record_delete, record_upload
-from nebula.config import Settings
+from nebulacore.config import Settings
 from s3proxy.errors import local_name
 from transcoder.outbox import relay_pending
 

@@ -1,7 +1,7 @@
 """The s3proxy aiohttp application: verify, authorize, re-sign, stream, announce uploads.
 
 Middlewares run in this order: the network allow-list (refusing with S3 XML), the
-metrics of :func:`nebula.ops.install_ops`, the access log (request id, one structured
+metrics of :func:`nebulacore.ops.install_ops`, the access log (request id, one structured
 line per request, S3 errors rendered as XML), the per-key upload slots and the idle
 timer on request bodies (:mod:`s3proxy.limits`).
 """
@@ -19,9 +19,9 @@ from multidict import CIMultiDictProxy
 
 from catalog import Catalog
 from catalog.keys import SecretBox
-from nebula.config import Settings
-from nebula.netguard import CLIENT_IP_KEY, allowlist_middleware
-from nebula.ops import (
+from nebulacore.config import Settings
+from nebulacore.netguard import CLIENT_IP_KEY, allowlist_middleware
+from nebulacore.ops import (
     ERROR_CODE_KEY,
     STATUS_KEY,
     Check,
@@ -30,8 +30,8 @@ from nebula.ops import (
     sent_bytes,
     status_code_name,
 )
-from nebula.s3 import UNSIGNED_PAYLOAD
-from nebula.web import serve
+from nebulacore.s3 import UNSIGNED_PAYLOAD
+from nebulacore.web import serve
 from s3proxy.addressing import Target, parse_target
 from s3proxy.auth import KeyStore, KnownKey, authorize, identify
 from s3proxy.body import UploadBody, upload_body

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from nebula.config import Settings
+from nebulacore.config import Settings
 from transcoder.errors import one_line
 
 log = logging.getLogger("nebula.transcoder.hwaccel")

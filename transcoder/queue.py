@@ -10,7 +10,7 @@ from typing import Any
 from huey import Huey, RedisHuey, SqliteHuey
 from huey.utils import Error
 
-from nebula.config import Settings
+from nebulacore.config import Settings
 
 QUEUE_NAME = "nebula"
 

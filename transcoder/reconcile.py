@@ -19,8 +19,8 @@ from sqlalchemy import select
 from catalog import Asset, AssetStatus, Catalog
 from catalog.assets import record_delete, record_upload
 from catalog.models import utcnow
-from nebula.config import Settings
-from nebula.s3 import S3Client, backend_client, iter_objects
+from nebulacore.config import Settings
+from nebulacore.s3 import S3Client, backend_client, iter_objects
 from transcoder.jobs import reap_expired
 from transcoder.outbox import relay_pending
 

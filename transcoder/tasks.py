@@ -14,7 +14,7 @@ from typing import Any
 from huey.signals import SIGNAL_INTERRUPTED
 
 from catalog import Catalog
-from nebula.config import load_settings
+from nebulacore.config import load_settings
 from transcoder.queue import make_huey
 
 log = logging.getLogger("nebula.transcoder")

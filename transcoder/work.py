@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from catalog import Asset, Catalog, JobKind
 from catalog.models import Worker
-from nebula.config import Settings
-from nebula.s3 import backend_client
+from nebulacore.config import Settings
+from nebulacore.s3 import backend_client
 from transcoder import jobs
 from transcoder.errors import Interrupted, LeaseLost, MediaError, one_line
 from transcoder.jobs import Claim

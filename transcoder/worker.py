@@ -9,7 +9,7 @@ import threading
 
 from catalog import Catalog, Worker
 from catalog.models import utcnow
-from nebula.config import Settings
+from nebulacore.config import Settings
 
 log = logging.getLogger("nebula.worker")
 HEARTBEAT_SECONDS = 10.0

@@ -6,7 +6,7 @@ import argparse
 import os
 from typing import Any
 
-from nebula.config import Settings, load_settings
+from nebulacore.config import Settings, load_settings
 
 
 class CliError(Exception):

@@ -6,7 +6,7 @@ import argparse
 import importlib
 
 from nebula.cli.base import Commands, add_command, settings_from
-from nebula.logs import setup_logging
+from nebulacore.logs import setup_logging
 
 # service name -> "module:function" taking Settings; imported lazily so that
 # `nebula origin` never loads the s3proxy and vice versa.

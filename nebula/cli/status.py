@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from catalog import Catalog, Worker
 from nebula.cli.base import Commands, add_command, settings_from
-from nebula.config import Settings
-from nebula.s3 import backend_client
+from nebulacore.config import Settings
+from nebulacore.s3 import backend_client
 
 HTTP_CHECK_TIMEOUT_SECONDS = 5
 

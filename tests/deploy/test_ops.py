@@ -1,4 +1,4 @@
-"""/healthz and /metrics (nebula.ops) on a tiny app served on a real socket."""
+"""/healthz and /metrics (nebulacore.ops) on a tiny app served on a real socket."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from catalog import Catalog
 from catalog.models import Asset, Job, JobStatus, Worker, utcnow
-from nebula import ops
-from nebula.config import load_settings
+from nebulacore import ops
+from nebulacore.config import load_settings
 from tests.deploy.apps import serving
 
 

@@ -17,9 +17,9 @@ import pytest
 
 from catalog import Catalog
 from catalog.keys import KeyPair, SecretBox, create_key
-from nebula.config import Settings, load_settings
-from nebula.s3 import backend_client, ensure_buckets
 from nebula.storage import free_internal_port
+from nebulacore.config import Settings, load_settings
+from nebulacore.s3 import backend_client, ensure_buckets
 from tests.services import Seaweed, environ_without
 
 S3_DOMAIN = "s3.nebula.test"

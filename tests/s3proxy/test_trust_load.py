@@ -33,7 +33,7 @@ from sqlalchemy import select as sql_select
 from catalog.assets import find_asset
 from catalog.keys import KeyPair
 from catalog.models import Job, JobKind
-from nebula.s3 import backend_client
+from nebulacore.s3 import backend_client
 from tests.s3proxy.conftest import ProxyUnderTest, start_proxy
 from tests.s3proxy.signing import Answer, presign, send, signed_headers
 from tests.services import Seaweed, create_pg_database, drop_pg_database

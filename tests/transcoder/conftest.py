@@ -15,8 +15,8 @@ import pytest
 
 from catalog import Catalog
 from catalog.assets import record_upload
-from nebula.config import Settings
-from nebula.s3 import backend_client, ensure_buckets, list_keys
+from nebulacore.config import Settings
+from nebulacore.s3 import backend_client, ensure_buckets, list_keys
 from tests.services import environ_without
 
 # Small ladders keep the tests quick on a 2-core machine; the rules are the same.

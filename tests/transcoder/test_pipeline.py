@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from catalog import Asset, AssetStatus, Job, JobStatus
-from nebula.s3 import backend_client
+from nebulacore.s3 import backend_client
 from tests.transcoder.conftest import Env, ffprobe
 from transcoder.pipeline import transcode_asset
 from transcoder.playlist import read_media_playlist

@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from catalog import Asset, AssetStatus, Job, JobKind, JobStatus
-from nebula.s3 import backend_client
+from nebulacore.s3 import backend_client
 from tests.transcoder.conftest import Env
 from transcoder import reconcile
 from transcoder.queue import make_huey

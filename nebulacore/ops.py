@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from nebula.config import Settings
-from nebula.netguard import guard_is_first
+from nebulacore.config import Settings
+from nebulacore.netguard import guard_is_first
 
 if TYPE_CHECKING:  # nebula/ must not import the catalog (or a service) at import time
     from catalog import Catalog
 
-log = logging.getLogger("nebula.ops")
+log = logging.getLogger("nebulacore.ops")
 
 Check = Callable[[], Awaitable[object]]
 GaugeSource = Callable[[], Awaitable[dict[str, float]]]

@@ -244,7 +244,7 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     values.update(overrides)
     for name in sorted(k for k in values if k not in Settings.model_fields):
         # Other tools (the deploy hook, tests) share the prefix; a typo still deserves a word.
-        logging.getLogger("nebula.config").debug("ignoring unknown NEBULA_%s", name.upper())
+        logging.getLogger("nebulacore.config").debug("ignoring unknown NEBULA_%s", name.upper())
         del values[name]
     try:
         return Settings.model_validate(values)
