@@ -18,10 +18,10 @@ from sqlalchemy import select
 
 from catalog import Asset, AssetStatus, Catalog
 from catalog.assets import record_delete, record_upload
+from catalog.jobs import reap_expired
 from catalog.models import utcnow
 from nebulacore.config import Settings
 from nebulacore.s3 import S3Client, backend_client, iter_objects
-from transcoder.jobs import reap_expired
 from transcoder.outbox import relay_pending
 
 if TYPE_CHECKING:

@@ -16,13 +16,12 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from catalog import Asset, Catalog, JobKind
+from catalog import Asset, Catalog, JobKind, jobs
+from catalog.jobs import Claim
 from catalog.models import Worker
 from nebulacore.config import Settings
 from nebulacore.s3 import backend_client
-from transcoder import jobs
 from transcoder.errors import Interrupted, LeaseLost, MediaError, one_line
-from transcoder.jobs import Claim
 from transcoder.outbox import relay_pending
 from transcoder.pipeline import Built, check_source, produce_and_publish, record_ready
 from transcoder.progress import Progress

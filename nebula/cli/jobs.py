@@ -119,7 +119,7 @@ def jobs_show(args: argparse.Namespace) -> int:
 
 
 def jobs_retry(args: argparse.Namespace) -> int:
-    from transcoder import jobs
+    from catalog import jobs
     from transcoder.outbox import relay_pending
     from transcoder.queue import make_huey
 
@@ -136,7 +136,7 @@ def jobs_retry(args: argparse.Namespace) -> int:
 
 
 def jobs_cancel(args: argparse.Namespace) -> int:
-    from transcoder import jobs
+    from catalog import jobs
 
     with Catalog.opened(settings_from(args)) as catalog:
         if not jobs.cancel(catalog, args.job_id):

@@ -163,7 +163,8 @@ def test_cancel_after_ffmpeg_before_the_master_publishes_nothing(
 ) -> None:
     """A cancel that lands after ffmpeg is done but before the master switch (inside the
     heartbeat's interval, where only the catalog knows) leaves no ladder and no ready asset."""
-    from transcoder import jobs, publish
+    from catalog import jobs
+    from transcoder import publish
 
     env: Env = make_env(ladder="144:150", job_lease_seconds=600)
     asset_id, job_id = env.upload(make_source(tmp_path / "a.mp4", seconds=2))

@@ -165,7 +165,7 @@ def test_sigterm_requeues_the_job_and_huey_consumer_finishes_it(
 def test_cancelled_while_running_publishes_nothing(
     make_env, workers, tasks_module, tmp_path: Path
 ) -> None:
-    from transcoder import jobs
+    from catalog import jobs
 
     env: Env = make_env(job_lease_seconds=10)
     pool = workers(env)
