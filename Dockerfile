@@ -35,6 +35,7 @@ COPY pyproject.toml setup.cfg README.md ./
 COPY nebulacore ./nebulacore
 COPY nebula ./nebula
 COPY catalog ./catalog
+COPY nebulaqueue ./nebulaqueue
 COPY s3proxy ./s3proxy
 COPY transcoder ./transcoder
 COPY origin ./origin

@@ -303,7 +303,7 @@ def catalog_gauges(catalog: Catalog) -> GaugeSource:
 def queue_gauges(settings: Settings) -> GaugeSource:
     """Queue depth (pending tasks) and the other Huey counts."""
     # Imported here: nebula/ must not load the transcoder package at import time.
-    from transcoder.queue import make_huey, queue_counts
+    from nebulaqueue.huey import make_huey, queue_counts
 
     huey = make_huey(settings)
 

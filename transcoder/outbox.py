@@ -35,7 +35,7 @@ def _send(event: OutboxEvent, queue: Huey | None) -> None:
     if queue is None:
         task(job_id)
     else:  # another queue than this process's default (tests, tools)
-        from transcoder.queue import enqueue_on
+        from nebulaqueue.huey import enqueue_on
 
         enqueue_on(queue, task, job_id)
 

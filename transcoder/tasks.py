@@ -15,7 +15,7 @@ from huey.signals import SIGNAL_INTERRUPTED
 
 from catalog import Catalog
 from nebulacore.config import load_settings
-from transcoder.queue import make_huey
+from nebulaqueue.huey import make_huey
 
 log = logging.getLogger("nebula.transcoder")
 

@@ -120,8 +120,8 @@ def jobs_show(args: argparse.Namespace) -> int:
 
 def jobs_retry(args: argparse.Namespace) -> int:
     from catalog import jobs
+    from nebulaqueue.huey import make_huey
     from transcoder.outbox import relay_pending
-    from transcoder.queue import make_huey
 
     settings = settings_from(args)
     with Catalog.opened(settings) as catalog:
@@ -164,7 +164,7 @@ def jobs_watch(args: argparse.Namespace) -> int:
 
 
 def queue_show(args: argparse.Namespace) -> int:
-    from transcoder.queue import make_huey, queue_counts
+    from nebulaqueue.huey import make_huey, queue_counts
 
     settings = settings_from(args)
     counts = queue_counts(make_huey(settings))

@@ -34,7 +34,7 @@ def check_catalog(settings: Settings) -> str:
 
 
 def check_queue(settings: Settings) -> str:
-    from transcoder.queue import make_huey, queue_counts
+    from nebulaqueue.huey import make_huey, queue_counts
 
     counts = queue_counts(make_huey(settings))
     return ", ".join(f"{k} {v}" for k, v in counts.items())

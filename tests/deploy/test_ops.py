@@ -195,7 +195,7 @@ def test_catalog_gauges_fail_loudly_when_the_catalog_is_down(tmp_path: Path) -> 
 def test_queue_gauges_report_the_real_queue_depth(
     engine: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    from transcoder.queue import make_huey
+    from nebulaqueue.huey import make_huey
 
     queue_url = request.getfixturevalue("redis_url") if engine == "redis" else None
     settings = load_settings({}, data_dir=str(tmp_path), queue_url=queue_url)

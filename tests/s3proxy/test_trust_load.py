@@ -34,10 +34,10 @@ from catalog.assets import find_asset
 from catalog.keys import KeyPair
 from catalog.models import Job, JobKind
 from nebulacore.s3 import backend_client
+from nebulaqueue.huey import make_huey
 from tests.s3proxy.conftest import ProxyUnderTest, start_proxy
 from tests.s3proxy.signing import Answer, presign, send, signed_headers
 from tests.services import Seaweed, create_pg_database, drop_pg_database
-from transcoder.queue import make_huey
 from transcoder.reconcile import run_once
 
 UNSIGNED = "UNSIGNED-PAYLOAD"

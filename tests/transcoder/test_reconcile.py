@@ -8,9 +8,9 @@ from sqlalchemy import select
 
 from catalog import Asset, AssetStatus, Job, JobKind, JobStatus
 from nebulacore.s3 import backend_client
+from nebulaqueue.huey import make_huey
 from tests.transcoder.conftest import Env
 from transcoder import reconcile
-from transcoder.queue import make_huey
 from transcoder.samples import make_source
 from transcoder.work import run_job
 

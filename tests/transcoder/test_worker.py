@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import select
 
 from catalog import Asset, AssetStatus, Job, JobStatus, Worker
+from nebulaqueue.huey import make_huey
 from tests.services import alive
 from tests.transcoder.conftest import Env
 from transcoder.outbox import relay_pending
-from transcoder.queue import make_huey
 from transcoder.samples import make_source
 
 # A source long enough to be caught mid-transcode (the default three-rung ladder), for
