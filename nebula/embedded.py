@@ -27,7 +27,7 @@ from nebulacore.config import Settings
 from nebulacore.private import PRIVATE_UMASK, private_dir
 from nebulacore.s3 import backend_client, ensure_buckets
 
-log = logging.getLogger("nebula.up")
+log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 8.0
 MAX_BACKOFF_SECONDS = 30.0

@@ -16,7 +16,7 @@ from multidict import CIMultiDictProxy
 
 from nebulacore.config import IPNetwork, Settings
 
-log = logging.getLogger("nebulacore.netguard")
+log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Handlers read the client address the guard decided on: request[CLIENT_IP_KEY].

@@ -29,7 +29,7 @@ from nebulacore.netguard import guard_is_first
 if TYPE_CHECKING:  # nebula/ must not import the catalog (or a service) at import time
     from catalog import Catalog
 
-log = logging.getLogger("nebulacore.ops")
+log = logging.getLogger(__name__)
 
 Check = Callable[[], Awaitable[object]]
 GaugeSource = Callable[[], Awaitable[dict[str, float]]]

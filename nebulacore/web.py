@@ -8,7 +8,7 @@ from aiohttp import web
 
 from nebulacore.config import Settings
 
-log = logging.getLogger("nebulacore.web")
+log = logging.getLogger(__name__)
 
 
 def serve(

@@ -23,7 +23,7 @@ from typing import BinaryIO, Generic, TypeVar
 
 from origin.backend import ObjectInfo
 
-log = logging.getLogger("nebula.origin.cache")
+log = logging.getLogger(__name__)
 V = TypeVar("V")
 
 # Fills ``file`` with the object's bytes; returns its Last-Modified (epoch seconds).

@@ -19,7 +19,7 @@ from types import FrameType
 
 from nebulacore.config import Settings
 
-log = logging.getLogger("nebula.origin.workers")
+log = logging.getLogger(__name__)
 STOP_TIMEOUT_SECONDS = 10.0
 
 

@@ -26,7 +26,7 @@ from s3proxy.sigv4 import (
     ChainSigner,
 )
 
-log = logging.getLogger("nebula.s3proxy")
+log = logging.getLogger(__name__)
 
 
 @dataclass

@@ -29,7 +29,7 @@ from nebulacore.config import Settings
 from s3proxy.errors import local_name
 from transcoder.outbox import relay_pending
 
-log = logging.getLogger("nebula.s3proxy.events")
+log = logging.getLogger(__name__)
 WRITE_THREADS = 2
 
 

@@ -50,7 +50,7 @@ from s3proxy.limits import UploadSlots, idle_body_middleware
 from s3proxy.listing import visible_buckets_only
 from s3proxy.sigv4 import STREAMING_MODES, parse_claim, verified_headers, verify
 
-log = logging.getLogger("nebula.s3proxy.access")
+log = logging.getLogger(__name__ + ".access")
 
 REQUEST_ID = "s3proxy.request_id"
 ACCESS_KEY = "s3proxy.access_key"

@@ -19,7 +19,7 @@ from catalog.models import utcnow
 if TYPE_CHECKING:
     from huey import Huey
 
-log = logging.getLogger("nebula.outbox")
+log = logging.getLogger(__name__)
 
 
 def _send(event: OutboxEvent, queue: Huey | None) -> None:

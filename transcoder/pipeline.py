@@ -34,7 +34,7 @@ from transcoder.runner import Guard, NoGuard, run_ffmpeg
 from transcoder.thumbnails import make_poster, make_sprite, sprite_layout, webvtt
 from transcoder.verify import verify_durations
 
-log = logging.getLogger("nebula.transcoder.pipeline")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from nebulacore.s3 import S3Client, delete_keys, list_keys
 
-log = logging.getLogger("nebula.transcoder.publish")
+log = logging.getLogger(__name__)
 
 UPLOAD_THREADS = 4
 CONTENT_TYPES = {

@@ -27,7 +27,7 @@ from transcoder.outbox import relay_pending
 if TYPE_CHECKING:
     from huey import Huey
 
-log = logging.getLogger("nebula.transcoder.reconcile")
+log = logging.getLogger(__name__)
 GRACE_SECONDS = 30
 
 

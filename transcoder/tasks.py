@@ -17,7 +17,7 @@ from catalog import Catalog
 from nebulacore.config import load_settings
 from nebulaqueue.huey import make_huey
 
-log = logging.getLogger("nebula.transcoder")
+log = logging.getLogger(__name__)
 
 settings = load_settings()
 huey = make_huey(settings)

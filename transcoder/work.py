@@ -27,7 +27,7 @@ from transcoder.pipeline import Built, check_source, produce_and_publish, record
 from transcoder.progress import Progress
 from transcoder.publish import unpublish
 
-log = logging.getLogger("nebula.transcoder.work")
+log = logging.getLogger(__name__)
 
 # The worker is stopping (SIGTERM): running jobs go back to the queue, nothing publishes.
 STOPPING = threading.Event()

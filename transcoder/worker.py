@@ -11,7 +11,7 @@ from catalog import Catalog, Worker
 from catalog.models import utcnow
 from nebulacore.config import Settings
 
-log = logging.getLogger("nebula.worker")
+log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10.0
 
 
