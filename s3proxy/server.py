@@ -32,6 +32,7 @@ from nebulacore.ops import (
 )
 from nebulacore.s3 import UNSIGNED_PAYLOAD
 from nebulacore.web import serve
+from nebulaqueue.relay import Enqueue
 from s3proxy.addressing import Target, parse_target
 from s3proxy.auth import KeyStore, KnownKey, authorize, identify
 from s3proxy.body import UploadBody, upload_body
@@ -186,12 +187,12 @@ async def no_early_continue(request: web.Request) -> None:
 
 
 class S3Proxy:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, enqueue: Enqueue | None = None) -> None:
         self.settings = settings
         self.catalog = Catalog.from_settings(settings)
         self.keys = KeyStore(self.catalog, SecretBox.from_settings(settings))
         self.backend = Backend(settings)
-        self.events = UploadEvents(settings, self.catalog)
+        self.events = UploadEvents(settings, self.catalog, enqueue)
         self.uploads = UploadSlots(settings.uploads_per_key)
         self.regions = list(dict.fromkeys([settings.region, "us-east-1"]))
 
@@ -299,8 +300,10 @@ class S3Proxy:
         self.catalog.dispose()
 
 
-def create_app(settings: Settings) -> web.Application:
-    proxy = S3Proxy(settings)
+def create_app(settings: Settings, enqueue: Enqueue | None = None) -> web.Application:
+    """The proxy app; ``enqueue`` relays upload events to the queue at once (None: the
+    worker's reconcile relays them)."""
+    proxy = S3Proxy(settings, enqueue)
     app = web.Application(
         middlewares=[
             allowlist_middleware(settings, refuse_outsider),
@@ -320,5 +323,5 @@ def create_app(settings: Settings) -> web.Application:
     return app
 
 
-def run(settings: Settings) -> None:
-    serve(create_app(settings), settings, settings.s3proxy_port, "s3proxy")
+def run(settings: Settings, enqueue: Enqueue | None = None) -> None:
+    serve(create_app(settings, enqueue), settings, settings.s3proxy_port, "s3proxy")

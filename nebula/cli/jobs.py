@@ -120,15 +120,15 @@ def jobs_show(args: argparse.Namespace) -> int:
 
 def jobs_retry(args: argparse.Namespace) -> int:
     from catalog import jobs
-    from nebulaqueue.huey import make_huey
-    from transcoder.outbox import relay_pending
+    from nebulaqueue.relay import relay_pending
+    from transcoder.tasks import tasks_for
 
     settings = settings_from(args)
     with Catalog.opened(settings) as catalog:
         if not jobs.retry(catalog, args.job_id):
             raise CliError(f"job {args.job_id} is not failed or cancelled (or does not exist)")
         try:
-            relay_pending(catalog, queue=make_huey(settings))
+            relay_pending(catalog, tasks_for(settings).enqueue)
         except Exception as exc:  # the worker's reconcile relays it later
             print(f"queued in the catalog; the queue is unreachable for now: {exc}")
     print(f"job {args.job_id} queued again")

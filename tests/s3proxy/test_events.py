@@ -159,6 +159,25 @@ def test_queue_down_still_stores_and_keeps_the_outbox(tmp_path: Path, seaweed: S
         server.stop()
 
 
+def test_data_dir_option_relays_into_that_dirs_queue(tmp_path: Path, seaweed: Seaweed) -> None:
+    """``nebula s3proxy --data-dir X`` with no NEBULA_DATA_DIR records into X's catalog and
+    relays into X's queue; nothing lands in a ``./data`` of its working directory."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    server = start_proxy(tmp_path, seaweed, cwd=elsewhere)
+    try:
+        assert "NEBULA_DATA_DIR" not in server.env
+        s3 = s3_client(server.endpoint, server.admin)
+        key = video_key()
+        s3.put_object(Bucket="media", Key=key, Body=b"video", ContentType="video/mp4")
+        [job] = jobs_of(server, "media", key)
+        wait_queued(server, job.id)  # read from X's queue.db
+        assert server.settings.queue_path == tmp_path / "data" / "queue.db"
+        assert not (elsewhere / "data").exists()
+    finally:
+        server.stop()
+
+
 def test_catalog_failures(tmp_path: Path, seaweed: Seaweed) -> None:
     """A catalog that cannot record the upload does not fail the PUT; one that cannot
     answer key lookups gives 503 ServiceUnavailable."""
