@@ -19,13 +19,13 @@ import asyncio
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog import Catalog
 from catalog.assets import record_delete, record_upload
+from nebulacore.blocking import Offload
 from nebulacore.config import Settings
 from nebulaqueue.relay import Enqueue, relay_pending
 from s3proxy.errors import local_name
@@ -70,7 +70,7 @@ class UploadEvents:
         self.enqueue = enqueue
         self._relay_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
-        self._threads = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="catalog-write")
+        self._threads = Offload(WRITE_THREADS, "catalog-write")
         self._wait = settings.catalog_write_wait_seconds
 
     def watches(self, bucket: str | None) -> bool:
@@ -110,13 +110,10 @@ class UploadEvents:
             session.execute(select(func.set_config("lock_timeout", milliseconds, True)))
 
     async def _in_catalog(self, record: Callable[[], str], what: str) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            # On timeout wait_for cancels the executor future: a write not started yet is
-            # dropped; one already running finishes on its thread (the reconcile relays it).
-            outcome = await asyncio.wait_for(
-                loop.run_in_executor(self._threads, record), self._wait
-            )
+            # On timeout a write not started yet is dropped; one already running finishes
+            # on its thread (the reconcile relays it).
+            outcome = await self._threads.run_within(self._wait, record)
         except TimeoutError:
             log.warning(
                 "catalog did not record the %s within %gs; the reconcile will", what, self._wait
@@ -136,9 +133,7 @@ class UploadEvents:
         # One relay at a time: concurrent uploads would otherwise send the same events twice.
         async with self._relay_lock:
             try:
-                sent = await asyncio.get_running_loop().run_in_executor(
-                    self._threads, relay_pending, self.catalog, enqueue
-                )
+                sent = await self._threads.run(relay_pending, self.catalog, enqueue)
             except Exception:
                 log.exception("outbox relay failed; the reconcile will retry")
                 return
@@ -150,4 +145,4 @@ class UploadEvents:
             await asyncio.gather(*self._background, return_exceptions=True)
 
     def close(self) -> None:
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        self._threads.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import xml.etree.ElementTree as ET
+from functools import partial
 
 import aiohttp
 from aiohttp import web
@@ -19,19 +20,22 @@ from multidict import CIMultiDictProxy
 
 from catalog import Catalog
 from catalog.keys import SecretBox
+from catalog.metrics import read_gauges
 from nebulacore.config import Settings
 from nebulacore.netguard import CLIENT_IP_KEY, allowlist_middleware
 from nebulacore.ops import (
     ERROR_CODE_KEY,
     STATUS_KEY,
     Check,
-    catalog_check,
+    blocking_check,
+    blocking_gauges,
     install_ops,
     sent_bytes,
     status_code_name,
 )
 from nebulacore.s3 import UNSIGNED_PAYLOAD
 from nebulacore.web import serve
+from nebulaqueue.metrics import queue_gauges
 from nebulaqueue.relay import Enqueue
 from s3proxy.addressing import Target, parse_target
 from s3proxy.auth import KeyStore, KnownKey, authorize, identify
@@ -315,9 +319,10 @@ def create_app(settings: Settings, enqueue: Enqueue | None = None) -> web.Applic
     )
     checks: dict[str, Check] = {
         "backend": proxy.backend.ping,
-        "catalog": catalog_check(proxy.catalog),
+        "catalog": blocking_check(proxy.catalog.ping),
     }
-    install_ops(app, "s3proxy", checks, shared_gauges=(proxy.catalog, settings))
+    gauges = [blocking_gauges(partial(read_gauges, proxy.catalog)), queue_gauges(settings)]
+    install_ops(app, "s3proxy", checks, gauges=gauges)
     app.router.add_route("*", "/{path:.*}", proxy.handle, expect_handler=no_early_continue)
     app.on_cleanup.append(proxy.close)
     return app
