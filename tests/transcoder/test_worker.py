@@ -147,7 +147,8 @@ def test_worker_honours_data_dir(make_env, workers, tmp_path: Path) -> None:
     pool.start(argv, env=child_env, cwd=elsewhere)
     wait_for(lambda: job(env, job_id).status == JobStatus.DONE, "the job", 120, pool.logs)
     with env.catalog.session() as session:
-        assert session.get(Asset, asset_id).status == AssetStatus.READY
+        asset = session.get(Asset, asset_id)
+        assert asset is not None and asset.status == AssetStatus.READY
     wait_for(lambda: len(current_jobs(env)) == 1, "the worker's row", 30, pool.logs)
     assert f"{asset_id}/master.m3u8" in env.hls_keys(asset_id)
     assert not (elsewhere / "data").exists()
