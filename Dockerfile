@@ -32,8 +32,10 @@ RUN groupadd --system --gid 10001 nebula \
 
 WORKDIR /opt/nebula
 COPY pyproject.toml setup.cfg README.md ./
+COPY nebulacore ./nebulacore
 COPY nebula ./nebula
 COPY catalog ./catalog
+COPY nebulaqueue ./nebulaqueue
 COPY s3proxy ./s3proxy
 COPY transcoder ./transcoder
 COPY origin ./origin

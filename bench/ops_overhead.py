@@ -17,10 +17,10 @@ import time
 
 from aiohttp import ClientSession, TCPConnector, web
 
-from nebula.config import load_settings
-from nebula.netguard import allowlist_middleware
-from nebula.ops import install_ops
 from nebula.storage import free_internal_port
+from nebulacore.config import load_settings
+from nebulacore.netguard import allowlist_middleware
+from nebulacore.ops import install_ops
 
 
 def make_app(guarded: bool) -> web.Application:

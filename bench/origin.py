@@ -30,8 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from catalog import Catalog
-from nebula.config import load_settings
-from nebula.s3 import backend_client, ensure_buckets
+from nebulacore.config import load_settings
+from nebulacore.s3 import backend_client, ensure_buckets
 
 ASSET = "benchasset01"
 SEGMENT_KEY = f"{ASSET}/v1/720p/seg_00001.m4s"

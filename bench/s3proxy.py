@@ -40,7 +40,7 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 
-from nebula.s3 import delete_keys, ensure_buckets, list_keys
+from nebulacore.s3 import delete_keys, ensure_buckets, list_keys
 
 MIB = 1024 * 1024
 BUCKET = "bench"

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nebula.config import load_settings
+from nebulacore.config import load_settings
 from transcoder.pipeline import build_ladder
 from transcoder.probe import probe
 from transcoder.runner import NoGuard

@@ -12,7 +12,7 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from nebula.config import Settings
+from nebulacore.config import Settings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

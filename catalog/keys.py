@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from catalog.models import AccessKey, utcnow
-from nebula.config import ConfigError, Settings
-from nebula.private import write_private
+from nebulacore.config import ConfigError, Settings
+from nebulacore.private import write_private
 
 PERMISSIONS = ("r", "rw", "admin")
 

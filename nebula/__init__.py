@@ -1,8 +1,7 @@
-"""Nebula's shared core: configuration, logging, the S3 client helper, network guard.
+"""Nebula's shell: the command line, the ``nebula up`` supervisor, the embedded storage launcher.
 
-Every package may import these modules; they import none of the service packages.
-The command line (``nebula.cli``) and the embedded supervisor (``nebula.embedded``)
-sit on top and are the only places that import the services.
+It sits on top of every other package and is the only place that imports the services
+(``s3proxy``, ``transcoder``, ``origin``). The shared core lives in ``nebulacore``.
 """
 
 __version__ = "0.1.0"

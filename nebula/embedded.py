@@ -23,11 +23,11 @@ from types import FrameType
 from catalog import Catalog
 from catalog.keys import SecretBox, ensure_admin_key
 from nebula import storage
-from nebula.config import Settings
-from nebula.private import PRIVATE_UMASK, private_dir
-from nebula.s3 import backend_client, ensure_buckets
+from nebulacore.config import Settings
+from nebulacore.private import PRIVATE_UMASK, private_dir
+from nebulacore.s3 import backend_client, ensure_buckets
 
-log = logging.getLogger("nebula.up")
+log = logging.getLogger(__name__)
 
 STOP_GRACE_SECONDS = 8.0
 MAX_BACKOFF_SECONDS = 30.0

@@ -26,10 +26,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from nebula.config import ConfigError, Settings
-from nebula.private import PRIVATE_UMASK, private_dir, write_private
-from nebula.s3 import BackendCredentials, ensure_embedded_credentials
 from nebula.storage_security import write_security_config
+from nebulacore.config import ConfigError, Settings
+from nebulacore.private import PRIVATE_UMASK, private_dir, write_private
+from nebulacore.s3 import BackendCredentials, ensure_embedded_credentials
 
 
 class StorageError(Exception):

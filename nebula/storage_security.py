@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from nebula.private import private_dir, write_private
+from nebulacore.private import private_dir, write_private
 
 SECURITY_FILE = "security.toml"
 

@@ -6,7 +6,6 @@ so nothing lazy-loads after the session is gone.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import asdict, dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from catalog import Catalog
 from catalog.assets import get_asset, list_assets
 from catalog.models import Asset, AssetStatus, Job, JobKind
+from nebulacore.blocking import Offload
 from origin.errors import CatalogDown
 
 PENDING = (AssetStatus.QUEUED, AssetStatus.PROCESSING)
@@ -99,14 +99,14 @@ class AssetReader:
     async def one(self, asset_id: str) -> AssetView | None:
         """The asset, or None; raises CatalogDown."""
         try:
-            return await asyncio.to_thread(self._one, asset_id)
+            return await Offload.default().run(self._one, asset_id)
         except Exception as exc:
             raise CatalogDown(type(exc).__name__) from None
 
     async def listed(self) -> list[AssetView]:
         """Every listed asset; raises CatalogDown."""
         try:
-            return await asyncio.to_thread(self._listed)
+            return await Offload.default().run(self._listed)
         except Exception as exc:
             raise CatalogDown(type(exc).__name__) from None
 

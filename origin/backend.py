@@ -16,8 +16,8 @@ import aiohttp
 from aiohttp import hdrs
 from yarl import URL
 
-from nebula.config import Settings
-from nebula.s3 import BackendSigner
+from nebulacore.config import Settings
+from nebulacore.s3 import BackendSigner
 
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 30.0

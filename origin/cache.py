@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Generic, TypeVar
 
+from nebulacore.blocking import Offload
 from origin.backend import ObjectInfo
 
-log = logging.getLogger("nebula.origin.cache")
+log = logging.getLogger(__name__)
 V = TypeVar("V")
 
 # Fills ``file`` with the object's bytes; returns its Last-Modified (epoch seconds).
@@ -184,7 +185,7 @@ class MemoryTier:
         if size > self.max_object_bytes:
             return None
         try:
-            hot = await asyncio.to_thread(_read_hot, path)
+            hot = await Offload.default().run(_read_hot, path)
         except OSError:  # evicted from disk in between: the caller serves it another way
             return None
         if key not in self._objects:

@@ -15,7 +15,7 @@ from origin.backend import BackendDown, Missing
 from origin.ids import BadName
 from origin.signing import Refused
 
-log = logging.getLogger("nebula.origin")
+log = logging.getLogger(__name__)
 
 RETRY_AFTER_DOWN = "5"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

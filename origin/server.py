@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
 
-from nebula.config import Settings
-from nebula.netguard import allowlist_middleware
-from nebula.ops import catalog_check, install_ops
-from nebula.web import serve
+from catalog.metrics import read_gauges
+from nebulacore.config import Settings
+from nebulacore.netguard import allowlist_middleware
+from nebulacore.ops import blocking_check, blocking_gauges, install_ops
+from nebulacore.web import serve
+from nebulaqueue.metrics import queue_gauges
 from origin import media, pages
 from origin.cors import install_cors
 from origin.errors import answer_errors
@@ -29,9 +32,12 @@ def create_app(settings: Settings) -> web.Application:
         "origin",
         {
             "backend": lambda: origin.backend.ping(origin.bucket),
-            "catalog": catalog_check(origin.assets.catalog),
+            "catalog": blocking_check(origin.assets.catalog.ping),
         },
-        shared_gauges=(origin.assets.catalog, settings),
+        gauges=[
+            blocking_gauges(partial(read_gauges, origin.assets.catalog)),
+            queue_gauges(settings),
+        ],
     )
 
     async def cache_gauges() -> dict[str, float]:

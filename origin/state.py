@@ -10,7 +10,7 @@ import aiohttp
 from aiohttp import web
 
 from catalog import Catalog
-from nebula.config import Settings
+from nebulacore.config import Settings
 from origin.assets import AssetReader
 from origin.backend import CHUNK, Backend, BackendDown, ObjectInfo, object_info
 from origin.cache import MemoryTier, SegmentCache

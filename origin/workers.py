@@ -17,9 +17,9 @@ import sys
 from collections.abc import Callable
 from types import FrameType
 
-from nebula.config import Settings
+from nebulacore.config import Settings
 
-log = logging.getLogger("nebula.origin.workers")
+log = logging.getLogger(__name__)
 STOP_TIMEOUT_SECONDS = 10.0
 
 

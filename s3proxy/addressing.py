@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
-from nebula.config import Settings
+from nebulacore.config import Settings
 from s3proxy.errors import S3Error
 
 # Query parameters of presigned URLs: they authenticate the request, the backend never sees them.

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from catalog import Catalog
 from catalog.keys import SecretBox, active_key, allows
 from catalog.models import AccessKey
+from nebulacore.blocking import Offload
 from s3proxy.addressing import Target, copy_source_bucket
 from s3proxy.errors import S3Error
 from s3proxy.sigv4 import Claim, check_time
@@ -37,10 +36,10 @@ class KeyStore:
         self._box = box
         self._ttl = ttl
         self._cache: dict[str, tuple[float, KnownKey | None]] = {}
-        self._threads = ThreadPoolExecutor(LOOKUP_THREADS, thread_name_prefix="key-lookup")
+        self._threads = Offload(LOOKUP_THREADS, "key-lookup")
 
     def close(self) -> None:
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        self._threads.close()
 
     def _load(self, access_key_id: str) -> KnownKey | None:
         with self._catalog.session() as session:
@@ -55,9 +54,7 @@ class KeyStore:
         if cached is not None and cached[0] > now:
             return cached[1]
         try:
-            key = await asyncio.get_running_loop().run_in_executor(
-                self._threads, self._load, access_key_id
-            )
+            key = await self._threads.run(self._load, access_key_id)
         except Exception as exc:
             raise S3Error("ServiceUnavailable", "The key catalog is unavailable.") from exc
         if len(self._cache) > 10_000:  # unknown ids are cached too; bound the table

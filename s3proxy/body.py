@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from aiohttp import StreamReader
 
-from nebula.s3 import UNSIGNED_PAYLOAD
+from nebulacore.s3 import UNSIGNED_PAYLOAD
 from s3proxy.checksums import BodyDigests
 from s3proxy.chunked import PIECE, AwsChunkedDecoder, incomplete_body
 from s3proxy.errors import S3Error
@@ -26,7 +26,7 @@ from s3proxy.sigv4 import (
     ChainSigner,
 )
 
-log = logging.getLogger("nebula.s3proxy")
+log = logging.getLogger(__name__)
 
 
 @dataclass

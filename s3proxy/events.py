@@ -2,7 +2,8 @@
 
 After the backend answered 2xx, :meth:`UploadEvents.written` records the asset, its job
 and an outbox event in one catalog transaction (so nothing is lost), then relays the
-outbox to Huey in the background. Both steps are best effort for the client: a down
+outbox to the queue in the background (when the process was given an enqueue: the
+shell passes the transcoder's; without one the reconcile relays). Both steps are best effort for the client: a down
 catalog or queue never turns a stored object into a failed PUT; the worker's periodic
 reconcile picks up what was missed.
 
@@ -18,18 +19,18 @@ import asyncio
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog import Catalog
 from catalog.assets import record_delete, record_upload
-from nebula.config import Settings
+from nebulacore.blocking import Offload
+from nebulacore.config import Settings
+from nebulaqueue.relay import Enqueue, relay_pending
 from s3proxy.errors import local_name
-from transcoder.outbox import relay_pending
 
-log = logging.getLogger("nebula.s3proxy.events")
+log = logging.getLogger(__name__)
 WRITE_THREADS = 2
 
 
@@ -63,12 +64,13 @@ def deleted_keys(body: bytes) -> list[str]:
 
 
 class UploadEvents:
-    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, enqueue: Enqueue | None) -> None:
         self.settings = settings
         self.catalog = catalog
+        self.enqueue = enqueue
         self._relay_lock = asyncio.Lock()
         self._background: set[asyncio.Task[None]] = set()
-        self._threads = ThreadPoolExecutor(WRITE_THREADS, thread_name_prefix="catalog-write")
+        self._threads = Offload(WRITE_THREADS, "catalog-write")
         self._wait = settings.catalog_write_wait_seconds
 
     def watches(self, bucket: str | None) -> bool:
@@ -108,13 +110,10 @@ class UploadEvents:
             session.execute(select(func.set_config("lock_timeout", milliseconds, True)))
 
     async def _in_catalog(self, record: Callable[[], str], what: str) -> None:
-        loop = asyncio.get_running_loop()
         try:
-            # On timeout wait_for cancels the executor future: a write not started yet is
-            # dropped; one already running finishes on its thread (the reconcile relays it).
-            outcome = await asyncio.wait_for(
-                loop.run_in_executor(self._threads, record), self._wait
-            )
+            # On timeout a write not started yet is dropped; one already running finishes
+            # on its thread (the reconcile relays it).
+            outcome = await self._threads.run_within(self._wait, record)
         except TimeoutError:
             log.warning(
                 "catalog did not record the %s within %gs; the reconcile will", what, self._wait
@@ -124,17 +123,17 @@ class UploadEvents:
             log.exception("catalog did not record the %s; the reconcile will", what)
             return
         log.info("recorded %s: %s", what, outcome)
-        task = asyncio.create_task(self._relay())
+        if self.enqueue is None:
+            return  # no queue handed to this process: the worker's reconcile relays
+        task = asyncio.create_task(self._relay(self.enqueue))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _relay(self) -> None:
+    async def _relay(self, enqueue: Enqueue) -> None:
         # One relay at a time: concurrent uploads would otherwise send the same events twice.
         async with self._relay_lock:
             try:
-                sent = await asyncio.get_running_loop().run_in_executor(
-                    self._threads, relay_pending, self.catalog
-                )
+                sent = await self._threads.run(relay_pending, self.catalog, enqueue)
             except Exception:
                 log.exception("outbox relay failed; the reconcile will retry")
                 return
@@ -146,4 +145,4 @@ class UploadEvents:
             await asyncio.gather(*self._background, return_exceptions=True)
 
     def close(self) -> None:
-        self._threads.shutdown(wait=False, cancel_futures=True)
+        self._threads.close()

@@ -12,9 +12,9 @@ from aiohttp.payload import AsyncIterablePayload
 from multidict import CIMultiDict
 from yarl import URL
 
-from nebula.config import Settings
-from nebula.ops import CHECK_TIMEOUT_SECONDS
-from nebula.s3 import UNSIGNED_PAYLOAD, BackendSigner
+from nebulacore.config import Settings
+from nebulacore.ops import CHECK_TIMEOUT_SECONDS
+from nebulacore.s3 import UNSIGNED_PAYLOAD, BackendSigner
 from s3proxy.addressing import Target
 from s3proxy.body import UploadBody
 from s3proxy.chunked import PIECE

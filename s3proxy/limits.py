@@ -8,7 +8,7 @@
 
 The wait for a free backend connection (503 ``SlowDown``) lives in
 :class:`s3proxy.forward.Backend`; the header timeout is aiohttp's keep-alive timer
-(:func:`nebula.web.serve`).
+(:func:`nebulacore.web.serve`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The s3proxy aiohttp application: verify, authorize, re-sign, stream, announce uploads.
 
 Middlewares run in this order: the network allow-list (refusing with S3 XML), the
-metrics of :func:`nebula.ops.install_ops`, the access log (request id, one structured
+metrics of :func:`nebulacore.ops.install_ops`, the access log (request id, one structured
 line per request, S3 errors rendered as XML), the per-key upload slots and the idle
 timer on request bodies (:mod:`s3proxy.limits`).
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 import xml.etree.ElementTree as ET
+from functools import partial
 
 import aiohttp
 from aiohttp import web
@@ -19,19 +20,23 @@ from multidict import CIMultiDictProxy
 
 from catalog import Catalog
 from catalog.keys import SecretBox
-from nebula.config import Settings
-from nebula.netguard import CLIENT_IP_KEY, allowlist_middleware
-from nebula.ops import (
+from catalog.metrics import read_gauges
+from nebulacore.config import Settings
+from nebulacore.netguard import CLIENT_IP_KEY, allowlist_middleware
+from nebulacore.ops import (
     ERROR_CODE_KEY,
     STATUS_KEY,
     Check,
-    catalog_check,
+    blocking_check,
+    blocking_gauges,
     install_ops,
     sent_bytes,
     status_code_name,
 )
-from nebula.s3 import UNSIGNED_PAYLOAD
-from nebula.web import serve
+from nebulacore.s3 import UNSIGNED_PAYLOAD
+from nebulacore.web import serve
+from nebulaqueue.metrics import queue_gauges
+from nebulaqueue.relay import Enqueue
 from s3proxy.addressing import Target, parse_target
 from s3proxy.auth import KeyStore, KnownKey, authorize, identify
 from s3proxy.body import UploadBody, upload_body
@@ -50,7 +55,7 @@ from s3proxy.limits import UploadSlots, idle_body_middleware
 from s3proxy.listing import visible_buckets_only
 from s3proxy.sigv4 import STREAMING_MODES, parse_claim, verified_headers, verify
 
-log = logging.getLogger("nebula.s3proxy.access")
+log = logging.getLogger(__name__ + ".access")
 
 REQUEST_ID = "s3proxy.request_id"
 ACCESS_KEY = "s3proxy.access_key"
@@ -186,12 +191,12 @@ async def no_early_continue(request: web.Request) -> None:
 
 
 class S3Proxy:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, enqueue: Enqueue | None = None) -> None:
         self.settings = settings
         self.catalog = Catalog.from_settings(settings)
         self.keys = KeyStore(self.catalog, SecretBox.from_settings(settings))
         self.backend = Backend(settings)
-        self.events = UploadEvents(settings, self.catalog)
+        self.events = UploadEvents(settings, self.catalog, enqueue)
         self.uploads = UploadSlots(settings.uploads_per_key)
         self.regions = list(dict.fromkeys([settings.region, "us-east-1"]))
 
@@ -299,8 +304,10 @@ class S3Proxy:
         self.catalog.dispose()
 
 
-def create_app(settings: Settings) -> web.Application:
-    proxy = S3Proxy(settings)
+def create_app(settings: Settings, enqueue: Enqueue | None = None) -> web.Application:
+    """The proxy app; ``enqueue`` relays upload events to the queue at once (None: the
+    worker's reconcile relays them)."""
+    proxy = S3Proxy(settings, enqueue)
     app = web.Application(
         middlewares=[
             allowlist_middleware(settings, refuse_outsider),
@@ -312,13 +319,14 @@ def create_app(settings: Settings) -> web.Application:
     )
     checks: dict[str, Check] = {
         "backend": proxy.backend.ping,
-        "catalog": catalog_check(proxy.catalog),
+        "catalog": blocking_check(proxy.catalog.ping),
     }
-    install_ops(app, "s3proxy", checks, shared_gauges=(proxy.catalog, settings))
+    gauges = [blocking_gauges(partial(read_gauges, proxy.catalog)), queue_gauges(settings)]
+    install_ops(app, "s3proxy", checks, gauges=gauges)
     app.router.add_route("*", "/{path:.*}", proxy.handle, expect_handler=no_early_continue)
     app.on_cleanup.append(proxy.close)
     return app
 
 
-def run(settings: Settings) -> None:
-    serve(create_app(settings), settings, settings.s3proxy_port, "s3proxy")
+def run(settings: Settings, enqueue: Enqueue | None = None) -> None:
+    serve(create_app(settings, enqueue), settings, settings.s3proxy_port, "s3proxy")

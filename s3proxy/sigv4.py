@@ -21,7 +21,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
 
-from nebula.s3 import UNSIGNED_PAYLOAD
+from nebulacore.s3 import UNSIGNED_PAYLOAD
 from s3proxy.errors import S3Error
 
 ALGORITHM = "AWS4-HMAC-SHA256"

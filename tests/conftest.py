@@ -12,7 +12,7 @@ from sqlalchemy import text
 
 from catalog import Catalog
 from catalog.models import Base
-from nebula.config import Settings, load_settings
+from nebulacore.config import Settings, load_settings
 from tests.services import (
     Seaweed,
     create_pg_database,

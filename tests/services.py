@@ -15,8 +15,8 @@ import psycopg2
 import redis
 
 from nebula import storage
-from nebula.config import Settings, load_settings
-from nebula.s3 import backend_client
+from nebulacore.config import Settings, load_settings
+from nebulacore.s3 import backend_client
 
 PG_ADMIN_DSN = os.environ.get(
     "NEBULA_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"

@@ -11,7 +11,7 @@ from catalog import Catalog
 from catalog.assets import record_upload
 from catalog.keys import SecretBox, ensure_admin_key
 from nebula.cli import main
-from nebula.config import load_settings
+from nebulacore.config import load_settings
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from nebula.config import ConfigError, load_settings, parse_ladder
+from nebulacore.config import ConfigError, load_settings, parse_ladder
 
 
 def test_defaults_are_the_documented_ones() -> None:
@@ -81,7 +81,7 @@ def test_cli_exits_non_zero_with_a_message_on_bad_config(tmp_path: Path) -> None
 
 
 def test_readme_documents_every_variable() -> None:
-    from nebula.config import Settings
+    from nebulacore.config import Settings
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     missing = [

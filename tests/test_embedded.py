@@ -15,8 +15,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from nebula.config import load_settings
 from nebula.embedded import AdminKey, announcement
+from nebulacore.config import load_settings
 from tests.embedded import NebulaUp, start_nebula_up
 from tests.services import alive, assert_nothing_for_others, descendants
 

@@ -25,8 +25,8 @@ import requests
 from botocore.exceptions import ClientError
 
 from nebula import storage
-from nebula.config import ConfigError, load_settings
-from nebula.s3 import backend_client
+from nebulacore.config import ConfigError, load_settings
+from nebulacore.s3 import backend_client
 from tests.services import Seaweed, assert_nothing_for_others, environ_without
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"

@@ -14,10 +14,10 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 
-from nebula.config import Settings
+from nebulacore.config import Settings
 from transcoder.errors import one_line
 
-log = logging.getLogger("nebula.transcoder.hwaccel")
+log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = 20.0
 TEST_SOURCE = ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=1"]

@@ -21,8 +21,8 @@ from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from catalog import Asset, AssetStatus, Catalog, Rendition
-from nebula.config import Settings
-from nebula.s3 import backend_client
+from nebulacore.config import Settings
+from nebulacore.s3 import backend_client
 from transcoder import hwaccel
 from transcoder.command import Plan, build_argv
 from transcoder.errors import MediaError
@@ -34,7 +34,7 @@ from transcoder.runner import Guard, NoGuard, run_ffmpeg
 from transcoder.thumbnails import make_poster, make_sprite, sprite_layout, webvtt
 from transcoder.verify import verify_durations
 
-log = logging.getLogger("nebula.transcoder.pipeline")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
 
-from nebula.config import Settings
-from nebula.s3 import backend_client
+from nebulacore.config import Settings
+from nebulacore.s3 import backend_client
 from transcoder.errors import MediaError, one_line
 
 PRESIGN_SECONDS = 6 * 3600  # long enough for a long transcode of a big file

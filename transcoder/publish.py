@@ -38,9 +38,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from nebula.s3 import S3Client, delete_keys, list_keys
+from nebulacore.s3 import S3Client, delete_keys, list_keys
 
-log = logging.getLogger("nebula.transcoder.publish")
+log = logging.getLogger(__name__)
 
 UPLOAD_THREADS = 4
 CONTENT_TYPES = {

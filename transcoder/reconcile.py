@@ -12,22 +12,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
 from catalog import Asset, AssetStatus, Catalog
 from catalog.assets import record_delete, record_upload
+from catalog.jobs import reap_expired
 from catalog.models import utcnow
-from nebula.config import Settings
-from nebula.s3 import S3Client, backend_client, iter_objects
-from transcoder.jobs import reap_expired
-from transcoder.outbox import relay_pending
+from nebulacore.config import Settings
+from nebulacore.s3 import S3Client, backend_client, iter_objects
+from nebulaqueue.relay import Enqueue, relay_pending
 
-if TYPE_CHECKING:
-    from huey import Huey
-
-log = logging.getLogger("nebula.transcoder.reconcile")
+log = logging.getLogger(__name__)
 GRACE_SECONDS = 30
 
 
@@ -42,7 +38,7 @@ class Report:
 def run_once(
     settings: Settings,
     catalog: Catalog,
-    queue: Huey | None = None,
+    enqueue: Enqueue,
     client: S3Client | None = None,
     grace_seconds: int = GRACE_SECONDS,
 ) -> Report:
@@ -57,7 +53,7 @@ def run_once(
             continue
         report.recorded += recorded
         report.removed += removed
-    report.relayed = relay_pending(catalog, queue=queue)
+    report.relayed = relay_pending(catalog, enqueue)
     if report.reaped or report.recorded or report.removed:
         log.info("reconcile: %s", report)
     return report

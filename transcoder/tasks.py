@@ -2,73 +2,122 @@
 
 A task carries only a job id: the catalog's job row is the truth (lease, attempts,
 status), so a task delivered twice, or after its job was cancelled, does nothing.
+
+Settings reach the tasks one way: the process's entry point loads them once and calls
+:func:`tasks_for` (``nebula worker``, ``nebula s3proxy``, ``nebula jobs retry``, each with
+its ``--data-dir``). The one entry point that is not ours, ``huey_consumer
+transcoder.tasks.huey``, reads the module attribute ``huey``: it is bound on first access
+to the settings of the environment (``NEBULA_*``). Importing this module reads nothing.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import threading
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from huey import Huey
+from huey.api import TaskWrapper
 from huey.signals import SIGNAL_INTERRUPTED
 
 from catalog import Catalog
-from nebula.config import load_settings
-from transcoder.queue import make_huey
+from catalog.assets import TOPIC_REMOVE, TOPIC_TRANSCODE
+from nebulacore.config import Settings, load_settings
+from nebulaqueue.huey import make_huey
+from transcoder.reconcile import run_once
+from transcoder.work import interrupt_all, run_job
 
-log = logging.getLogger("nebula.transcoder")
-
-settings = load_settings()
-huey = make_huey(settings)
-_catalog: Catalog | None = None
-
-
-def catalog() -> Catalog:
-    """This process's catalog engine, made on first use (importing this module stays cheap)."""
-    global _catalog
-    if _catalog is None:
-        _catalog = Catalog.from_settings(settings)
-    return _catalog
+log = logging.getLogger(__name__)
 
 
-# Tasks return None: Huey would otherwise keep every return value in the queue's storage.
-@huey.task()
-def transcode(job_id: int) -> None:
-    """Claim job ``job_id`` and publish its asset's HLS ladder."""
-    from transcoder.work import run_job
+@dataclass(frozen=True)
+class Tasks:
+    """The tasks declared on one queue, running with one process's settings."""
 
-    log.info("job %d: %s", job_id, run_job(settings, catalog(), job_id))
+    huey: Huey
+    transcode: TaskWrapper
+    remove: TaskWrapper
+    reconcile: TaskWrapper
+
+    def enqueue(self, topic: str, job_id: int) -> None:
+        """Queue the task of one outbox event (the relay's ``Enqueue``)."""
+        if topic == TOPIC_TRANSCODE:
+            self.transcode(job_id)
+        elif topic == TOPIC_REMOVE:
+            self.remove(job_id)
+        else:
+            raise ValueError(f"unknown outbox topic {topic!r}")
 
 
-@huey.task()
-def remove(job_id: int) -> None:
-    """Delete an asset's HLS output (after a DeleteObject of its source)."""
-    from transcoder.work import run_job
-
-    log.info("job %d: %s", job_id, run_job(settings, catalog(), job_id))
-
-
-def _every_reconcile_period(now: datetime) -> bool:
+def _every_reconcile_period(now: datetime, seconds: int = 60) -> bool:
     # Huey wakes periodic tasks once a minute; NEBULA_RECONCILE_SECONDS rounds up to minutes
     # here. `nebula worker` runs its own timer at the exact period instead.
-    minutes = max(1, math.ceil(settings.reconcile_seconds / 60))
+    minutes = max(1, math.ceil(seconds / 60))
     return (now.hour * 60 + now.minute) % minutes == 0
 
 
-@huey.periodic_task(_every_reconcile_period)
-def reconcile() -> None:
-    """Relay the outbox, reap expired leases, record videos that bypassed the proxy."""
-    from transcoder.reconcile import run_once
+def bind(huey: Huey, settings: Settings) -> Tasks:
+    """Declare the tasks on ``huey``, running with ``settings``.
 
-    run_once(settings, catalog())
+    Huey names a task after its function's module and name, so on every queue these are
+    ``transcoder.tasks.transcode``, ``.remove`` and ``.reconcile``: the names queued
+    messages carry, whichever process queued them.
+    """
+    # This binding's catalog engine, made on first use (binding stays cheap).
+    catalog = functools.cache(functools.partial(Catalog.from_settings, settings))
+
+    # Tasks return None: Huey would otherwise keep every return value in the queue's storage.
+    @huey.task()
+    def transcode(job_id: int) -> None:
+        """Claim job ``job_id`` and publish its asset's HLS ladder."""
+        log.info("job %d: %s", job_id, run_job(settings, catalog(), job_id))
+
+    @huey.task()
+    def remove(job_id: int) -> None:
+        """Delete an asset's HLS output (after a DeleteObject of its source)."""
+        log.info("job %d: %s", job_id, run_job(settings, catalog(), job_id))
+
+    period = functools.partial(_every_reconcile_period, seconds=settings.reconcile_seconds)
+
+    @huey.periodic_task(period)
+    def reconcile() -> None:
+        """Relay the outbox, reap expired leases, record videos that bypassed the proxy."""
+        run_once(settings, catalog(), tasks.enqueue)
+
+    tasks = Tasks(huey, transcode, remove, reconcile)
+
+    @huey.signal(SIGNAL_INTERRUPTED)
+    def _requeue_on_shutdown(signal: str, task: Any, *args: Any) -> None:
+        """SIGTERM stops the consumer with tasks in flight: kill their ffmpeg, give jobs back."""
+        requeued = interrupt_all(catalog(), tasks.enqueue)
+        if requeued:
+            log.warning("worker stopping: re-queued jobs %s", requeued)
+
+    return tasks
 
 
-@huey.signal(SIGNAL_INTERRUPTED)
-def _requeue_on_shutdown(signal: str, task: Any, *args: Any) -> None:
-    """SIGTERM stops the consumer with tasks in flight: kill their ffmpeg, give jobs back."""
-    from transcoder.work import interrupt_all
+_bound: dict[str, Tasks] = {}
+_bound_lock = threading.Lock()
 
-    requeued = interrupt_all(catalog())
-    if requeued:
-        log.warning("worker stopping: re-queued jobs %s", requeued)
+
+def tasks_for(settings: Settings) -> Tasks:
+    """The tasks on ``settings``' queue, bound once per queue location in this process."""
+    where = settings.queue_url or str(settings.queue_path)
+    with _bound_lock:
+        if where not in _bound:
+            _bound[where] = bind(make_huey(settings), settings)
+        return _bound[where]
+
+
+def __getattr__(name: str) -> Any:
+    """``transcoder.tasks.huey`` for ``huey_consumer``: bound on first access to the
+    environment's settings, then kept (PEP 562: only called while the name is missing)."""
+    if name == "huey":
+        huey = tasks_for(load_settings()).huey
+        globals()["huey"] = huey
+        return huey
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,23 +12,20 @@ from __future__ import annotations
 import logging
 import subprocess
 import threading
-from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from catalog import Asset, Catalog, JobKind
-from catalog.models import Worker
-from nebula.config import Settings
-from nebula.s3 import backend_client
-from transcoder import jobs
+from catalog import Asset, Catalog, JobKind, jobs, workers
+from catalog.jobs import Claim
+from nebulacore.config import Settings
+from nebulacore.s3 import backend_client
+from nebulaqueue.relay import Enqueue, relay_pending
 from transcoder.errors import Interrupted, LeaseLost, MediaError, one_line
-from transcoder.jobs import Claim
-from transcoder.outbox import relay_pending
 from transcoder.pipeline import Built, check_source, produce_and_publish, record_ready
 from transcoder.progress import Progress
 from transcoder.publish import unpublish
 
-log = logging.getLogger("nebula.transcoder.work")
+log = logging.getLogger(__name__)
 
 # The worker is stopping (SIGTERM): running jobs go back to the queue, nothing publishes.
 STOPPING = threading.Event()
@@ -52,14 +49,14 @@ class Lease:
 
     def __enter__(self) -> Lease:
         ACTIVE[self.claim.job_id] = self
-        _set_current_job(self.catalog, self.claim.job_id)
+        workers.set_current_job(self.catalog, self.claim.job_id)
         self._beat.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.done.set()
         ACTIVE.pop(self.claim.job_id, None)
-        _set_current_job(self.catalog, None)
+        workers.set_current_job(self.catalog, None)
 
     # Guard protocol
     def check(self) -> None:
@@ -123,7 +120,7 @@ def run_job(settings: Settings, catalog: Catalog, job_id: int) -> str:
                 _remove(settings, catalog, claim)
             else:
                 _transcode(settings, catalog, claim, lease)
-            _count(catalog, done=True)
+            workers.count_job(catalog, done=True)
             return "done"
         except Interrupted:
             jobs.requeue_interrupted(catalog, claim)
@@ -137,7 +134,7 @@ def run_job(settings: Settings, catalog: Catalog, job_id: int) -> str:
             jobs.retry_later(
                 catalog, claim, one_line(f"{type(exc).__name__}: {exc}"), settings.job_max_attempts
             )
-            _count(catalog, done=False)
+            workers.count_job(catalog, done=False)
             return "retry"
 
 
@@ -165,7 +162,7 @@ def _media_failure(settings: Settings, catalog: Catalog, claim: Claim, reason: s
         jobs.retry_later(catalog, claim, f"source unreachable: {reason}", settings.job_max_attempts)
         return "retry"
     jobs.fail(catalog, claim, reason)
-    _count(catalog, done=False)
+    workers.count_job(catalog, done=False)
     return "failed"
 
 
@@ -184,37 +181,7 @@ def _source_reachable(settings: Settings, catalog: Catalog, asset_id: str) -> bo
     return True
 
 
-def _count(catalog: Catalog, done: bool) -> None:
-    def bump(row: Worker) -> None:
-        if done:
-            row.jobs_done += 1
-        else:
-            row.jobs_failed += 1
-
-    _change_worker_row(catalog, bump)
-
-
-def _set_current_job(catalog: Catalog, job_id: int | None) -> None:
-    def point(row: Worker) -> None:
-        row.current_job_id = job_id
-
-    _change_worker_row(catalog, point)
-
-
-def _change_worker_row(catalog: Catalog, change: Callable[[Worker], None]) -> None:
-    """Best effort: the row belongs to ``nebula worker`` (absent when a task runs elsewhere)."""
-    from transcoder.worker import worker_id
-
-    try:
-        with catalog.session() as session:
-            row = session.get(Worker, worker_id())
-            if row is not None:
-                change(row)
-    except Exception as exc:
-        log.debug("worker row not updated: %s", exc)
-
-
-def interrupt_all(catalog: Catalog) -> list[int]:
+def interrupt_all(catalog: Catalog, enqueue: Enqueue) -> list[int]:
     """SIGTERM: stop every running ffmpeg of this process and give the jobs back."""
     STOPPING.set()
     requeued = []
@@ -224,7 +191,7 @@ def interrupt_all(catalog: Catalog) -> list[int]:
             requeued.append(job_id)
     if requeued:
         try:  # hand them to the other workers now rather than at the next reconcile
-            relay_pending(catalog)
+            relay_pending(catalog, enqueue)
         except Exception as exc:
             log.warning("re-queued jobs stay in the outbox until the next reconcile: %s", exc)
     return requeued

@@ -10,7 +10,7 @@ from nebula import __version__
 from nebula.cli import admin, doctor, jobs, services, status
 from nebula.cli import compose as compose_commands
 from nebula.cli.base import CliError, add_common_options
-from nebula.config import ConfigError
+from nebulacore.config import ConfigError
 
 COMMAND_MODULES = (services, status, admin, compose_commands, jobs, doctor)
 

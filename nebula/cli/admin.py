@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from sqlalchemy.orm import Session
-
-from catalog import Catalog
 from catalog.assets import get_asset, list_assets
 from catalog.db import current_revision, upgrade
 from catalog.keys import (
@@ -22,7 +17,7 @@ from catalog.keys import (
     revoke_key,
 )
 from catalog.models import AssetStatus
-from nebula.cli.base import CliError, Commands, add_command, settings_from
+from nebula.cli.base import CliError, Commands, add_command, catalog_session, settings_from
 from nebula.cli.playback import add_url_command
 
 
@@ -71,12 +66,6 @@ def register(commands: Commands) -> None:
     show.add_argument("asset_id")
     show.set_defaults(handler=assets_show)
     add_url_command(asset_commands)
-
-
-@contextmanager
-def catalog_session(args: argparse.Namespace) -> Iterator[Session]:
-    with Catalog.opened(settings_from(args)) as catalog, catalog.session() as session:
-        yield session
 
 
 def db_upgrade(args: argparse.Namespace) -> int:

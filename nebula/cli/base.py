@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from nebula.config import Settings, load_settings
+from sqlalchemy.orm import Session
+
+from catalog import Catalog
+from nebulacore.config import Settings, load_settings
 
 
 class CliError(Exception):
@@ -26,6 +31,13 @@ def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
     if data_dir:
         overrides.setdefault("data_dir", data_dir)
     return load_settings(dict(os.environ), **overrides)
+
+
+@contextmanager
+def catalog_session(args: argparse.Namespace) -> Iterator[Session]:
+    """One catalog session on the settings of ``args`` (engine disposed afterwards)."""
+    with Catalog.opened(settings_from(args)) as catalog, catalog.session() as session:
+        yield session
 
 
 Commands = Any  # argparse's _SubParsersAction is private; this alias keeps signatures readable

@@ -15,7 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from nebula.cli.base import CliError, Commands, add_command, settings_from
 from nebula.cli.status import check_http, live_workers
-from nebula.config import Settings, host_for_url
+from nebulacore.config import Settings, host_for_url
 
 
 def register(commands: Commands) -> None:
@@ -32,7 +32,7 @@ def register(commands: Commands) -> None:
 
 def run_prepare(args: argparse.Namespace) -> int:
     from catalog.db import current_revision, upgrade
-    from nebula.s3 import backend_client, ensure_buckets
+    from nebulacore.s3 import backend_client, ensure_buckets
 
     settings = settings_from(args)
     upgrade(settings.catalog_url)

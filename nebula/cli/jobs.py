@@ -119,16 +119,16 @@ def jobs_show(args: argparse.Namespace) -> int:
 
 
 def jobs_retry(args: argparse.Namespace) -> int:
-    from transcoder import jobs
-    from transcoder.outbox import relay_pending
-    from transcoder.queue import make_huey
+    from catalog import jobs
+    from nebulaqueue.relay import relay_pending
+    from transcoder.tasks import tasks_for
 
     settings = settings_from(args)
     with Catalog.opened(settings) as catalog:
         if not jobs.retry(catalog, args.job_id):
             raise CliError(f"job {args.job_id} is not failed or cancelled (or does not exist)")
         try:
-            relay_pending(catalog, queue=make_huey(settings))
+            relay_pending(catalog, tasks_for(settings).enqueue)
         except Exception as exc:  # the worker's reconcile relays it later
             print(f"queued in the catalog; the queue is unreachable for now: {exc}")
     print(f"job {args.job_id} queued again")
@@ -136,7 +136,7 @@ def jobs_retry(args: argparse.Namespace) -> int:
 
 
 def jobs_cancel(args: argparse.Namespace) -> int:
-    from transcoder import jobs
+    from catalog import jobs
 
     with Catalog.opened(settings_from(args)) as catalog:
         if not jobs.cancel(catalog, args.job_id):
@@ -164,7 +164,7 @@ def jobs_watch(args: argparse.Namespace) -> int:
 
 
 def queue_show(args: argparse.Namespace) -> int:
-    from transcoder.queue import make_huey, queue_counts
+    from nebulaqueue.huey import make_huey, queue_counts
 
     settings = settings_from(args)
     counts = queue_counts(make_huey(settings))

@@ -6,7 +6,11 @@ import argparse
 import re
 import sys
 
-from nebula.cli.base import CliError, Commands, add_command, settings_from
+from catalog.assets import get_asset
+from catalog.models import AssetStatus
+from nebula.cli.base import CliError, Commands, add_command, catalog_session, settings_from
+from origin.ids import ASSET_ID
+from origin.signing import PlaybackSigner
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -34,12 +38,6 @@ def add_url_command(asset_commands: Commands) -> None:
 
 
 def assets_url(args: argparse.Namespace) -> int:
-    from catalog.assets import get_asset
-    from catalog.models import AssetStatus
-    from nebula.cli.admin import catalog_session
-    from origin.ids import ASSET_ID
-    from origin.signing import PlaybackSigner
-
     settings = settings_from(args)
     if not ASSET_ID.fullmatch(args.asset_id):
         raise CliError(f"{args.asset_id!r} is not an asset id")

@@ -6,7 +6,9 @@ import argparse
 import importlib
 
 from nebula.cli.base import Commands, add_command, settings_from
-from nebula.logs import setup_logging
+from nebulacore.config import Settings
+from nebulacore.logs import setup_logging
+from nebulaqueue.relay import Enqueue
 
 # service name -> "module:function" taking Settings; imported lazily so that
 # `nebula origin` never loads the s3proxy and vice versa.
@@ -47,5 +49,16 @@ def run_service(args: argparse.Namespace) -> int:
     setup_logging(settings, args.service)
     module_name, _, function = SERVICES[args.service][0].partition(":")
     runner = getattr(importlib.import_module(module_name), function)
-    runner(settings)
+    if args.service == "s3proxy":
+        runner(settings, enqueue=upload_relay(settings))
+    else:
+        runner(settings)
     return 0
+
+
+def upload_relay(settings: Settings) -> Enqueue:
+    """Where the s3proxy relays upload events: the transcoder's tasks on this process's
+    queue (the one upward arrow, shell -> transcoder: the services never import each other)."""
+    from transcoder.tasks import tasks_for
+
+    return tasks_for(settings).enqueue

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 from catalog import Catalog, Worker
 from nebula.cli.base import Commands, add_command, settings_from
-from nebula.config import Settings
-from nebula.s3 import backend_client
+from nebulacore.config import Settings
+from nebulacore.s3 import backend_client
 
 HTTP_CHECK_TIMEOUT_SECONDS = 5
 
@@ -34,7 +34,7 @@ def check_catalog(settings: Settings) -> str:
 
 
 def check_queue(settings: Settings) -> str:
-    from transcoder.queue import make_huey, queue_counts
+    from nebulaqueue.huey import make_huey, queue_counts
 
     counts = queue_counts(make_huey(settings))
     return ", ".join(f"{k} {v}" for k, v in counts.items())

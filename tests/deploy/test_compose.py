@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from nebula.cli import build_parser
-from nebula.config import Settings
+from nebulacore.config import Settings
 from tests.services import environ_without
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -183,7 +183,7 @@ def test_every_nebula_variable_is_a_setting(config: dict[str, Any]) -> None:
 
 
 def test_the_settings_compose_gives_are_valid(config: dict[str, Any]) -> None:
-    from nebula.config import load_settings
+    from nebulacore.config import load_settings
 
     env = {k: str(v) for k, v in config["services"]["worker"]["environment"].items()}
     env["NEBULA_SECRET_KEY"] = "A" * 43 + "="

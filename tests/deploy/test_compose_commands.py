@@ -17,9 +17,9 @@ from catalog import Catalog, Worker
 from catalog.db import current_revision
 from catalog.models import utcnow
 from nebula.cli import main
-from nebula.ops import Check, install_ops
-from nebula.s3 import backend_client
 from nebula.storage import free_internal_port
+from nebulacore.ops import Check, install_ops
+from nebulacore.s3 import backend_client
 from tests.deploy.apps import serving
 from tests.services import Seaweed, environ_without
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from nebula.config import Settings, load_settings
-from nebula.netguard import allowlist_middleware, client_address, guard_is_first, is_allowed
-from nebula.ops import install_ops
+from nebulacore.config import Settings, load_settings
+from nebulacore.netguard import allowlist_middleware, client_address, guard_is_first, is_allowed
+from nebulacore.ops import install_ops
 from tests.deploy.apps import serving
 from tests.deploy.services import Service, start_service
 from tests.services import Seaweed
@@ -107,7 +107,7 @@ def test_a_client_outside_the_allow_list_gets_403_and_a_log_line(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = guarded_app(allow_cidrs="100.64.0.0/10")
-    with caplog.at_level(logging.WARNING, "nebula.netguard"), serving(app) as base:
+    with caplog.at_level(logging.WARNING, "nebulacore.netguard"), serving(app) as base:
         # Every route, including ops and unknown paths: the guard runs before routing.
         for path in ("/inside", "/healthz", "/metrics", "/no-such-path"):
             status, body = fetch(base + path)

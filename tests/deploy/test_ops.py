@@ -1,4 +1,4 @@
-"""/healthz and /metrics (nebula.ops) on a tiny app served on a real socket."""
+"""/healthz and /metrics (nebulacore.ops) on a tiny app served on a real socket."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import urllib.error
 import urllib.request
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,11 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from catalog import Catalog
+from catalog.metrics import read_gauges
 from catalog.models import Asset, Job, JobStatus, Worker, utcnow
-from nebula import ops
-from nebula.config import load_settings
+from nebulacore import ops
+from nebulacore.config import load_settings
+from nebulaqueue.metrics import queue_gauges
 from tests.deploy.apps import serving
 
 
@@ -173,7 +176,7 @@ def test_catalog_gauges_count_jobs_by_state_and_live_workers(catalog: Catalog) -
         session.add(
             Worker(id="box:2", hostname="box", pid=2, heartbeat_at=now - timedelta(minutes=5))
         )
-    gauges = asyncio.run(ops.catalog_gauges(catalog)())
+    gauges = asyncio.run(ops.blocking_gauges(partial(read_gauges, catalog))())
     assert gauges['nebula_jobs{state="queued"}'] == 2
     assert gauges['nebula_jobs{state="running"}'] == 1
     assert gauges['nebula_jobs{state="failed"}'] == 1
@@ -187,7 +190,7 @@ def test_catalog_gauges_count_jobs_by_state_and_live_workers(catalog: Catalog) -
 def test_catalog_gauges_fail_loudly_when_the_catalog_is_down(tmp_path: Path) -> None:
     dead = Catalog("postgresql://postgres@127.0.0.1:1/nothing", connect_args={"connect_timeout": 2})
     with pytest.raises(Exception, match=r"127\.0\.0\.1"):
-        asyncio.run(ops.catalog_gauges(dead)())
+        asyncio.run(ops.blocking_gauges(partial(read_gauges, dead))())
     dead.dispose()
 
 
@@ -195,7 +198,7 @@ def test_catalog_gauges_fail_loudly_when_the_catalog_is_down(tmp_path: Path) -> 
 def test_queue_gauges_report_the_real_queue_depth(
     engine: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    from transcoder.queue import make_huey
+    from nebulaqueue.huey import make_huey
 
     queue_url = request.getfixturevalue("redis_url") if engine == "redis" else None
     settings = load_settings({}, data_dir=str(tmp_path), queue_url=queue_url)
@@ -208,7 +211,7 @@ def test_queue_gauges_report_the_real_queue_depth(
 
     nothing()
     nothing()
-    gauges = asyncio.run(ops.queue_gauges(settings)())
+    gauges = asyncio.run(queue_gauges(settings)())
     assert gauges["nebula_queue_depth"] == 2
     assert gauges['nebula_queue_tasks{state="pending"}'] == 2
     huey.flush()
@@ -217,7 +220,7 @@ def test_queue_gauges_report_the_real_queue_depth(
 def test_queue_gauges_fail_when_redis_is_unreachable() -> None:
     settings = load_settings({}, queue_url="redis://127.0.0.1:1/0")
     with pytest.raises(Exception, match=r"(?i)connect"):
-        asyncio.run(ops.queue_gauges(settings)())
+        asyncio.run(queue_gauges(settings)())
 
 
 def test_install_ops_with_settings_serves_jobs_workers_and_queue_depth(tmp_path: Path) -> None:
@@ -229,7 +232,8 @@ def test_install_ops_with_settings_serves_jobs_workers_and_queue_depth(tmp_path:
         session.add_all([asset, Job(asset=asset, status=JobStatus.RUNNING)])
         session.add(Worker(id="w:1", hostname="w", pid=1))
     app = web.Application()
-    ops.install_ops(app, "tiny", {}, shared_gauges=(catalog, settings))
+    gauges = [ops.blocking_gauges(partial(read_gauges, catalog)), queue_gauges(settings)]
+    ops.install_ops(app, "tiny", {}, gauges=gauges)
     try:
         with serving(app) as base:
             samples = scrape(base)

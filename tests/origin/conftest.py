@@ -15,9 +15,9 @@ import pytest
 
 from catalog import Catalog
 from catalog.assets import record_upload
-from nebula.config import Settings, load_settings
-from nebula.s3 import backend_client, ensure_buckets, list_keys
 from nebula.storage import free_internal_port
+from nebulacore.config import Settings, load_settings
+from nebulacore.s3 import backend_client, ensure_buckets, list_keys
 from tests.services import Seaweed, environ_without
 from transcoder.pipeline import transcode_asset
 from transcoder.samples import make_source

@@ -250,8 +250,8 @@ def test_memory_does_not_grow_with_object_size(launch, published: Published) -> 
     """48 MiB through /files/ (streamed) and through /hls/ (cache fill, then sendfile)."""
     from catalog import Catalog
     from catalog.models import Asset, AssetStatus
-    from nebula.config import load_settings
-    from nebula.s3 import backend_client
+    from nebulacore.config import load_settings
+    from nebulacore.s3 import backend_client
 
     size = 48 * 1024 * 1024
     settings = load_settings(published.env)

@@ -33,7 +33,7 @@ import pytest
 from botocore.config import Config as BotoConfig
 
 from catalog.keys import KeyPair
-from nebula.s3 import backend_client, ensure_buckets, ensure_embedded_credentials
+from nebulacore.s3 import backend_client, ensure_buckets, ensure_embedded_credentials
 
 TARGET_ENV = "NEBULA_TEST_CLIENTS_TARGET"
 REGION = "us-east-1"

@@ -17,9 +17,9 @@ import pytest
 
 from catalog import Catalog
 from catalog.keys import KeyPair, SecretBox, create_key
-from nebula.config import Settings, load_settings
-from nebula.s3 import backend_client, ensure_buckets
 from nebula.storage import free_internal_port
+from nebulacore.config import Settings, load_settings
+from nebulacore.s3 import backend_client, ensure_buckets
 from tests.services import Seaweed, environ_without
 
 S3_DOMAIN = "s3.nebula.test"
@@ -53,22 +53,30 @@ def start_proxy(
     seaweed: Seaweed,
     extra_env: dict[str, str] | None = None,
     create_buckets: bool = True,
+    cwd: Path | None = None,
 ) -> ProxyUnderTest:
-    """A proxy subprocess; ``create_buckets=False`` when its backend is meant to be down."""
+    """A proxy subprocess; ``create_buckets=False`` when its backend is meant to be down.
+    With ``cwd`` it runs there and gets its data dir as ``--data-dir``, not from the
+    environment."""
     port = free_internal_port()
+    data_dir = str(root / "data")
     env = environ_without()
     env.update(seaweed.env)
     env.update(
         {
-            "NEBULA_DATA_DIR": str(root / "data"),
             "NEBULA_S3PROXY_PORT": str(port),
             "NEBULA_RECONCILE_SECONDS": "3600",
             # Virtual-hosted-style requests for bucket.s3.nebula.test (path style still works).
             "NEBULA_S3_DOMAIN": S3_DOMAIN,
         }
     )
+    argv = [sys.executable, "-m", "nebula", "s3proxy"]
+    if cwd is None:
+        env["NEBULA_DATA_DIR"] = data_dir
+    else:
+        argv += ["--data-dir", data_dir]
     env.update(extra_env or {})
-    settings = load_settings(env)
+    settings = load_settings(env) if cwd is None else load_settings(env, data_dir=data_dir)
     catalog = Catalog.from_settings(settings)
     catalog.upgrade()
     with catalog.session() as session:
@@ -79,8 +87,9 @@ def start_proxy(
         ensure_buckets(backend_client(settings), [*settings.ingest_buckets, settings.hls_bucket])
     log_path = root / "s3proxy.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "nebula", "s3proxy"],
+        argv,
         env=env,
+        cwd=cwd,
         stdout=open(log_path, "ab"),  # noqa: SIM115 - lives as long as the process
         stderr=subprocess.STDOUT,
     )

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from nebula.s3 import backend_client
+from nebulacore.s3 import backend_client
 from tests.s3proxy.conftest import ProxyUnderTest
 from tests.s3proxy.signing import s3_client
 from tests.services import Seaweed

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from catalog.assets import find_asset
 from catalog.models import AssetStatus, Job, JobKind, JobStatus, OutboxEvent
 from nebula.storage import free_internal_port
+from nebulaqueue.huey import make_huey
 from tests.s3proxy.conftest import ProxyUnderTest, start_proxy
 from tests.s3proxy.signing import s3_client
 from tests.services import Seaweed
-from transcoder.queue import make_huey
 
 
 @pytest.fixture(scope="module")
@@ -155,6 +155,25 @@ def test_queue_down_still_stores_and_keeps_the_outbox(tmp_path: Path, seaweed: S
             assert time.monotonic() < deadline, "the proxy never tried to relay"
             time.sleep(0.2)
         assert event.sent_at is None and event.last_error
+    finally:
+        server.stop()
+
+
+def test_data_dir_option_relays_into_that_dirs_queue(tmp_path: Path, seaweed: Seaweed) -> None:
+    """``nebula s3proxy --data-dir X`` with no NEBULA_DATA_DIR records into X's catalog and
+    relays into X's queue; nothing lands in a ``./data`` of its working directory."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    server = start_proxy(tmp_path, seaweed, cwd=elsewhere)
+    try:
+        assert "NEBULA_DATA_DIR" not in server.env
+        s3 = s3_client(server.endpoint, server.admin)
+        key = video_key()
+        s3.put_object(Bucket="media", Key=key, Body=b"video", ContentType="video/mp4")
+        [job] = jobs_of(server, "media", key)
+        wait_queued(server, job.id)  # read from X's queue.db
+        assert server.settings.queue_path == tmp_path / "data" / "queue.db"
+        assert not (elsewhere / "data").exists()
     finally:
         server.stop()
 

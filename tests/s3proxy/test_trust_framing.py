@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nebula.s3 import backend_client
+from nebulacore.s3 import backend_client
 from tests.s3proxy.conftest import ProxyUnderTest
 from tests.s3proxy.signing import (
     Answer,

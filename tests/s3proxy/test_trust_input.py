@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from nebula.s3 import backend_client
+from nebulacore.s3 import backend_client
 from tests.s3proxy.conftest import ProxyUnderTest
 from tests.s3proxy.signing import (
     checksum_b64,

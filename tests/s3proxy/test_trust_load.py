@@ -33,12 +33,12 @@ from sqlalchemy import select as sql_select
 from catalog.assets import find_asset
 from catalog.keys import KeyPair
 from catalog.models import Job, JobKind
-from nebula.s3 import backend_client
+from nebulacore.s3 import backend_client
 from tests.s3proxy.conftest import ProxyUnderTest, start_proxy
 from tests.s3proxy.signing import Answer, presign, send, signed_headers
 from tests.services import Seaweed, create_pg_database, drop_pg_database
-from transcoder.queue import make_huey
 from transcoder.reconcile import run_once
+from transcoder.tasks import tasks_for
 
 UNSIGNED = "UNSIGNED-PAYLOAD"
 LIMITS = {
@@ -524,7 +524,9 @@ def test_a_locked_catalog_stalls_neither_uploads_nor_other_keys(
 
         for key in videos:
             assert backend_has(server, "media", key)
-        run_once(server.settings, server.catalog, make_huey(server.settings), grace_seconds=0)
+        run_once(
+            server.settings, server.catalog, tasks_for(server.settings).enqueue, grace_seconds=0
+        )
         with server.catalog.session() as session:
             for key in videos:
                 asset = find_asset(session, "media", key)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
-from nebula.s3 import backend_client
+from nebulacore.s3 import backend_client
 from tests.s3proxy.conftest import S3_DOMAIN, ProxyUnderTest, proxy_to_scripted_backend
 from tests.s3proxy.signing import Answer, presign, send, signed_headers
 from tests.services import Seaweed

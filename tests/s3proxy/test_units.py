@@ -12,7 +12,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from multidict import CIMultiDict
 
-from nebula.config import load_settings
+from nebulacore.config import load_settings
 from s3proxy.addressing import copy_source_bucket, host_bucket, parse_target
 from s3proxy.auth import required_access
 from s3proxy.checksums import BodyDigests

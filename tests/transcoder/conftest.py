@@ -15,8 +15,8 @@ import pytest
 
 from catalog import Catalog
 from catalog.assets import record_upload
-from nebula.config import Settings
-from nebula.s3 import backend_client, ensure_buckets, list_keys
+from nebulacore.config import Settings
+from nebulacore.s3 import backend_client, ensure_buckets, list_keys
 from tests.services import environ_without
 
 # Small ladders keep the tests quick on a 2-core machine; the rules are the same.
@@ -109,13 +109,16 @@ def make_env(
 
 @pytest.fixture(scope="session")
 def tasks_module(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """``transcoder.tasks`` imported with its default queue under a temporary data dir
-    (its Huey is built from the environment at import; keep it out of the repo)."""
+    """``transcoder.tasks`` with its ``huey_consumer`` queue under a temporary data dir
+    (that Huey is built from the environment on first access; keep it out of the repo)."""
     saved = os.environ.get("NEBULA_DATA_DIR")
-    os.environ["NEBULA_DATA_DIR"] = str(tmp_path_factory.mktemp("tasks-data"))
+    data = tmp_path_factory.mktemp("tasks-data")
+    os.environ["NEBULA_DATA_DIR"] = str(data)
     try:
         import transcoder.tasks
 
+        # First access binds it, now, while the environment names the temporary dir.
+        assert Path(transcoder.tasks.huey.storage.filename).parent == data
         return transcoder.tasks
     finally:
         if saved is None:

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from catalog import Catalog, Job, JobStatus
+from catalog import Catalog, Job, JobStatus, jobs
 from catalog.assets import record_upload
 from nebula.cli import main
-from transcoder import jobs
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nebula.config import DEFAULT_LADDER, parse_ladder
+from nebulacore.config import DEFAULT_LADDER, parse_ladder
 from transcoder.ladder import choose_ladder
 
 RUNGS = parse_ladder(DEFAULT_LADDER)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from catalog import Asset, AssetStatus, Catalog, Job, JobStatus, OutboxEvent
+from catalog import Asset, AssetStatus, Catalog, Job, JobStatus, OutboxEvent, jobs
 from catalog.assets import record_upload
-from transcoder import jobs
 
 LEASE = 60
 

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from catalog import Asset, AssetStatus, Job, JobStatus
-from nebula.s3 import backend_client
+from nebulacore.s3 import backend_client
 from tests.transcoder.conftest import Env, ffprobe
 from transcoder.pipeline import transcode_asset
 from transcoder.playlist import read_media_playlist
@@ -163,7 +163,8 @@ def test_cancel_after_ffmpeg_before_the_master_publishes_nothing(
 ) -> None:
     """A cancel that lands after ffmpeg is done but before the master switch (inside the
     heartbeat's interval, where only the catalog knows) leaves no ladder and no ready asset."""
-    from transcoder import jobs, publish
+    from catalog import jobs
+    from transcoder import publish
 
     env: Env = make_env(ladder="144:150", job_lease_seconds=600)
     asset_id, job_id = env.upload(make_source(tmp_path / "a.mp4", seconds=2))

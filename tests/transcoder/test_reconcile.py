@@ -7,11 +7,12 @@ from pathlib import Path
 from sqlalchemy import select
 
 from catalog import Asset, AssetStatus, Job, JobKind, JobStatus
-from nebula.s3 import backend_client
+from nebulacore.s3 import backend_client
+from nebulaqueue.huey import make_huey
 from tests.transcoder.conftest import Env
 from transcoder import reconcile
-from transcoder.queue import make_huey
 from transcoder.samples import make_source
+from transcoder.tasks import tasks_for
 from transcoder.work import run_job
 
 
@@ -25,7 +26,9 @@ def test_bypassing_upload_is_recorded_queued_and_transcoded(
     client.put_object(Bucket=bucket, Key="notes.txt", Body=b"not a video")
     queue = make_huey(env.settings)
 
-    report = reconcile.run_once(env.settings, env.catalog, queue=queue, grace_seconds=0)
+    report = reconcile.run_once(
+        env.settings, env.catalog, tasks_for(env.settings).enqueue, grace_seconds=0
+    )
 
     assert report.recorded == [f"{bucket}/direct.mp4"] and report.relayed == 1
     assert queue.pending_count() == 1
@@ -35,7 +38,9 @@ def test_bypassing_upload_is_recorded_queued_and_transcoded(
         asset_id, job_id = asset.id, job.id
         assert job.status == JobStatus.QUEUED and asset.etag
     # A second pass finds nothing new: no duplicate assets or jobs.
-    again = reconcile.run_once(env.settings, env.catalog, queue=queue, grace_seconds=0)
+    again = reconcile.run_once(
+        env.settings, env.catalog, tasks_for(env.settings).enqueue, grace_seconds=0
+    )
     assert again.recorded == [] and again.relayed == 0
     assert run_job(env.settings, env.catalog, job_id) == "done"
     assert f"{asset_id}/master.m3u8" in env.hls_keys(asset_id)
@@ -45,7 +50,7 @@ def test_young_objects_are_left_to_the_proxy(make_env, tasks_module, tmp_path: P
     env: Env = make_env()
     client = backend_client(env.settings)
     client.put_object(Bucket=env.settings.ingest_buckets[0], Key="fresh.mp4", Body=b"x")
-    report = reconcile.run_once(env.settings, env.catalog, queue=make_huey(env.settings))
+    report = reconcile.run_once(env.settings, env.catalog, tasks_for(env.settings).enqueue)
     assert report.recorded == []
 
 
@@ -58,9 +63,10 @@ def test_source_deleted_behind_our_back_removes_the_ladder(
     backend_client(env.settings).delete_object(
         Bucket=env.settings.ingest_buckets[0], Key="gone.mp4"
     )
-    queue = make_huey(env.settings)
 
-    report = reconcile.run_once(env.settings, env.catalog, queue=queue, grace_seconds=0)
+    report = reconcile.run_once(
+        env.settings, env.catalog, tasks_for(env.settings).enqueue, grace_seconds=0
+    )
 
     assert report.removed == [f"{env.settings.ingest_buckets[0]}/gone.mp4"]
     with env.catalog.session() as session:

@@ -14,11 +14,12 @@ import pytest
 from sqlalchemy import select
 
 from catalog import Asset, AssetStatus, Job, JobStatus, Worker
+from nebulaqueue.huey import make_huey
+from nebulaqueue.relay import relay_pending
 from tests.services import alive
 from tests.transcoder.conftest import Env
-from transcoder.outbox import relay_pending
-from transcoder.queue import make_huey
 from transcoder.samples import make_source
+from transcoder.tasks import tasks_for
 
 # A source long enough to be caught mid-transcode (the default three-rung ladder), for
 # several heartbeats, even on a fast machine (a cancel that lands after ffmpeg is done is
@@ -31,16 +32,21 @@ class Workers:
         self.env, self.log_dir = env, log_dir
         self.processes: list[subprocess.Popen[bytes]] = []
 
-    def start(self, argv: list[str] | None = None) -> subprocess.Popen[bytes]:
+    def start(
+        self,
+        argv: list[str] | None = None,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> subprocess.Popen[bytes]:
         argv = argv or [sys.executable, "-m", "nebula", "worker"]
         log = open(self.log_dir / f"worker{len(self.processes)}.log", "ab")  # noqa: SIM115
         process = subprocess.Popen(
             argv,
-            env=self.env.env_vars(),
+            env=self.env.env_vars() if env is None else env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            cwd=self.log_dir,
+            cwd=cwd or self.log_dir,
         )
         self.processes.append(process)
         return process
@@ -95,7 +101,7 @@ def start_slow_job(
     asset_id, job_id = env.upload(
         make_source(tmp_path / "a.mp4", seconds=SLOW_SECONDS, size="640x360")
     )
-    relay_pending(env.catalog, queue=make_huey(env.settings))
+    relay_pending(env.catalog, tasks_for(env.settings).enqueue)
     worker = pool.start()
     wait_for(lambda: transcoding(env, job_id, worker), "a running ffmpeg", 120, pool.logs)
     return asset_id, job_id, worker, _ffmpegs(worker.pid)
@@ -112,7 +118,7 @@ def test_redis_queue_end_to_end(
     env: Env = make_env(queue_url=redis_url, ladder="240:300")
     asset_id, job_id = env.upload(make_source(tmp_path / "a.mp4", seconds=2))
     queue = make_huey(env.settings)
-    assert relay_pending(env.catalog, queue=queue) == 1
+    assert relay_pending(env.catalog, tasks_for(env.settings).enqueue) == 1
     assert queue.pending_count() == 1
     pool = workers(env)
     pool.start()
@@ -121,6 +127,31 @@ def test_redis_queue_end_to_end(
         assert session.get(Asset, asset_id).status == AssetStatus.READY
     assert f"{asset_id}/master.m3u8" in env.hls_keys(asset_id)
     assert queue.pending_count() == 0
+
+
+def test_worker_honours_data_dir(make_env, workers, tmp_path: Path) -> None:
+    """``nebula worker --data-dir X`` with no NEBULA_DATA_DIR: X's queue and catalog, no
+    ``./data`` in its working directory (the tasks are bound to the settings it was given)."""
+    env: Env = make_env(ladder="240:300")  # SQLite queue and catalog under env's data dir
+    asset_id, job_id = env.upload(make_source(tmp_path / "a.mp4", seconds=2))
+    assert relay_pending(env.catalog, tasks_for(env.settings).enqueue) == 1
+    child_env = {
+        k: v
+        for k, v in env.env_vars().items()
+        if k not in ("NEBULA_DATA_DIR", "NEBULA_DATABASE_URL")
+    }
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    pool = workers(env)
+    argv = [sys.executable, "-m", "nebula", "worker", "--data-dir", str(env.settings.data_path)]
+    pool.start(argv, env=child_env, cwd=elsewhere)
+    wait_for(lambda: job(env, job_id).status == JobStatus.DONE, "the job", 120, pool.logs)
+    with env.catalog.session() as session:
+        asset = session.get(Asset, asset_id)
+        assert asset is not None and asset.status == AssetStatus.READY
+    wait_for(lambda: len(current_jobs(env)) == 1, "the worker's row", 30, pool.logs)
+    assert f"{asset_id}/master.m3u8" in env.hls_keys(asset_id)
+    assert not (elsewhere / "data").exists()
 
 
 def test_killed_worker_lease_expires_and_the_job_is_done_by_another(
@@ -165,7 +196,7 @@ def test_sigterm_requeues_the_job_and_huey_consumer_finishes_it(
 def test_cancelled_while_running_publishes_nothing(
     make_env, workers, tasks_module, tmp_path: Path
 ) -> None:
-    from transcoder import jobs
+    from catalog import jobs
 
     env: Env = make_env(job_lease_seconds=10)
     pool = workers(env)

@@ -14,9 +14,9 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 from multidict import CIMultiDictProxy
 
-from nebula.config import IPNetwork, Settings
+from nebulacore.config import IPNetwork, Settings
 
-log = logging.getLogger("nebula.netguard")
+log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Handlers read the client address the guard decided on: request[CLIENT_IP_KEY].

@@ -3,10 +3,10 @@
 A service calls :func:`install_ops` with its dependency checks; each check is an async
 callable that raises when its dependency is down. Metrics are Prometheus text format,
 written by hand here because the set is small (requests by status, bytes, a latency
-histogram) plus gauges a service adds with :meth:`Metrics.add_gauge_source`.
-:func:`catalog_gauges` (jobs by state, live workers and their counters: the worker exports
-its gauges through the catalog's ``workers`` table) and :func:`queue_gauges` (queue depth)
-are the shared sources; :func:`catalog_check` the shared check.
+histogram) plus the gauge sources a service passes (``gauges``) or adds with
+:meth:`Metrics.add_gauge_source`. This module knows no catalog and no queue: a service
+wraps their blocking readers with :func:`blocking_check` and :func:`blocking_gauges`
+(``catalog.metrics.read_gauges``, ``nebulaqueue.metrics.queue_gauges``).
 """
 
 from __future__ import annotations
@@ -17,36 +17,29 @@ import http
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from nebula.config import Settings
-from nebula.netguard import guard_is_first
+from nebulacore.blocking import Offload
+from nebulacore.netguard import guard_is_first
+from nebulacore.prometheus import label_value
 
-if TYPE_CHECKING:  # nebula/ must not import the catalog (or a service) at import time
-    from catalog import Catalog
+log = logging.getLogger(__name__)
 
-log = logging.getLogger("nebula.ops")
-
-Check = Callable[[], Awaitable[object]]
-GaugeSource = Callable[[], Awaitable[dict[str, float]]]
+# A check raises when its dependency is down; a gauge source returns {"name{labels}": value}.
+Check = Callable[[], Coroutine[Any, Any, object]]
+GaugeSource = Callable[[], Coroutine[Any, Any, dict[str, float]]]
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 CHECK_TIMEOUT_SECONDS = 3.0
-METRICS_KEY = web.AppKey("nebula.metrics", object)
 # What a service's own middleware decided about a request, for /metrics: the error code of
 # its answer (an S3 code such as ``AccessDenied``), and the status it sent when the answer
 # ended in an exception after it had started.
 ERROR_CODE_KEY = web.RequestKey("nebula.error_code", str)
 STATUS_KEY = web.RequestKey("nebula.status", int)
-
-
-def label_value(value: object) -> str:
-    """Escape a label value as the exposition format requires (backslash, quote, newline)."""
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _family(sample_name: str) -> str:
@@ -152,6 +145,9 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
+METRICS_KEY = web.AppKey("nebula.metrics", Metrics)
+
+
 def status_code_name(status: int) -> str:
     """An error code for an answer that carries none (a HEAD, a plain HTTP error):
     the status phrase without spaces, e.g. ``NotFound``, ``PreconditionFailed``."""
@@ -222,23 +218,20 @@ def install_ops(
     service: str,
     checks: dict[str, Check],
     *,
-    shared_gauges: tuple[Catalog, Settings] | None = None,
+    gauges: Sequence[GaugeSource] = (),
 ) -> Metrics:
     """Add /healthz (503 when a dependency is down), /metrics and the metrics middleware.
 
     Call before the app starts. The metrics middleware goes right after the allow-list
     (installed first by the service), outside the service's own middlewares, so it counts
-    the answers they make of errors (S3 XML) with their real status. With ``shared_gauges`` (the service's own
-    catalog, and its settings for the queue), /metrics also carries jobs by state and
-    workers from the catalog, and the queue depth.
+    the answers they make of errors (S3 XML) with their real status. /metrics also
+    carries what each of ``gauges`` returns at scrape time.
     """
     metrics = Metrics(service)
     app.middlewares.insert(1 if guard_is_first(app) else 0, metrics_middleware(metrics))
     app[METRICS_KEY] = metrics
-    if shared_gauges is not None:
-        catalog, settings = shared_gauges
-        metrics.add_gauge_source(catalog_gauges(catalog))
-        metrics.add_gauge_source(queue_gauges(settings))
+    for source in gauges:
+        metrics.add_gauge_source(source)
 
     async def healthz(request: web.Request) -> web.Response:
         ok, report = await run_checks(checks)
@@ -259,64 +252,24 @@ def install_ops(
     return metrics
 
 
-# ----- shared checks and gauge sources ------------------------------------------------
+# ----- blocking dependencies ----------------------------------------------------------
 
 
-def catalog_check(catalog: Catalog) -> Check:
-    """A check that the catalog database answers ``SELECT 1``."""
+def blocking_check(probe: Callable[[], object]) -> Check:
+    """A check that runs the blocking ``probe`` (e.g. ``catalog.ping``) off the loop."""
+    offload = Offload.default()
 
     async def check() -> None:
-        await asyncio.to_thread(catalog.ping)
+        await offload.run(probe)
 
     return check
 
 
-def catalog_gauges(catalog: Catalog) -> GaugeSource:
-    """Jobs by state, live workers, and each live worker's counters, read from the catalog."""
-
-    def read() -> dict[str, float]:
-        from sqlalchemy import func, select
-
-        from catalog.models import Job, JobStatus, Worker
-
-        gauges: dict[str, float] = {f'nebula_jobs{{state="{s.value}"}}': 0 for s in JobStatus}
-        with catalog.session() as session:
-            for state, count in session.execute(
-                select(Job.status, func.count()).group_by(Job.status)
-            ):
-                gauges[f'nebula_jobs{{state="{label_value(state.value)}"}}'] = count
-            workers = session.scalars(Worker.live()).all()
-        gauges["nebula_workers_alive"] = len(workers)
-        for worker in workers:
-            labels = f'{{worker="{label_value(worker.id)}",hwaccel="{label_value(worker.hwaccel or "")}"}}'
-            gauges[f"nebula_worker_jobs_done{labels}"] = worker.jobs_done
-            gauges[f"nebula_worker_jobs_failed{labels}"] = worker.jobs_failed
-            gauges[f"nebula_worker_busy{labels}"] = int(worker.current_job_id is not None)
-        return gauges
+def blocking_gauges(read: Callable[[], dict[str, float]]) -> GaugeSource:
+    """A gauge source that runs the blocking ``read`` off the loop at scrape time."""
+    offload = Offload.default()
 
     async def source() -> dict[str, float]:
-        return await asyncio.to_thread(read)
-
-    return source
-
-
-def queue_gauges(settings: Settings) -> GaugeSource:
-    """Queue depth (pending tasks) and the other Huey counts."""
-    # Imported here: nebula/ must not load the transcoder package at import time.
-    from transcoder.queue import make_huey, queue_counts
-
-    huey = make_huey(settings)
-
-    def read() -> dict[str, float]:
-        values = queue_counts(huey)
-        gauges: dict[str, float] = {
-            f'nebula_queue_tasks{{state="{label_value(name)}"}}': count
-            for name, count in values.items()
-        }
-        gauges["nebula_queue_depth"] = values.get("pending", 0)
-        return gauges
-
-    async def source() -> dict[str, float]:
-        return await asyncio.to_thread(read)
+        return await offload.run(read)
 
     return source

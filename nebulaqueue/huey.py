@@ -5,12 +5,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from huey import Huey, RedisHuey, SqliteHuey
 from huey.utils import Error
 
-from nebula.config import Settings
+from nebulacore.config import Settings
 
 QUEUE_NAME = "nebula"
 
@@ -45,12 +43,3 @@ def failed_count(huey: Huey) -> int:
         except Exception:  # a result we cannot read is not an error of ours
             continue
     return failed
-
-
-def enqueue_on(queue: Huey, wrapper: Any, *args: Any) -> None:
-    """Enqueue task ``wrapper(*args)`` on ``queue``, another Huey than the one it was
-    declared on (a tool or test talking to a given queue); consumers resolve it by name."""
-    registry = queue._registry  # Huey has no public "register a foreign task" call
-    if registry.task_to_string(wrapper.task_class) not in registry._registry:
-        registry.register(wrapper.task_class)
-    queue.enqueue(wrapper.s(*args))

@@ -6,9 +6,9 @@ import logging
 
 from aiohttp import web
 
-from nebula.config import Settings
+from nebulacore.config import Settings
 
-log = logging.getLogger("nebula.web")
+log = logging.getLogger(__name__)
 
 
 def serve(

@@ -15,6 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
+log = logging.getLogger(__name__)
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_ALLOW_CIDRS = "127.0.0.0/8,::1/128,100.64.0.0/10,fd7a:115c:a1e0::/48"
@@ -244,7 +246,7 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     values.update(overrides)
     for name in sorted(k for k in values if k not in Settings.model_fields):
         # Other tools (the deploy hook, tests) share the prefix; a typo still deserves a word.
-        logging.getLogger("nebula.config").debug("ignoring unknown NEBULA_%s", name.upper())
+        log.debug("ignoring unknown NEBULA_%s", name.upper())
         del values[name]
     try:
         return Settings.model_validate(values)

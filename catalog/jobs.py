@@ -23,7 +23,7 @@ from catalog import Asset, AssetStatus, Catalog, Job, JobKind, JobStatus, Outbox
 from catalog.assets import TOPIC_REMOVE, TOPIC_TRANSCODE
 from catalog.models import utcnow
 
-log = logging.getLogger("nebula.transcoder.jobs")
+log = logging.getLogger(__name__)
 
 OPEN = (JobStatus.QUEUED, JobStatus.RUNNING)
 

@@ -1,48 +1,31 @@
-"""The outbox relay: turns catalog outbox events into Huey tasks.
+"""The outbox relay: turns catalog outbox events into queued tasks.
 
 The s3proxy calls :func:`relay_pending` right after an upload commits; the worker's
 periodic reconcile calls it again, so an event whose enqueue failed (queue down) is
 sent later. Sending twice is harmless: a task only acts on a claimable job row.
+
+The relay does not know the tasks: the caller hands it an :data:`Enqueue` (in practice
+``transcoder.tasks.tasks_for(settings).enqueue``), so the queue layer never imports a service.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from sqlalchemy import select
 
 from catalog import Catalog, OutboxEvent
-from catalog.assets import TOPIC_REMOVE, TOPIC_TRANSCODE
 from catalog.models import utcnow
 
-if TYPE_CHECKING:
-    from huey import Huey
+log = logging.getLogger(__name__)
 
-log = logging.getLogger("nebula.outbox")
-
-
-def _send(event: OutboxEvent, queue: Huey | None) -> None:
-    from transcoder import tasks
-
-    job_id = int(event.payload["job_id"])
-    if event.topic == TOPIC_TRANSCODE:
-        task = tasks.transcode
-    elif event.topic == TOPIC_REMOVE:
-        task = tasks.remove
-    else:
-        raise ValueError(f"unknown outbox topic {event.topic!r}")
-    if queue is None:
-        task(job_id)
-    else:  # another queue than this process's default (tests, tools)
-        from transcoder.queue import enqueue_on
-
-        enqueue_on(queue, task, job_id)
+# enqueue(topic, job_id): put the task for one outbox event on the queue; raises if it cannot.
+Enqueue = Callable[[str, int], None]
 
 
-def relay_pending(catalog: Catalog, limit: int = 100, queue: Huey | None = None) -> int:
-    """Enqueue up to ``limit`` unsent events (into ``queue``, default the tasks' own Huey);
-    return how many were sent."""
+def relay_pending(catalog: Catalog, enqueue: Enqueue, limit: int = 100) -> int:
+    """Enqueue up to ``limit`` unsent events; return how many were sent."""
     sent = 0
     with catalog.session() as session:
         query = (
@@ -54,7 +37,7 @@ def relay_pending(catalog: Catalog, limit: int = 100, queue: Huey | None = None)
         events = list(session.scalars(query))
     for event in events:
         try:
-            _send(event, queue)
+            enqueue(event.topic, int(event.payload["job_id"]))
         except Exception as exc:  # queue down: leave it for the next relay
             log.warning("outbox event %d not queued: %s", event.id, exc)
             with catalog.session() as session:

@@ -20,8 +20,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config as BotoConfig
 from botocore.credentials import Credentials
 
-from nebula.config import ConfigError, Settings
-from nebula.private import write_private
+from nebulacore.config import ConfigError, Settings
+from nebulacore.private import write_private
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

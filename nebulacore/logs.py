@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from nebula.config import Settings
+from nebulacore.config import Settings
 
 # Attributes every LogRecord has; anything else passed via ``extra=`` is a field of ours.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}

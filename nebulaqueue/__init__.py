@@ -1,0 +1,1 @@
+"""Nebula's queue layer: imports nebulacore and catalog only (see README, Architecture)."""
