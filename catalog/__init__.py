@@ -1,6 +1,10 @@
-"""The catalog: what Nebula knows about assets, renditions, jobs, keys and pending events.
+"""The catalog: what Nebula knows, and every change of its state.
 
-It imports no other Nebula service; s3proxy, transcoder and origin import it.
+Owns the SQLAlchemy models and sessions, Alembic migrations, and the queries and state
+changes of assets, renditions, jobs (claiming, leases, progress, cancelling: ``jobs``),
+workers, access keys and the outbox. A job or asset changes state here and nowhere else.
+
+May import: ``nebulacore`` only.
 """
 
 from catalog.db import Catalog
