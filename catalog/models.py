@@ -76,6 +76,17 @@ class JobKind(enum.StrEnum):
     REMOVE = "remove"
 
 
+class Topic(enum.StrEnum):
+    """What an outbox event asks for; the values are on the wire (outbox rows, the relay)."""
+
+    TRANSCODE = "transcode"
+    REMOVE = "remove"
+
+
+# The outbox topic that announces a queued job of each kind.
+TOPIC_OF_KIND = {JobKind.TRANSCODE: Topic.TRANSCODE, JobKind.REMOVE: Topic.REMOVE}
+
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
