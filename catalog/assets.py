@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from catalog import jobs
-from catalog.models import Asset, AssetStatus, Job, JobKind
+from catalog.models import Asset, AssetStatus, Job, JobKind, Rendition
 
 
 def record_upload(
@@ -40,6 +40,17 @@ def record_delete(session: Session, bucket: str, key: str) -> Job | None:
     jobs.supersede(session, asset, jobs.SOURCE_DELETED)
     asset.status = AssetStatus.DELETED
     return jobs.queue_new(session, asset, JobKind.REMOVE)
+
+
+def record_ready(
+    session: Session, asset_id: str, renditions: list[Rendition], duration: float | None
+) -> None:
+    """A ladder was published: replace the asset's renditions with ``renditions``, mark it ready."""
+    session.execute(delete(Rendition).where(Rendition.asset_id == asset_id))
+    session.add_all(renditions)
+    asset = session.get(Asset, asset_id)
+    if asset is not None:
+        asset.status, asset.error, asset.duration = AssetStatus.READY, None, duration
 
 
 def get_asset(session: Session, asset_id: str) -> Asset | None:

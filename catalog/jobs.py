@@ -21,11 +21,9 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from catalog import Asset, AssetStatus, Catalog, Job, JobKind, JobStatus, OutboxEvent
-from catalog.models import TOPIC_OF_KIND, utcnow
+from catalog.models import OPEN_JOB, PENDING_ASSET, TOPIC_OF_KIND, utcnow
 
 log = logging.getLogger(__name__)
-
-OPEN = (JobStatus.QUEUED, JobStatus.RUNNING)
 
 # Why a job ended cancelled (the job's ``error``, shown by ``nebula jobs``).
 SUPERSEDED_BY_UPLOAD = "superseded by a newer upload"
@@ -252,7 +250,7 @@ def supersede(session: Session, asset: Asset, reason: str) -> list[int]:
         return []
     open_jobs = session.scalars(
         select(Job)
-        .where(Job.asset_id == asset.id, Job.kind == JobKind.TRANSCODE, Job.status.in_(OPEN))
+        .where(Job.asset_id == asset.id, Job.kind == JobKind.TRANSCODE, Job.status.in_(OPEN_JOB))
         .with_for_update()
     ).all()
     for job in open_jobs:
@@ -268,7 +266,7 @@ def cancel(catalog: Catalog, job_id: int) -> bool:
     """
     with catalog.session() as session:
         job = session.get(Job, job_id, with_for_update=True)
-        if job is None or job.status not in OPEN:
+        if job is None or job.status not in OPEN_JOB:
             return False
         _cancel(job, CANCELLED_BY_USER)
         if job.kind == JobKind.TRANSCODE:
@@ -278,7 +276,7 @@ def cancel(catalog: Catalog, job_id: int) -> bool:
 
 def _settle_cancelled_asset(session: Session, asset_id: str) -> None:
     asset = session.get(Asset, asset_id)
-    if asset is not None and asset.status in (AssetStatus.QUEUED, AssetStatus.PROCESSING):
+    if asset is not None and asset.status in PENDING_ASSET:
         asset.status = AssetStatus.READY if asset.renditions else AssetStatus.FAILED
         asset.error = None if asset.renditions else "transcode cancelled"
 

@@ -71,6 +71,12 @@ class JobStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+# An asset whose ladder is still to come (its transcode job is open).
+PENDING_ASSET = (AssetStatus.QUEUED, AssetStatus.PROCESSING)
+# A job still to run or running; every other status is final.
+OPEN_JOB = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
 class JobKind(enum.StrEnum):
     TRANSCODE = "transcode"
     REMOVE = "remove"

@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from catalog import Asset, AssetStatus, Catalog, Rendition
+from catalog import Asset, Catalog, Rendition, assets
 from nebulacore import hls
 from nebulacore.config import Settings
 from nebulacore.s3 import backend_client
@@ -100,25 +99,22 @@ def _thumbnails(
 
 
 def record_ready(session: Session, asset_id: str, built: Built) -> None:
-    """Replace the asset's renditions with the published ones and mark it ready."""
-    session.execute(delete(Rendition).where(Rendition.asset_id == asset_id))
-    for item in built.renditions:
-        session.add(
-            Rendition(
-                asset_id=asset_id,
-                name=item.name,
-                width=item.width,
-                height=item.height,
-                bandwidth=item.peak_bps,
-                average_bandwidth=item.average_bps,
-                codecs=item.codecs,
-                frame_rate=item.frame_rate,
-                playlist=hls.rendition_playlist(built.ladder.version, item.name),
-            )
+    """Record the published ladder in the catalog: the asset is ready with these renditions."""
+    renditions = [
+        Rendition(
+            asset_id=asset_id,
+            name=item.name,
+            width=item.width,
+            height=item.height,
+            bandwidth=item.peak_bps,
+            average_bandwidth=item.average_bps,
+            codecs=item.codecs,
+            frame_rate=item.frame_rate,
+            playlist=hls.rendition_playlist(built.ladder.version, item.name),
         )
-    asset = session.get(Asset, asset_id)
-    if asset is not None:
-        asset.status, asset.error, asset.duration = AssetStatus.READY, None, built.info.duration
+        for item in built.renditions
+    ]
+    assets.record_ready(session, asset_id, renditions, built.info.duration)
 
 
 def check_source(settings: Settings, bucket: str, key: str, **client_config: Any) -> None:
