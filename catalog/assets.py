@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from catalog.models import Asset, AssetStatus, Job, JobKind, JobStatus, OutboxEvent
-
-TOPIC_TRANSCODE = "transcode"
-TOPIC_REMOVE = "remove"
+from catalog import jobs
+from catalog.models import Asset, AssetStatus, Job, JobKind, Rendition
 
 
 def record_upload(
@@ -24,47 +22,35 @@ def record_upload(
     The outbox event is written in the same transaction, so an upload whose queueing fails
     is still announced later by the outbox relay.
     """
-    asset = session.scalars(select(Asset).where(Asset.bucket == bucket, Asset.key == key)).first()
+    asset = find_asset(session, bucket, key)
     if asset is None:
         asset = Asset(bucket=bucket, key=key)
         session.add(asset)
+    jobs.supersede(session, asset, jobs.SUPERSEDED_BY_UPLOAD)
     asset.etag, asset.size, asset.content_type = etag, size, content_type
     asset.status, asset.error = AssetStatus.QUEUED, None
-    _cancel_open_jobs(session, asset, JobKind.TRANSCODE)
-    job = Job(asset=asset, kind=JobKind.TRANSCODE, status=JobStatus.QUEUED, source_etag=etag)
-    session.add(job)
-    session.flush()
-    session.add(
-        OutboxEvent(topic=TOPIC_TRANSCODE, payload={"job_id": job.id, "asset_id": asset.id})
-    )
-    return asset, job
+    return asset, jobs.queue_new(session, asset, JobKind.TRANSCODE, source_etag=etag)
 
 
 def record_delete(session: Session, bucket: str, key: str) -> Job | None:
     """Mark the asset deleted and queue removal of its HLS output (None if unknown)."""
-    asset = session.scalars(select(Asset).where(Asset.bucket == bucket, Asset.key == key)).first()
+    asset = find_asset(session, bucket, key)
     if asset is None or asset.status == AssetStatus.DELETED:
         return None
+    jobs.supersede(session, asset, jobs.SOURCE_DELETED)
     asset.status = AssetStatus.DELETED
-    _cancel_open_jobs(session, asset, JobKind.TRANSCODE)
-    job = Job(asset=asset, kind=JobKind.REMOVE, status=JobStatus.QUEUED)
-    session.add(job)
-    session.flush()
-    session.add(OutboxEvent(topic=TOPIC_REMOVE, payload={"job_id": job.id, "asset_id": asset.id}))
-    return job
+    return jobs.queue_new(session, asset, JobKind.REMOVE)
 
 
-def _cancel_open_jobs(session: Session, asset: Asset, kind: JobKind) -> None:
-    if asset.id is None:
-        return
-    open_jobs = select(Job).where(
-        Job.asset_id == asset.id,
-        Job.kind == kind,
-        Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]),
-    )
-    for job in session.scalars(open_jobs):
-        job.status = JobStatus.CANCELLED
-        job.error = "superseded by a newer upload"
+def record_ready(
+    session: Session, asset_id: str, renditions: list[Rendition], duration: float | None
+) -> None:
+    """A ladder was published: replace the asset's renditions with ``renditions``, mark it ready."""
+    session.execute(delete(Rendition).where(Rendition.asset_id == asset_id))
+    session.add_all(renditions)
+    asset = session.get(Asset, asset_id)
+    if asset is not None:
+        asset.status, asset.error, asset.duration = AssetStatus.READY, None, duration
 
 
 def get_asset(session: Session, asset_id: str) -> Asset | None:

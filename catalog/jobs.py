@@ -1,4 +1,5 @@
-"""The job row is the truth: claiming with a lease, heartbeats, finishing, re-queueing.
+"""The job row is the truth: every job state change is made here (queueing, claiming with a
+lease, heartbeats, finishing, re-queueing, cancelling).
 
 Huey removes a task from the queue when a worker takes it, so a killed worker would lose
 it; instead the worker holds a lease (owner + expiry) on the job row and renews it while
@@ -20,12 +21,14 @@ from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from catalog import Asset, AssetStatus, Catalog, Job, JobKind, JobStatus, OutboxEvent
-from catalog.assets import TOPIC_REMOVE, TOPIC_TRANSCODE
-from catalog.models import utcnow
+from catalog.models import OPEN_JOB, PENDING_ASSET, TOPIC_OF_KIND, utcnow
 
 log = logging.getLogger(__name__)
 
-OPEN = (JobStatus.QUEUED, JobStatus.RUNNING)
+# Why a job ended cancelled (the job's ``error``, shown by ``nebula jobs``).
+SUPERSEDED_BY_UPLOAD = "superseded by a newer upload"
+SOURCE_DELETED = "the source was deleted"
+CANCELLED_BY_USER = "cancelled by user"
 
 
 def new_owner() -> str:
@@ -183,13 +186,26 @@ def _back_to_queue(session: Session, job: Job, reason: str | None) -> None:
     job.progress = 0.0
     if job.kind == JobKind.TRANSCODE:
         _set_asset(session, job.asset_id, AssetStatus.QUEUED, None)
+    _announce(session, job)
+
+
+def _announce(session: Session, job: Job) -> None:
+    """The outbox event that gets ``job`` onto the queue, in the caller's transaction: a
+    job whose queueing fails now is still relayed later."""
     session.add(
-        OutboxEvent(topic=_topic(job), payload={"job_id": job.id, "asset_id": job.asset_id})
+        OutboxEvent(
+            topic=TOPIC_OF_KIND[job.kind], payload={"job_id": job.id, "asset_id": job.asset_id}
+        )
     )
 
 
-def _topic(job: Job) -> str:
-    return TOPIC_TRANSCODE if job.kind == JobKind.TRANSCODE else TOPIC_REMOVE
+def queue_new(session: Session, asset: Asset, kind: JobKind, source_etag: str | None = None) -> Job:
+    """A new queued job of ``kind`` for ``asset``, announced through the outbox."""
+    job = Job(asset=asset, kind=kind, status=JobStatus.QUEUED, source_etag=source_etag)
+    session.add(job)
+    session.flush()  # the event carries the job's id
+    _announce(session, job)
+    return job
 
 
 def reap_expired(catalog: Catalog, max_attempts: int) -> list[int]:
@@ -214,19 +230,55 @@ def reap_expired(catalog: Catalog, max_attempts: int) -> list[int]:
     return reaped
 
 
+def _cancel(job: Job, reason: str) -> None:
+    """The one way a job ends cancelled: finished now, lease cleared, ``reason`` kept.
+
+    A worker running it finds its lease gone at its next heartbeat or before publishing
+    (``_held``), stops ffmpeg and publishes nothing.
+    """
+    _end(job, JobStatus.CANCELLED, reason)
+
+
+def supersede(session: Session, asset: Asset, reason: str) -> list[int]:
+    """Cancel the asset's open transcode jobs (its source was replaced or deleted); their ids.
+
+    The rows are locked first, so a worker closing one of them at this moment either
+    finishes before (the job is no longer open) or loses its lease. Callers change the asset
+    only afterwards, taking locks in the order the workers do: job, then asset.
+    """
+    if asset.id is None:  # not in the catalog yet: no jobs
+        return []
+    open_jobs = session.scalars(
+        select(Job)
+        .where(Job.asset_id == asset.id, Job.kind == JobKind.TRANSCODE, Job.status.in_(OPEN_JOB))
+        .with_for_update()
+    ).all()
+    for job in open_jobs:
+        _cancel(job, reason)
+    return [job.id for job in open_jobs]
+
+
 def cancel(catalog: Catalog, job_id: int) -> bool:
-    """Cancel a queued or running job; a running worker notices at its next heartbeat."""
+    """A user cancels a queued or running job; a running worker notices at its next heartbeat.
+
+    A cancelled transcode leaves its asset as it was before (ready with its previous
+    ladder) or, with nothing published yet, failed.
+    """
     with catalog.session() as session:
-        job = session.get(Job, job_id)
-        if job is None or job.status not in OPEN:
+        job = session.get(Job, job_id, with_for_update=True)
+        if job is None or job.status not in OPEN_JOB:
             return False
-        _end(job, JobStatus.CANCELLED, "cancelled by user")
+        _cancel(job, CANCELLED_BY_USER)
         if job.kind == JobKind.TRANSCODE:
-            asset = session.get(Asset, job.asset_id)
-            if asset is not None and asset.status in (AssetStatus.QUEUED, AssetStatus.PROCESSING):
-                asset.status = AssetStatus.READY if asset.renditions else AssetStatus.FAILED
-                asset.error = None if asset.renditions else "transcode cancelled"
+            _settle_cancelled_asset(session, job.asset_id)
     return True
+
+
+def _settle_cancelled_asset(session: Session, asset_id: str) -> None:
+    asset = session.get(Asset, asset_id)
+    if asset is not None and asset.status in PENDING_ASSET:
+        asset.status = AssetStatus.READY if asset.renditions else AssetStatus.FAILED
+        asset.error = None if asset.renditions else "transcode cancelled"
 
 
 def retry(catalog: Catalog, job_id: int) -> bool:

@@ -71,9 +71,26 @@ class JobStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+# An asset whose ladder is still to come (its transcode job is open).
+PENDING_ASSET = (AssetStatus.QUEUED, AssetStatus.PROCESSING)
+# A job still to run or running; every other status is final.
+OPEN_JOB = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
 class JobKind(enum.StrEnum):
     TRANSCODE = "transcode"
     REMOVE = "remove"
+
+
+class Topic(enum.StrEnum):
+    """What an outbox event asks for; the values are on the wire (outbox rows, the relay)."""
+
+    TRANSCODE = "transcode"
+    REMOVE = "remove"
+
+
+# The outbox topic that announces a queued job of each kind.
+TOPIC_OF_KIND = {JobKind.TRANSCODE: Topic.TRANSCODE, JobKind.REMOVE: Topic.REMOVE}
 
 
 NAMING = {

@@ -12,11 +12,9 @@ from typing import Any
 
 from catalog import Catalog
 from catalog.assets import get_asset, list_assets
-from catalog.models import Asset, AssetStatus, Job, JobKind
+from catalog.models import PENDING_ASSET, Asset, AssetStatus, Job, JobKind
 from nebulacore.blocking import Offload
 from origin.errors import CatalogDown
-
-PENDING = (AssetStatus.QUEUED, AssetStatus.PROCESSING)
 
 
 @dataclass(frozen=True)
@@ -48,7 +46,7 @@ class AssetView:
 
     @property
     def pending(self) -> bool:
-        return self.status in PENDING
+        return self.status in PENDING_ASSET
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self) | {"title": self.title}

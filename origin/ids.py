@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from nebulacore.hls import asset_key
+
 # catalog.models.new_asset_id makes 12 characters of [a-z2-9]; accept a little wider.
 ASSET_ID = re.compile(r"[a-z0-9]{4,32}")
 # One path part of a published ladder: "master.m3u8", "720p", "seg_00001.m4s".
@@ -33,6 +35,11 @@ def check_ladder_path(path: str) -> str:
     return path
 
 
+def hls_path(asset_id: str, name: str) -> str:
+    """The origin's URL path of a ladder file (``/hls/<asset_id>/<name>``)."""
+    return f"/hls/{asset_id}/{name}"
+
+
 def ladder_key(asset_id: str, path: str) -> str:
     """The HLS bucket key of a ladder file, built only from checked names."""
-    return f"{check_asset_id(asset_id)}/{check_ladder_path(path)}"
+    return asset_key(check_asset_id(asset_id), check_ladder_path(path))

@@ -11,6 +11,7 @@ import mimetypes
 
 from aiohttp import hdrs, web
 
+from nebulacore.hls import PLAYLIST_TYPE
 from origin import content
 from origin.backend import Missing, ObjectInfo
 from origin.errors import CatalogDown
@@ -54,7 +55,8 @@ async def _text(
     body, info = await origin.read_text(key)
     if query is not None:
         text = body.decode("utf-8", errors="replace")
-        signed = sign_playlist(text, query) if key.endswith(".m3u8") else sign_vtt(text, query)
+        playlist = content.content_type(key) == PLAYLIST_TYPE
+        signed = sign_playlist(text, query) if playlist else sign_vtt(text, query)
         body = signed.encode()
         info = ObjectInfo(len(body), info.last_modified, body_etag(body))
     return body_response(request, body, info, headers)

@@ -12,9 +12,10 @@ from string import Template
 
 from aiohttp import web
 
+from nebulacore import hls
 from origin.assets import AssetView
 from origin.backend import Missing
-from origin.ids import check_asset_id
+from origin.ids import check_asset_id, hls_path
 from origin.media import token_query
 from origin.state import ORIGIN
 
@@ -43,7 +44,7 @@ def _status(asset: AssetView) -> str:
 def _card(asset: AssetView, links: bool) -> str:
     e = html.escape
     poster = (
-        f'<img src="/hls/{e(asset.id)}/poster.jpg" alt="" loading="lazy">'
+        f'<img src="{e(hls_path(asset.id, hls.POSTER))}" alt="" loading="lazy">'
         if links and asset.status == "ready"
         else '<div class="noposter"></div>'
     )
@@ -77,16 +78,15 @@ async def watch(request: web.Request) -> web.Response:
     asset = await origin.assets.one(asset_id)
     if asset is None:
         raise Missing("no such asset")
-    base = f"/hls/{asset_id}/"
     e = html.escape
     page = _template("watch.html").substitute(
         title=e(asset.title),
         asset_id=e(asset_id),
         status=e(_status(asset)),
         duration=_duration(asset.duration),
-        master=e(f"{base}master.m3u8{query}"),
-        poster=e(f"{base}poster.jpg{query}"),
-        thumbnails=e(f"{base}thumbnails.vtt{query}"),
+        master=e(hls_path(asset_id, hls.MASTER) + query),
+        poster=e(hls_path(asset_id, hls.POSTER) + query),
+        thumbnails=e(hls_path(asset_id, hls.THUMBNAILS) + query),
     )
     return web.Response(text=page, content_type="text/html")
 
@@ -106,8 +106,8 @@ async def api_asset(request: web.Request) -> web.Response:
 def _api(request: web.Request, asset: AssetView) -> dict[str, object]:
     data = asset.as_json()
     if request.app[ORIGIN].signer is None and asset.status == "ready":
-        data["master"] = f"/hls/{asset.id}/master.m3u8"
-        data["poster"] = f"/hls/{asset.id}/poster.jpg"
+        data["master"] = hls_path(asset.id, hls.MASTER)
+        data["poster"] = hls_path(asset.id, hls.POSTER)
         data["watch"] = f"/watch/{asset.id}"
         data["original"] = f"/files/{asset.id}"
     return data

@@ -15,6 +15,9 @@ import time
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
+from nebulacore.hls import MASTER
+from origin.ids import hls_path
+
 EXPIRES = "exp"
 SIGNATURE = "sig"
 # The only shapes a token can have: up to 12 ASCII digits (no "²", no sign, no space; about
@@ -41,9 +44,8 @@ class PlaybackSigner:
 
     def master_url(self, origin_url: str, asset_id: str, ttl_seconds: int) -> str:
         expires = int(time.time()) + ttl_seconds
-        return (
-            f"{origin_url.rstrip('/')}/hls/{asset_id}/master.m3u8?{self.query(asset_id, expires)}"
-        )
+        path = hls_path(asset_id, MASTER)
+        return f"{origin_url.rstrip('/')}{path}?{self.query(asset_id, expires)}"
 
     def watch_url(self, origin_url: str, asset_id: str, ttl_seconds: int) -> str:
         expires = int(time.time()) + ttl_seconds

@@ -10,6 +10,8 @@ import json
 import subprocess
 from pathlib import Path
 
+from nebulacore.hls import MEDIA_PLAYLIST
+
 AAC_OBJECT_TYPES = {"LC": 2, "HE-AAC": 5, "HE-AACv2": 29}
 READ_LIMIT = 4 * 1024 * 1024
 PROBE_AUDIO = [
@@ -55,7 +57,7 @@ def avc1_codec(rendition_dir: Path) -> str:
 
 def mp4a_codec(rendition_dir: Path) -> str:
     """``mp4a.40.<object type>`` from ffprobe's AAC profile of the rendition's first segment."""
-    playlist = rendition_dir / "index.m3u8"
+    playlist = rendition_dir / MEDIA_PLAYLIST
     result = subprocess.run(
         [*PROBE_AUDIO, "-of", "json", str(playlist)],
         capture_output=True,

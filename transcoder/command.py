@@ -19,6 +19,7 @@ from typing import Any
 
 import ffmpeg
 
+from nebulacore.hls import MEDIA_PLAYLIST
 from transcoder.ladder import Rung
 from transcoder.probe import SourceInfo
 
@@ -78,7 +79,7 @@ def build_argv(plan: Plan, progress: bool = True) -> list[str]:
     if plan.info.has_video and plan.rungs:
         streams.extend(_video_streams(plan, source))
     output = ffmpeg.output(
-        *streams, str(plan.out_dir / "%v" / "index.m3u8"), **_output_options(plan)
+        *streams, str(plan.out_dir / "%v" / MEDIA_PLAYLIST), **_output_options(plan)
     )
     argv = list(output.compile(cmd="ffmpeg"))
     extra = ["-progress", "pipe:1"] if progress else []

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from nebulacore.hls import MEDIA_PLAYLIST, rendition_playlist
 from transcoder.codecs import avc1_codec, mp4a_codec
 from transcoder.ladder import Rung
 from transcoder.playlist import read_media_playlist
@@ -33,7 +34,7 @@ class Measured:
 
 def measure(rendition_dir: Path) -> tuple[int, int]:
     """(peak, average) bits per second over the segments."""
-    playlist = read_media_playlist(rendition_dir / "index.m3u8")
+    playlist = read_media_playlist(rendition_dir / MEDIA_PLAYLIST)
     peak, total_bits = 0, 0
     for segment in playlist.segments:
         bits = (rendition_dir / segment.uri).stat().st_size * 8
@@ -56,7 +57,8 @@ def measure_video(out_dir: Path, rung: Rung, frame_rate: float) -> Measured:
 
 
 def master_playlist(videos: list[Measured], audio: Measured | None, prefix: str) -> str:
-    """The master text; URIs are ``<prefix>/<rendition>/index.m3u8`` (relative)."""
+    """The master text; URIs are ``<prefix>/<rendition>/index.m3u8`` (relative,
+    :func:`nebulacore.hls.rendition_playlist`)."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
     if audio is not None and not videos:
         lines += [
@@ -67,7 +69,7 @@ def master_playlist(videos: list[Measured], audio: Measured | None, prefix: str)
     if audio is not None:
         lines.append(
             f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",NAME="audio",DEFAULT=YES,'
-            f'AUTOSELECT=YES,CHANNELS="2",URI="{prefix}/audio/index.m3u8"'
+            f'AUTOSELECT=YES,CHANNELS="2",URI="{_uri(prefix, audio)}"'
         )
     for video in videos:
         peak, average, codecs = video.peak_bps, video.average_bps, video.codecs
@@ -92,4 +94,4 @@ def _stream_inf(peak: int, average: int, *attributes: str) -> str:
 
 
 def _uri(prefix: str, rendition: Measured) -> str:
-    return f"{prefix}/{rendition.name}/index.m3u8"
+    return rendition_playlist(prefix, rendition.name)

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from catalog import Asset, AssetStatus, Catalog, Rendition
+from catalog import Asset, Catalog, Rendition, assets
+from nebulacore import hls
 from nebulacore.config import Settings
 from nebulacore.s3 import backend_client
 from transcoder import hwaccel
@@ -91,33 +91,30 @@ def build_ladder(
 def _thumbnails(
     out_dir: Path, work: Path, rungs: list[Rung], info: SourceInfo, version: str, step: int
 ) -> tuple[Path, str]:
-    poster = work / "poster.jpg"
-    make_poster(out_dir / rungs[0].name / "index.m3u8", info.duration, poster, step)
+    poster = work / hls.POSTER
+    make_poster(out_dir / rungs[0].name / hls.MEDIA_PLAYLIST, info.duration, poster, step)
     layout = sprite_layout(info.duration, info.width, info.height, step)
-    make_sprite(out_dir / rungs[-1].name / "index.m3u8", layout, out_dir / "sprite.jpg")
-    return poster, webvtt(layout, info.duration, f"{version}/sprite.jpg")
+    make_sprite(out_dir / rungs[-1].name / hls.MEDIA_PLAYLIST, layout, out_dir / hls.SPRITE)
+    return poster, webvtt(layout, info.duration, f"{version}/{hls.SPRITE}")
 
 
 def record_ready(session: Session, asset_id: str, built: Built) -> None:
-    """Replace the asset's renditions with the published ones and mark it ready."""
-    session.execute(delete(Rendition).where(Rendition.asset_id == asset_id))
-    for item in built.renditions:
-        session.add(
-            Rendition(
-                asset_id=asset_id,
-                name=item.name,
-                width=item.width,
-                height=item.height,
-                bandwidth=item.peak_bps,
-                average_bandwidth=item.average_bps,
-                codecs=item.codecs,
-                frame_rate=item.frame_rate,
-                playlist=f"{built.ladder.version}/{item.name}/index.m3u8",
-            )
+    """Record the published ladder in the catalog: the asset is ready with these renditions."""
+    renditions = [
+        Rendition(
+            asset_id=asset_id,
+            name=item.name,
+            width=item.width,
+            height=item.height,
+            bandwidth=item.peak_bps,
+            average_bandwidth=item.average_bps,
+            codecs=item.codecs,
+            frame_rate=item.frame_rate,
+            playlist=hls.rendition_playlist(built.ladder.version, item.name),
         )
-    asset = session.get(Asset, asset_id)
-    if asset is not None:
-        asset.status, asset.error, asset.duration = AssetStatus.READY, None, built.info.duration
+        for item in built.renditions
+    ]
+    assets.record_ready(session, asset_id, renditions, built.info.duration)
 
 
 def check_source(settings: Settings, bucket: str, key: str, **client_config: Any) -> None:
@@ -188,7 +185,7 @@ def transcode_asset(
     settings: Settings, catalog: Catalog, asset_id: str, version: str | None = None
 ) -> Built:
     """Transcode and publish ``asset_id`` now, without a queue or a job lease."""
-    version = version or f"v{int(time.time() * 1000)}"
+    version = version or hls.version_name(int(time.time() * 1000))
     return produce_and_publish(
         settings,
         catalog,

@@ -1,23 +1,7 @@
 """Publishing a finished ladder to the HLS bucket, so a reader never sees half of it.
 
-Key layout in ``settings.hls_bucket`` (the origin serves exactly these keys)::
-
-    <asset_id>/master.m3u8                      master playlist, written LAST; its URIs are
-                                                relative and point into the current version
-    <asset_id>/poster.jpg                       poster frame (JPEG), written just before master
-    <asset_id>/thumbnails.vtt                   WebVTT scrubbing track; cue payloads are
-                                                ``v<job_id>/sprite.jpg#xywh=x,y,w,h``
-    <asset_id>/v<job_id>/<rendition>/index.m3u8 VOD media playlist of one rendition
-    <asset_id>/v<job_id>/<rendition>/init_<n>.mp4   fMP4 init segment (absent with TS)
-    <asset_id>/v<job_id>/<rendition>/seg_<nnnnn>.m4s media segments (``.ts`` with TS)
-    <asset_id>/v<job_id>/sprite.jpg             thumbnail sprite (a grid of small frames)
-
-``<rendition>`` is ``<short side>p`` for video (``1080p``, ``718p``, ...) and ``audio``
-for the AAC rendition (an ``EXT-X-MEDIA`` group the video variants reference, or the only
-variant of an audio-only source). Media playlists, init segments and segments never
-change once written (a new transcode gets a new ``v<job_id>/`` prefix), so the origin may
-cache them forever; ``master.m3u8``, ``poster.jpg`` and ``thumbnails.vtt`` are replaced by
-a re-transcode and must be revalidated.
+The key layout, names and content types are :mod:`nebulacore.hls` (the origin serves
+exactly those keys).
 
 Order: every object under ``v<job_id>/`` first (segments, then init segments and media
 playlists), then poster and thumbnails track, then ``master.m3u8``; only then are the
@@ -38,20 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from nebulacore import hls
 from nebulacore.s3 import S3Client, delete_keys, list_keys
 
 log = logging.getLogger(__name__)
 
 UPLOAD_THREADS = 4
-CONTENT_TYPES = {
-    ".m3u8": "application/vnd.apple.mpegurl",
-    ".m4s": "video/iso.segment",
-    ".mp4": "video/mp4",
-    ".ts": "video/mp2t",
-    ".jpg": "image/jpeg",
-    ".vtt": "text/vtt",
-}
-IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 
 
@@ -60,15 +36,18 @@ class Ladder:
     """A finished ladder on local disk, ready to publish."""
 
     asset_id: str
-    version: str  # "v<job_id>"
-    out_dir: Path  # <rendition>/... as ffmpeg wrote it, plus sprite.jpg
+    version: str  # hls.version_name(job_id)
+    out_dir: Path  # <rendition>/... as ffmpeg wrote it, plus hls.SPRITE
     master: str
     poster: Path | None
     thumbnails_vtt: str | None
 
     @property
     def prefix(self) -> str:
-        return f"{self.asset_id}/{self.version}"
+        return hls.asset_key(self.asset_id, self.version)
+
+    def key(self, name: str) -> str:
+        return hls.asset_key(self.asset_id, name)
 
 
 def _upload_order(path: Path) -> int:
@@ -81,16 +60,16 @@ def _upload_order(path: Path) -> int:
 
 
 def _put_file(client: S3Client, bucket: str, key: str, path: Path, cache: str) -> None:
-    extra = {"ContentType": CONTENT_TYPES.get(path.suffix, "application/octet-stream")}
-    client.upload_file(str(path), bucket, key, ExtraArgs={**extra, "CacheControl": cache})
+    extra = {"ContentType": hls.content_type(key), "CacheControl": cache}
+    client.upload_file(str(path), bucket, key, ExtraArgs=extra)
 
 
-def _put_text(client: S3Client, bucket: str, key: str, text: str, content_type: str) -> None:
+def _put_text(client: S3Client, bucket: str, key: str, text: str) -> None:
     client.put_object(
         Bucket=bucket,
         Key=key,
         Body=text.encode(),
-        ContentType=content_type,
+        ContentType=hls.content_type(key),
         CacheControl=REVALIDATE,
     )
 
@@ -111,15 +90,13 @@ def publish(
         delete_keys(client, bucket, list_keys(client, bucket, ladder.prefix + "/"))
         raise
     _put_asset_images(client, bucket, ladder)
-    _put_text(
-        client, bucket, f"{ladder.asset_id}/master.m3u8", ladder.master, CONTENT_TYPES[".m3u8"]
-    )
+    _put_text(client, bucket, ladder.key(hls.MASTER), ladder.master)
     prune_versions(client, bucket, ladder.asset_id, keep=ladder.version)
 
 
 def _upload_version(client: S3Client, bucket: str, ladder: Ladder) -> None:
     files = sorted(
-        (p for p in ladder.out_dir.rglob("*") if p.is_file() and p.suffix in CONTENT_TYPES),
+        (p for p in ladder.out_dir.rglob("*") if p.is_file() and hls.is_published(p.name)),
         key=_upload_order,
     )
     for stage in (0, 1, 2):
@@ -128,7 +105,7 @@ def _upload_version(client: S3Client, bucket: str, ladder: Ladder) -> None:
             keys = [f"{ladder.prefix}/{p.relative_to(ladder.out_dir).as_posix()}" for p in batch]
             list(
                 pool.map(
-                    lambda kp: _put_file(client, bucket, kp[0], kp[1], IMMUTABLE),
+                    lambda kp: _put_file(client, bucket, kp[0], kp[1], hls.IMMUTABLE),
                     zip(keys, batch, strict=True),
                 )
             )
@@ -136,20 +113,17 @@ def _upload_version(client: S3Client, bucket: str, ladder: Ladder) -> None:
 
 def _put_asset_images(client: S3Client, bucket: str, ladder: Ladder) -> None:
     if ladder.poster is not None:
-        _put_file(client, bucket, f"{ladder.asset_id}/poster.jpg", ladder.poster, REVALIDATE)
+        _put_file(client, bucket, ladder.key(hls.POSTER), ladder.poster, REVALIDATE)
     if ladder.thumbnails_vtt is not None:
-        _put_text(
-            client, bucket, f"{ladder.asset_id}/thumbnails.vtt", ladder.thumbnails_vtt, "text/vtt"
-        )
+        _put_text(client, bucket, ladder.key(hls.THUMBNAILS), ladder.thumbnails_vtt)
     else:
-        delete_keys(
-            client, bucket, [f"{ladder.asset_id}/thumbnails.vtt", f"{ladder.asset_id}/poster.jpg"]
-        )
+        delete_keys(client, bucket, [ladder.key(hls.THUMBNAILS), ladder.key(hls.POSTER)])
 
 
 def prune_versions(client: S3Client, bucket: str, asset_id: str, keep: str) -> None:
     """Delete every ``<asset_id>/v*/`` except ``keep`` (after the new master is in place)."""
-    stale = [key for key in list_keys(client, bucket, f"{asset_id}/v") if key.split("/")[1] != keep]
+    versions = list_keys(client, bucket, hls.versions_prefix(asset_id))
+    stale = [key for key in versions if key.split("/")[1] != keep]
     delete_keys(client, bucket, stale)
     if stale:
         log.info("pruned %d objects of older versions of %s", len(stale), asset_id)
@@ -157,7 +131,7 @@ def prune_versions(client: S3Client, bucket: str, asset_id: str, keep: str) -> N
 
 def unpublish(client: S3Client, bucket: str, asset_id: str) -> int:
     """Remove an asset's ladder: master first, so no player starts on a vanishing ladder."""
-    delete_keys(client, bucket, [f"{asset_id}/master.m3u8"])
+    delete_keys(client, bucket, [hls.asset_key(asset_id, hls.MASTER)])
     keys = list_keys(client, bucket, f"{asset_id}/")
     delete_keys(client, bucket, keys)
     return len(keys) + 1

@@ -25,7 +25,7 @@ from huey.api import TaskWrapper
 from huey.signals import SIGNAL_INTERRUPTED
 
 from catalog import Catalog
-from catalog.assets import TOPIC_REMOVE, TOPIC_TRANSCODE
+from catalog.models import Topic
 from nebulacore.config import Settings, load_settings
 from nebulaqueue.huey import make_huey
 from transcoder.reconcile import run_once
@@ -45,9 +45,9 @@ class Tasks:
 
     def enqueue(self, topic: str, job_id: int) -> None:
         """Queue the task of one outbox event (the relay's ``Enqueue``)."""
-        if topic == TOPIC_TRANSCODE:
+        if topic == Topic.TRANSCODE:
             self.transcode(job_id)
-        elif topic == TOPIC_REMOVE:
+        elif topic == Topic.REMOVE:
             self.remove(job_id)
         else:
             raise ValueError(f"unknown outbox topic {topic!r}")

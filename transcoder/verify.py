@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nebulacore.hls import MEDIA_PLAYLIST
 from transcoder.errors import MediaError
 from transcoder.playlist import read_media_playlist
 
@@ -16,7 +17,7 @@ TOLERANCE_SECONDS = 1.0
 
 def verify_durations(out_dir: Path, renditions: list[str], source_duration: float) -> None:
     for name in renditions:
-        playlist = out_dir / name / "index.m3u8"
+        playlist = out_dir / name / MEDIA_PLAYLIST
         if not playlist.is_file():
             raise MediaError(f"ffmpeg wrote no {name} rendition")
         produced = read_media_playlist(playlist)

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from catalog import Asset, Catalog, JobKind, jobs, workers
 from catalog.jobs import Claim
+from nebulacore import hls
 from nebulacore.config import Settings
 from nebulacore.s3 import backend_client
 from nebulaqueue.relay import Enqueue, relay_pending
@@ -145,7 +146,8 @@ def _transcode(settings: Settings, catalog: Catalog, claim: Claim, lease: Lease)
             raise LeaseLost("lease lost before the catalog commit")
         record_ready(session, claim.asset_id, built)
 
-    produce_and_publish(settings, catalog, claim.asset_id, f"v{claim.job_id}", lease, commit)
+    version = hls.version_name(claim.job_id)
+    produce_and_publish(settings, catalog, claim.asset_id, version, lease, commit)
 
 
 def _remove(settings: Settings, catalog: Catalog, claim: Claim) -> None:

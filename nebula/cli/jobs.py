@@ -12,10 +12,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog import Catalog, Job, JobStatus
+from catalog.models import OPEN_JOB
 from nebula.cli.base import CliError, Commands, add_command, settings_from
 
 BAR_WIDTH = 30
-TERMINAL = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 def register(commands: Commands) -> None:
@@ -154,7 +154,7 @@ def jobs_watch(args: argparse.Namespace) -> int:
                 else:
                     rows = list(session.scalars(select(Job).where(Job.status == JobStatus.RUNNING)))
                 lines = [_line(j) for j in rows] or ["no running jobs"]
-                finished = args.job_id is not None and rows[0].status in TERMINAL
+                finished = args.job_id is not None and rows[0].status not in OPEN_JOB
             print("\n".join(lines), flush=True)
             if args.once or finished:
                 return 0 if not finished or rows[0].status == JobStatus.DONE else 1

@@ -9,7 +9,8 @@ import sys
 from catalog.assets import get_asset
 from catalog.models import AssetStatus
 from nebula.cli.base import CliError, Commands, add_command, catalog_session, settings_from
-from origin.ids import ASSET_ID
+from nebulacore.hls import MASTER
+from origin.ids import ASSET_ID, hls_path
 from origin.signing import PlaybackSigner
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -51,7 +52,7 @@ def assets_url(args: argparse.Namespace) -> int:
         print(
             "signing is off (NEBULA_ORIGIN_SIGNING_KEY is unset): URL is unsigned", file=sys.stderr
         )
-        path = f"/watch/{args.asset_id}" if args.watch else f"/hls/{args.asset_id}/master.m3u8"
+        path = f"/watch/{args.asset_id}" if args.watch else hls_path(args.asset_id, MASTER)
         print(origin + path)
         return 0
     signer = PlaybackSigner(key.get_secret_value())

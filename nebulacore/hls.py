@@ -1,0 +1,102 @@
+"""The published HLS ladder: its key layout, names and content types, in one place.
+
+The transcoder writes this layout into ``settings.hls_bucket``; the origin serves exactly
+these keys, with these content types (and the bucket stores the same types, so a reader
+that bypasses the origin sees what a viewer sees)::
+
+    <asset_id>/master.m3u8                      master playlist, written LAST; its URIs are
+                                                relative and point into the current version
+    <asset_id>/poster.jpg                       poster frame (JPEG), written just before master
+    <asset_id>/thumbnails.vtt                   WebVTT scrubbing track; cue payloads are
+                                                ``v<job_id>/sprite.jpg#xywh=x,y,w,h``
+    <asset_id>/v<job_id>/<rendition>/index.m3u8 VOD media playlist of one rendition
+    <asset_id>/v<job_id>/<rendition>/init_<n>.mp4   fMP4 init segment (absent with TS)
+    <asset_id>/v<job_id>/<rendition>/seg_<nnnnn>.m4s media segments (``.ts`` with TS)
+    <asset_id>/v<job_id>/sprite.jpg             thumbnail sprite (a grid of small frames)
+
+``<rendition>`` is ``<short side>p`` for video (``1080p``, ``718p``, ...) and ``audio``
+for the AAC rendition (an ``EXT-X-MEDIA`` group the video variants reference, or the only
+variant of an audio-only source). Everything under ``v<job_id>/`` never changes once written (a new
+transcode gets a new version prefix), so it may be cached forever (:data:`IMMUTABLE`);
+``master.m3u8``, ``poster.jpg`` and ``thumbnails.vtt`` are replaced by a re-transcode.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePosixPath
+
+MASTER = "master.m3u8"
+POSTER = "poster.jpg"
+THUMBNAILS = "thumbnails.vtt"
+SPRITE = "sprite.jpg"
+MEDIA_PLAYLIST = "index.m3u8"
+# Every version prefix starts with this; nothing else under an asset does.
+VERSION_MARK = "v"
+
+PLAYLIST_TYPE = "application/vnd.apple.mpegurl"
+DEFAULT_TYPE = "application/octet-stream"
+# By lowercase suffix. ``.m4s`` is ``video/mp4``: what the origin has always served; the
+# bucket objects carry the same types.
+CONTENT_TYPES = {
+    ".m3u8": PLAYLIST_TYPE,
+    ".mp4": "video/mp4",
+    ".m4s": "video/mp4",
+    ".m4a": "audio/mp4",
+    ".ts": "video/mp2t",
+    ".aac": "audio/aac",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+    ".vtt": "text/vtt",
+}
+# What the transcoder publishes out of its work directory (anything else there is scratch).
+PUBLISHED_SUFFIXES = frozenset({".m3u8", ".m4s", ".mp4", ".ts", ".jpg", ".vtt"})
+# Media data: never rewritten under a name.
+SEGMENT_SUFFIXES = frozenset({".m4s", ".ts", ".mp4", ".m4a", ".aac"})
+# Playlists and the thumbnail track: text whose URIs point at other ladder files.
+TEXT_SUFFIXES = frozenset({".m3u8", ".vtt"})
+
+# Cache lifetime of a name that never changes once published.
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def suffix(name: str) -> str:
+    """The lowercase suffix of a file name or key (``""`` without one)."""
+    return PurePosixPath(name).suffix.lower()
+
+
+def content_type(name: str) -> str:
+    return CONTENT_TYPES.get(suffix(name), DEFAULT_TYPE)
+
+
+def is_published(name: str) -> bool:
+    return suffix(name) in PUBLISHED_SUFFIXES
+
+
+def is_text(name: str) -> bool:
+    return suffix(name) in TEXT_SUFFIXES
+
+
+def is_segment(name: str) -> bool:
+    return suffix(name) in SEGMENT_SUFFIXES
+
+
+def version_name(job_id: int) -> str:
+    """The version prefix of the ladder a job publishes: ``v<job_id>``."""
+    return f"{VERSION_MARK}{job_id}"
+
+
+def rendition_playlist(version: str, rendition: str) -> str:
+    """A rendition's media playlist relative to the asset (the master's URIs)."""
+    return f"{version}/{rendition}/{MEDIA_PLAYLIST}"
+
+
+def asset_key(asset_id: str, name: str) -> str:
+    """The bucket key of ``name`` (relative to the asset, e.g. :data:`MASTER`)."""
+    return f"{asset_id}/{name}"
+
+
+def versions_prefix(asset_id: str) -> str:
+    """The key prefix every version of an asset's ladder shares."""
+    return asset_key(asset_id, VERSION_MARK)
