@@ -33,7 +33,8 @@ from tests.deploy.docker_engine import (
 from tests.services import environ_without
 from transcoder.samples import make_source
 
-pytestmark = pytest.mark.slow
+# Builds the image on a cold machine and waits on real health: far past the default timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
 PROJECT = "nebuladeploy"
 
 

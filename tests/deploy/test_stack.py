@@ -37,7 +37,8 @@ from tests.deploy.docker_engine import (
 )
 from transcoder.samples import make_source
 
-pytestmark = pytest.mark.slow
+# Builds the image on a cold machine and waits on real health: far past the default timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(3000)]
 
 LONG_RUNNING = ("minio", "db", "redis", "edge", "s3proxy", "origin", "worker")
 NEBULA_UID = "10001"
