@@ -3,7 +3,8 @@
 # those tests need that no registry here serves. Used by .ci/run and tests/deploy/engine.py.
 #
 #   engine.sh start   install docker.io/debootstrap if missing, start dockerd unless it answers
-#   engine.sh images  the debian:bookworm-slim base (debootstrap) and the stand-in images
+#   engine.sh images  the debian:bookworm-slim base (debootstrap) and the stand-in images,
+#                     then drops images earlier builds left untagged
 #   engine.sh stop    stop the daemon this script started
 #   engine.sh host    print the DOCKER_HOST value
 #   engine.sh status  exit 0 when the daemon answers
@@ -125,10 +126,16 @@ standins() {
   done
 }
 
+prune() {
+  # Images an earlier build left untagged (vfs keeps a full copy per layer): what the
+  # current tags are built from stays, and with it the layer cache.
+  docker image prune -f >/dev/null
+}
+
 case ${1:-} in
   start) start ;;
   base) start && base_image ;;
-  images) start && base_image && standins ;;
+  images) start && base_image && standins && prune ;;
   stop) stop ;;
   host) echo "unix://$sock" ;;
   status) answers ;;
