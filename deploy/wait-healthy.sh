@@ -4,16 +4,19 @@
 # (/healthz answered 200, the worker's heartbeat is fresh), or the store's own check.
 # A one-shot container (migrate) counts once it has exited 0.
 #   usage: wait-healthy.sh [TIMEOUT_SECONDS]     exit 0 healthy, 1 not within the timeout
+#   NEBULA_DEPLOY_COMPOSE (default `docker compose`) and NEBULA_DEPLOY_DOCKER (default docker)
+#   name the commands.
 set -uo pipefail
 
 docker=${NEBULA_DEPLOY_DOCKER:-docker}
+compose=${NEBULA_DEPLOY_COMPOSE:-$docker compose}
 timeout=${1:-300}
 interval=${NEBULA_DEPLOY_HEALTH_INTERVAL:-5}
 format='{{.Name}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{.State.ExitCode}}'
 
 not_ready() {
   local ids
-  ids=$($docker compose ps -a -q) || { echo "(docker compose ps failed)"; return; }
+  ids=$($compose ps -a -q) || { echo "($compose ps failed)"; return; }
   [ -n "$ids" ] || { echo "(no containers)"; return; }
   # shellcheck disable=SC2086  # one argument per container id
   $docker inspect --format "$format" $ids | awk '

@@ -1,11 +1,12 @@
 """docker-compose.yml, Dockerfile and .env.example: valid, and using only what exists.
 
-No Docker engine runs here: ``docker-compose config`` (Debian's docker-compose) validates
-and resolves the file; the commands and variables it uses are checked against the project.
+``docker-compose config`` (Debian's docker-compose) validates and resolves the file; the
+commands and variables it uses are checked against the project. test_stack.py runs it.
 """
 
 from __future__ import annotations
 
+import configparser
 import re
 import shutil
 import subprocess
@@ -15,6 +16,8 @@ from typing import Any
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from nebula.cli import build_parser
 from nebulacore.config import Settings
@@ -216,12 +219,54 @@ def test_dot_env_is_ignored_by_git_and_docker() -> None:
 
 def test_dockerfile_is_debian_python_311_with_ffmpeg_intel_drivers_and_no_root() -> None:
     text = (ROOT / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11-slim-bookworm$", text, re.M)
-    for package in ("ffmpeg", "intel-media-va-driver-non-free", "libmfx1", "libvpl2"):
+    # Debian bookworm's own Python 3.11 (python3, python3-venv) in a venv.
+    assert re.search(r"^FROM debian:bookworm-slim$", text, re.M)
+    for package in (
+        "python3",
+        "python3-venv",
+        "ffmpeg",
+        "intel-media-va-driver-non-free",
+        "libmfx1",
+        "libvpl2",
+    ):
         assert package in text
     users = re.findall(r"^USER (\S+)$", text, re.M)
     assert users and users[-1] not in ("root", "0")
-    for line in re.findall(r"^COPY (.+)$", text, re.M):
-        for source in line.split()[:-1]:  # the last word is the destination
-            assert (ROOT / source).exists(), source
-            assert f"!{source}" in (ROOT / ".dockerignore").read_text(), source
+    # What `COPY . ./` copies is the allow-list of .dockerignore: each entry exists.
+    assert re.findall(r"^COPY (.+)$", text, re.M) == ["requirements.lock ./", ". ./"]
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    allowed = [line[1:] for line in ignore if line.startswith("!")]
+    assert {"requirements.lock", "pyproject.toml", "setup.cfg", "nebula/"} <= set(allowed)
+    for source in allowed:
+        assert (ROOT / source).exists(), source
+
+
+def lock_pins() -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version, f"not pinned: {line}"
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_the_lock_pins_every_requirement_of_setup_cfg_at_a_version_it_allows() -> None:
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg")
+    pins = lock_pins()
+    for line in config["options"]["install_requires"].split("\n"):
+        if line.strip():
+            requirement = Requirement(line)
+            name = canonicalize_name(requirement.name)
+            assert name in pins, f"{requirement.name} is not in requirements.lock"
+            assert requirement.specifier.contains(pins[name]), (line, pins[name])
+
+
+def test_the_dockerfile_installs_the_lock_and_nebula_without_other_packages() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"^COPY requirements\.lock ", text, re.M)
+    assert re.search(r"pip install --no-deps -r requirements\.lock$", text, re.M)
+    # Nebula itself adds nothing: --no-deps, and `pip check` fails the build when the
+    # lock misses something a package needs.
+    assert "pip install --no-deps --no-build-isolation . && pip check" in text

@@ -1,5 +1,8 @@
 """Push-to-deploy: real ``git push`` to a bare repo set up by install-server.sh.
 
+The hook is ``proc-receive``: main moves only once the pushed commit runs healthy, and a
+failed deploy fails the push (``! [remote rejected] main -> main (deploy failed, ...)``).
+
 ``docker`` is a fake on PATH that records its arguments (with the deployed VERSION) and can
 be told to fail ``compose up`` or to report a service unhealthy for one VERSION.
 """
@@ -79,6 +82,18 @@ class Server:
     def deployed_version(self) -> str:
         return (self.live / "VERSION").read_text().strip()
 
+    def main(self) -> str | None:
+        """The bare repository's main: the commit that last deployed healthy."""
+        result = subprocess.run(
+            ["git", "rev-parse", "-q", "--verify", "refs/heads/main"],
+            cwd=self.repo,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return result.stdout.strip() or None
+
     def log(self) -> str:
         return (self.live / "deploy.log").read_text()
 
@@ -104,7 +119,8 @@ class Laptop:
         self.git("commit", "-q", "-m", f"version {version}")
         return self.git("rev-parse", "HEAD").stdout.strip()
 
-    def push(self, branch: str = "main", *extra: str, **env: str) -> str:
+    def push(self, branch: str = "main", *extra: str, ok: bool = True, **env: str) -> str:
+        """``git push``; ``ok``: whether the push must succeed (else it must fail)."""
         result = subprocess.run(
             ["git", "push", *extra, "nebula", f"HEAD:refs/heads/{branch}"],
             cwd=self.path,
@@ -113,7 +129,7 @@ class Laptop:
             text=True,
             timeout=120,
         )
-        assert result.returncode == 0, result.stderr
+        assert (result.returncode == 0) == ok, result.stderr
         return result.stderr  # git prints the hook's output as "remote: ..." on stderr
 
 
@@ -173,13 +189,23 @@ def test_install_server_makes_the_bare_repo_hook_live_dir_and_prints_the_remote(
     server: Server,
 ) -> None:
     assert (server.repo / "HEAD").is_file() and not (server.repo / ".git").exists()
-    hook = server.repo / "hooks" / "post-receive"
+    hook = server.repo / "hooks" / "proc-receive"
     assert os.access(hook, os.X_OK) and os.access(
         server.repo / "hooks" / "wait-healthy.sh", os.X_OK
     )
     for store in ("minio_storage", "postgres_data", "redis_data", "tailscale"):
         assert (server.live / "data" / store).is_dir()
     assert f"git remote add nebula ssh://nebula@laptop-server{server.repo}" in server.install_output
+    config = subprocess.run(
+        ["git", "config", "receive.procReceiveRefs"],
+        cwd=server.repo,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert config.stdout.strip() == "refs/heads"
+    assert not (server.repo / "hooks" / "post-receive").exists()
 
 
 def test_a_push_to_main_checks_out_and_runs_compose(server: Server, laptop: Laptop) -> None:
@@ -190,7 +216,7 @@ def test_a_push_to_main_checks_out_and_runs_compose(server: Server, laptop: Lapt
     assert "remote: nebula: every service is healthy" in output
     assert f"remote: === deployed {sha}" in output
     assert f"deployed {sha}" in server.log()
-    assert (server.repo / "DEPLOYED").read_text().strip() == sha
+    assert server.main() == sha
     # The bare repository's HEAD is untouched by the checkout (clones still see main).
     assert (server.repo / "HEAD").read_text().strip() == "ref: refs/heads/main"
 
@@ -201,6 +227,11 @@ def test_a_push_to_another_branch_does_nothing(server: Server, laptop: Laptop) -
     assert "remote: nebula: feature is not main: nothing deployed" in output
     assert server.calls() == []
     assert not (server.live / "VERSION").exists()
+    assert server.main() is None  # main was never pushed; feature was, and moved
+    feature = subprocess.run(
+        ["git", "rev-parse", "refs/heads/feature"], cwd=server.repo, capture_output=True, text=True
+    )
+    assert feature.stdout.strip() == laptop.git("rev-parse", "HEAD").stdout.strip()
 
 
 def test_an_unhealthy_deploy_rolls_back_to_the_previous_commit(
@@ -209,13 +240,14 @@ def test_an_unhealthy_deploy_rolls_back_to_the_previous_commit(
     good = laptop.commit("v1")
     laptop.push()
     bad = laptop.commit("v2")
-    output = laptop.push(FAKE_DOCKER_UNHEALTHY="v2")
+    output = laptop.push(ok=False, FAKE_DOCKER_UNHEALTHY="v2")
+    assert "! [remote rejected] HEAD -> main (deploy failed, rolled back)" in output
     assert "remote: nebula: waiting for nebula-s3proxy-1(running,unhealthy)" in output
     assert "remote: nebula: not healthy after 2s: nebula-s3proxy-1(running,unhealthy)" in output
     assert f"remote: === deploy failed, rolled back to {good}" in output
     assert server.compose_ups() == ["v1", "v2", "v1"]
     assert server.deployed_version() == "v1"
-    assert (server.repo / "DEPLOYED").read_text().strip() == good
+    assert server.main() == good
     assert f"deploy {bad}" in server.log() and f"rolled back to {good}" in server.log()
 
 
@@ -223,24 +255,28 @@ def test_a_failing_compose_up_rolls_back_too(server: Server, laptop: Laptop) -> 
     good = laptop.commit("v1")
     laptop.push()
     laptop.commit("v2")
-    output = laptop.push(FAKE_DOCKER_FAIL_UP="v2")
+    output = laptop.push(ok=False, FAKE_DOCKER_FAIL_UP="v2")
+    assert "! [remote rejected] HEAD -> main (deploy failed, rolled back)" in output
     assert "remote: fake compose: build failed" in output
     assert "remote: nebula: docker compose up failed" in output
     assert f"remote: === deploy failed, rolled back to {good}" in output
     assert server.deployed_version() == "v1"
+    assert server.main() == good
 
 
 def test_a_failed_first_deploy_says_there_is_nothing_to_roll_back_to(
     server: Server, laptop: Laptop
 ) -> None:
     sha = laptop.commit("v1")
-    output = laptop.push(FAKE_DOCKER_UNHEALTHY="v1")
+    output = laptop.push(ok=False, FAKE_DOCKER_UNHEALTHY="v1")
+    assert "! [remote rejected] HEAD -> main (deploy failed, nothing to roll back to)" in output
     assert f"remote: === deploy failed: {sha} is unhealthy and no earlier deploy" in output
-    assert not (server.repo / "DEPLOYED").exists()
+    assert server.main() is None
     # The next healthy push deploys normally.
-    laptop.commit("v2")
+    second = laptop.commit("v2")
     laptop.push()
     assert server.deployed_version() == "v2"
+    assert server.main() == second
 
 
 def test_env_and_data_survive_deploys_and_removed_files_go(server: Server, laptop: Laptop) -> None:
@@ -295,12 +331,14 @@ def test_two_concurrent_pushes_do_not_interleave(
     laptop.push()
     other = make_laptop(server, tmp_path / "other")
     other.git("pull", "-q", "nebula", "main")
-    laptop.commit("v1")
+    first = laptop.commit("v1")
     other.commit("v2")
     outputs: dict[str, str] = {}
 
     def push(name: str, who: Laptop) -> None:
-        outputs[name] = who.push("main", "--force", FAKE_DOCKER_HOLD="1")
+        # The second push was made against v0: once the first has deployed v1 it is stale,
+        # and is rejected instead of deploying over v1 what its pusher never saw.
+        outputs[name] = who.push("main", ok=name == "first", FAKE_DOCKER_HOLD="1")
 
     def wait_until(condition: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + 60
@@ -325,10 +363,15 @@ def test_two_concurrent_pushes_do_not_interleave(
     assert (
         "remote: nebula: another deploy is running; waiting for it to finish" in outputs["second"]
     )
-    assert server.compose_ups() == ["v0", "v1", "v2"]
-    assert server.deployed_version() == "v2"
+    assert (
+        "! [remote rejected] HEAD -> main (main moved while this push waited; fetch and push again)"
+        in outputs["second"]
+    )
+    assert server.compose_ups() == ["v0", "v1"]
+    assert server.deployed_version() == "v1"
+    assert server.main() == first
     # deploy.log holds whole deploys, one after the other: start, end, start, end...
     markers = [line.split() for line in server.log().splitlines() if line.startswith("=== ")]
-    assert len(markers) == 6
+    assert len(markers) == 4
     for start, end in zip(markers[0::2], markers[1::2], strict=True):
         assert start[2] == "deploy" and end[1] == "deployed" and start[3] == end[2]
