@@ -27,7 +27,8 @@ from botocore.exceptions import ClientError
 from nebula import storage
 from nebulacore.config import ConfigError, load_settings
 from nebulacore.s3 import backend_client
-from tests.services import Seaweed, assert_nothing_for_others, environ_without
+from tests.services import assert_nothing_for_others, environ_without
+from tests.stacks import Seaweed
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 GRPC_PORTS = (

@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from origin.signing import PlaybackSigner
-from tests.origin.conftest import SIGNING_KEY, OriginUnderTest, Published, add_transcoding_asset
+from tests.origin.conftest import SIGNING_KEY, Published, add_transcoding_asset
 from tests.origin.http import request
+from tests.stacks import OriginUnderTest
 
 TRAVERSALS = [
     "/hls/{id}/../../etc/passwd",

@@ -14,8 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.origin.conftest import OriginUnderTest, Published
+from tests.origin.conftest import Published
 from tests.origin.http import Reply, gauge, request
+from tests.stacks import OriginUnderTest
 
 SEGMENT = "v1/360p/seg_00002.m4s"
 HUGE = 2**63

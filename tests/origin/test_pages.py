@@ -9,9 +9,10 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 from origin.server import STATIC_DIR as STATIC
-from tests.origin.conftest import SIGNING_KEY, OriginUnderTest, Published, add_transcoding_asset
+from tests.origin.conftest import SIGNING_KEY, Published, add_transcoding_asset
 from tests.origin.http import request
 from tests.services import environ_without
+from tests.stacks import OriginUnderTest
 
 
 def test_list_page_shows_ready_assets_with_poster_duration_and_status(

@@ -7,8 +7,9 @@ import os
 import re
 from pathlib import Path
 
-from tests.origin.conftest import OriginUnderTest, Published
+from tests.origin.conftest import Published
 from tests.origin.http import gauge, request
+from tests.stacks import OriginUnderTest
 
 PLAYLIST = "application/vnd.apple.mpegurl"
 
