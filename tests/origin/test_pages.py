@@ -19,7 +19,7 @@ def test_list_page_shows_ready_assets_with_poster_duration_and_status(
     origin: OriginUnderTest, published: Published
 ) -> None:
     reply = request(origin.url, "/")
-    assert reply.status == 200 and reply.header("Content-Type").startswith("text/html")
+    assert reply.status == 200 and reply.need("Content-Type").startswith("text/html")
     page = reply.body.decode()
     assert f'href="/watch/{published.asset_id}"' in page
     assert f'src="/hls/{published.asset_id}/poster.jpg"' in page
@@ -40,7 +40,7 @@ def test_watch_page_loads_vendored_hls_js_and_the_master(
 
 def test_api_assets_is_the_list_as_json(origin: OriginUnderTest, published: Published) -> None:
     reply = request(origin.url, "/api/assets")
-    assert reply.header("Content-Type").startswith("application/json")
+    assert reply.need("Content-Type").startswith("application/json")
     assets = {a["id"]: a for a in json.loads(reply.body)["assets"]}
     mine = assets[published.asset_id]
     assert mine["status"] == "ready" and mine["duration"] == 8.0

@@ -17,6 +17,7 @@ from catalog import Asset, AssetStatus, Job, JobStatus, Worker
 from nebulaqueue.huey import make_huey
 from nebulaqueue.relay import relay_pending
 from tests.harness import Spawned, nebula_argv, spawn, stop
+from tests.rows import existing
 from tests.services import alive
 from tests.transcoder.conftest import Env
 from transcoder.samples import make_source
@@ -120,7 +121,7 @@ def test_redis_queue_end_to_end(
     pool.start()
     wait_for(lambda: job(env, job_id).status == JobStatus.DONE, "the job", 120, pool.logs)
     with env.catalog.session() as session:
-        assert session.get(Asset, asset_id).status == AssetStatus.READY
+        assert existing(session, Asset, asset_id).status == AssetStatus.READY
     assert f"{asset_id}/master.m3u8" in env.hls_keys(asset_id)
     assert queue.pending_count() == 0
 
