@@ -4,16 +4,18 @@ Serves the same tiny handler twice, in subprocesses: bare, and wrapped as s3prox
 origin wrap theirs (allow-list first, then install_ops' metrics middleware). Prints
 requests per second of each and their ratio, best of a few rounds, same client.
 
-    python3 bench/ops_overhead.py [--requests 3000] [--concurrency 16] [--rounds 3]
+    python3 -m bench.ops_overhead [--requests 3000] [--concurrency 16] [--rounds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import subprocess
+import shutil
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from aiohttp import ClientSession, TCPConnector, web
 
@@ -21,6 +23,7 @@ from nebula.storage import free_internal_port
 from nebulacore.config import load_settings
 from nebulacore.netguard import allowlist_middleware
 from nebulacore.ops import install_ops
+from tests.harness import Spawned, spawn, stop, wait_listening
 
 
 def make_app(guarded: bool) -> web.Application:
@@ -55,20 +58,12 @@ async def hammer(url: str, requests: int, concurrency: int) -> float:
         return (requests // concurrency) * concurrency / (time.perf_counter() - started)
 
 
-def start(kind: str) -> tuple[subprocess.Popen[bytes], str]:
+def start(kind: str, log_dir: Path) -> tuple[Spawned, str]:
+    """This module again, serving ``kind`` on a free port; waits until it answers."""
     port = free_internal_port()
-    process = subprocess.Popen([sys.executable, __file__, "--serve", kind, str(port)])
-    url = f"http://127.0.0.1:{port}/hello"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            asyncio.run(hammer(url, 1, 1))
-            return process, url
-        except OSError:
-            if time.monotonic() > deadline:
-                process.kill()
-                raise
-            time.sleep(0.2)
+    argv = [sys.executable, "-m", "bench.ops_overhead", "--serve", kind, str(port)]
+    server = wait_listening(spawn(kind, argv, None, log_dir / f"{kind}.log", port=port))
+    return server, f"{server.url}/hello"
 
 
 def main() -> None:
@@ -81,7 +76,8 @@ def main() -> None:
     if args.serve:
         serve(args.serve[0], int(args.serve[1]))
         return
-    servers = {kind: start(kind) for kind in ("bare", "guarded")}
+    log_dir = Path(tempfile.mkdtemp(prefix="nebula-bench-ops-"))
+    servers = {kind: start(kind, log_dir) for kind in ("bare", "guarded")}
     best = {kind: 0.0 for kind in servers}
     try:
         for _ in range(args.rounds):
@@ -89,9 +85,9 @@ def main() -> None:
                 rate = asyncio.run(hammer(url, args.requests, args.concurrency))
                 best[kind] = max(best[kind], rate)
     finally:
-        for process, _url in servers.values():
-            process.terminate()
-            process.wait()
+        for server, _url in servers.values():
+            stop(server)
+        shutil.rmtree(log_dir, ignore_errors=True)
     print(f"bare handler:                 {best['bare']:8.0f} req/s")
     print(f"allow-list + metrics:         {best['guarded']:8.0f} req/s")
     print(f"ratio guarded/bare:           {best['guarded'] / best['bare']:8.2f}")

@@ -7,8 +7,8 @@ origin and backend in one run, and prints origin/backend ratios.
 
 Target: the origin >= 1.0 x the backend on cached segments.
 
-    python3 bench/origin.py                  # starts its own SeaweedFS and origin
-    python3 bench/origin.py --seconds 10 --rounds 5 --connections 64
+    python3 -m bench.origin                # starts its own SeaweedFS and origin
+    python3 -m bench.origin --seconds 10 --rounds 5 --connections 64
 """
 
 from __future__ import annotations
@@ -27,11 +27,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from catalog import Catalog
 from nebulacore.config import load_settings
 from nebulacore.s3 import backend_client, ensure_buckets
+from tests.stacks import start_origin, start_seaweed
 
 ASSET = "benchasset01"
 SEGMENT_KEY = f"{ASSET}/v1/720p/seg_00001.m4s"
@@ -86,9 +85,6 @@ def wrk(url: str, seconds: int, connections: int, range_header: str | None) -> f
 @contextmanager
 def own_stack(root: Path, workers: int) -> Iterator[tuple[str, dict[str, str]]]:
     """SeaweedFS from the wheel and ``nebula origin`` over it, with one synthetic asset."""
-    from tests.origin.conftest import start_origin, stop_origin
-    from tests.services import start_seaweed
-
     seaweed = start_seaweed(root / "seaweed")
     try:
         env = {**seaweed.env, "NEBULA_DATA_DIR": str(root / "data")}
@@ -100,7 +96,7 @@ def own_stack(root: Path, workers: int) -> Iterator[tuple[str, dict[str, str]]]:
         try:
             yield origin.url, env
         finally:
-            stop_origin(origin)
+            origin.stop()
     finally:
         seaweed.stop()
 
@@ -123,7 +119,7 @@ def publish(env: dict[str, str]) -> dict[str, str]:
 
 def run(args: argparse.Namespace) -> int:
     if shutil.which("wrk") is None:
-        print("bench/origin.py needs wrk: apt-get install wrk", file=sys.stderr)
+        print("bench.origin needs wrk: apt-get install wrk", file=sys.stderr)
         return 2
     with (
         tempfile.TemporaryDirectory(prefix="nebula-bench-origin-") as tmp,

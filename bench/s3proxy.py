@@ -10,8 +10,8 @@ while sampling its RSS from /proc (VmRSS, and VmHWM, the kernel's peak).
 
 Targets: large >= 0.90 x direct, small >= 0.60 x direct, RSS < 150 MB and flat.
 
-    python3 bench/s3proxy.py                      # starts its own SeaweedFS + s3proxy
-    python3 bench/s3proxy.py --proxy http://127.0.0.1:9000 --proxy-key NK... \\
+    python3 -m bench.s3proxy                      # starts its own SeaweedFS + s3proxy
+    python3 -m bench.s3proxy --proxy http://127.0.0.1:9000 --proxy-key NK... \\
         --proxy-secret ... --backend http://127.0.0.1:8333 --backend-key ... \\
         --backend-secret ...                       # e.g. a running `nebula up`
 
@@ -41,6 +41,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 
 from nebulacore.s3 import delete_keys, ensure_buckets, list_keys
+from tests.stacks import start_proxy, start_seaweed
 
 MIB = 1024 * 1024
 BUCKET = "bench"
@@ -301,15 +302,6 @@ def empty_bucket(backend: Endpoint) -> None:
 @contextlib.contextmanager
 def own_stack(root: Path) -> Iterator[tuple[Endpoint, Endpoint, int]]:
     """SeaweedFS + s3proxy started the way the test fixtures start them."""
-    # Run as a script, this file's folder leads sys.path and its name would shadow the
-    # s3proxy package; the repository root must come first instead.
-    here = Path(__file__).resolve()
-    sys.path[:] = [str(here.parents[1])] + [
-        p for p in sys.path if Path(p or ".").resolve() != here.parent
-    ]
-    from tests.s3proxy.conftest import start_proxy
-    from tests.services import start_seaweed
-
     seaweed = start_seaweed(root / "seaweed")
     try:
         proxy = start_proxy(root / "proxy", seaweed)
@@ -324,9 +316,7 @@ def own_stack(root: Path) -> Iterator[tuple[Endpoint, Endpoint, int]]:
             front = Endpoint("proxy", proxy.endpoint, proxy.admin.access_key_id, proxy.admin.secret)
             yield front, backend, proxy.process.pid
         finally:
-            proxy.process.terminate()
-            proxy.process.wait(timeout=10)
-            proxy.catalog.dispose()
+            proxy.stop()
     finally:
         seaweed.stop()
 

@@ -8,8 +8,8 @@
    upload completing (through the s3proxy) to the master playlist being readable through
    the origin, against the transcode's own wall time from part 1. Target: <= 2x.
 
-    python3 bench/transcode.py                  # 60 s 1080p, 2 rounds, then end to end
-    python3 bench/transcode.py --seconds 20 --rounds 3 --skip-e2e
+    python3 -m bench.transcode                # 60 s 1080p, 2 rounds, then end to end
+    python3 -m bench.transcode --seconds 20 --rounds 3 --skip-e2e
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from nebulacore.config import load_settings
+from tests.harness import answers_http, wait_until
+from tests.stacks import start_nebula_up
 from transcoder.pipeline import build_ladder
 from transcoder.probe import probe
 from transcoder.runner import NoGuard
@@ -118,7 +119,6 @@ def part_two(source: Path, work: Path, timeout: float) -> float:
 
     from catalog import Catalog
     from catalog.assets import find_asset
-    from tests.embedded import start_nebula_up
 
     work.mkdir(parents=True, exist_ok=True)
     up = start_nebula_up(work, {"NEBULA_LOG_LEVEL": "WARNING"})
@@ -133,7 +133,7 @@ def part_two(source: Path, work: Path, timeout: float) -> float:
         )
         origin = up.value("origin")
         for url in (up.value("S3 endpoint"), origin):
-            _wait_listening(url + "/healthz", timeout=120)
+            wait_until(partial(answers_http, url + "/healthz"), url, 120, log=up.log)
         s3.upload_file(str(source), "media", "bench.mp4")
         uploaded = time.monotonic()
         catalog = Catalog(f"sqlite:///{work / 'data' / 'catalog.db'}")
@@ -149,21 +149,10 @@ def part_two(source: Path, work: Path, timeout: float) -> float:
             time.sleep(0.25)
         raise TimeoutError(f"no master playlist after {timeout}s:\n{up.text[-3000:]}")
     finally:
-        up.interrupt()
-
-
-def _wait_listening(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
         try:
-            urllib.request.urlopen(url, timeout=3).close()
-            return
-        except urllib.error.HTTPError:
-            return  # it answers
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
+            up.interrupt()
+        finally:
+            up.stop()  # whatever nebula up left behind in its process group
 
 
 def _readable(url: str) -> bool:

@@ -23,8 +23,9 @@ from botocore.credentials import Credentials
 from nebulacore.config import ConfigError, Settings
 from nebulacore.private import write_private
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the stubs are a dev dependency; at run time the client is plain boto3
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import ObjectIdentifierTypeDef, ObjectTypeDef
 else:
     S3Client = Any
 
@@ -97,7 +98,7 @@ def ensure_buckets(client: S3Client, names: Iterable[str]) -> list[str]:
     return created
 
 
-def iter_objects(client: S3Client, bucket: str, prefix: str = "") -> Iterator[dict[str, Any]]:
+def iter_objects(client: S3Client, bucket: str, prefix: str = "") -> Iterator[ObjectTypeDef]:
     """Every object's listing entry under ``prefix``, all pages."""
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         yield from page.get("Contents", [])
@@ -110,7 +111,7 @@ def list_keys(client: S3Client, bucket: str, prefix: str = "") -> list[str]:
 def delete_keys(client: S3Client, bucket: str, keys: list[str]) -> None:
     """DeleteObjects in batches of 1,000, the most one request may name."""
     for start in range(0, len(keys), 1000):
-        batch = [{"Key": key} for key in keys[start : start + 1000]]
+        batch: list[ObjectIdentifierTypeDef] = [{"Key": key} for key in keys[start : start + 1000]]
         client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
 
 

@@ -346,7 +346,11 @@ def verify(
     for name in claim.signed_headers:
         for value in headers.getall(name, []):
             request.headers[name] = value
-    request.params = [(k, v) for k, v in query if not (claim.presigned and k == "X-Amz-Signature")]
+    # A list of pairs, not the dict the stubs declare: botocore accepts both, and a dict
+    # would drop a repeated query key that the client signed.
+    request.params = [  # type: ignore[assignment]
+        (k, v) for k, v in query if not (claim.presigned and k == "X-Amz-Signature")
+    ]
     request.context["timestamp"] = claim.timestamp
     auth = _VerifyingAuth(secret, claim)
     canonical = auth.canonical_request(request)

@@ -13,13 +13,8 @@ from sqlalchemy import text
 from catalog import Catalog
 from catalog.models import Base
 from nebulacore.config import Settings, load_settings
-from tests.services import (
-    Seaweed,
-    create_pg_database,
-    drop_pg_database,
-    fresh_redis_url,
-    start_seaweed,
-)
+from tests.services import create_pg_database, drop_pg_database, fresh_redis_url
+from tests.stacks import Seaweed, start_seaweed
 
 
 @pytest.fixture(scope="session")

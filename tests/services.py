@@ -1,22 +1,15 @@
-"""Real services for the tests: SeaweedFS from the wheel, PostgreSQL and Redis of the machine."""
+"""The machine's services for the tests (PostgreSQL, Redis) and helpers to inspect processes
+and files; the Nebula parts themselves start in :mod:`tests.stacks`."""
 
 from __future__ import annotations
 
 import os
 import secrets
-import signal
 import stat
-import subprocess
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
 import redis
-
-from nebula import storage
-from nebulacore.config import Settings, load_settings
-from nebulacore.s3 import backend_client
 
 PG_ADMIN_DSN = os.environ.get(
     "NEBULA_TEST_PG", "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
@@ -24,65 +17,11 @@ PG_ADMIN_DSN = os.environ.get(
 REDIS_HOST = os.environ.get("NEBULA_TEST_REDIS_HOST", "127.0.0.1")
 
 
-@dataclass
-class Seaweed:
-    """A running SeaweedFS (weed mini) with its own data dir and key pair."""
-
-    root: Path
-    settings: Settings
-    process: subprocess.Popen[bytes]
-
-    @property
-    def endpoint(self) -> str:
-        return self.settings.backend_endpoint
-
-    @property
-    def env(self) -> dict[str, str]:
-        """NEBULA_* variables that point a service at this storage as an external backend."""
-        creds = storage.ensure_embedded_credentials(self.settings)
-        return {
-            "NEBULA_BACKEND_URL": self.endpoint,
-            "NEBULA_BACKEND_ACCESS_KEY": creds.access_key,
-            "NEBULA_BACKEND_SECRET_KEY": creds.secret_key,
-        }
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-
 def environ_without(*prefixes: str) -> dict[str, str]:
     """This process's environment minus variables with these prefixes (default NEBULA_),
     so a child process sees only the configuration a test gives it."""
     drop = prefixes or ("NEBULA_",)
     return {k: v for k, v in os.environ.items() if not k.startswith(drop)}
-
-
-def start_seaweed(root: Path, port: int | None = None) -> Seaweed:
-    settings = load_settings(
-        {}, data_dir=str(root), storage_port=port or storage.free_internal_port()
-    )
-    layout, argv = storage.prepare(settings)
-    # Hardened exactly as `nebula up` runs it, so the tests cover the real configuration.
-    process = storage.spawn(layout, argv)
-    storage.wait_ready(layout.endpoint, timeout=60, alive=lambda: process.poll() is None)
-    client = backend_client(settings)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            client.list_buckets()
-            break
-        except Exception:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise
-            time.sleep(0.3)
-    return Seaweed(root, settings, process)
 
 
 def assert_nothing_for_others(root: Path) -> None:

@@ -17,8 +17,8 @@ import pytest
 
 from nebula.embedded import AdminKey, announcement
 from nebulacore.config import load_settings
-from tests.embedded import NebulaUp, start_nebula_up
 from tests.services import alive, assert_nothing_for_others, descendants
+from tests.stacks import NebulaUp, start_nebula_up
 
 
 def nebula(up: NebulaUp, *args: str) -> subprocess.CompletedProcess[str]:

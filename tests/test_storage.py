@@ -17,7 +17,7 @@ import time
 import tomllib
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import jwt
 import pytest
@@ -27,7 +27,8 @@ from botocore.exceptions import ClientError
 from nebula import storage
 from nebulacore.config import ConfigError, load_settings
 from nebulacore.s3 import backend_client
-from tests.services import Seaweed, assert_nothing_for_others, environ_without
+from tests.services import assert_nothing_for_others, environ_without
+from tests.stacks import Seaweed
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 GRPC_PORTS = (
@@ -115,10 +116,24 @@ def internal_url(seaweed: Seaweed, name: str, path: str, scheme: str = "https") 
     return f"{scheme}://127.0.0.1:{port(seaweed, name)}{path}"
 
 
-def tls_files(seaweed: Seaweed) -> tuple[Path, tuple[str, str]]:
+def tls_files(seaweed: Seaweed) -> tuple[str, tuple[str, str]]:
     """The CA to trust and the client certificate only the storage's own files hold."""
     tls = seaweed.root / "storage" / "tls"
-    return tls / "ca.crt", (str(tls / "storage.crt"), str(tls / "storage.key"))
+    return str(tls / "ca.crt"), (str(tls / "storage.crt"), str(tls / "storage.key"))
+
+
+class MemberTLS(TypedDict):
+    """requests arguments of a client that trusts the storage's CA and holds its client
+    certificate (per call: REQUESTS_CA_BUNDLE would override a Session's ``verify``)."""
+
+    verify: str
+    cert: tuple[str, str]
+    timeout: float
+
+
+def member_tls(seaweed: Seaweed) -> MemberTLS:
+    ca, cert = tls_files(seaweed)
+    return {"verify": ca, "cert": cert, "timeout": 10}
 
 
 def assert_refused_without_the_certificate(
@@ -150,8 +165,8 @@ def assert_refused_without_the_certificate(
 
 def test_volume_port_refuses_reads_and_writes_without_the_key(seaweed: Seaweed) -> None:
     bucket, key, body, fid = stored_object(seaweed)
-    evil = {"files": {"file": ("evil", b"overwritten")}}
-    for method, extra in (("GET", {}), ("POST", evil), ("DELETE", {})):
+    evil_files = {"file": ("evil", b"overwritten")}
+    for method, extra in (("GET", {}), ("POST", {"files": evil_files}), ("DELETE", {})):
         assert_refused_without_the_certificate(
             seaweed, method, "volume.port", f"/{fid}", body, **extra
         )
@@ -159,15 +174,14 @@ def test_volume_port_refuses_reads_and_writes_without_the_key(seaweed: Seaweed) 
     assert_refused_without_the_certificate(seaweed, "GET", "volume.port", "/status", b"media")
 
     # With the certificate, each read or write still needs a JWT for that very file.
-    ca, cert = tls_files(seaweed)
     url = internal_url(seaweed, "volume.port", f"/{fid}")
-    member = {"verify": ca, "cert": cert, "timeout": 10}
+    member = member_tls(seaweed)
     stolen = requests.get(url, **member)
     assert stolen.status_code == 401 and body not in stolen.content
     wrong_key = volume_jwt("not-the-key-" * 4, fid)
     forged = requests.get(url, headers={"Authorization": f"Bearer {wrong_key}"}, **member)
     assert forged.status_code == 401 and body not in forged.content
-    assert requests.post(url, **evil, **member).status_code == 401
+    assert requests.post(url, files=evil_files, **member).status_code == 401
     assert requests.delete(url, **member).status_code == 401
     assert_unchanged(seaweed, bucket, key, body)
 
@@ -199,8 +213,7 @@ def test_master_filer_and_admin_http_hand_out_neither_tokens_nor_files(seaweed: 
     assert_refused_without_the_certificate(seaweed, "GET", "admin.port", "/")
 
     # Even with the certificate, no HTTP API hands out a volume token or a file.
-    ca, cert = tls_files(seaweed)
-    member = {"verify": ca, "cert": cert, "timeout": 10}
+    member = member_tls(seaweed)
     assert requests.get(internal_url(seaweed, "master.port", "/"), **member).status_code == 200
     for name, path in (
         ("master.port", "/dir/assign"),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -22,6 +23,9 @@ from catalog.models import utcnow
 from nebulacore.config import Settings
 from nebulacore.s3 import S3Client, backend_client, iter_objects
 from nebulaqueue.relay import Enqueue, relay_pending
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import ObjectTypeDef
 
 log = logging.getLogger(__name__)
 GRACE_SECONDS = 30
@@ -59,7 +63,7 @@ def run_once(
     return report
 
 
-def _listing(client: S3Client, bucket: str) -> dict[str, dict[str, object]]:
+def _listing(client: S3Client, bucket: str) -> dict[str, ObjectTypeDef]:
     return {item["Key"]: item for item in iter_objects(client, bucket)}
 
 
@@ -72,12 +76,12 @@ def reconcile_bucket(
     with catalog.session() as session:
         assets = {a.key: a for a in session.scalars(select(Asset).where(Asset.bucket == bucket))}
         for key, item in listing.items():
-            if not settings.is_ingest_video(bucket, key) or item["LastModified"] > settled:  # type: ignore[operator]
+            if not settings.is_ingest_video(bucket, key) or item["LastModified"] > settled:
                 continue
             etag = str(item.get("ETag", "")).strip('"') or None
             asset = assets.get(key)
             if asset is None or asset.status == AssetStatus.DELETED or _etag(asset) != etag:
-                record_upload(session, bucket, key, etag, int(item.get("Size", 0)), None)  # type: ignore[call-overload]
+                record_upload(session, bucket, key, etag, int(item.get("Size", 0)), None)
                 recorded.append(f"{bucket}/{key}")
         for key, asset in assets.items():
             if (

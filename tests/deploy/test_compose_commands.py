@@ -21,7 +21,8 @@ from nebula.storage import free_internal_port
 from nebulacore.ops import Check, install_ops
 from nebulacore.s3 import backend_client
 from tests.deploy.apps import serving
-from tests.services import Seaweed, environ_without
+from tests.services import environ_without
+from tests.stacks import Seaweed
 
 
 def run_prepare(env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -17,8 +17,7 @@ from nebulacore.config import Settings, load_settings
 from nebulacore.netguard import allowlist_middleware, client_address, guard_is_first, is_allowed
 from nebulacore.ops import install_ops
 from tests.deploy.apps import serving
-from tests.deploy.services import Service, start_service
-from tests.services import Seaweed
+from tests.stacks import Seaweed, Service, start_service
 
 REFUSAL = "refused client outside the allow-list"
 

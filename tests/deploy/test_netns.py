@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.services import Service, start_service
-from tests.services import Seaweed
+from tests.stacks import Seaweed, Service, start_service
 
 NAMESPACE = "nebula-t"
 HOST_LINK, NS_LINK = "nbt-host", "nbt-ns"

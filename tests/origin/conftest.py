@@ -3,10 +3,6 @@ SeaweedFS, the catalog that knows it, and ``nebula origin`` as a subprocess on a
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +11,9 @@ import pytest
 
 from catalog import Catalog
 from catalog.assets import record_upload
-from nebula.storage import free_internal_port
 from nebulacore.config import Settings, load_settings
 from nebulacore.s3 import backend_client, ensure_buckets, list_keys
-from tests.services import Seaweed, environ_without
+from tests.stacks import OriginUnderTest, Seaweed, start_origin
 from transcoder.pipeline import transcode_asset
 from transcoder.samples import make_source
 
@@ -38,17 +33,6 @@ class Published:
     source: Path
     env: dict[str, str]
     variants: list[str] = field(default_factory=list)
-
-
-@dataclass
-class OriginUnderTest:
-    url: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    cache_dir: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
 
 
 def add_transcoding_asset(catalog_url: str, key: str, progress: float) -> str:
@@ -122,49 +106,6 @@ def published(tmp_path_factory: pytest.TempPathFactory, seaweed: Seaweed) -> Pub
     )
 
 
-def _wait_listening(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"origin exited {process.returncode}:\n{log.read_text()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError(f"origin not listening after 30 s:\n{log.read_text()}")
-
-
-def start_origin(root: Path, env: dict[str, str], **extra: str) -> OriginUnderTest:
-    port = free_internal_port()
-    full = environ_without()
-    full.update(env)
-    full.update({"NEBULA_ORIGIN_PORT": str(port), "NEBULA_ORIGIN_CACHE_DIR": str(root / "cache")})
-    full.update(extra)
-    root.mkdir(parents=True, exist_ok=True)
-    log_path = root / "origin.log"
-    log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
-    process = subprocess.Popen(
-        [sys.executable, "-m", "nebula", "origin"],
-        env=full,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    _wait_listening(port, process, log_path)
-    return OriginUnderTest(f"http://127.0.0.1:{port}", process, log_path, root / "cache")
-
-
-def stop_origin(origin: OriginUnderTest) -> None:
-    if origin.process.poll() is None:
-        origin.process.terminate()
-        try:
-            origin.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            origin.process.kill()
-            origin.process.wait()
-
-
 @pytest.fixture(scope="session")
 def launch(
     tmp_path_factory: pytest.TempPathFactory, published: Published
@@ -179,7 +120,7 @@ def launch(
 
     yield make
     for origin in started:
-        stop_origin(origin)
+        origin.stop()
 
 
 @pytest.fixture(scope="session")

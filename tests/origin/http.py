@@ -15,7 +15,14 @@ class Reply:
     body: bytes
 
     def header(self, name: str) -> str | None:
+        """The header, or None: for asserting that it is absent."""
         return self.headers.get(name)
+
+    def need(self, name: str) -> str:
+        """A header the reply must carry; its absence fails the test."""
+        value = self.headers.get(name)
+        assert value is not None, f"no {name} header in {self.status} reply: {dict(self.headers)}"
+        return value
 
 
 def request(

@@ -14,8 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from origin.signing import PlaybackSigner
-from tests.origin.conftest import SIGNING_KEY, OriginUnderTest, Published, add_transcoding_asset
+from tests.origin.conftest import SIGNING_KEY, Published, add_transcoding_asset
 from tests.origin.http import request
+from tests.stacks import OriginUnderTest
 
 TRAVERSALS = [
     "/hls/{id}/../../etc/passwd",
@@ -65,7 +66,7 @@ def test_asset_still_transcoding_is_404_with_retry_after_and_progress(
     asset_id = add_transcoding_asset(published.catalog_url, "pending.mp4", 42.0)
     reply = request(origin.url, f"/hls/{asset_id}/master.m3u8")
     assert reply.status == 404
-    assert int(reply.header("Retry-After")) > 0
+    assert int(reply.need("Retry-After")) > 0
     import json
 
     body = json.loads(reply.body)
@@ -98,7 +99,7 @@ def test_signed_master_is_accepted_and_tokens_cover_every_uri(
     query = master_url.split("?", 1)[1]
     master = request(signed_origin.url, master_url)
     assert master.status == 200
-    assert "private" in master.header("Cache-Control")
+    assert "private" in master.need("Cache-Control")
     uris = [line for line in master.body.decode().splitlines() if line and not line.startswith("#")]
     assert uris and all(u.endswith("?" + query) for u in uris)
     variant = request(signed_origin.url, f"/hls/{published.asset_id}/{uris[0]}")
@@ -212,7 +213,7 @@ def test_tokens_of_every_bad_shape_are_403_without_a_traceback(
         assert request(signed_origin.url, f"{template.format(id=asset)}?{good}").status == 200
 
 
-TOKEN_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=60)
+TOKEN_TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=60)
 
 
 @settings(max_examples=150, deadline=None)
@@ -240,7 +241,7 @@ def test_signed_original_is_private(signed_origin: OriginUnderTest, published: P
         for headers in ({}, {"Range": "bytes=0-99"}):
             reply = request(signed_origin.url, path, headers=headers)
             assert reply.status in (200, 206), path
-            cache_control = reply.header("Cache-Control")
+            cache_control = reply.need("Cache-Control")
             assert cache_control.startswith("private") and "public" not in cache_control, path
 
 

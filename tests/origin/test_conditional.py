@@ -14,8 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.origin.conftest import OriginUnderTest, Published
+from tests.origin.conftest import Published
 from tests.origin.http import Reply, gauge, request
+from tests.stacks import OriginUnderTest
 
 SEGMENT = "v1/360p/seg_00002.m4s"
 HUGE = 2**63
@@ -57,7 +58,7 @@ def same_everywhere(
     reply = replies["memory"]
     whole = (published.files / SEGMENT).read_bytes()
     if reply.status == 206 and method == "GET":
-        first, last = map(int, reply.header("Content-Range").split()[1].split("/")[0].split("-"))
+        first, last = map(int, reply.need("Content-Range").split()[1].split("/")[0].split("-"))
         assert reply.body == whole[first : last + 1]
     elif reply.status == 200 and method == "GET":
         assert reply.body == whole
@@ -68,8 +69,8 @@ def same_everywhere(
 
 def validators(tiers: dict[str, OriginUnderTest], published: Published) -> tuple[str, str, float]:
     plain = ask(tiers["memory"], published, {})
-    modified = plain.header("Last-Modified")
-    return plain.header("ETag"), modified, parsedate_to_datetime(modified).timestamp()
+    modified = plain.need("Last-Modified")
+    return plain.need("ETag"), modified, parsedate_to_datetime(modified).timestamp()
 
 
 def http_date(stamp: float) -> str:
@@ -163,9 +164,9 @@ def test_head_and_other_units_ignore_range_on_every_tier(
 ) -> None:
     size = (published.files / SEGMENT).stat().st_size
     head = same_everywhere(tiers, published, {"Range": "bytes=0-9"}, method="HEAD")
-    assert head.status == 200 and int(head.header("Content-Length")) == size
+    assert head.status == 200 and int(head.need("Content-Length")) == size
     items = same_everywhere(tiers, published, {"Range": "items=0-9"})
-    assert items.status == 200 and int(items.header("Content-Length")) == size
+    assert items.status == 200 and int(items.need("Content-Length")) == size
 
 
 def test_the_memory_tier_really_answered(
@@ -245,8 +246,8 @@ def test_original_file_answers_the_same_edges(
     whole = published.source.read_bytes()
     full = request(origin.url, path)
     etag, stamp = (
-        full.header("ETag"),
-        parsedate_to_datetime(full.header("Last-Modified")).timestamp(),
+        full.need("ETag"),
+        parsedate_to_datetime(full.need("Last-Modified")).timestamp(),
     )
     for spec in ("bytes=-0", f"bytes={HUGE}-", f"bytes={2**64}-"):
         reply = request(origin.url, path, headers={"Range": spec})

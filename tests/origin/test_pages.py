@@ -9,16 +9,17 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 from origin.server import STATIC_DIR as STATIC
-from tests.origin.conftest import SIGNING_KEY, OriginUnderTest, Published, add_transcoding_asset
+from tests.origin.conftest import SIGNING_KEY, Published, add_transcoding_asset
 from tests.origin.http import request
 from tests.services import environ_without
+from tests.stacks import OriginUnderTest
 
 
 def test_list_page_shows_ready_assets_with_poster_duration_and_status(
     origin: OriginUnderTest, published: Published
 ) -> None:
     reply = request(origin.url, "/")
-    assert reply.status == 200 and reply.header("Content-Type").startswith("text/html")
+    assert reply.status == 200 and reply.need("Content-Type").startswith("text/html")
     page = reply.body.decode()
     assert f'href="/watch/{published.asset_id}"' in page
     assert f'src="/hls/{published.asset_id}/poster.jpg"' in page
@@ -39,7 +40,7 @@ def test_watch_page_loads_vendored_hls_js_and_the_master(
 
 def test_api_assets_is_the_list_as_json(origin: OriginUnderTest, published: Published) -> None:
     reply = request(origin.url, "/api/assets")
-    assert reply.header("Content-Type").startswith("application/json")
+    assert reply.need("Content-Type").startswith("application/json")
     assets = {a["id"]: a for a in json.loads(reply.body)["assets"]}
     mine = assets[published.asset_id]
     assert mine["status"] == "ready" and mine["duration"] == 8.0

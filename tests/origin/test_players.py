@@ -12,8 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from origin.signing import PlaybackSigner
-from tests.origin.conftest import SIGNING_KEY, OriginUnderTest, Published
+from tests.origin.conftest import SIGNING_KEY, Published
 from tests.origin.http import gauge
+from tests.stacks import OriginUnderTest
 
 BROWSER_DIR = Path(__file__).with_name("browser")
 PLAYER_USER = "nebula-player"  # cvlc refuses to run as root

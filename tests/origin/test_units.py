@@ -95,7 +95,7 @@ def test_durations() -> None:
 
 
 def test_cache_evicts_least_recently_used(tmp_path: Path) -> None:
-    async def fetch(key: str, file: io.BufferedWriter) -> float:  # type: ignore[override]
+    async def fetch(key: str, file: io.BufferedWriter) -> float:
         file.write(b"x" * 400)
         return 1_700_000_000.0
 

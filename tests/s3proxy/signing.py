@@ -8,12 +8,15 @@ import hmac as _hmac
 import http.client
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from unittest.mock import patch
 from urllib.parse import urlsplit
 
 import boto3
+import botocore.auth
 from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
@@ -91,14 +94,14 @@ class _FixedTimeAuth(S3SigV4Auth):
     def add_auth(self, request: AWSRequest) -> None:
         if self._when is None:
             return super().add_auth(request)
-        import botocore.auth
-
-        original = botocore.auth.get_current_datetime
-        botocore.auth.get_current_datetime = lambda: self._when  # type: ignore[assignment]
-        try:
+        with signing_clock(self._when):
             super().add_auth(request)
-        finally:
-            botocore.auth.get_current_datetime = original
+
+
+def signing_clock(when: datetime) -> AbstractContextManager[object]:
+    """botocore reads the signing time from ``botocore.auth.get_current_datetime``; this
+    freezes it at ``when`` for the block (the stubs do not declare that function)."""
+    return patch.object(botocore.auth, "get_current_datetime", lambda: when)
 
 
 def signed_headers(
@@ -127,17 +130,11 @@ def presign(
     auth = S3SigV4QueryAuth(
         Credentials(key.access_key_id, key.secret), "s3", "us-east-1", expires=expires
     )
-    if when is not None:
-        import botocore.auth
-
-        original = botocore.auth.get_current_datetime
-        botocore.auth.get_current_datetime = lambda: when  # type: ignore[assignment]
-        try:
-            auth.add_auth(request)
-        finally:
-            botocore.auth.get_current_datetime = original
-    else:
+    if when is None:
         auth.add_auth(request)
+    else:
+        with signing_clock(when):
+            auth.add_auth(request)
     return str(request.url)
 
 
@@ -149,7 +146,7 @@ def send(
     timeout: float = 60,
 ) -> Answer:
     parts = urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
     path = parts.path + (f"?{parts.query}" if parts.query else "")
     conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
     names = {name.lower() for name in headers}

@@ -10,8 +10,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from catalog.keys import KeyPair
-from tests.s3proxy.conftest import S3_DOMAIN, ProxyUnderTest
 from tests.s3proxy.signing import Answer, now, presign, s3_client, send, signed_headers
+from tests.stacks import S3_DOMAIN, ProxyUnderTest
 
 BODY = b"presigned hello"
 

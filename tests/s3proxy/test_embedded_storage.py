@@ -8,9 +8,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from nebulacore.s3 import backend_client
-from tests.s3proxy.conftest import ProxyUnderTest
 from tests.s3proxy.signing import s3_client
-from tests.services import Seaweed
+from tests.stacks import ProxyUnderTest, Seaweed
 
 
 def test_delete_bucket_refuses_a_bucket_that_still_has_objects(

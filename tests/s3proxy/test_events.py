@@ -15,9 +15,8 @@ from catalog.assets import find_asset
 from catalog.models import AssetStatus, Job, JobKind, JobStatus, OutboxEvent
 from nebula.storage import free_internal_port
 from nebulaqueue.huey import make_huey
-from tests.s3proxy.conftest import ProxyUnderTest, start_proxy
 from tests.s3proxy.signing import s3_client
-from tests.services import Seaweed
+from tests.stacks import ProxyUnderTest, Seaweed, start_proxy
 
 
 @pytest.fixture(scope="module")

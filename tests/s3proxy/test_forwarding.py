@@ -15,9 +15,9 @@ import aiohttp
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.s3proxy.conftest import ProxyUnderTest, proxy_to_scripted_backend, start_proxy
+from tests.s3proxy.conftest import proxy_to_scripted_backend
 from tests.s3proxy.signing import s3_client, send, signed_headers
-from tests.services import Seaweed
+from tests.stacks import ProxyUnderTest, Seaweed, start_proxy
 
 
 @pytest.fixture(scope="module")

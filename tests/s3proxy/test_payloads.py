@@ -9,7 +9,6 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.s3proxy.conftest import ProxyUnderTest
 from tests.s3proxy.signing import (
     checksum_b64,
     md5_b64,
@@ -20,6 +19,7 @@ from tests.s3proxy.signing import (
     signed_headers,
     unsigned_chunks,
 )
+from tests.stacks import ProxyUnderTest
 
 DATA = os.urandom(200_000)  # several 64 KiB chunks and a short last one
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.s3proxy.conftest import ProxyUnderTest
 from tests.s3proxy.signing import s3_client
+from tests.stacks import ProxyUnderTest
 
 
 def denied(call: Any, **kwargs: Any) -> None:

@@ -17,7 +17,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nebulacore.s3 import backend_client
-from tests.s3proxy.conftest import ProxyUnderTest
 from tests.s3proxy.signing import (
     Answer,
     checksum_b64,
@@ -28,6 +27,7 @@ from tests.s3proxy.signing import (
     signed_headers,
     unsigned_chunks,
 )
+from tests.stacks import ProxyUnderTest
 
 OLD = b"the old object, which no failed upload may replace"
 NEW = os.urandom(65536)  # exactly one full chunk

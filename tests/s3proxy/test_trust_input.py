@@ -10,7 +10,6 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from nebulacore.s3 import backend_client
-from tests.s3proxy.conftest import ProxyUnderTest
 from tests.s3proxy.signing import (
     checksum_b64,
     s3_client,
@@ -19,6 +18,7 @@ from tests.s3proxy.signing import (
     signed_headers,
     unsigned_chunks,
 )
+from tests.stacks import ProxyUnderTest
 
 OLD = b"the object before the bad request"
 DATA = os.urandom(70_000)

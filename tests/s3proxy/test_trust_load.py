@@ -34,9 +34,9 @@ from catalog.assets import find_asset
 from catalog.keys import KeyPair
 from catalog.models import Job, JobKind
 from nebulacore.s3 import backend_client
-from tests.s3proxy.conftest import ProxyUnderTest, start_proxy
 from tests.s3proxy.signing import Answer, presign, send, signed_headers
-from tests.services import Seaweed, create_pg_database, drop_pg_database
+from tests.services import create_pg_database, drop_pg_database
+from tests.stacks import ProxyUnderTest, Seaweed, start_proxy
 from transcoder.reconcile import run_once
 from transcoder.tasks import tasks_for
 

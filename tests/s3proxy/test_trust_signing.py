@@ -14,9 +14,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from nebulacore.s3 import backend_client
-from tests.s3proxy.conftest import S3_DOMAIN, ProxyUnderTest, proxy_to_scripted_backend
+from tests.s3proxy.conftest import proxy_to_scripted_backend
 from tests.s3proxy.signing import Answer, presign, send, signed_headers
-from tests.services import Seaweed
+from tests.stacks import S3_DOMAIN, ProxyUnderTest, Seaweed
 
 SECRET = b"private: only for readers of hls"
 NOT_SIGNED = "There were headers present in the request which were not signed"

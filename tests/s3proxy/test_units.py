@@ -13,7 +13,7 @@ from botocore.credentials import Credentials
 from multidict import CIMultiDict
 
 from nebulacore.config import load_settings
-from s3proxy.addressing import copy_source_bucket, host_bucket, parse_target
+from s3proxy.addressing import Target, copy_source_bucket, host_bucket, parse_target
 from s3proxy.auth import required_access
 from s3proxy.checksums import BodyDigests
 from s3proxy.chunked import AwsChunkedDecoder
@@ -87,7 +87,7 @@ def test_time_checks() -> None:
 
 
 def test_required_access() -> None:
-    def target(path: str):  # type: ignore[no-untyped-def]
+    def target(path: str) -> Target:
         return parse_target(path, "h", SETTINGS)
 
     assert required_access("GET", target("/"), None) == [(None, "r")]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from catalog import Asset, AssetStatus, Job, JobStatus, OutboxEvent
+from tests.rows import existing
 from tests.transcoder.conftest import Env, ffprobe
 from transcoder.samples import make_source
 from transcoder.work import run_job
@@ -132,7 +133,7 @@ def test_bad_input(case: str, make_env, tmp_path: Path) -> None:
     outcome = run_job(env.settings, env.catalog, job_id)
 
     with env.catalog.session() as session:
-        job, asset = session.get(Job, job_id), session.get(Asset, asset_id)
+        job, asset = existing(session, Job, job_id), existing(session, Asset, asset_id)
         status, error, attempts = job.status, job.error, job.attempts
         asset_status, renditions = (
             asset.status,
@@ -173,7 +174,7 @@ def _check_video_only(env: Env, asset_id: str, renditions: list, tmp_path: Path)
 
 def probed(env: Env, asset_id: str) -> dict:
     with env.catalog.session() as session:
-        return dict(session.get(Asset, asset_id).probe or {})
+        return dict(existing(session, Asset, asset_id).probe or {})
 
 
 def _check_rotated(env: Env, asset_id: str, renditions: list, tmp_path: Path) -> None:

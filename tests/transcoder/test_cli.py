@@ -11,6 +11,7 @@ import pytest
 from catalog import Catalog, Job, JobStatus, jobs
 from catalog.assets import record_upload
 from nebula.cli import main
+from tests.rows import existing
 
 
 @pytest.fixture
@@ -52,7 +53,7 @@ def test_cancel_then_retry(cli_catalog: Catalog, capsys) -> None:
     assert main(["jobs", "retry", str(job_id)]) == 0
     assert "queued again" in capsys.readouterr().out
     with cli_catalog.session() as session:
-        assert session.get(Job, job_id).status == JobStatus.QUEUED
+        assert existing(session, Job, job_id).status == JobStatus.QUEUED
     assert main(["jobs", "show", "999999"]) == 2
 
 

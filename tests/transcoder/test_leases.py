@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from catalog import Asset, AssetStatus, Catalog, Job, JobStatus, OutboxEvent, jobs
 from catalog.assets import record_upload
+from tests.rows import existing
 
 LEASE = 60
 
@@ -40,7 +41,7 @@ def test_claim_is_exclusive(catalog: Catalog) -> None:
     row = job_row(catalog, job_id)
     assert (row.status, row.lease_owner) == (JobStatus.RUNNING, "w1")
     with catalog.session() as session:
-        assert session.get(Asset, row.asset_id).status == AssetStatus.PROCESSING
+        assert existing(session, Asset, row.asset_id).status == AssetStatus.PROCESSING
 
 
 def test_only_the_owner_renews(catalog: Catalog) -> None:

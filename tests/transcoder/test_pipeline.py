@@ -7,6 +7,7 @@ from pathlib import Path
 
 from catalog import Asset, AssetStatus, Job, JobStatus
 from nebulacore.s3 import backend_client
+from tests.rows import existing
 from tests.transcoder.conftest import Env, ffprobe
 from transcoder.pipeline import transcode_asset
 from transcoder.playlist import read_media_playlist
@@ -45,9 +46,11 @@ def test_software_ladder_end_to_end(make_env, tmp_path: Path) -> None:
     assert run_job(env.settings, env.catalog, job_id) == "done"
 
     with env.catalog.session() as session:
-        job, asset = session.get(Job, job_id), session.get(Asset, asset_id)
+        job, asset = existing(session, Job, job_id), existing(session, Asset, asset_id)
         assert job.status == JobStatus.DONE and job.progress == 100.0 and job.attempts == 1
-        assert asset.status == AssetStatus.READY and abs(asset.duration - 9.0) < 0.1
+        assert asset.status == AssetStatus.READY
+        assert asset.duration is not None and abs(asset.duration - 9.0) < 0.1
+        assert asset.probe is not None
         assert asset.probe["width"] == 640 and asset.probe["has_audio"]
         names = [r.name for r in asset.renditions]
     assert names == ["360p", "240p", "144p", "audio"]
@@ -123,7 +126,7 @@ def test_ts_segments(make_env, tmp_path: Path) -> None:
     keys = env.hls_keys(asset_id)
     assert any(k.endswith(".ts") for k in keys) and not any(k.endswith(".m4s") for k in keys)
     with env.catalog.session() as session:
-        codecs = {r.name: r.codecs for r in session.get(Asset, asset_id).renditions}
+        codecs = {r.name: r.codecs for r in existing(session, Asset, asset_id).renditions}
     assert codecs["240p"].startswith("avc1.64") and codecs["audio"] == "mp4a.40.2"
 
 
@@ -135,7 +138,7 @@ def test_transcode_asset_without_a_queue(make_env, tmp_path: Path) -> None:
     assert f"{asset_id}/master.m3u8" in env.hls_keys(asset_id)
     assert [r.name for r in built.renditions] == ["240p", "audio"]
     with env.catalog.session() as session:
-        assert session.get(Asset, asset_id).status == AssetStatus.READY
+        assert existing(session, Asset, asset_id).status == AssetStatus.READY
 
 
 def test_storage_down_is_retried_not_failed(make_env, tmp_path: Path) -> None:
@@ -146,14 +149,14 @@ def test_storage_down_is_retried_not_failed(make_env, tmp_path: Path) -> None:
 
     assert run_job(down, env.catalog, job_id) == "retry"
     with env.catalog.session() as session:
-        job = session.get(Job, job_id)
+        job = existing(session, Job, job_id)
         assert (job.status, job.attempts) == (JobStatus.QUEUED, 1)
         assert "EndpointConnectionError" in (job.error or "")
-        assert session.get(Asset, asset_id).status == AssetStatus.QUEUED
+        assert existing(session, Asset, asset_id).status == AssetStatus.QUEUED
 
     assert run_job(down, env.catalog, job_id) == "retry"
     with env.catalog.session() as session:
-        job = session.get(Job, job_id)
+        job = existing(session, Job, job_id)
         assert job.status == JobStatus.FAILED and "gave up after 2 attempts" in (job.error or "")
     assert run_job(env.settings, env.catalog, job_id) == "not claimable"
 
@@ -178,5 +181,5 @@ def test_cancel_after_ffmpeg_before_the_master_publishes_nothing(
     assert run_job(env.settings, env.catalog, job_id) == "lease lost"
     assert env.hls_keys(asset_id) == []
     with env.catalog.session() as session:
-        assert session.get(Job, job_id).status == JobStatus.CANCELLED
-        assert session.get(Asset, asset_id).status != AssetStatus.READY
+        assert existing(session, Job, job_id).status == JobStatus.CANCELLED
+        assert existing(session, Asset, asset_id).status != AssetStatus.READY

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from catalog import Asset, AssetStatus, Job, JobKind, JobStatus
 from nebulacore.s3 import backend_client
 from nebulaqueue.huey import make_huey
+from tests.rows import existing
 from tests.transcoder.conftest import Env
 from transcoder import reconcile
 from transcoder.samples import make_source
@@ -74,6 +75,6 @@ def test_source_deleted_behind_our_back_removes_the_ladder(
             select(Job).where(Job.asset_id == asset_id, Job.kind == JobKind.REMOVE)
         ).one()
         remove_id = remove.id
-        assert session.get(Asset, asset_id).status == AssetStatus.DELETED
+        assert existing(session, Asset, asset_id).status == AssetStatus.DELETED
     assert run_job(env.settings, env.catalog, remove_id) == "done"
     assert env.hls_keys(asset_id) == []

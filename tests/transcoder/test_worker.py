@@ -16,6 +16,8 @@ from sqlalchemy import select
 from catalog import Asset, AssetStatus, Job, JobStatus, Worker
 from nebulaqueue.huey import make_huey
 from nebulaqueue.relay import relay_pending
+from tests.harness import Spawned, nebula_argv, spawn, stop
+from tests.rows import existing
 from tests.services import alive
 from tests.transcoder.conftest import Env
 from transcoder.samples import make_source
@@ -30,7 +32,7 @@ SLOW_SECONDS = 40
 class Workers:
     def __init__(self, env: Env, log_dir: Path) -> None:
         self.env, self.log_dir = env, log_dir
-        self.processes: list[subprocess.Popen[bytes]] = []
+        self.spawned: list[Spawned] = []
 
     def start(
         self,
@@ -38,18 +40,15 @@ class Workers:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
     ) -> subprocess.Popen[bytes]:
-        argv = argv or [sys.executable, "-m", "nebula", "worker"]
-        log = open(self.log_dir / f"worker{len(self.processes)}.log", "ab")  # noqa: SIM115
-        process = subprocess.Popen(
-            argv,
-            env=self.env.env_vars() if env is None else env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        worker = spawn(
+            f"worker{len(self.spawned)}",
+            argv or nebula_argv("worker"),
+            self.env.env_vars() if env is None else env,
+            self.log_dir / f"worker{len(self.spawned)}.log",
             cwd=cwd or self.log_dir,
         )
-        self.processes.append(process)
-        return process
+        self.spawned.append(worker)
+        return worker.process
 
     def logs(self) -> str:
         return "\n".join(
@@ -57,10 +56,8 @@ class Workers:
         )
 
     def stop_all(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        for worker in self.spawned:
+            stop(worker, timeout=0)  # no grace: a test's leftover worker is simply killed
 
 
 @pytest.fixture
@@ -124,7 +121,7 @@ def test_redis_queue_end_to_end(
     pool.start()
     wait_for(lambda: job(env, job_id).status == JobStatus.DONE, "the job", 120, pool.logs)
     with env.catalog.session() as session:
-        assert session.get(Asset, asset_id).status == AssetStatus.READY
+        assert existing(session, Asset, asset_id).status == AssetStatus.READY
     assert f"{asset_id}/master.m3u8" in env.hls_keys(asset_id)
     assert queue.pending_count() == 0
 
@@ -143,7 +140,7 @@ def test_worker_honours_data_dir(make_env, workers, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     pool = workers(env)
-    argv = [sys.executable, "-m", "nebula", "worker", "--data-dir", str(env.settings.data_path)]
+    argv = nebula_argv("worker", "--data-dir", str(env.settings.data_path))
     pool.start(argv, env=child_env, cwd=elsewhere)
     wait_for(lambda: job(env, job_id).status == JobStatus.DONE, "the job", 120, pool.logs)
     with env.catalog.session() as session:
