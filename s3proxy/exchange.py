@@ -54,10 +54,10 @@ class Exchange:
 
     The access log creates it (with the request id) and reports what it holds however the
     request ended; the handler sets the rest once the request is authenticated, and the
-    answer is decided on it.
+    answer is decided on it. It holds no reference to its request, which holds it: that
+    cycle would leave every request's memory to the cyclic garbage collector.
     """
 
-    request: web.Request
     request_id: str
     # The access key the request claims, logged even when it is refused.
     access_key: str | None = None

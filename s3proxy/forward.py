@@ -180,9 +180,10 @@ async def relay_buffered(
     return response, body
 
 
-async def relay_streaming(x: Exchange, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+async def relay_streaming(
+    request: web.Request, x: Exchange, upstream: aiohttp.ClientResponse
+) -> web.StreamResponse:
     """Stream the backend's answer to the client as it arrives; memory stays flat."""
-    request = x.request
     response = web.StreamResponse(
         status=upstream.status,
         reason=upstream.reason,

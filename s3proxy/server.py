@@ -106,7 +106,7 @@ def access_log_middleware() -> Middleware:
     @web.middleware
     async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = new_request_id()
-        x = request[EXCHANGE] = Exchange(request, request_id)
+        x = request[EXCHANGE] = Exchange(request_id)
         started = time.monotonic()
         status = 500
         response: web.StreamResponse | None = None
@@ -221,12 +221,14 @@ class S3Proxy:
             self.backend, request.method, target, upstream_headers, body, body.payload_hash
         )
         try:
-            return await self._answer(x, upstream)
+            return await self._answer(request, x, upstream)
         finally:
             upstream.release()
 
-    async def _answer(self, x: Exchange, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
-        request, target, op = x.request, x.target, x.operation
+    async def _answer(
+        self, request: web.Request, x: Exchange, upstream: aiohttp.ClientResponse
+    ) -> web.StreamResponse:
+        target, op = x.target, x.operation
         ok = 200 <= upstream.status < 300
         if ok and op is Operation.LIST_BUCKETS and not x.key.record.is_admin:
             response, data = await relay_buffered(upstream, request.method, x.request_id)
@@ -241,7 +243,7 @@ class S3Proxy:
             return response
         if watched:
             await self._announce_streamed(x, upstream)
-        return await relay_streaming(x, upstream)
+        return await relay_streaming(request, x, upstream)
 
     async def _announce_buffered(self, x: Exchange, data: bytes) -> None:
         """After a copy, a multipart completion or a multi-delete the backend answered 2xx."""
