@@ -210,7 +210,7 @@ class S3Proxy:
             length,
             claim.payload_hash,
             signer,
-            # There they describe the object, not the XML.
+            # On CompleteMultipartUpload they describe the object, not the XML body.
             header_checksums=x.operation is not Operation.COMPLETE,
         )
         if body.length == 0:
