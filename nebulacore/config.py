@@ -111,6 +111,9 @@ class Settings(BaseModel):
     origin_cache_max_mb: int = Field(1024, ge=0)
     origin_memory_cache_mb: int = Field(64, ge=0)
     origin_workers: int = Field(1, ge=1, le=64)
+    # Connections each origin worker keeps to the storage backend (segments and originals
+    # relayed at once); a viewer waits backend_wait_seconds for one before a 503.
+    origin_backend_connections: int = Field(256, ge=1)
     cors_allow_origin: str = "*"
 
     # Logging.

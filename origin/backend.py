@@ -1,4 +1,5 @@
-"""Reading the HLS bucket and original uploads from the backend, streamed, signed by botocore.
+"""Reading the HLS bucket and original uploads from the backend, streamed, through the
+core client (:class:`nebulacore.backend.Backend`).
 
 Only GET and HEAD: the origin never writes to storage. Failures are sorted into what the
 viewer should be told: :class:`Missing` (404) and :class:`BackendDown` (503).
@@ -14,13 +15,10 @@ from functools import cached_property
 
 import aiohttp
 from aiohttp import hdrs
-from yarl import URL
 
+from nebulacore.backend import Backend, BackendError, BackendPolicy
 from nebulacore.config import Settings
-from nebulacore.s3 import BackendSigner
 
-CONNECT_TIMEOUT = 5.0
-READ_TIMEOUT = 30.0
 CHUNK = 256 * 1024
 
 
@@ -81,41 +79,31 @@ def object_info(response: aiohttp.ClientResponse) -> ObjectInfo:
     return ObjectInfo(size=size, last_modified=float(int(stamp)))
 
 
-class Backend:
-    """One pooled aiohttp session to the backend, opened when the app starts."""
+class Store:
+    """The origin's reads over the core backend client: GET and HEAD of one object, the
+    answer's status sorted into Missing, RangeRefused and BackendDown."""
 
-    def __init__(self, settings: Settings, connections: int = 256) -> None:
-        self._signer = BackendSigner(settings)
-        self._connections = connections
-        self._session: aiohttp.ClientSession | None = None
+    def __init__(self, settings: Settings) -> None:
+        self.client = Backend(settings, BackendPolicy.origin(settings))
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=self._connections),
-            timeout=aiohttp.ClientTimeout(
-                total=None, connect=CONNECT_TIMEOUT, sock_read=READ_TIMEOUT
-            ),
-            auto_decompress=False,
-        )
+        await self.client.start()
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        await self.client.close()
 
     @asynccontextmanager
     async def get(
         self, bucket: str, key: str, byte_range: str | None = None, method: str = "GET"
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """The backend's answer for ``key``; raises Missing, RangeRefused or BackendDown."""
-        assert self._session is not None, "Backend.start() was not awaited"
-        url = self._signer.url(bucket, key)
-        headers = self._signer.sign(method, url, {"Range": byte_range} if byte_range else None)
+        signer = self.client.signer
+        url = signer.url(bucket, key)
+        headers = signer.sign(method, url, {"Range": byte_range} if byte_range else None)
         try:
-            response = await self._session.request(
-                method, URL(url, encoded=True), headers=headers, allow_redirects=False
-            )
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            raise BackendDown(f"backend unreachable: {type(exc).__name__}") from None
+            response = await self.client.send(method, url, headers)
+        except BackendError as exc:
+            raise BackendDown(f"backend unreachable: {type(exc.__cause__).__name__}") from None
         try:
             if response.status == 404:
                 raise Missing(key)
@@ -144,10 +132,8 @@ class Backend:
             return object_info(response)
 
     async def ping(self, bucket: str) -> None:
-        """Raises when the backend or the bucket is unreachable (the /healthz check)."""
-        assert self._session is not None
-        url = self._signer.url(bucket)
-        headers = self._signer.sign("HEAD", url)
-        async with self._session.head(URL(url, encoded=True), headers=headers) as response:
-            if response.status >= 300:
-                raise BackendDown(f"HEAD {bucket} answered {response.status}")
+        """Raises when the backend or the bucket is unreachable (the /healthz check), on
+        the client's health connection: it never waits behind viewers for a pooled one."""
+        status = await self.client.probe("HEAD", self.client.signer.url(bucket))
+        if status >= 300:
+            raise BackendDown(f"HEAD {bucket} answered {status}")

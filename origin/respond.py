@@ -21,7 +21,7 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 from multidict import CIMultiDict
 
-from origin.backend import CHUNK, Backend, BackendDown, ObjectInfo, RangeRefused, object_info
+from origin.backend import CHUNK, BackendDown, ObjectInfo, RangeRefused, Store, object_info
 
 ETAG_ANY = "*"
 RANGE_UNIT = "bytes="
@@ -186,7 +186,7 @@ def file_response(
 
 async def stream_response(
     request: web.Request,
-    backend: Backend,
+    backend: Store,
     bucket: str,
     key: str,
     headers: Mapping[str, str],

@@ -12,7 +12,7 @@ from aiohttp import web
 from catalog import Catalog
 from nebulacore.config import Settings
 from origin.assets import AssetReader
-from origin.backend import CHUNK, Backend, BackendDown, ObjectInfo, object_info
+from origin.backend import CHUNK, BackendDown, ObjectInfo, Store, object_info
 from origin.cache import MemoryTier, SegmentCache
 from origin.signing import PlaybackSigner
 
@@ -43,7 +43,7 @@ class TextCache:
 @dataclass
 class Origin:
     settings: Settings
-    backend: Backend
+    backend: Store
     assets: AssetReader
     signer: PlaybackSigner | None
     texts: TextCache = field(default_factory=TextCache)
@@ -60,7 +60,7 @@ class Origin:
         key = settings.origin_signing_key
         return cls(
             settings=settings,
-            backend=Backend(settings),
+            backend=Store(settings),
             assets=AssetReader(Catalog.from_settings(settings)),
             signer=PlaybackSigner(key.get_secret_value()) if key else None,
         )

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from types import SimpleNamespace
 
 import aiohttp
 from aiohttp import web
 from aiohttp.payload import AsyncIterablePayload
 from multidict import CIMultiDict
-from yarl import URL
 
-from nebulacore.config import Settings
-from nebulacore.ops import CHECK_TIMEOUT_SECONDS
-from nebulacore.s3 import UNSIGNED_PAYLOAD, BackendSigner
+from nebulacore.backend import Backend, BackendBusy, BackendFailed, BackendUnreachable
+from nebulacore.s3 import BackendSigner
 from s3proxy.addressing import Target
 from s3proxy.body import UploadBody
 from s3proxy.chunked import PIECE
 from s3proxy.errors import S3Error, with_request_id
+from s3proxy.exchange import Exchange
 from s3proxy.sigv4 import AMZ_PREFIX
 
 HOP_BY_HOP = frozenset(
@@ -60,11 +57,9 @@ AMZ_AUTH = frozenset({"x-amz-date", "x-amz-content-sha256", "x-amz-security-toke
 CHUNKED_DROP = frozenset(
     {"x-amz-decoded-content-length", "x-amz-trailer", "x-amz-sdk-checksum-algorithm"}
 )
+# The service root: ListBuckets, and the health probe.
+ROOT = Target(None, "", (), "/")
 RESPONSE_DROP = HOP_BY_HOP | {"content-length", "x-amz-request-id", "x-amz-id-2", "server"}
-READ_BUFFER = 1 << 20
-SKIP_AUTO_HEADERS = ("Content-Type", "Accept", "Accept-Encoding", "User-Agent")
-# The streamed answer, set once its headers are sent: an error can no longer become XML.
-ANSWER_STARTED = "s3proxy.answer_started"
 BUFFERED_BODY_LIMIT = 16 << 20  # DeleteObjects answers for 1,000 long keys fit
 
 
@@ -93,123 +88,49 @@ def backend_headers(
     return headers
 
 
-@dataclass
-class PoolWait:
-    """Per request: is it waiting for a free backend connection (aiohttp's trace signals)?"""
-
-    queued: bool = False
-
-
-async def _queued(_s: aiohttp.ClientSession, ctx: SimpleNamespace, _p: object) -> None:
-    ctx.trace_request_ctx.queued = True
+def backend_url(signer: BackendSigner, target: Target) -> str:
+    query = target.backend_query()
+    if target.bucket is None:
+        return f"{signer.endpoint}/" + (f"?{query}" if query else "")
+    return signer.url(target.bucket, target.key, query)
 
 
-async def _dequeued(_s: aiohttp.ClientSession, ctx: SimpleNamespace, _p: object) -> None:
-    ctx.trace_request_ctx.queued = False
+async def open_upstream(
+    backend: Backend,
+    method: str,
+    target: Target,
+    headers: Mapping[str, str],
+    body: UploadBody | None,
+    payload_hash: str,
+) -> aiohttp.ClientResponse:
+    """Re-sign the request for the backend and send it; the caller must release the
+    response. Raises S3Error."""
+    url = backend_url(backend.signer, target)
+    signed = backend.signer.sign(method, url, dict(headers), payload_hash)
+    data = None
+    if body is not None and body.length != 0:
+        data = AsyncIterablePayload(body.stream())
+    try:
+        response = await backend.send(method, url, signed, data)
+    except BackendBusy as exc:  # every backend connection is busy: the client should back off
+        raise S3Error("SlowDown", "Please reduce your request rate.") from exc
+    except BackendUnreachable as exc:
+        raise S3Error("ServiceUnavailable", "The storage backend is unreachable.") from exc
+    except BackendFailed as exc:
+        if body is not None and body.error is not None:
+            raise body.error from exc.__cause__
+        raise S3Error("ServiceUnavailable", "The storage backend failed to answer.") from exc
+    if body is not None and body.error is not None:  # never relay an answer to a bad body
+        response.close()
+        raise body.error
+    return response
 
 
-def pool_wait_tracer() -> aiohttp.TraceConfig:
-    tracer = aiohttp.TraceConfig()
-    tracer.on_connection_queued_start.append(_queued)
-    tracer.on_connection_queued_end.append(_dequeued)
-    return tracer
-
-
-class Backend:
-    """The pooled aiohttp session to the backend, the botocore signer for it, and a
-    separate one-connection session for the health check, which must never wait behind
-    client traffic for a pooled connection."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.signer = BackendSigner(settings)
-        self._connections = settings.backend_connections
-        # aiohttp's ``connect`` timeout covers waiting for a free pooled connection.
-        self._wait = settings.backend_wait_seconds
-        self._session: aiohttp.ClientSession | None = None
-        self._health: aiohttp.ClientSession | None = None
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._connections, ttl_dns_cache=300),
-                timeout=aiohttp.ClientTimeout(
-                    total=None, connect=self._wait, sock_connect=10, sock_read=900
-                ),
-                auto_decompress=False,
-                read_bufsize=READ_BUFFER,  # fewer, larger pieces through the proxy
-                trace_configs=[pool_wait_tracer()],
-            )
-        return self._session
-
-    @property
-    def health_session(self) -> aiohttp.ClientSession:
-        if self._health is None:
-            self._health = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=1, force_close=True),
-                timeout=aiohttp.ClientTimeout(total=CHECK_TIMEOUT_SECONDS),
-            )
-        return self._health
-
-    async def close(self) -> None:
-        for session in (self._session, self._health):
-            if session is not None:
-                await session.close()
-
-    def url(self, target: Target) -> str:
-        query = target.backend_query()
-        if target.bucket is None:
-            return f"{self.signer.endpoint}/" + (f"?{query}" if query else "")
-        return self.signer.url(target.bucket, target.key, query)
-
-    async def open(
-        self,
-        method: str,
-        target: Target,
-        headers: Mapping[str, str],
-        body: UploadBody | None,
-        payload_hash: str,
-    ) -> aiohttp.ClientResponse:
-        """Send the request; the caller must release the response. Raises S3Error."""
-        url = self.url(target)
-        signed = self.signer.sign(method, url, dict(headers), payload_hash)
-        data = None
-        if body is not None and body.length != 0:
-            data = AsyncIterablePayload(body.stream())
-        waiting = PoolWait()
-        try:
-            response = await self.session.request(
-                method,
-                URL(url, encoded=True),
-                headers=signed,
-                data=data,
-                skip_auto_headers=SKIP_AUTO_HEADERS,
-                allow_redirects=False,
-                trace_request_ctx=waiting,
-            )
-        except aiohttp.ConnectionTimeoutError as exc:
-            if waiting.queued:  # every backend connection is busy: the client should back off
-                raise S3Error("SlowDown", "Please reduce your request rate.") from exc
-            raise S3Error("ServiceUnavailable", "The storage backend is unreachable.") from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise S3Error("ServiceUnavailable", "The storage backend is unreachable.") from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            if body is not None and body.error is not None:
-                raise body.error from exc
-            raise S3Error("ServiceUnavailable", "The storage backend failed to answer.") from exc
-        if body is not None and body.error is not None:  # never relay an answer to a bad body
-            response.close()
-            raise body.error
-        return response
-
-    async def ping(self) -> None:
-        url = self.url(Target(None, "", (), "/"))
-        signed = self.signer.sign("GET", url, {}, UNSIGNED_PAYLOAD)
-        async with self.health_session.get(
-            URL(url, encoded=True), headers=signed, allow_redirects=False
-        ) as response:
-            if response.status >= 500:
-                raise RuntimeError(f"backend answered {response.status}")
+async def ping(backend: Backend) -> None:
+    """The /healthz check: the backend answers ``GET /`` with anything but a 5xx."""
+    status = await backend.probe("GET", backend_url(backend.signer, ROOT))
+    if status >= 500:
+        raise RuntimeError(f"backend answered {status}")
 
 
 def response_headers(upstream: aiohttp.ClientResponse, request_id: str) -> CIMultiDict[str]:
@@ -260,19 +181,19 @@ async def relay_buffered(
 
 
 async def relay_streaming(
-    request: web.Request, upstream: aiohttp.ClientResponse, request_id: str
+    request: web.Request, x: Exchange, upstream: aiohttp.ClientResponse
 ) -> web.StreamResponse:
     """Stream the backend's answer to the client as it arrives; memory stays flat."""
     response = web.StreamResponse(
         status=upstream.status,
         reason=upstream.reason,
-        headers=response_headers(upstream, request_id),
+        headers=response_headers(upstream, x.request_id),
     )
     if upstream.content_length is not None:
         response.content_length = upstream.content_length
     close_if_body_unread(request, response)
     await response.prepare(request)
-    request[ANSWER_STARTED] = response
+    x.answer_started = response
     if has_body(request.method, upstream.status):
         async for piece in upstream.content.iter_chunked(PIECE):
             await response.write(piece)

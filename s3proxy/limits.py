@@ -6,9 +6,9 @@
   have only so many uploads in flight; each holds a backend connection for as long as
   its client takes to send.
 
-The wait for a free backend connection (503 ``SlowDown``) lives in
-:class:`s3proxy.forward.Backend`; the header timeout is aiohttp's keep-alive timer
-(:func:`nebulacore.web.serve`).
+The wait for a free backend connection lives in :class:`nebulacore.backend.Backend`
+(``BackendBusy``, answered 503 ``SlowDown`` by :func:`s3proxy.forward.open_upstream`); the
+header timeout is aiohttp's keep-alive timer (:func:`nebulacore.web.serve`).
 """
 
 from __future__ import annotations

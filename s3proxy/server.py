@@ -21,6 +21,7 @@ from multidict import CIMultiDictProxy
 from catalog import Catalog
 from catalog.keys import SecretBox
 from catalog.metrics import read_gauges
+from nebulacore.backend import Backend, BackendPolicy
 from nebulacore.config import Settings
 from nebulacore.netguard import CLIENT_IP_KEY, allowlist_middleware
 from nebulacore.ops import (
@@ -38,16 +39,16 @@ from nebulacore.web import serve
 from nebulaqueue.metrics import queue_gauges
 from nebulaqueue.relay import Enqueue
 from s3proxy.addressing import Target, parse_target
-from s3proxy.auth import KeyStore, KnownKey, authorize, identify
-from s3proxy.body import UploadBody, upload_body
+from s3proxy.auth import KeyStore, authorize, identify
+from s3proxy.body import upload_body
 from s3proxy.errors import S3Error, error_xml, new_request_id
 from s3proxy.events import UploadEvents, deleted_keys, etag_from_xml
+from s3proxy.exchange import EXCHANGE, Exchange, Operation, operation
 from s3proxy.forward import (
-    ANSWER_STARTED,
-    READ_BUFFER,
-    Backend,
     backend_headers,
     close_if_body_unread,
+    open_upstream,
+    ping,
     relay_buffered,
     relay_streaming,
 )
@@ -57,14 +58,10 @@ from s3proxy.sigv4 import STREAMING_MODES, parse_claim, verified_headers, verify
 
 log = logging.getLogger(__name__ + ".access")
 
-REQUEST_ID = "s3proxy.request_id"
-ACCESS_KEY = "s3proxy.access_key"
-OPERATION = "s3proxy.operation"
+# Answers read whole, for the proxy to act on after a 2xx: an ETag or the deleted keys.
+BUFFERED = frozenset({Operation.COPY, Operation.COMPLETE, Operation.DELETE_OBJECTS})
+
 ERROR_CODE = ERROR_CODE_KEY  # one key: the access log and /metrics report the same code
-# Object sub-resources: a PUT or DELETE with one of these is not an upload or deletion.
-SUBRESOURCES = frozenset(
-    {"tagging", "acl", "retention", "legal-hold", "uploadId", "partNumber", "restore", "torrent"}
-)
 
 
 def lower_headers(headers: CIMultiDictProxy[str]) -> dict[str, str]:
@@ -73,22 +70,6 @@ def lower_headers(headers: CIMultiDictProxy[str]) -> dict[str, str]:
         lower = name.lower()
         merged[lower] = f"{merged[lower]},{value}" if lower in merged else value
     return merged
-
-
-def operation(method: str, target: Target, headers: dict[str, str]) -> str:
-    """The few operations the proxy acts on after success; everything else is ``other``."""
-    if target.bucket is None:
-        return "list-buckets" if method == "GET" else "other"
-    if not target.key:
-        return "delete-objects" if method == "POST" and target.has("delete") else "other"
-    plain = not any(target.has(name) for name in SUBRESOURCES)
-    if method == "PUT" and plain:
-        return "copy" if "x-amz-copy-source" in headers else "put"
-    if method == "POST" and target.has("uploadId"):
-        return "complete"
-    if method == "DELETE" and plain:
-        return "delete"
-    return "other"
 
 
 def error_response(
@@ -125,7 +106,7 @@ def access_log_middleware() -> Middleware:
     @web.middleware
     async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = new_request_id()
-        request[REQUEST_ID] = request_id
+        x = request[EXCHANGE] = Exchange(request_id)
         started = time.monotonic()
         status = 500
         response: web.StreamResponse | None = None
@@ -137,7 +118,7 @@ def access_log_middleware() -> Middleware:
             return response
         except S3Error as error:
             request[ERROR_CODE] = error.code
-            if request.get(ANSWER_STARTED) is not None:
+            if x.answer_started is not None:
                 raise
             status = error.status
             response = error_response(request, error, request_id, request.path)
@@ -147,11 +128,10 @@ def access_log_middleware() -> Middleware:
             status = exc.status
             raise
         except Exception as exc:
-            started_answer = request.get(ANSWER_STARTED)
-            if isinstance(started_answer, web.StreamResponse):
+            if x.answer_started is not None:
                 # The backend or the client broke the stream after the status was sent;
                 # aiohttp closes the connection, so the client sees a cut answer.
-                status = started_answer.status
+                status = x.answer_started.status
                 request[ERROR_CODE] = "StreamInterrupted"
                 log.warning("answer cut: %r", exc, extra={"request_id": request_id})
                 raise
@@ -173,9 +153,9 @@ def access_log_middleware() -> Middleware:
                     "method": request.method,
                     "path": request.path,
                     "status": status,
-                    "operation": request.get(OPERATION),
+                    "operation": x.operation,
                     "error": request.get(ERROR_CODE),
-                    "access_key": request.get(ACCESS_KEY),
+                    "access_key": x.access_key,
                     "client": request.get(CLIENT_IP_KEY, request.remote),
                     "bytes_in": request.content_length,
                     "bytes_out": sent_bytes(response),
@@ -195,106 +175,119 @@ class S3Proxy:
         self.settings = settings
         self.catalog = Catalog.from_settings(settings)
         self.keys = KeyStore(self.catalog, SecretBox.from_settings(settings))
-        self.backend = Backend(settings)
+        self.backend = Backend(settings, BackendPolicy.proxy(settings))
         self.events = UploadEvents(settings, self.catalog, enqueue)
         self.uploads = UploadSlots(settings.uploads_per_key)
         self.regions = list(dict.fromkeys([settings.region, "us-east-1"]))
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        request_id: str = request[REQUEST_ID]
-        headers = lower_headers(request.headers)
-        target = parse_target(request.raw_path, request.host, self.settings)
+        x = request[EXCHANGE]
+        x.headers = headers = lower_headers(request.headers)
+        x.target = target = parse_target(request.raw_path, request.host, self.settings)
         claim = parse_claim(headers, target.query)
         if claim is None:
             raise S3Error(
                 "AccessDenied",
                 "Anonymous access is not allowed: sign requests with a Nebula key (SigV4).",
             )
-        request[ACCESS_KEY] = claim.credential.access_key_id
-        key = await identify(claim, self.keys, self.regions)
+        x.access_key = claim.credential.access_key_id
+        x.key = key = await identify(claim, self.keys, self.regions)
         signer = verify(
             claim, key.secret, request.method, target.canonical_path, target.query, request.headers
         )
         # What the request does is decided from what its signature covers, nothing else.
         verified = verified_headers(claim, headers)
-        op = request[OPERATION] = operation(request.method, target, verified)
+        x.operation = operation(request.method, target, verified)
         authorize(key, request.method, target, verified.get("x-amz-copy-source"))
         self.uploads.take(request, key.record.access_key_id)
         if headers.get("expect", "").lower() == "100-continue" and request.version >= (1, 1):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0
         length = request.content_length if request.body_exists else 0
-        body = upload_body(
+        x.body = body = upload_body(
             request.content,
             headers,
             length,
             claim.payload_hash,
             signer,
-            header_checksums=op != "complete",  # there they describe the object, not the XML
+            # On CompleteMultipartUpload they describe the object, not the XML body.
+            header_checksums=x.operation is not Operation.COMPLETE,
         )
         if body.length == 0:
             await body.verify_whole()
         chunked = claim.payload_hash in STREAMING_MODES
         upstream_headers = backend_headers(headers, body, chunked)
-        upstream = await self.backend.open(
-            request.method, target, upstream_headers, body, body.payload_hash
+        upstream = await open_upstream(
+            self.backend, request.method, target, upstream_headers, body, body.payload_hash
         )
         try:
-            return await self._answer(request, target, op, headers, body, upstream, request_id, key)
+            return await self._answer(request, x, upstream)
         finally:
             upstream.release()
 
     async def _answer(
-        self,
-        request: web.Request,
-        target: Target,
-        op: str,
-        headers: dict[str, str],
-        body: UploadBody,
-        upstream: aiohttp.ClientResponse,
-        request_id: str,
-        key: KnownKey,
+        self, request: web.Request, x: Exchange, upstream: aiohttp.ClientResponse
     ) -> web.StreamResponse:
+        target, op = x.target, x.operation
         ok = 200 <= upstream.status < 300
-        if ok and op == "list-buckets" and not key.record.is_admin:
-            response, data = await relay_buffered(upstream, request.method, request_id)
-            response.body = visible_buckets_only(data, key.record)
+        if ok and op is Operation.LIST_BUCKETS and not x.key.record.is_admin:
+            response, data = await relay_buffered(upstream, request.method, x.request_id)
+            response.body = visible_buckets_only(data, x.key.record)
             return response
         watched = ok and self.events.watches(target.bucket)
-        assert target.bucket is not None or not watched
-        if upstream.status >= 300 or op in ("copy", "complete", "delete-objects"):
-            response, data = await relay_buffered(upstream, request.method, request_id)
+        if upstream.status >= 300 or op in BUFFERED:
+            response, data = await relay_buffered(upstream, request.method, x.request_id)
             close_if_body_unread(request, response)
-            if watched and op in ("copy", "complete"):
+            if watched:
+                await self._announce_buffered(x, data)
+            return response
+        if watched:
+            await self._announce_streamed(x, upstream)
+        return await relay_streaming(request, x, upstream)
+
+    async def _announce_buffered(self, x: Exchange, data: bytes) -> None:
+        """After a copy, a multipart completion or a multi-delete the backend answered 2xx."""
+        bucket = x.target.bucket
+        assert bucket is not None  # watched: a bucket the events watch
+        match x.operation:
+            case Operation.COPY | Operation.COMPLETE:
                 etag = etag_from_xml(data)
                 if etag is not None:  # None: S3's "200 with an <Error> body"
-                    await self._announce_stored(target, etag)
-            elif watched and op == "delete-objects":
-                await self.events.deleted(target.bucket or "", deleted_keys(data))
-            return response
-        if watched and op == "put":
-            await self.events.written(
-                target.bucket or "",
-                target.key,
-                upstream.headers.get("ETag"),
-                body.digests.size,
-                headers.get("content-type"),
-            )
-        elif watched and op == "delete":
-            await self.events.deleted(target.bucket or "", [target.key])
-        return await relay_streaming(request, upstream, request_id)
+                    await self._announce_stored(x.target, etag)
+            case Operation.DELETE_OBJECTS:
+                await self.events.deleted(bucket, deleted_keys(data))
+
+    async def _announce_streamed(self, x: Exchange, upstream: aiohttp.ClientResponse) -> None:
+        """After an upload or a deletion the backend answered 2xx."""
+        bucket = x.target.bucket
+        assert bucket is not None  # watched: a bucket the events watch
+        match x.operation:
+            case Operation.PUT:
+                await self.events.written(
+                    bucket,
+                    x.target.key,
+                    upstream.headers.get("ETag"),
+                    x.body.digests.size,
+                    x.headers.get("content-type"),
+                )
+            case Operation.DELETE:
+                await self.events.deleted(bucket, [x.target.key])
 
     async def _announce_stored(self, target: Target, etag: str) -> None:
         """After a copy or multipart completion: size and type come from a HEAD."""
         size, content_type = None, None
         head = Target(target.bucket, target.key, (), target.canonical_path)
         try:
-            async with await self.backend.open("HEAD", head, {}, None, UNSIGNED_PAYLOAD) as answer:
+            answer = await open_upstream(self.backend, "HEAD", head, {}, None, UNSIGNED_PAYLOAD)
+            async with answer:
                 if answer.status == 200:
                     size, content_type = answer.content_length, answer.headers.get("Content-Type")
         except S3Error:
             pass  # the asset is still worth recording without them
         await self.events.written(target.bucket or "", target.key, etag, size, content_type)
+
+    async def start(self, _app: web.Application) -> None:
+        await self.backend.start()
 
     async def close(self, _app: web.Application) -> None:
         await self.events.drain()
@@ -315,15 +308,17 @@ def create_app(settings: Settings, enqueue: Enqueue | None = None) -> web.Applic
             proxy.uploads.middleware(),
             idle_body_middleware(settings.body_timeout_seconds),
         ],
-        handler_args={"max_field_size": 65536, "read_bufsize": READ_BUFFER},
+        # Client bodies are read in the pieces the backend's answers are read in.
+        handler_args={"max_field_size": 65536, "read_bufsize": proxy.backend.policy.read_bufsize},
     )
     checks: dict[str, Check] = {
-        "backend": proxy.backend.ping,
+        "backend": partial(ping, proxy.backend),
         "catalog": blocking_check(proxy.catalog.ping),
     }
     gauges = [blocking_gauges(partial(read_gauges, proxy.catalog)), queue_gauges(settings)]
     install_ops(app, "s3proxy", checks, gauges=gauges)
     app.router.add_route("*", "/{path:.*}", proxy.handle, expect_handler=no_early_continue)
+    app.on_startup.append(proxy.start)
     app.on_cleanup.append(proxy.close)
     return app
 

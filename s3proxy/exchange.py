@@ -1,0 +1,75 @@
+"""One S3 request on its way through the proxy, and the operations the proxy acts on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from aiohttp import web
+
+from s3proxy.addressing import Target
+from s3proxy.auth import KnownKey
+from s3proxy.body import UploadBody
+
+# Object sub-resources: a PUT or DELETE with one of these is not an upload or deletion.
+SUBRESOURCES = frozenset(
+    {"tagging", "acl", "retention", "legal-hold", "uploadId", "partNumber", "restore", "torrent"}
+)
+
+
+class Operation(StrEnum):
+    """The few operations the proxy acts on after success; the values are what the access
+    log prints."""
+
+    LIST_BUCKETS = "list-buckets"
+    DELETE_OBJECTS = "delete-objects"
+    PUT = "put"
+    COPY = "copy"
+    COMPLETE = "complete"
+    DELETE = "delete"
+    OTHER = "other"
+
+
+def operation(method: str, target: Target, headers: dict[str, str]) -> Operation:
+    """What a request does, from its method, address and (signed) headers."""
+    if target.bucket is None:
+        return Operation.LIST_BUCKETS if method == "GET" else Operation.OTHER
+    if not target.key:
+        if method == "POST" and target.has("delete"):
+            return Operation.DELETE_OBJECTS
+        return Operation.OTHER
+    plain = not any(target.has(name) for name in SUBRESOURCES)
+    if method == "PUT" and plain:
+        return Operation.COPY if "x-amz-copy-source" in headers else Operation.PUT
+    if method == "POST" and target.has("uploadId"):
+        return Operation.COMPLETE
+    if method == "DELETE" and plain:
+        return Operation.DELETE
+    return Operation.OTHER
+
+
+@dataclass(slots=True)
+class Exchange:
+    """Everything the proxy learns about one request, filled in as it is verified.
+
+    The access log creates it (with the request id) and reports what it holds however the
+    request ended; the handler sets the rest once the request is authenticated, and the
+    answer is decided on it. It holds no reference to its request, which holds it: that
+    cycle would leave every request's memory to the cyclic garbage collector.
+    """
+
+    request_id: str
+    # The access key the request claims, logged even when it is refused.
+    access_key: str | None = None
+    # Known once the signature is verified (None: refused before).
+    operation: Operation | None = None
+    # The streamed answer, set once its headers are sent: an error can no longer become XML.
+    answer_started: web.StreamResponse | None = None
+    # Set by the handler once the request is authenticated, before any answer is decided.
+    target: Target = field(init=False)
+    headers: dict[str, str] = field(init=False)  # the client's headers, names lower-case
+    key: KnownKey = field(init=False)
+    body: UploadBody = field(init=False)
+
+
+EXCHANGE = web.RequestKey("s3proxy.exchange", Exchange)
