@@ -67,10 +67,10 @@ def start_seaweed(root: Path, port: int | None = None) -> Seaweed:
     settings = load_settings(
         {}, data_dir=str(root), storage_port=port or storage.free_internal_port()
     )
-    layout, argv = storage.prepare(settings)
+    launch = storage.prepare(settings)
     # Hardened exactly as `nebula up` runs it, so the tests cover the real configuration.
-    process = storage.spawn(layout, argv)
-    storage.wait_ready(layout.endpoint, timeout=60, alive=lambda: process.poll() is None)
+    process = storage.spawn(launch)
+    storage.wait_ready(launch.layout.endpoint, timeout=60, alive=lambda: process.poll() is None)
     client = backend_client(settings)
     deadline = time.monotonic() + 60
     while True:
