@@ -9,6 +9,9 @@ master's and filer's plain HTTP APIs are off, the local sockets live in the 0700
 storage directory, and ``weed`` runs with umask 077 so every object file is 0600.
 SeaweedFS's defaults that do not fit a private media cloud are turned off too:
 telemetry, and DeleteBucket removing a bucket that still has objects.
+
+Its memory is bounded (NEBULA_STORAGE_MEMORY_LIMIT_MB, see ``memory_args``): unbounded,
+one 1 GiB upload held about 1 GB of RSS and eight at once 2.5-2.9 GB.
 """
 
 from __future__ import annotations
@@ -152,6 +155,46 @@ _INTERNAL_PORTS = (
 )
 
 
+# ----- memory ------------------------------------------------------------------------
+# Nearly all of weed's RSS is Go heap (anonymous memory), not page cache or mmapped
+# volumes (-master.volumePreallocate is off; the file-backed part is the ~85 MB binary).
+# Large uploads fill it: the S3 gateway reads each PUT into 8 MiB chunk buffers, up to 4
+# per request, copies each into a multipart body for the volume server, which reads it
+# once more as a needle; so the heap grows with the bytes in flight, and Go's default GC
+# (GOGC=100) lets it double again before collecting. The fixed part (filer leveldb
+# memtables, metadata log buffers, the in-memory needle index) is ~150 MB idle.
+
+# Upload bytes in flight per MiB of limit: each in-flight byte is held ~4 times, plus
+# the fixed part and GC headroom must fit; 768 MiB admits 64 MiB (four 16 MiB parts).
+UPLOAD_IN_FLIGHT_SHARE = 12
+
+
+def upload_in_flight_mb(settings: Settings) -> int:
+    return max(32, settings.storage_memory_limit_mb // UPLOAD_IN_FLIGHT_SHARE)
+
+
+def memory_args(settings: Settings) -> list[str]:
+    """weed flags that bound its memory: S3 PUT bodies admitted at once (more wait)."""
+    # Only the S3 gateway's gate: every byte the volume server receives passed it, and
+    # the volume server's own gate answers 429 after a minute's wait instead of waiting.
+    return [f"-s3.concurrentUploadLimitMB={upload_in_flight_mb(settings)}"]
+
+
+def weed_env(settings: Settings) -> dict[str, str]:
+    """weed's environment: GOMEMLIMIT makes Go collect and return pages to the system
+    before its memory passes the limit, instead of waiting for the heap to double."""
+    return {**os.environ, "GOMEMLIMIT": f"{settings.storage_memory_limit_mb}MiB"}
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How ``weed`` is started: where, with which command line and environment."""
+
+    layout: StorageLayout
+    argv: list[str]
+    env: dict[str, str]
+
+
 def layout_for(settings: Settings) -> StorageLayout:
     return StorageLayout(settings.data_path / "storage", settings.storage_port)
 
@@ -160,7 +203,7 @@ def layout_for(settings: Settings) -> StorageLayout:
 MAX_SOCKET_PATH = 107
 
 
-def prepare(settings: Settings) -> tuple[StorageLayout, list[str]]:
+def prepare(settings: Settings) -> Launch:
     if not settings.embedded_storage:
         raise ConfigError("NEBULA_BACKEND_URL is set: the embedded storage is not used")
     layout = layout_for(settings)
@@ -173,7 +216,7 @@ def prepare(settings: Settings) -> tuple[StorageLayout, list[str]]:
     private_dir(layout.data_dir)
     write_identities(layout, ensure_embedded_credentials(settings))
     write_security_config(layout.root)
-    return layout, weed_argv(layout)
+    return Launch(layout, weed_argv(layout) + memory_args(settings), weed_env(settings))
 
 
 def open_log(layout: StorageLayout) -> int:
@@ -181,15 +224,16 @@ def open_log(layout: StorageLayout) -> int:
     return os.open(layout.root / "weed.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
 
 
-def spawn(layout: StorageLayout, argv: list[str]) -> subprocess.Popen[bytes]:
+def spawn(launch: Launch) -> subprocess.Popen[bytes]:
     """Start SeaweedFS as a child in its own session, as ``exec_storage`` would run it."""
-    log_fd = open_log(layout)
+    log_fd = open_log(launch.layout)
     try:
         return subprocess.Popen(
-            argv,
+            launch.argv,
             stdout=log_fd,
             stderr=subprocess.STDOUT,
-            cwd=layout.root,
+            cwd=launch.layout.root,
+            env=launch.env,
             umask=PRIVATE_UMASK,
             start_new_session=True,
         )
@@ -199,14 +243,14 @@ def spawn(layout: StorageLayout, argv: list[str]) -> subprocess.Popen[bytes]:
 
 def exec_storage(settings: Settings) -> None:
     """Replace this process with SeaweedFS, so signals reach it directly."""
-    layout, argv = prepare(settings)
-    log_fd = open_log(layout)
+    launch = prepare(settings)
+    log_fd = open_log(launch.layout)
     os.dup2(log_fd, 1)
     os.dup2(log_fd, 2)
     # ./security.toml is read from the working directory; the umask makes objects 0600.
-    os.chdir(layout.root)
+    os.chdir(launch.layout.root)
     os.umask(PRIVATE_UMASK)
-    os.execv(argv[0], argv)
+    os.execve(launch.argv[0], launch.argv, launch.env)
 
 
 def wait_ready(endpoint: str, timeout: float = 60.0, alive: object = None) -> None:

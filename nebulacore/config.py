@@ -63,6 +63,9 @@ class Settings(BaseModel):
     backend_secret_key: SecretStr | None = None
     backend_region: str = "us-east-1"
     storage_port: int = Field(8333, ge=1, le=65535)
+    # The embedded SeaweedFS's Go memory limit (GOMEMLIMIT); its upload buffers are sized
+    # from it too (see nebula.storage.memory_args). Its RSS stays below this plus ~100 MB.
+    storage_memory_limit_mb: int = Field(768, ge=256)
 
     # Catalog and queue. Unset means SQLite files under ``data_dir``.
     database_url: str | None = None

@@ -91,12 +91,13 @@ def start_seaweed(root: Path, port: int | None = None) -> Seaweed:
     settings = load_settings(
         {}, data_dir=str(root), storage_port=port or storage.free_internal_port()
     )
-    layout, argv = storage.prepare(settings)
+    launch = storage.prepare(settings)
+    layout = launch.layout
     # Spawned by the product's own code, hardened exactly as `nebula up` runs it, so the
     # tests cover the real configuration (its own session, its log beside its data).
     spawned = Spawned(
         "seaweed",
-        storage.spawn(layout, argv),
+        storage.spawn(launch),
         layout.root / "weed.log",
         layout.host,
         layout.s3_port,

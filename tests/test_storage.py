@@ -16,19 +16,21 @@ import subprocess
 import time
 import tomllib
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import IO, Any, TypedDict, cast
 
 import jwt
 import pytest
 import requests
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from nebula import storage
 from nebulacore.config import ConfigError, load_settings
 from nebulacore.s3 import backend_client
 from tests.services import assert_nothing_for_others, environ_without
-from tests.stacks import Seaweed
+from tests.stacks import Seaweed, start_seaweed
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 GRPC_PORTS = (
@@ -347,3 +349,90 @@ def test_a_data_dir_too_deep_for_the_local_socket_is_refused_clearly(tmp_path: P
     with pytest.raises(ConfigError, match=r"NEBULA_DATA_DIR.*too long"):
         storage.prepare(settings)
     assert not deep.exists()  # refused before writing anything
+
+
+# ----- memory (issue 14) -------------------------------------------------------------
+
+MIB = 1 << 20
+# What `nebula up` promises for the storage process (the README's "under 1 GB").
+STORAGE_RSS_BOUND_MB = 1000
+
+
+def weed_environ(seaweed: Seaweed) -> dict[str, str]:
+    """The environment the running ``weed`` process really has (from /proc)."""
+    raw = Path(f"/proc/{seaweed.process.pid}/environ").read_bytes()
+    return dict(item.split("=", 1) for item in raw.decode().split("\0") if "=" in item)
+
+
+def test_weed_runs_with_its_memory_bounds(seaweed: Seaweed) -> None:
+    limit = seaweed.settings.storage_memory_limit_mb
+    assert weed_environ(seaweed)["GOMEMLIMIT"] == f"{limit}MiB"
+    assert weed_flags(seaweed)["s3.concurrentUploadLimitMB"] == str(limit // 12)
+
+
+def test_the_storage_memory_limit_is_configurable(tmp_path: Path) -> None:
+    settings = load_settings(
+        {"NEBULA_STORAGE_MEMORY_LIMIT_MB": "1536"},
+        data_dir=str(tmp_path),
+        storage_port=storage.free_internal_port(),
+    )
+    launch = storage.prepare(settings)
+    assert launch.env["GOMEMLIMIT"] == "1536MiB"
+    assert "-s3.concurrentUploadLimitMB=128" in launch.argv
+    with pytest.raises(ConfigError, match="NEBULA_STORAGE_MEMORY_LIMIT_MB"):
+        load_settings({"NEBULA_STORAGE_MEMORY_LIMIT_MB": "64"}, data_dir=str(tmp_path))
+
+
+class GeneratedBody:
+    """``size`` bytes made as they are read (a 1 GiB upload without 1 GiB in memory)."""
+
+    def __init__(self, size: int) -> None:
+        self.remaining = size
+        self.piece = os.urandom(MIB)
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.remaining if size < 0 else min(size, self.remaining)
+        self.remaining -= size
+        whole, rest = divmod(size, MIB)
+        return self.piece * whole + self.piece[:rest]
+
+
+def vm_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"{field} missing from /proc/{pid}/status")
+
+
+@pytest.mark.slow
+def test_storage_stays_under_its_memory_bound_through_1_gib_and_1000_objects(
+    tmp_path: Path,
+) -> None:
+    """The real start path, ~1,000 small objects and a 1 GiB multipart upload; the kernel's
+    own peak (VmHWM, which no sampling gap can miss) stays under the bound."""
+    server = start_seaweed(tmp_path / "seaweed")
+    try:
+        pid = server.process.pid
+        s3 = backend_client(server.settings)
+        s3.create_bucket(Bucket="memory")
+        body = os.urandom(4096)
+        with ThreadPoolExecutor(16) as pool:
+            list(
+                pool.map(
+                    lambda i: s3.put_object(Bucket="memory", Key=f"small/{i:04d}", Body=body),
+                    range(1000),
+                )
+            )
+        transfer = TransferConfig(
+            multipart_threshold=16 * MIB, multipart_chunksize=16 * MIB, max_concurrency=8
+        )
+        # boto3 only calls read(): a generated body is a file to it in all but name.
+        large = cast("IO[bytes]", GeneratedBody(1024 * MIB))
+        s3.upload_fileobj(large, "memory", "large", Config=transfer)
+        assert s3.head_object(Bucket="memory", Key="large")["ContentLength"] == 1024 * MIB
+        assert s3.list_objects_v2(Bucket="memory", Prefix="small/")["KeyCount"] == 1000
+        peak = vm_mb(pid, "VmHWM")
+        print(f"weed peak RSS {peak:.0f} MB")
+        assert peak < STORAGE_RSS_BOUND_MB, f"weed peaked at {peak:.0f} MB"
+    finally:
+        server.stop()
