@@ -25,7 +25,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from nebulacore.blocking import Offload
 from nebulacore.netguard import guard_is_first
-from nebulacore.prometheus import label_value
+from nebulacore.prometheus import labelled_counter
 
 log = logging.getLogger(__name__)
 
@@ -81,22 +81,18 @@ class Metrics:
 
     def _request_lines(self) -> list[str]:
         prefix = f"nebula_{self.service}"
-        lines = [
-            f"# HELP {prefix}_requests_total HTTP requests by method and status.",
-            f"# TYPE {prefix}_requests_total counter",
-        ]
-        for (method, status), count in sorted(self.requests.items()):
-            lines.append(
-                f'{prefix}_requests_total{{method="{label_value(method)}",status="{status}"}} {count}'
-            )
-        lines += [
-            f"# HELP {prefix}_errors_total Error answers by status and error code.",
-            f"# TYPE {prefix}_errors_total counter",
-        ]
-        for (status, code), count in sorted(self.errors.items()):
-            lines.append(
-                f'{prefix}_errors_total{{status="{status}",code="{label_value(code)}"}} {count}'
-            )
+        lines = labelled_counter(
+            f"{prefix}_requests_total",
+            "HTTP requests by method and status.",
+            ("method", "status"),
+            self.requests,
+        )
+        lines += labelled_counter(
+            f"{prefix}_errors_total",
+            "Error answers by status and error code.",
+            ("status", "code"),
+            self.errors,
+        )
         lines += [
             f"# HELP {prefix}_received_bytes_total Request body bytes read.",
             f"# TYPE {prefix}_received_bytes_total counter",

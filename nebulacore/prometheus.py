@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 
 def label_value(value: object) -> str:
     """Escape a label value as the exposition format requires (backslash, quote, newline)."""
@@ -15,3 +18,13 @@ def sample_name(metric: str, **labels: object) -> str:
         return metric
     inner = ",".join(f'{name}="{label_value(value)}"' for name, value in labels.items())
     return f"{metric}{{{inner}}}"
+
+
+def labelled_counter(
+    name: str, help_text: str, labels: tuple[str, ...], counts: Mapping[Any, int]
+) -> list[str]:
+    """A counter family: its HELP and TYPE lines, then one sample per label set, sorted."""
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+    for values, count in sorted(counts.items()):
+        lines.append(f"{sample_name(name, **dict(zip(labels, values, strict=True)))} {count}")
+    return lines
