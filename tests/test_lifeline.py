@@ -9,10 +9,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import boto3
+
 from nebula.leftovers import Proc, RunDirectory, start_time
 from tests.harness import nebula_argv, spawn, wait_listening
 from tests.services import alive, descendants
-from tests.stacks import start_nebula_up
+from tests.stacks import NebulaUp, start_nebula_up
+from transcoder.samples import make_source
 
 UP = "Nebula is up."
 
@@ -31,14 +34,41 @@ def kill_all(pids: set[int]) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
+def command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def transcoding(up: NebulaUp, source: Path) -> set[int]:
+    """Upload ``source`` through the printed endpoint; the tree once ffmpeg runs in it."""
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=up.value("S3 endpoint"),
+        aws_access_key_id=up.value("access key"),
+        aws_secret_access_key=up.value("secret key"),
+        region_name="us-east-1",
+    )
+    s3.upload_file(str(source), "media", "long.mp4")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        tree = descendants(up.process.pid)
+        if any(command_name(pid) == "ffmpeg" for pid in tree):
+            return tree
+        time.sleep(0.2)
+    raise AssertionError(f"no ffmpeg started for the upload:\n{up.text}")
+
+
 def test_sigkilled_up_takes_its_children_along_and_holds_its_data_dir(tmp_path: Path) -> None:
+    source = make_source(tmp_path / "long.mp4", seconds=60, size="640x360")
     first = start_nebula_up(tmp_path)
     tree: set[int] = set()
     try:
         first.wait_for(UP)
-        tree = descendants(first.process.pid)
-        # storage, s3proxy, origin (and its forked workers), worker
-        assert len(tree) >= 4, tree
+        # storage, s3proxy, origin (and its forked workers), worker, and the worker's ffmpeg
+        tree = transcoding(first, source)
+        assert len(tree) >= 5, tree
 
         second = start_nebula_up(tmp_path)
         assert second.process.wait(timeout=60) == 1
