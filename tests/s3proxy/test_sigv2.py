@@ -26,7 +26,11 @@ from botocore.credentials import Credentials
 from multidict import CIMultiDict
 
 from catalog.keys import KeyPair
+from nebulacore.config import Settings
 from nebulacore.s3 import backend_client
+from s3proxy.addressing import parse_target
+from s3proxy.errors import S3Error
+from s3proxy.sigv2 import parse_claim_v2, sign_v2
 from tests.s3proxy.clients import Target, clean_env, run, s3cmd_config
 from tests.s3proxy.signing import Answer, md5_b64, presign, s3_client, send
 from tests.s3proxy.test_trust_signing import on_backend
@@ -504,9 +508,46 @@ def test_sigv2_can_be_switched_off(v4_only: ProxyUnderTest) -> None:
 
 def test_sign_v2_is_botocores_signature() -> None:
     """The helper other modules (POST policy) use signs as botocore does."""
-    from s3proxy.sigv2 import sign_v2
-
     credentials = Credentials("AK", "secret")
     expected = HmacV1Auth(credentials).sign_string("policy document")
     assert sign_v2("secret", "policy document") == expected
     assert base64.b64decode(expected)  # base64 of the HMAC-SHA1
+
+
+# ----- the string to sign, against botocore's signer directly ---------------------------
+
+
+def test_botocore_signatures_verify_and_mutations_do_not() -> None:
+    """Sub-resources (sorted, values decoded), response-* overrides, x-amz-* headers and
+    both addressing styles, as botocore's HmacV1Auth signs them."""
+    settings = Settings(s3_domain="s3.example.org")
+    key = KeyPair("AK", "secret")
+    cases = [
+        ("GET", "http://h/media/k%20y/%C3%A9?versionId=v1&response-content-type=a%2Fb", None),
+        ("PUT", "http://h/media/k?partNumber=2&uploadId=u%2B1", None),
+        ("POST", "http://h/media?delete", None),
+        ("GET", "http://media.s3.example.org/dir/k?acl", "/media/dir/k"),
+    ]
+    for method, url, auth_path in cases:
+        extra = {"x-amz-meta-b": " 2 ", "X-Amz-Meta-A": "1", "Content-Type": "text/plain"}
+        headers = v2_headers(method, url, key, extra, auth_path=auth_path)
+        parts = urlsplit(url)
+        raw = f"{parts.path}?{parts.query}"
+        target = parse_target(raw, parts.netloc, settings)
+        claim = parse_claim_v2({k.lower(): v for k, v in headers.items()}, target.query)
+        claim.verify(key.secret, method, target, raw, headers)  # accepted
+        mutations = [
+            ("DELETE" if method != "DELETE" else "GET", raw, headers),
+            (method, raw.replace("/k", "/K", 1) if "/k" in raw else raw + "&acl", headers),
+            (method, raw.replace("?", "?uploads&", 1), headers),
+            (method, raw, CIMultiDict({**headers, "x-amz-meta-a": "2"})),
+            (method, raw, CIMultiDict({**headers, "Content-Type": "text/html"})),
+            (method, raw, CIMultiDict({**headers, "Content-MD5": md5_b64(b"x")})),
+        ]
+        for changed_method, changed_raw, changed_headers in mutations:
+            changed_target = parse_target(changed_raw, parts.netloc, settings)
+            with pytest.raises(S3Error) as caught:
+                claim.verify(
+                    key.secret, changed_method, changed_target, changed_raw, changed_headers
+                )
+            assert caught.value.code == "SignatureDoesNotMatch", (changed_method, changed_raw)
