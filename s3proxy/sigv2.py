@@ -10,7 +10,8 @@ signs for aws CLI v1 and boto3, builds that string here from the request as rece
 
 SigV2 signs no ``host`` and only the sub-resources of the query: every other query
 parameter must be one that merely pages a listing, or the request is refused, so what the
-request does is still decided from signed content only.
+request does is still decided from signed content only. (Header values folded over
+lines, which the specification unfolds, never get here: aiohttp answers them 400.)
 """
 
 from __future__ import annotations
