@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import subprocess
 import time
 import uuid
@@ -228,6 +229,14 @@ def test_s3cmd_signature_v2_round_trip(proxy: ProxyUnderTest, tmp_path: Path) ->
     assert back.read_bytes() == BODY
     stored_body = backend_client(proxy.settings).get_object(Bucket=bucket, Key="dir/put me.txt")
     assert stored_body["Body"].read() == BODY
+    assert f"s3://{bucket}" in run([*s3cmd, "ls"], env).stdout  # ListBuckets
+    # Multipart (16 MiB parts): uploads, uploadId and partNumber are signed sub-resources.
+    big = tmp_path / "big.bin"
+    big.write_bytes(os.urandom(20 * 1024 * 1024))
+    run([*s3cmd, "put", str(big), f"s3://{bucket}/big.bin"], env)
+    head = backend_client(proxy.settings).head_object(Bucket=bucket, Key="big.bin")
+    assert head["ETag"].strip('"').endswith("-2") and head["ContentLength"] == 20 * 1024 * 1024
+    run([*s3cmd, "del", f"s3://{bucket}/big.bin"], env)
     run([*s3cmd, "del", f"s3://{bucket}/dir/put me.txt"], env)
     assert "put me.txt" not in run([*s3cmd, "ls", f"s3://{bucket}/dir/"], env).stdout
     run([*s3cmd, "rb", f"s3://{bucket}"], env)
