@@ -32,7 +32,7 @@ from nebulacore.s3 import backend_client
 from s3proxy.addressing import parse_target
 from s3proxy.errors import S3Error
 from s3proxy.sigv2 import parse_claim_v2, sign_v2
-from tests.s3proxy.clients import Target, clean_env, run, s3cmd_config
+from tests.s3proxy.clients import Target, clean_env, run, s3cmd_config, wait_until_expired
 from tests.s3proxy.signing import Answer, md5_b64, presign, s3_client, send
 from tests.s3proxy.test_trust_signing import on_backend
 from tests.stacks import S3_DOMAIN, ProxyUnderTest, Seaweed, start_proxy
@@ -121,7 +121,7 @@ def code_of(body: bytes) -> str | None:
 # ----- the clients' default presigned URLs, fetched with curl ---------------------------
 
 
-def aws_env(proxy: ProxyUnderTest, key: KeyPair, directory: Path) -> dict[str, str]:
+def default_aws_env(key: KeyPair, directory: Path) -> dict[str, str]:
     """aws CLI v1 with its defaults: no ``signature_version`` in its config."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config").write_text("[default]\nregion = us-east-1\n")
@@ -141,7 +141,7 @@ def test_aws_cli_presign_fetched_with_curl(
     proxy: ProxyUnderTest, tmp_path: Path, name: str
 ) -> None:
     key, _ = stored(proxy, name)
-    env = aws_env(proxy, proxy.admin, tmp_path / "aws")
+    env = default_aws_env(proxy.admin, tmp_path / "aws")
     argv = ["aws", "--endpoint-url", proxy.endpoint, "s3", "presign", f"s3://media/{key}"]
     url = run(argv, env).stdout.strip()
     assert is_sigv2_url(url), url
@@ -167,7 +167,7 @@ def test_s3cmd_signurl_fetched_with_curl(proxy: ProxyUnderTest, tmp_path: Path) 
     assert is_sigv2_url(url), url
     assert curl(url) == (200, BODY)
     brief = run([*s3cmd, "signurl", f"s3://media/{key}", "+1"], env).stdout.strip()
-    time.sleep(2.5)
+    wait_until_expired(1)
     status, body = curl(brief)
     assert (status, code_of(body)) == (403, "AccessDenied")
     assert b"Request has expired" in body
