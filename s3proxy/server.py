@@ -54,6 +54,7 @@ from s3proxy.forward import (
 )
 from s3proxy.limits import UploadSlots, idle_body_middleware
 from s3proxy.listing import visible_buckets_only
+from s3proxy.post_form import BrowserUploads, is_browser_post
 from s3proxy.sigv4 import STREAMING_MODES, parse_claim, verified_headers, verify
 
 log = logging.getLogger(__name__ + ".access")
@@ -179,11 +180,16 @@ class S3Proxy:
         self.events = UploadEvents(settings, self.catalog, enqueue)
         self.uploads = UploadSlots(settings.uploads_per_key)
         self.regions = list(dict.fromkeys([settings.region, "us-east-1"]))
+        self.posts = BrowserUploads(
+            self.keys, self.backend, self.events, self.uploads, self.regions
+        )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         x = request[EXCHANGE]
         x.headers = headers = lower_headers(request.headers)
         x.target = target = parse_target(request.raw_path, request.host, self.settings)
+        if is_browser_post(request.method, target, headers):  # signed by its form's policy
+            return await self.posts.handle(request, x)
         claim = parse_claim(headers, target.query)
         if claim is None:
             raise S3Error(

@@ -7,12 +7,12 @@ import sys
 from collections.abc import Sequence
 
 from nebula import __version__
-from nebula.cli import admin, doctor, jobs, services, status
+from nebula.cli import admin, doctor, jobs, services, status, upload_form
 from nebula.cli import compose as compose_commands
 from nebula.cli.base import CliError, add_common_options
 from nebulacore.config import ConfigError
 
-COMMAND_MODULES = (services, status, admin, compose_commands, jobs, doctor)
+COMMAND_MODULES = (services, status, admin, upload_form, compose_commands, jobs, doctor)
 
 
 def build_parser() -> argparse.ArgumentParser:
