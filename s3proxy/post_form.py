@@ -29,7 +29,7 @@ from s3proxy.chunked import PIECE
 from s3proxy.errors import S3Error
 from s3proxy.events import UploadEvents
 from s3proxy.exchange import Exchange, Operation
-from s3proxy.forward import close_if_body_unread, open_upstream, relay_buffered
+from s3proxy.forward import close_if_body_unread, open_upstream, relay_buffered, send_continue
 from s3proxy.limits import UploadSlots
 from s3proxy.post_policy import (
     check_policy,
@@ -195,6 +195,8 @@ class BrowserUploads:
     async def handle(self, request: web.Request, x: Exchange) -> web.StreamResponse:
         bucket = x.target.bucket
         assert bucket is not None  # is_browser_post
+        # The form carries its own credentials: the body must be read to know who sends it.
+        await send_continue(request, x.headers)
         form = await read_form(request)
         if "policy" not in form.fields:
             raise S3Error(

@@ -51,6 +51,7 @@ from s3proxy.forward import (
     ping,
     relay_buffered,
     relay_streaming,
+    send_continue,
 )
 from s3proxy.limits import UploadSlots, idle_body_middleware
 from s3proxy.listing import visible_buckets_only
@@ -206,9 +207,7 @@ class S3Proxy:
         x.operation = operation(request.method, target, verified)
         authorize(key, request.method, target, verified.get("x-amz-copy-source"))
         self.uploads.take(request, key.record.access_key_id)
-        if headers.get("expect", "").lower() == "100-continue" and request.version >= (1, 1):
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            request.writer.output_size = 0
+        await send_continue(request, headers)
         length = request.content_length if request.body_exists else 0
         x.body = body = upload_body(
             request.content,
