@@ -41,9 +41,19 @@ IGNORED_PREFIX = "x-ignore-"
 HEADER_FIELDS = frozenset(
     {"cache-control", "content-type", "content-disposition", "content-encoding", "expires"}
 )
-# x-amz-* fields that authenticate the form, never sent on to the backend.
-AUTH_FIELDS = frozenset(
-    {"x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-signature", "x-amz-security-token"}
+# The x-amz-* fields S3 lets a POST set on the object (a prefix each). Any other (the form's
+# credentials, or x-amz-copy-source, which would turn the PutObject into a copy from a
+# bucket the key may not read) never reaches the backend.
+OBJECT_AMZ_FIELDS = (
+    "x-amz-meta-",
+    "x-amz-storage-class",
+    "x-amz-tagging",
+    "x-amz-server-side-encryption",
+    "x-amz-website-redirect-location",
+    "x-amz-checksum-",
+    "x-amz-object-lock-",
+    "x-amz-grant-",
+    "x-amz-acl",
 )
 SUCCESS_STATUSES = frozenset({200, 201, 204})
 DEFAULT_SUCCESS_STATUS = 204
@@ -300,11 +310,11 @@ def check_size(size: int, length_range: tuple[int, int] | None, final: bool) -> 
 
 def object_headers(fields: Mapping[str, str], file_content_type: str | None) -> dict[str, str]:
     """The PutObject headers (lower-case) the form's fields ask for: Content-Type (else
-    the file part's own), Cache-Control and the like, ``acl`` and ``x-amz-*`` (metadata,
-    storage class, ...) but not the form's credentials."""
+    the file part's own), Cache-Control and the like, ``acl`` and the ``x-amz-*`` fields of
+    :data:`OBJECT_AMZ_FIELDS` (metadata, storage class, ...)."""
     headers: dict[str, str] = {}
     for name, value in fields.items():
-        if name in HEADER_FIELDS or (name.startswith("x-amz-") and name not in AUTH_FIELDS):
+        if name in HEADER_FIELDS or name.startswith(OBJECT_AMZ_FIELDS):
             headers[name] = value
     if "acl" in fields:
         headers["x-amz-acl"] = fields["acl"]

@@ -469,6 +469,28 @@ def test_scoped_keys_post_only_where_they_may_write(proxy: ProxyUnderTest, backe
     assert stored(backend, prefix + "x.bin") is not None
 
 
+def test_a_form_cannot_copy_from_a_bucket_its_key_may_not_read(
+    proxy: ProxyUnderTest, backend: Any
+) -> None:
+    """x-amz-copy-source, even named by the policy, never reaches the backend: the PutObject
+    stores the form's file, not a copy of another bucket's object."""
+    hls = proxy.settings.hls_bucket
+    secret_key = unique("secret") + "master.m3u8"
+    backend.put_object(Bucket=hls, Key=secret_key, Body=b"not for media writers")
+    writer = proxy.make_key({"media": "rw"}, "copy-attempt")
+    key = unique("copy") + "x.bin"
+    post = presigned(
+        proxy,
+        key,
+        fields={"x-amz-copy-source": f"/{hls}/{secret_key}"},
+        conditions=[["starts-with", "$x-amz-copy-source", ""]],
+        keypair=writer,
+    )
+    answer = submit(post, b"mine")
+    assert answer.status_code == 204, answer.text
+    assert backend.get_object(Bucket="media", Key=key)["Body"].read() == b"mine"
+
+
 def multipart(fields: dict[str, str], boundary: str) -> bytes:
     return b"".join(
         f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
