@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
+import aiohttp
 from aiohttp import BodyPartReader, web
 
 from nebulacore.backend import Backend
@@ -161,13 +162,17 @@ async def file_pieces(
 
 
 async def drain(request: web.Request) -> None:
-    """Read what follows the file (its closing boundary), a bounded amount."""
+    """Read what follows the file (its closing boundary), a bounded amount. The object is
+    stored by now: a client that stalls or leaves here only loses its answer."""
     read = 0
-    while read < MAX_TRAILER and not request.content.at_eof():
-        piece = await request.content.readany()
-        if not piece:
-            break
-        read += len(piece)
+    try:
+        while read < MAX_TRAILER and not request.content.at_eof():
+            piece = await request.content.readany()
+            if not piece:
+                break
+            read += len(piece)
+    except (S3Error, OSError, aiohttp.ClientError) as exc:  # idle timeout, disconnect
+        log.info("POST form trailer not read: %r", exc)
 
 
 def object_location(request: web.Request, key: str) -> str:

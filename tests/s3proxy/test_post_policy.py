@@ -236,6 +236,13 @@ def test_boto3_presigned_post_stores_the_file_with_type_and_metadata(
     assert answer.headers["Location"].endswith(f"/media/{prefix}clip.mp4")
 
 
+def test_an_empty_file_is_stored_empty(proxy: ProxyUnderTest, backend: Any) -> None:
+    key = unique() + "empty.bin"
+    answer = submit(presigned(proxy, key), b"")
+    assert answer.status_code == 204, answer.text
+    assert stored(backend, key)["ContentLength"] == 0  # type: ignore[index]
+
+
 def test_field_names_match_whatever_their_case(proxy: ProxyUnderTest, backend: Any) -> None:
     prefix = unique()
     post = presigned(proxy, prefix + "a.bin", conditions=[["eq", "$content-type", "text/plain"]])
