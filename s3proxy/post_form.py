@@ -190,7 +190,9 @@ class BrowserUploads:
         events: UploadEvents,
         uploads: UploadSlots,
         regions: Sequence[str],
+        allow_sigv2: bool = True,
     ) -> None:
+        self.allow_sigv2 = allow_sigv2
         self.keys = keys
         self.backend = backend
         self.events = events
@@ -209,7 +211,7 @@ class BrowserUploads:
                 "Anonymous access is not allowed: sign the POST policy with a Nebula key.",
             )
         policy = decode_policy(form.fields["policy"])
-        auth = form_auth(form.fields, self.regions)
+        auth = form_auth(form.fields, self.regions, self.allow_sigv2)
         x.access_key = auth.access_key_id
         x.key = key = await known_key(self.keys, auth.access_key_id)
         check_signature(auth, key.secret, form.fields["policy"])

@@ -194,8 +194,11 @@ def decode_policy(policy_b64: str) -> Policy:
     return Policy(_parse_expiration(document["expiration"]), tuple(conditions), length_range)
 
 
-def form_auth(fields: Mapping[str, str], regions: Sequence[str]) -> FormAuth:
-    """The form's claimed signer (SigV4 when it has ``x-amz-signature``, else SigV2)."""
+def form_auth(
+    fields: Mapping[str, str], regions: Sequence[str], allow_sigv2: bool = True
+) -> FormAuth:
+    """The form's claimed signer (SigV4 when it has ``x-amz-signature``, else SigV2, which
+    ``allow_sigv2=False`` refuses)."""
     if "x-amz-signature" in fields or "x-amz-algorithm" in fields:
         for name in ("x-amz-algorithm", "x-amz-credential", "x-amz-date", "x-amz-signature"):
             if not fields.get(name):
@@ -226,6 +229,10 @@ def form_auth(fields: Mapping[str, str], regions: Sequence[str]) -> FormAuth:
                 ArgumentValue=fields["x-amz-credential"],
             )
         return FormAuth(credential.access_key_id, fields["x-amz-signature"], credential, timestamp)
+    if not allow_sigv2:
+        raise S3Error(
+            "AccessDenied", "Signature Version 2 is disabled here: sign the form with SigV4."
+        )
     for name in ("awsaccesskeyid", "signature"):
         if not fields.get(name):
             raise missing_field("AWSAccessKeyId" if name == "awsaccesskeyid" else name)

@@ -35,6 +35,7 @@ from s3proxy.post_policy import (
     check_policy,
     check_size,
     decode_policy,
+    form_auth,
     object_headers,
     object_key,
     success_answer,
@@ -150,6 +151,28 @@ def test_sizes_keys_headers_and_answers() -> None:
     assert (
         moved.status == 303 and moved.headers["Location"] == "https://a/b?c=d&bucket=m&key=k&etag=e"
     )
+
+
+def test_form_auth_tells_sigv4_from_sigv2() -> None:
+    v4 = {
+        "x-amz-algorithm": "AWS4-HMAC-SHA256",
+        "x-amz-credential": "NK1/20260101/us-east-1/s3/aws4_request",
+        "x-amz-date": "20260101T000000Z",
+        "x-amz-signature": "ab",
+    }
+    auth = form_auth(v4, ["us-east-1"])
+    assert auth.access_key_id == "NK1" and auth.credential is not None
+    for wrong in (
+        {"x-amz-date": "20260102T000000Z"},
+        {"x-amz-credential": "NK1/20260101/eu-west-1/s3/aws4_request"},
+    ):
+        with pytest.raises(S3Error, match="InvalidArgument"):
+            form_auth({**v4, **wrong}, ["us-east-1"])
+    v2 = {"awsaccesskeyid": "NK2", "signature": "c2ln"}
+    assert form_auth(v2, ["us-east-1"]).credential is None
+    with pytest.raises(S3Error) as caught:
+        form_auth(v2, ["us-east-1"], allow_sigv2=False)
+    assert caught.value.code == "AccessDenied"
 
 
 # ----- through the proxy -----------------------------------------------------------------
