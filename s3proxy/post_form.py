@@ -33,6 +33,7 @@ from s3proxy.exchange import Exchange, Operation
 from s3proxy.forward import close_if_body_unread, open_upstream, relay_buffered, send_continue
 from s3proxy.limits import UploadSlots
 from s3proxy.post_policy import (
+    Policy,
     check_policy,
     check_signature,
     check_size,
@@ -180,6 +181,21 @@ def object_location(request: web.Request, key: str) -> str:
     return f"{request.url.origin()}{request.path.rstrip('/')}/{quote(key, safe='/~')}"
 
 
+def stored_answer(
+    request: web.Request, x: Exchange, fields: Mapping[str, str], etag: str
+) -> web.Response:
+    """What the client gets once the backend stored the object (see :func:`success_answer`)."""
+    bucket, key = x.target.bucket or "", x.target.key
+    answer = success_answer(fields, bucket, key, etag, object_location(request, key))
+    response = web.Response(
+        status=answer.status,
+        headers={**answer.headers, "x-amz-request-id": x.request_id},
+        body=answer.body or None,
+    )
+    close_if_body_unread(request, response)
+    return response
+
+
 class BrowserUploads:
     """Answers POST Object requests with the proxy's key store, backend and events."""
 
@@ -205,22 +221,13 @@ class BrowserUploads:
         # The form carries its own credentials: the body must be read to know who sends it.
         await send_continue(request, x.headers)
         form = await read_form(request)
-        if "policy" not in form.fields:
-            raise S3Error(
-                "AccessDenied",
-                "Anonymous access is not allowed: sign the POST policy with a Nebula key.",
-            )
-        policy = decode_policy(form.fields["policy"])
-        auth = form_auth(form.fields, self.regions, self.allow_sigv2)
-        x.access_key = auth.access_key_id
-        x.key = key = await known_key(self.keys, auth.access_key_id)
-        check_signature(auth, key.secret, form.fields["policy"])
-        fields = {**form.fields, "key": object_key(form.fields, form.filename)}
-        check_policy(policy, fields, bucket)
+        policy, fields = await self._verify(x, form, bucket)
         x.operation = Operation.POST_OBJECT
-        x.target = target = Target(bucket, fields["key"], (), "")
-        authorize(key, "PUT", target, None)  # a POST writes an object like a PUT
-        self.uploads.take(request, key.record.access_key_id)
+        x.target = target = Target(
+            bucket, fields["key"], (), quote(f"/{bucket}/{fields['key']}", safe="/~")
+        )
+        authorize(x.key, "PUT", target, None)  # a POST writes an object like a PUT
+        self.uploads.take(request, x.key.record.access_key_id)
         x.headers = headers = object_headers(fields, form.content_type)
         x.body = body = UploadBody(
             file_pieces(form.file, policy.length_range), BodyDigests(), None, UNSIGNED_PAYLOAD
@@ -239,13 +246,21 @@ class BrowserUploads:
                 bucket, target.key, etag, body.digests.size, headers.get("content-type")
             )
         await drain(request)
-        answer = success_answer(
-            fields, bucket, target.key, etag, object_location(request, target.key)
-        )
-        response = web.Response(
-            status=answer.status,
-            headers={**answer.headers, "x-amz-request-id": x.request_id},
-            body=answer.body or None,
-        )
-        close_if_body_unread(request, response)
-        return response
+        return stored_answer(request, x, fields, etag)
+
+    async def _verify(self, x: Exchange, form: Form, bucket: str) -> tuple[Policy, dict[str, str]]:
+        """The form's policy and fields (``key`` substituted) once its signature, policy
+        and conditions checked out. Raises S3Error."""
+        if "policy" not in form.fields:
+            raise S3Error(
+                "AccessDenied",
+                "Anonymous access is not allowed: sign the POST policy with a Nebula key.",
+            )
+        policy = decode_policy(form.fields["policy"])
+        auth = form_auth(form.fields, self.regions, self.allow_sigv2)
+        x.access_key = auth.access_key_id
+        x.key = key = await known_key(self.keys, auth.access_key_id)
+        check_signature(auth, key.secret, form.fields["policy"])
+        fields = {**form.fields, "key": object_key(form.fields, form.filename)}
+        check_policy(policy, fields, bucket)
+        return policy, fields
