@@ -3,6 +3,8 @@
 Children run in their own process groups so a signal to ``nebula up`` becomes an orderly
 stop (reverse start order, SIGTERM, then SIGKILL after a grace period) and nothing is
 left behind. A child that dies unexpectedly is reported and restarted with backoff.
+Children get SIGTERM from the kernel when the supervisor dies, even by SIGKILL, and one
+``nebula up`` holds a data directory at a time (:mod:`nebula.leftovers`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,10 @@ from types import FrameType
 from catalog import Catalog
 from catalog.keys import SecretBox, ensure_admin_key
 from nebula import storage
+from nebula.leftovers import LeftoversRunning, Proc, RunDirectory, this_process
+from nebula.leftovers import stop as stop_leftovers
 from nebulacore.config import Settings
+from nebulacore.lifeline import dies_with_this_process
 from nebulacore.private import PRIVATE_UMASK, private_dir
 from nebulacore.s3 import backend_client, ensure_buckets
 
@@ -43,12 +48,21 @@ class Child:
     started_at: float = field(default=0.0)
 
     def start(self, env: dict[str, str]) -> None:
-        self.process = subprocess.Popen(self.argv, env=env, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.argv,
+            env=env,
+            start_new_session=True,
+            # SIGTERM, not SIGKILL: an orphaned worker still gives its jobs back.
+            preexec_fn=dies_with_this_process(signal.SIGTERM),
+        )
         self.started_at = time.monotonic()
         log.info("started %s (pid %d)", self.name, self.process.pid)
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def proc(self) -> Proc | None:
+        return this_process(self.name, self.process.pid) if self.alive() and self.process else None
 
     def signal_group(self, signum: int) -> None:
         if self.process is None:
@@ -145,12 +159,20 @@ def announcement(settings: Settings, admin: AdminKey) -> str:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, out: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        out: Callable[[str], None] = print,
+        *,
+        stop_leftovers: bool = False,
+    ) -> None:
         self.settings = settings
         self.out = out
         self.env = child_env(settings)
         self.children: list[Child] = []
         self.stopping = False
+        self.stop_leftovers = stop_leftovers
+        self.run_dir = RunDirectory(settings.data_path)
 
     # ----- start-up ------------------------------------------------------------------
 
@@ -161,6 +183,8 @@ class Supervisor:
             # The catalog, queue, keys and every stored object: no other local user reads them.
             os.umask(PRIVATE_UMASK)
             private_dir(self.settings.data_path)
+            self.run_dir.claim()
+            self._deal_with_leftovers()
             check_ports_free(self.settings)
             if self.settings.embedded_storage:
                 self._start_storage()
@@ -182,6 +206,24 @@ class Supervisor:
             return 1
         finally:
             self.stop_all()
+            self.run_dir.release()
+
+    def _deal_with_leftovers(self) -> None:
+        leftovers = self.run_dir.leftovers()
+        if not leftovers:
+            return
+        if not self.stop_leftovers:
+            raise LeftoversRunning(self.settings.data_path, leftovers)
+        named = ", ".join(f"{p.name} (pid {p.pid})" for p in leftovers)
+        self.out(f"stopping leftovers of an earlier nebula up: {named}")
+        survivors = stop_leftovers(leftovers)
+        if survivors:
+            raise LeftoversRunning(self.settings.data_path, survivors)
+
+    def _record_tree(self) -> None:
+        me = this_process("nebula up", os.getpid())
+        procs = [me, *(child.proc() for child in self.children)]
+        self.run_dir.write(p for p in procs if p is not None)
 
     def _start_storage(self) -> None:
         child = self._spawn("storage")
@@ -224,6 +266,7 @@ class Supervisor:
         child = Child(service, child_argv(service))
         child.start(self.env)
         self.children.append(child)
+        self._record_tree()
         return child
 
     # ----- running -------------------------------------------------------------------
@@ -252,6 +295,7 @@ class Supervisor:
         elif now >= child.next_start:
             child.next_start = 0.0
             child.start(self.env)
+            self._record_tree()
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if not self.stopping:

@@ -75,6 +75,9 @@ class Settings(BaseModel):
     # S3 front door.
     region: str = "us-east-1"
     s3_domain: str | None = None
+    # Accept AWS Signature Version 2 (header and query), as S3 and MinIO do: aws CLI v1,
+    # boto3 and s3cmd presign with it by default. Off: only SigV4 is accepted.
+    allow_sigv2: bool = True
     ingest_buckets: list[str] = Field(default_factory=lambda: ["media"])
     video_extensions: list[str] = Field(
         default_factory=lambda: _split_csv(VIDEO_EXTENSIONS)  # type: ignore[arg-type]

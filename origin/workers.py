@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import multiprocessing.connection
+import os
 import signal
 import sys
 from collections.abc import Callable
 from types import FrameType
 
 from nebulacore.config import Settings
+from nebulacore.lifeline import die_with_parent
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_SECONDS = 10.0
@@ -34,12 +36,21 @@ def worker_settings(settings: Settings, index: int, count: int) -> Settings:
     )
 
 
+def serve_child(serve_one: Callable[[Settings], None], settings: Settings, parent: int) -> None:
+    # A parent killed with SIGKILL must not leave workers holding the port.
+    die_with_parent(signal.SIGTERM, parent)
+    serve_one(settings)
+
+
 def run_workers(settings: Settings, serve_one: Callable[[Settings], None]) -> None:
     count = settings.origin_workers
     context = multiprocessing.get_context("fork")
+    parent = os.getpid()
     workers = [
         context.Process(
-            target=serve_one, args=(worker_settings(settings, i, count),), name=f"origin-{i}"
+            target=serve_child,
+            args=(serve_one, worker_settings(settings, i, count), parent),
+            name=f"origin-{i}",
         )
         for i in range(count)
     ]

@@ -9,7 +9,8 @@ from urllib.parse import quote, unquote
 from nebulacore.config import Settings
 from s3proxy.errors import S3Error
 
-# Query parameters of presigned URLs: they authenticate the request, the backend never sees them.
+# Query parameters of presigned URLs (SigV4, then SigV2): they authenticate the request,
+# the backend never sees them.
 PRESIGN_PARAMS = frozenset(
     {
         "x-amz-algorithm",
@@ -19,6 +20,9 @@ PRESIGN_PARAMS = frozenset(
         "x-amz-signedheaders",
         "x-amz-signature",
         "x-amz-security-token",
+        "awsaccesskeyid",
+        "expires",
+        "signature",
     }
 )
 
@@ -42,6 +46,8 @@ class Target:
     query: tuple[tuple[str, str], ...]
     # The path as signed by clients: each segment percent-encoded once.
     canonical_path: str
+    # The bucket came from the Host header (``bucket.<domain>``), not from the path.
+    virtual_hosted: bool = False
 
     def has(self, name: str) -> bool:
         return any(k == name for k, _ in self.query)
@@ -81,14 +87,15 @@ def parse_target(raw_path: str, host: str, settings: Settings) -> Target:
     decoded = unquote(path)
     canonical_path = quote(decoded, safe="/~")
     bucket = host_bucket(host, settings.s3_domain)
-    if bucket is not None:
+    virtual_hosted = bucket is not None
+    if virtual_hosted:
         key = decoded[1:]
     else:
         name, _, key = decoded[1:].partition("/")
         bucket = name or None
     if bucket is not None:
         check_bucket_name(bucket)
-    return Target(bucket, key, parse_query(raw_query), canonical_path)
+    return Target(bucket, key, parse_query(raw_query), canonical_path, virtual_hosted)
 
 
 def copy_source_bucket(header: str) -> str:

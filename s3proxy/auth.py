@@ -11,8 +11,8 @@ from catalog.keys import SecretBox, active_key, allows
 from catalog.models import AccessKey
 from nebulacore.blocking import Offload
 from s3proxy.addressing import Target, copy_source_bucket
+from s3proxy.claims import Claim
 from s3proxy.errors import S3Error
-from s3proxy.sigv4 import Claim, check_time
 
 CACHE_SECONDS = 5.0  # a revoked key stops working within this long
 LOOKUP_THREADS = 4
@@ -76,8 +76,8 @@ async def known_key(keys: KeyStore, access_key_id: str) -> KnownKey:
 
 
 async def identify(claim: Claim, keys: KeyStore, regions: Sequence[str]) -> KnownKey:
-    check_time(claim, regions)
-    return await known_key(keys, claim.credential.access_key_id)
+    claim.check_time(regions)
+    return await known_key(keys, claim.access_key_id)
 
 
 def required_access(

@@ -104,7 +104,7 @@ def upload_body(
     headers: Mapping[str, str],
     content_length: int | None,
     payload_hash: str,
-    signer: ChainSigner,
+    signer: ChainSigner | None,
     header_checksums: bool = True,
 ) -> UploadBody:
     """The verifying stream for the request's payload mode (``headers``: lower-case names).

@@ -41,6 +41,7 @@ from nebulaqueue.relay import Enqueue
 from s3proxy.addressing import Target, parse_target
 from s3proxy.auth import KeyStore, authorize, identify
 from s3proxy.body import upload_body
+from s3proxy.claims import read_claim
 from s3proxy.errors import S3Error, error_xml, new_request_id
 from s3proxy.events import UploadEvents, deleted_keys, etag_from_xml
 from s3proxy.exchange import EXCHANGE, Exchange, Operation, operation
@@ -56,7 +57,7 @@ from s3proxy.forward import (
 from s3proxy.limits import UploadSlots, idle_body_middleware
 from s3proxy.listing import visible_buckets_only
 from s3proxy.post_form import BrowserUploads, is_browser_post
-from s3proxy.sigv4 import STREAMING_MODES, parse_claim, verified_headers, verify
+from s3proxy.sigv4 import STREAMING_MODES
 
 log = logging.getLogger(__name__ + ".access")
 
@@ -182,7 +183,7 @@ class S3Proxy:
         self.uploads = UploadSlots(settings.uploads_per_key)
         self.regions = list(dict.fromkeys([settings.region, "us-east-1"]))
         self.posts = BrowserUploads(
-            self.keys, self.backend, self.events, self.uploads, self.regions
+            self.keys, self.backend, self.events, self.uploads, self.regions, settings.allow_sigv2
         )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -191,19 +192,17 @@ class S3Proxy:
         x.target = target = parse_target(request.raw_path, request.host, self.settings)
         if is_browser_post(request.method, target, headers):  # signed by its form's policy
             return await self.posts.handle(request, x)
-        claim = parse_claim(headers, target.query)
+        claim = read_claim(headers, target, self.settings.allow_sigv2)
         if claim is None:
             raise S3Error(
                 "AccessDenied",
-                "Anonymous access is not allowed: sign requests with a Nebula key (SigV4).",
+                "Anonymous access is not allowed: sign requests with a Nebula key.",
             )
-        x.access_key = claim.credential.access_key_id
+        x.access_key = claim.access_key_id
         x.key = key = await identify(claim, self.keys, self.regions)
-        signer = verify(
-            claim, key.secret, request.method, target.canonical_path, target.query, request.headers
-        )
+        signer = claim.verify(key.secret, request.method, target, request.raw_path, request.headers)
         # What the request does is decided from what its signature covers, nothing else.
-        verified = verified_headers(claim, headers)
+        verified = claim.verified_headers(headers)
         x.operation = operation(request.method, target, verified)
         authorize(key, request.method, target, verified.get("x-amz-copy-source"))
         self.uploads.take(request, key.record.access_key_id)

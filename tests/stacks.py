@@ -282,7 +282,9 @@ class NebulaUp(Running):
         return self.process.wait(timeout=timeout)
 
 
-def start_nebula_up(workdir: Path, extra_env: dict[str, str] | None = None) -> NebulaUp:
+def start_nebula_up(
+    workdir: Path, extra_env: dict[str, str] | None = None, *options: str
+) -> NebulaUp:
     env = environ_without()
     env.update(
         {
@@ -293,7 +295,7 @@ def start_nebula_up(workdir: Path, extra_env: dict[str, str] | None = None) -> N
         }
     )
     env.update(extra_env or {})
-    argv = nebula_argv("up", "--data-dir", str(workdir / "data"))
+    argv = nebula_argv("up", "--data-dir", str(workdir / "data"), *options)
     # A new log per run: a second `nebula up` in the same dir must not see the first's output.
     runs = len(list(workdir.glob("nebula-up*.log")))
     log_path = workdir / f"nebula-up{runs or ''}.log"

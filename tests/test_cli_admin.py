@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from catalog import Catalog
+from catalog import Catalog, jobs
 from catalog.assets import record_upload
 from catalog.keys import SecretBox, ensure_admin_key
 from nebula.cli import main
@@ -59,10 +61,52 @@ def test_assets_list_and_show(
     assert "s3://media/holiday.mp4" in capsys.readouterr().out
     assert main(["assets", "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["id"] == asset.id
-    assert main(["assets", "show", asset.id]) == 0
+    assert main(["assets", "show", asset.id, "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["jobs"][0]["status"] == "queued" and shown["size"] == 42
     assert main(["assets", "show", "nonexistent1"]) == 2
+    assert "nonexistent1" in capsys.readouterr().err
+
+
+def test_failed_asset_reads_plainly_in_list_and_show(
+    cli_env: Path, catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reason = "the file has no video or audio track"
+    with catalog.session() as s:
+        asset, job = record_upload(s, "media", "notes.mp4", '"e"', 42, "video/mp4")
+    claim = jobs.claim(catalog, job.id, "w1", 60, 3)
+    assert claim is not None
+    jobs.fail(catalog, claim, reason)
+
+    assert main(["assets", "list"]) == 0
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split() == ["ID", "STATUS", "DURATION", "SIZE", "OBJECT", "REASON"]
+    assert rows[0].split()[:2] == [asset.id, "failed"] and rows[0].endswith(reason)
+
+    assert main(["assets", "show", asset.id]) == 0
+    text = capsys.readouterr().out
+    with pytest.raises(json.JSONDecodeError):  # text for a person by default
+        json.loads(text)
+    assert f"reason    {reason}" in text and "status    failed" in text
+    assert "ID  KIND" in text and "REASON" in text  # the jobs table has its headers
+
+
+def test_output_piped_into_head_ends_quietly(cli_env: Path, catalog: Catalog) -> None:
+    """Enough rows to fill the pipe after ``head`` has gone: no BrokenPipeError traceback."""
+    with catalog.session() as s:
+        for n in range(1500):
+            record_upload(s, "media", f"clip-{n:05}.mp4", '"e"', n, "video/mp4")
+    listing = subprocess.Popen(
+        [sys.executable, "-m", "nebula", "assets", "list"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert listing.stdout is not None and listing.stderr is not None
+    assert listing.stdout.readline().split()[0] == b"ID"
+    listing.stdout.close()  # what `| head -1` does once it has its line
+    errors = listing.stderr.read().decode()
+    assert listing.wait(timeout=60) == 141
+    assert errors == ""
 
 
 def test_db_upgrade_and_current(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:

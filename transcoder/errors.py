@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import re
 
+from transcoder.reasons import plain_words, scrub
+
 
 class MediaError(Exception):
-    """The source cannot become a ladder (ffmpeg's reason); retrying will not help."""
+    """The source cannot become a ladder; retrying will not help.
 
-    def __init__(self, reason: str) -> None:
-        super().__init__(one_line(reason))
+    ``str()`` is the reason in plain words, for the catalog and whoever reads it;
+    ``detail`` is the tool's own line (presigned queries cut), for the log.
+    """
+
+    def __init__(self, detail: str) -> None:
+        self.detail = one_line(detail)
+        super().__init__(plain_words(self.detail))
 
 
 class LeaseLost(Exception):
@@ -39,3 +46,9 @@ def one_line(text: str, limit: int = 300) -> str:
     if len(lines) > 1 and any(marker in line for marker in GENERIC):
         line = f"{lines[-2]}; {line}"
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def transient_reason(exc: BaseException) -> str:
+    """What a retried job shows while it waits: the error's kind and message, with no
+    storage address, URL or memory address in it."""
+    return scrub(one_line(f"{type(exc).__name__}: {exc}"))

@@ -70,10 +70,10 @@ def parse_probe(data: dict[str, Any]) -> SourceInfo:
     video = _first(streams, "video")
     audio = _first(streams, "audio")
     if video is None and audio is None:
-        raise MediaError("no audio or video stream")
+        raise MediaError("the file has no video or audio track")
     duration = _duration(data, video or audio or {})
     if duration <= 0:
-        raise MediaError("duration unknown or zero")
+        raise MediaError("the file holds no playable media (its length is zero)")
     info = SourceInfo(duration=duration, has_video=video is not None, has_audio=audio is not None)
     if audio is not None:
         info = _replace(info, audio_codec=audio.get("codec_name"))
@@ -125,7 +125,7 @@ def rotation_of(video: dict[str, Any]) -> int:
 def _video_fields(video: dict[str, Any]) -> dict[str, Any]:
     width, height = int(video.get("width") or 0), int(video.get("height") or 0)
     if width <= 0 or height <= 0:
-        raise MediaError("video stream without dimensions")
+        raise MediaError("the video track has no picture size: the file is damaged")
     rotation = rotation_of(video)
     if rotation in (90, 270):
         width, height = height, width

@@ -7,17 +7,13 @@ then raises so nothing is published.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import signal
 import subprocess
 import tempfile
 from typing import IO, Protocol
 
+from nebulacore.lifeline import dies_with_this_process
 from transcoder.errors import MediaError, one_line
 from transcoder.progress import Progress, parse_progress
-
-PR_SET_PDEATHSIG = 1
 
 
 class Guard(Protocol):
@@ -50,12 +46,6 @@ class NoGuard:
         return None
 
 
-def _die_with_parent() -> None:
-    # A worker killed with SIGKILL must not leave ffmpeg transcoding for nobody.
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def run_ffmpeg(argv: list[str], duration: float, guard: Guard) -> None:
     """Run ``argv`` (which writes ``-progress pipe:1``); MediaError with ffmpeg's reason on failure."""
     with tempfile.TemporaryFile("w+") as stderr:
@@ -65,7 +55,8 @@ def run_ffmpeg(argv: list[str], duration: float, guard: Guard) -> None:
             stdout=subprocess.PIPE,
             stderr=stderr,
             text=True,
-            preexec_fn=_die_with_parent,  # only prctl: safe between fork and exec
+            # A worker killed with SIGKILL must not leave ffmpeg transcoding for nobody.
+            preexec_fn=dies_with_this_process(),
         )
         guard.attach(process)
         try:

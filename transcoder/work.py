@@ -21,7 +21,7 @@ from nebulacore import hls
 from nebulacore.config import Settings
 from nebulacore.s3 import backend_client
 from nebulaqueue.relay import Enqueue, relay_pending
-from transcoder.errors import Interrupted, LeaseLost, MediaError, one_line
+from transcoder.errors import Interrupted, LeaseLost, MediaError, transient_reason
 from transcoder.pipeline import Built, check_source, produce_and_publish, record_ready
 from transcoder.progress import Progress
 from transcoder.publish import unpublish
@@ -129,12 +129,11 @@ def run_job(settings: Settings, catalog: Catalog, job_id: int) -> str:
         except LeaseLost:
             return "lease lost"
         except MediaError as exc:
+            log.warning("job %d: the source failed: %s", job_id, exc.detail)
             return _media_failure(settings, catalog, claim, str(exc))
         except Exception as exc:
             log.exception("job %d hit a transient error", job_id)
-            jobs.retry_later(
-                catalog, claim, one_line(f"{type(exc).__name__}: {exc}"), settings.job_max_attempts
-            )
+            jobs.retry_later(catalog, claim, transient_reason(exc), settings.job_max_attempts)
             workers.count_job(catalog, done=False)
             return "retry"
 

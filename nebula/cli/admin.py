@@ -1,11 +1,9 @@
-"""Catalog administration: ``nebula db``, ``nebula keys``, ``nebula assets``."""
+"""Catalog administration: ``nebula db`` and ``nebula keys``."""
 
 from __future__ import annotations
 
 import argparse
-import json
 
-from catalog.assets import get_asset, list_assets
 from catalog.db import current_revision, upgrade
 from catalog.keys import (
     KeyError_,
@@ -16,9 +14,7 @@ from catalog.keys import (
     parse_scopes,
     revoke_key,
 )
-from catalog.models import AssetStatus
 from nebula.cli.base import CliError, Commands, add_command, catalog_session, settings_from
-from nebula.cli.playback import add_url_command
 
 
 def register(commands: Commands) -> None:
@@ -55,17 +51,6 @@ def register(commands: Commands) -> None:
         "--secret-only", action="store_true", help="print only the secret, e.g. for $(...)"
     )
     show_admin.set_defaults(handler=keys_show_admin)
-
-    assets = add_command(commands, "assets", "uploaded videos and their ladders")
-    asset_commands = assets.add_subparsers(dest="assets_command", metavar="ACTION", required=True)
-    alist = add_command(asset_commands, "list", "list assets")
-    alist.add_argument("--status", choices=[s.value for s in AssetStatus])
-    alist.add_argument("--json", action="store_true")
-    alist.set_defaults(handler=assets_list)
-    show = add_command(asset_commands, "show", "show one asset, its renditions and jobs")
-    show.add_argument("asset_id")
-    show.set_defaults(handler=assets_show)
-    add_url_command(asset_commands)
 
 
 def db_upgrade(args: argparse.Namespace) -> int:
@@ -144,72 +129,3 @@ def keys_show_admin(args: argparse.Namespace) -> int:
     print(f"access key: {key.access_key_id}")
     print(f"secret key: {secret}")
     return 0
-
-
-def assets_list(args: argparse.Namespace) -> int:
-    status = AssetStatus(args.status) if args.status else None
-    with catalog_session(args) as session:
-        assets = list_assets(session, status=status)
-        if args.json:
-            print(json.dumps([_asset_dict(a) for a in assets], indent=2, default=str))
-            return 0
-        print(f"{'ID':<13} {'STATUS':<11} {'DURATION':>9} {'SIZE':>12}  OBJECT")
-        for asset in assets:
-            duration = f"{asset.duration:.1f}s" if asset.duration else "-"
-            size = str(asset.size) if asset.size is not None else "-"
-            print(
-                f"{asset.id:<13} {asset.status.value:<11} {duration:>9} {size:>12}  "
-                f"s3://{asset.bucket}/{asset.key}"
-            )
-    return 0
-
-
-def assets_show(args: argparse.Namespace) -> int:
-    with catalog_session(args) as session:
-        asset = get_asset(session, args.asset_id)
-        if asset is None:
-            raise CliError(f"no asset {args.asset_id!r}")
-        data = _asset_dict(asset)
-        data["renditions"] = [
-            {
-                "name": r.name,
-                "resolution": f"{r.width}x{r.height}" if r.width else None,
-                "bandwidth": r.bandwidth,
-                "average_bandwidth": r.average_bandwidth,
-                "codecs": r.codecs,
-                "frame_rate": r.frame_rate,
-            }
-            for r in asset.renditions
-        ]
-        data["jobs"] = [
-            {
-                "id": j.id,
-                "kind": j.kind.value,
-                "status": j.status.value,
-                "progress": j.progress,
-                "attempts": j.attempts,
-                "error": j.error,
-            }
-            for j in asset.jobs
-        ]
-        print(json.dumps(data, indent=2, default=str))
-    return 0
-
-
-def _asset_dict(asset: object) -> dict[str, object]:
-    from catalog.models import Asset
-
-    assert isinstance(asset, Asset)
-    return {
-        "id": asset.id,
-        "bucket": asset.bucket,
-        "key": asset.key,
-        "status": asset.status.value,
-        "etag": asset.etag,
-        "size": asset.size,
-        "content_type": asset.content_type,
-        "duration": asset.duration,
-        "error": asset.error,
-        "created_at": asset.created_at,
-        "updated_at": asset.updated_at,
-    }

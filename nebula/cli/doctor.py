@@ -8,6 +8,7 @@ import shutil
 import subprocess
 
 from nebula.cli.base import Commands, add_command, settings_from
+from nebula.cli.table import render
 
 
 def register(commands: Commands) -> None:
@@ -48,9 +49,9 @@ def run_doctor(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"ffmpeg     {report['ffmpeg']}")
-        for name, result in modes.items():
-            print(f"{'ok  ' if result['ok'] else 'no  '} {name:<9} {result['detail']}")
+        print(f"ffmpeg: {report['ffmpeg']}")
+        rows = [("yes" if r["ok"] else "no", name, r["detail"]) for name, r in modes.items()]
+        print(render(("USABLE", "ENCODER", "DETAIL"), rows))
         print(
             f"NEBULA_HWACCEL={settings.hwaccel}: the worker would encode with "
             f"{'libx264 (software)' if would_use == 'none' else would_use}"

@@ -14,13 +14,16 @@ from sqlalchemy.orm import Session
 from catalog import Catalog, Job, JobStatus
 from catalog.models import OPEN_JOB
 from nebula.cli.base import CliError, Commands, add_command, settings_from
+from nebula.cli.table import render
 
 BAR_WIDTH = 30
 
 
 def register(commands: Commands) -> None:
     jobs = add_command(commands, "jobs", "transcode jobs: progress, retry, cancel")
-    actions = jobs.add_subparsers(dest="jobs_command", metavar="ACTION", required=True)
+    # `nebula jobs` alone lists them, as `nebula jobs list` does.
+    jobs.set_defaults(handler=jobs_list, status=None, limit=50, json=False)
+    actions = jobs.add_subparsers(dest="jobs_command", metavar="ACTION")
     listing = add_command(actions, "list", "list recent jobs with their progress")
     listing.add_argument("--status", choices=[s.value for s in JobStatus])
     listing.add_argument("--limit", type=int, default=50)
@@ -74,12 +77,16 @@ def progress_bar(job: Job) -> str:
     return f"[{bar}] {job.progress:5.1f}%{rate}{speed}"
 
 
-def _line(job: Job) -> str:
+JOB_HEADERS = ("ID", "ASSET", "KIND", "STATUS", "ATTEMPTS", "PROGRESS / REASON")
+
+
+def _row(job: Job) -> tuple[object, ...]:
     detail = progress_bar(job) if job.status == JobStatus.RUNNING else (job.error or "")
-    return (
-        f"{job.id:>6}  {job.asset_id:<12}  {job.kind.value:<9}  {job.status.value:<9}  "
-        f"{job.attempts:>2}  {detail}"
-    )
+    return (job.id, job.asset_id, job.kind.value, job.status.value, job.attempts, detail)
+
+
+def _table(jobs: list[Job]) -> str:
+    return render(JOB_HEADERS, [_row(j) for j in jobs], right="ID ATTEMPTS")
 
 
 def jobs_list(args: argparse.Namespace) -> int:
@@ -91,9 +98,7 @@ def jobs_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([job_dict(j) for j in rows], indent=2, default=str))
         return 0
-    print(f"{'id':>6}  {'asset':<12}  {'kind':<9}  {'status':<9}  {'#':>2}  progress / error")
-    for job in rows:
-        print(_line(job))
+    print(_table(rows))
     return 0
 
 
@@ -153,7 +158,7 @@ def jobs_watch(args: argparse.Namespace) -> int:
                     rows = [_job(session, args.job_id)]
                 else:
                     rows = list(session.scalars(select(Job).where(Job.status == JobStatus.RUNNING)))
-                lines = [_line(j) for j in rows] or ["no running jobs"]
+                lines = _table(rows).splitlines() if rows else ["no running jobs"]
                 finished = args.job_id is not None and rows[0].status not in OPEN_JOB
             print("\n".join(lines), flush=True)
             if args.once or finished:

@@ -21,6 +21,11 @@ SERVICES = {
 
 def register(commands: Commands) -> None:
     up = add_command(commands, "up", "start the whole system on the embedded default")
+    up.add_argument(
+        "--stop-leftovers",
+        action="store_true",
+        help="first stop what an earlier nebula up on this data directory left running",
+    )
     up.set_defaults(handler=run_up)
     storage = add_command(commands, "storage", "run the embedded SeaweedFS storage alone")
     storage.set_defaults(handler=run_storage)
@@ -34,7 +39,7 @@ def run_up(args: argparse.Namespace) -> int:
 
     settings = settings_from(args)
     setup_logging(settings.model_copy(update={"log_format": "text"}), "up")
-    return Supervisor(settings).run()
+    return Supervisor(settings, stop_leftovers=args.stop_leftovers).run()
 
 
 def run_storage(args: argparse.Namespace) -> int:

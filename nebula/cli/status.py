@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from catalog import Catalog, Worker
 from nebula.cli.base import Commands, add_command, settings_from
+from nebula.cli.table import render
 from nebulacore.config import Settings
 from nebulacore.s3 import backend_client
 
@@ -88,7 +89,6 @@ def run_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     else:
-        for name, result in results.items():
-            mark = "ok  " if result["ok"] else "DOWN"
-            print(f"{mark} {name:<8} {result['detail']}")
+        rows = [("ok" if r["ok"] else "DOWN", name, r["detail"]) for name, r in results.items()]
+        print(render(("STATE", "PART", "DETAIL"), rows))
     return 0 if all(r["ok"] for r in results.values()) else 1

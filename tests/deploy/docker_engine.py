@@ -232,7 +232,7 @@ def asset_of(stack: Stack, bucket: str, key: str) -> dict[str, Any] | None:
     for asset in listed:
         if asset["bucket"] == bucket and asset["key"] == key:
             shown: dict[str, Any] = json.loads(
-                stack.exec("s3proxy", "nebula", "assets", "show", asset["id"])
+                stack.exec("s3proxy", "nebula", "assets", "show", asset["id"], "--json")
             )
             return shown
     return None

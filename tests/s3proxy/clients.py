@@ -218,7 +218,8 @@ def aws_env(target: Target, key: KeyPair, directory: Path) -> dict[str, str]:
     credentials = directory / "aws-credentials"
     config.write_text(
         f"[default]\nregion = {REGION}\ns3 =\n    addressing_style = path\n"
-        # aws CLI v1 presigns with SigV2 unless told otherwise; the proxy takes SigV4 only.
+        # aws CLI v1 presigns with SigV2 unless told otherwise; these tests presign with
+        # SigV4 (its default SigV2 URLs: tests/s3proxy/test_sigv2.py).
         "    signature_version = s3v4\n"
         "    multipart_threshold = 8MB\n    multipart_chunksize = 16MB\n"
     )

@@ -114,12 +114,14 @@ CASES: dict[str, tuple[str, Maker]] = {
 }
 
 
+# What a person reads (transcoder/reasons.py): plain words, never ffmpeg's line.
 REASONS = {
     "zero_byte": "the source is empty (0 bytes)",
-    "text_named_mp4": "Invalid data found when processing input",
-    "moov_missing": "moov atom not found",
+    "text_named_mp4": "not a video or audio file Nebula can read",
+    "moov_missing": "the file is incomplete: its MP4 index (the moov atom) is missing",
     "truncated_faststart": "truncated or damaged",
 }
+INTERNALS = ("http", "127.0.0.1", "0x", "X-Amz", "ffmpeg:", "ffprobe:")
 
 
 @pytest.mark.parametrize("case", list(CASES))
@@ -146,6 +148,8 @@ def test_bad_input(case: str, make_env, tmp_path: Path) -> None:
         assert error and "\n" not in error and len(error) <= 300
         print(f"{case}: {error}")
         assert REASONS[case] in error
+        assert not [word for word in INTERNALS if word in error], error
+        assert env.settings.backend_endpoint.split("//")[1] not in error
         assert attempts == 1 and requeued == 1  # only the upload's own event: no retry queued
         assert env.hls_keys(asset_id) == []  # nothing published
         assert run_job(env.settings, env.catalog, job_id) == "not claimable"  # no storm

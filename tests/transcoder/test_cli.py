@@ -34,7 +34,20 @@ def test_list_show_and_watch_a_running_job(cli_catalog: Catalog, capsys) -> None
     assert claim and jobs.renew(cli_catalog, claim, 60, progress=50.0, fps=42.0, speed=1.4)
 
     assert main(["jobs", "list"]) == 0
-    out = capsys.readouterr().out
+    listed = capsys.readouterr().out
+    assert listed.splitlines()[0].split() == [
+        "ID",
+        "ASSET",
+        "KIND",
+        "STATUS",
+        "ATTEMPTS",
+        "PROGRESS",
+        "/",
+        "REASON",
+    ]
+    assert main(["jobs"]) == 0  # the bare group lists too
+    assert capsys.readouterr().out == listed
+    out = listed
     assert "running" in out and "[###############---------------]  50.0% 42 fps 1.40x" in out
 
     assert main(["jobs", "show", str(job_id), "--json"]) == 0

@@ -67,7 +67,7 @@ def test_probe_rotation_swaps_dimensions_and_detects_vfr_and_hdr() -> None:
 
 
 def test_probe_without_streams_is_a_media_error() -> None:
-    with pytest.raises(MediaError, match="no audio or video"):
+    with pytest.raises(MediaError, match="no video or audio track"):
         parse_probe({"format": {"duration": "1"}, "streams": []})
 
 
