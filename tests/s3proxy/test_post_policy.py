@@ -42,7 +42,7 @@ from s3proxy.post_policy import (
 )
 from tests.harness import nebula_argv
 from tests.s3proxy.signing import s3_client, send
-from tests.stacks import S3_DOMAIN, ProxyUnderTest
+from tests.stacks import S3_DOMAIN, ProxyUnderTest, Seaweed, start_proxy
 
 BROWSER_DIR = Path(__file__).parents[1] / "origin" / "browser"
 Post = dict[str, Any]
@@ -368,6 +368,29 @@ def test_sigv2_form_signed_by_hand(proxy: ProxyUnderTest, backend: Any) -> None:
     )
     assert (answer.status_code, error_code(answer)) == (403, "SignatureDoesNotMatch")
     assert stored(backend, prefix + "other.png") is None
+
+
+def test_sigv2_forms_refused_when_the_operator_disabled_sigv2(
+    tmp_path: Path, seaweed: Seaweed, backend: Any
+) -> None:
+    v4_only = start_proxy(tmp_path, seaweed, {"NEBULA_ALLOW_SIGV2": "0"})
+    try:
+        prefix = unique("v2off")
+        policy = {
+            "expiration": IN_AN_HOUR,
+            "conditions": [{"bucket": "media"}, ["starts-with", "$key", prefix]],
+        }
+        admin = v4_only.admin
+        form = sigv2_form(admin.secret, admin.access_key_id, prefix + "x.bin", policy)
+        answer = requests.post(
+            f"{v4_only.endpoint}/media", data=form, files={"file": ("x.bin", b"x")}, timeout=60
+        )
+        assert (answer.status_code, error_code(answer)) == (403, "AccessDenied"), answer.text
+        assert nothing_under(backend, prefix)
+        signed_v4 = submit(presigned(v4_only, prefix + "y.bin"))
+        assert signed_v4.status_code == 204, signed_v4.text
+    finally:
+        v4_only.stop()
 
 
 # Each case: a change to a good form (its post dict and extra fields) and what S3 answers.
