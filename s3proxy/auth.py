@@ -63,16 +63,21 @@ class KeyStore:
         return key
 
 
-async def identify(claim: Claim, keys: KeyStore, regions: Sequence[str]) -> KnownKey:
-    claim.check_time(regions)
-    key = await keys.get(claim.access_key_id)
+async def known_key(keys: KeyStore, access_key_id: str) -> KnownKey:
+    """The active key ``access_key_id``, or ``InvalidAccessKeyId``."""
+    key = await keys.get(access_key_id)
     if key is None:
         raise S3Error(
             "InvalidAccessKeyId",
             "The AWS Access Key Id you provided does not exist in our records.",
-            AWSAccessKeyId=claim.access_key_id,
+            AWSAccessKeyId=access_key_id,
         )
     return key
+
+
+async def identify(claim: Claim, keys: KeyStore, regions: Sequence[str]) -> KnownKey:
+    claim.check_time(regions)
+    return await known_key(keys, claim.access_key_id)
 
 
 def required_access(

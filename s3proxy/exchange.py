@@ -24,6 +24,7 @@ class Operation(StrEnum):
     LIST_BUCKETS = "list-buckets"
     DELETE_OBJECTS = "delete-objects"
     PUT = "put"
+    POST_OBJECT = "post-object"  # a browser upload: a form with a signed POST policy
     COPY = "copy"
     COMPLETE = "complete"
     DELETE = "delete"

@@ -149,6 +149,14 @@ async def read_limited(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
     return body
 
 
+async def send_continue(request: web.Request, headers: Mapping[str, str]) -> None:
+    """Answer ``Expect: 100-continue`` (the app sends none by itself): call it once the
+    request may send its body."""
+    if headers.get("expect", "").lower() == "100-continue" and request.version >= (1, 1):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0
+
+
 def close_if_body_unread(request: web.Request, response: web.StreamResponse) -> None:
     """An answer given before the client's body was read (the backend refused early, or
     Expect: 100-continue held it back) must close the connection, or the unread bytes

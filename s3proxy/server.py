@@ -52,9 +52,11 @@ from s3proxy.forward import (
     ping,
     relay_buffered,
     relay_streaming,
+    send_continue,
 )
 from s3proxy.limits import UploadSlots, idle_body_middleware
 from s3proxy.listing import visible_buckets_only
+from s3proxy.post_form import BrowserUploads, is_browser_post
 from s3proxy.sigv4 import STREAMING_MODES
 
 log = logging.getLogger(__name__ + ".access")
@@ -180,11 +182,16 @@ class S3Proxy:
         self.events = UploadEvents(settings, self.catalog, enqueue)
         self.uploads = UploadSlots(settings.uploads_per_key)
         self.regions = list(dict.fromkeys([settings.region, "us-east-1"]))
+        self.posts = BrowserUploads(
+            self.keys, self.backend, self.events, self.uploads, self.regions, settings.allow_sigv2
+        )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         x = request[EXCHANGE]
         x.headers = headers = lower_headers(request.headers)
         x.target = target = parse_target(request.raw_path, request.host, self.settings)
+        if is_browser_post(request.method, target, headers):  # signed by its form's policy
+            return await self.posts.handle(request, x)
         claim = read_claim(headers, target, self.settings.allow_sigv2)
         if claim is None:
             raise S3Error(
@@ -199,9 +206,7 @@ class S3Proxy:
         x.operation = operation(request.method, target, verified)
         authorize(key, request.method, target, verified.get("x-amz-copy-source"))
         self.uploads.take(request, key.record.access_key_id)
-        if headers.get("expect", "").lower() == "100-continue" and request.version >= (1, 1):
-            await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-            request.writer.output_size = 0
+        await send_continue(request, headers)
         length = request.content_length if request.body_exists else 0
         x.body = body = upload_body(
             request.content,

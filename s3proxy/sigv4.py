@@ -73,7 +73,7 @@ class Claim:
         return datetime.strptime(self.timestamp, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
 
 
-def _parse_credential(value: str, malformed: str) -> Credential:
+def parse_credential(value: str, malformed: str) -> Credential:
     parts = value.split("/")
     if len(parts) != 5 or parts[4] != "aws4_request" or not all(parts):
         raise S3Error(
@@ -120,7 +120,7 @@ def _header_claim(authorization: str, headers: Mapping[str, str]) -> Claim:
             "InvalidRequest", "Missing required header for this request: x-amz-content-sha256"
         )
     return Claim(
-        credential=_parse_credential(fields["Credential"], "AuthorizationHeaderMalformed"),
+        credential=parse_credential(fields["Credential"], "AuthorizationHeaderMalformed"),
         timestamp=_request_timestamp(headers),
         signed_headers=tuple(fields["SignedHeaders"].lower().split(";")),
         signature=fields["Signature"],
@@ -160,7 +160,7 @@ def _query_claim(params: Mapping[str, str], headers: Mapping[str, str]) -> Claim
             "X-Amz-Expires must be less than a week (in seconds) that is; 604800",
         )
     return Claim(
-        credential=_parse_credential(
+        credential=parse_credential(
             params["X-Amz-Credential"], "AuthorizationQueryParametersError"
         ),
         timestamp=params["X-Amz-Date"],

@@ -9,12 +9,21 @@ import sys
 from collections.abc import Sequence
 
 from nebula import __version__
-from nebula.cli import admin, assets, doctor, jobs, services, status
+from nebula.cli import admin, assets, doctor, jobs, services, status, upload_form
 from nebula.cli import compose as compose_commands
 from nebula.cli.base import CliError, add_common_options
 from nebulacore.config import ConfigError
 
-COMMAND_MODULES = (services, status, admin, assets, compose_commands, jobs, doctor)
+COMMAND_MODULES = (
+    services,
+    status,
+    admin,
+    assets,
+    upload_form,
+    compose_commands,
+    jobs,
+    doctor,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

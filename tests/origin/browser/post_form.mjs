@@ -1,0 +1,38 @@
+// Opens the page `nebula upload-form --html` printed in Debian's chromium, chooses a file in
+// its <input type=file>, submits, and reports as one JSON line the answer the browser got
+// (status and the page it shows). Usage: node post_form.mjs <page-url> <file-path>
+// (tests/s3proxy/test_post_policy.py)
+import { chromium } from "playwright-core";
+
+const [url, file] = process.argv.slice(2);
+const FLAGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--no-first-run",
+];
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: FLAGS,
+  headless: true,
+  timeout: 60000,
+});
+const report = { url, console: [] };
+try {
+  const page = await browser.newPage();
+  page.on("console", (message) => report.console.push(message.type() + ": " + message.text()));
+  await page.goto(url, { waitUntil: "load", timeout: 30000 });
+  await page.setInputFiles("input[type=file]", file);
+  const [answer] = await Promise.all([
+    page.waitForResponse((response) => response.request().method() === "POST", { timeout: 60000 }),
+    page.click("button[type=submit]"),
+  ]);
+  report.status = answer.status();
+  report.body = await answer.text();
+  report.ok = true;
+} catch (error) {
+  report.ok = false;
+  report.error = String(error);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(report));
