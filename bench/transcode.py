@@ -115,7 +115,6 @@ def part_one(source: Path, work: Path, rounds: int) -> tuple[list[Cost], list[Co
 
 def part_two(source: Path, work: Path, timeout: float) -> float:
     """Seconds from upload complete (through the s3proxy) to master readable via the origin."""
-    import boto3
 
     from catalog import Catalog
     from catalog.assets import find_asset
@@ -124,13 +123,7 @@ def part_two(source: Path, work: Path, timeout: float) -> float:
     up = start_nebula_up(work, {"NEBULA_LOG_LEVEL": "WARNING"})
     try:
         up.wait_for("Press Ctrl-C", timeout=180)
-        s3 = boto3.client(
-            "s3",
-            endpoint_url=up.value("S3 endpoint"),
-            aws_access_key_id=up.value("access key"),
-            aws_secret_access_key=up.value("secret key"),
-            region_name="us-east-1",
-        )
+        s3 = up.s3()
         origin = up.value("origin")
         for url in (up.value("S3 endpoint"), origin):
             wait_until(partial(answers_http, url + "/healthz"), url, 120, log=up.log)

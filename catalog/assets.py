@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from catalog import jobs
+from catalog import jobs, ladders
 from catalog.models import Asset, AssetStatus, Job, JobKind, Rendition
 
 
@@ -33,23 +33,37 @@ def record_upload(
 
 
 def record_delete(session: Session, bucket: str, key: str) -> Job | None:
-    """Mark the asset deleted and queue removal of its HLS output (None if unknown)."""
+    """Mark the asset deleted and queue removal of its HLS output (None if unknown).
+
+    The REMOVE job owns the versions published so far (and those still retained): it
+    deletes those and nothing else, so a ladder of a later upload of the key survives it.
+    """
     asset = find_asset(session, bucket, key)
     if asset is None or asset.status == AssetStatus.DELETED:
         return None
     jobs.supersede(session, asset, jobs.SOURCE_DELETED)
-    asset.status = AssetStatus.DELETED
-    return jobs.queue_new(session, asset, JobKind.REMOVE)
+    asset.status, asset.error = AssetStatus.DELETED, None
+    job = jobs.queue_new(session, asset, JobKind.REMOVE)
+    ladders.give_to_job(session, asset.id, ladders.current_versions(asset), job.id)
+    return job
 
 
 def record_ready(
     session: Session, asset_id: str, renditions: list[Rendition], duration: float | None
 ) -> None:
-    """A ladder was published: replace the asset's renditions with ``renditions``, mark it ready."""
-    session.execute(delete(Rendition).where(Rendition.asset_id == asset_id))
-    session.add_all(renditions)
+    """A ladder was published: replace the asset's renditions with ``renditions``, mark it ready.
+
+    The versions they replace are retired, not deleted: a player that loaded the previous
+    master finishes it (``transcoder.removal`` deletes them after the retention).
+    """
     asset = session.get(Asset, asset_id)
     if asset is not None:
+        replaced = ladders.current_versions(asset) - {ladders.version_of(r) for r in renditions}
+        ladders.retire(session, asset_id, replaced)
+    session.execute(delete(Rendition).where(Rendition.asset_id == asset_id))
+    session.add_all(renditions)
+    if asset is not None:
+        session.expire(asset, ["renditions"])
         asset.status, asset.error, asset.duration = AssetStatus.READY, None, duration
 
 

@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from catalog import Asset, AssetStatus, Catalog, Job, JobKind, JobStatus, OutboxEvent
+from catalog import Asset, AssetStatus, Catalog, Job, JobKind, JobStatus, OutboxEvent, ladders
 from catalog.models import OPEN_JOB, PENDING_ASSET, TOPIC_OF_KIND, utcnow
+from catalog.workers import holder_alive, host_id
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,20 @@ CANCELLED_BY_USER = "cancelled by user"
 
 
 def new_owner() -> str:
-    """A lease owner unique to one claim: host, pid, and a random tag."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """A lease owner unique to one claim: ``host:pid:tag`` (host as :func:`host_id` names it,
+    so a supervisor or a later worker on this host can tell when the holder died)."""
+    return f"{host_id()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _owner_prefix(host: str, pid: int | None = None) -> str:
+    return f"{host}:" if pid is None else f"{host}:{pid}:"
+
+
+def _owner_pid(owner: str) -> int | None:
+    try:
+        return int(owner.rsplit(":", 2)[1])
+    except (IndexError, ValueError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -219,28 +232,84 @@ def reap_expired(catalog: Catalog, max_attempts: int) -> list[int]:
             .with_for_update(skip_locked=True)
         ).all()
         for job in expired:
-            if job.attempts >= max_attempts:
-                reason = f"worker lost {job.attempts} times (lease expired); giving up"
-                _end_failed(session, job, reason)
-            else:
-                _back_to_queue(session, job, "lease expired (worker lost); re-queued")
+            _give_back(session, job, "lease expired: worker lost", max_attempts)
             reaped.append(job.id)
     if reaped:
         log.warning("reaped jobs with expired leases: %s", reaped)
     return reaped
 
 
-def _cancel(job: Job, reason: str) -> None:
+def _give_back(session: Session, job: Job, why: str, max_attempts: int) -> None:
+    """The job's worker is gone: re-queue it (the attempt stays spent: a source that kills
+    its worker must not loop forever), or fail it when out of attempts."""
+    if job.attempts >= max_attempts:
+        _end_failed(session, job, f"worker lost {job.attempts} times ({why}); giving up")
+    else:
+        _back_to_queue(session, job, f"{why}; re-queued")
+
+
+def release_owner(
+    catalog: Catalog, host: str, pid: int, reason: str, max_attempts: int
+) -> list[int]:
+    """Process ``pid`` of ``host`` died (its supervisor saw it): give its leases back now
+    rather than when they expire. The ids of the jobs re-queued (or failed)."""
+    return _release(catalog, host, max_attempts, reason, lambda job_pid, _job: job_pid == pid)
+
+
+def release_dead_on_host(catalog: Catalog, host: str, max_attempts: int) -> list[int]:
+    """A worker starting on ``host``: give back the leases of this host's dead processes
+    (a worker killed without a supervisor to notice, a container restarted)."""
+
+    def dead(job_pid: int, job: Job) -> bool:
+        return job_pid != os.getpid() and not holder_alive(job_pid, job.started_at)
+
+    return _release(catalog, host, max_attempts, "its worker died", dead)
+
+
+def _release(
+    catalog: Catalog,
+    host: str,
+    max_attempts: int,
+    reason: str,
+    gone: Callable[[int, Job], bool],
+) -> list[int]:
+    released: list[int] = []
+    with catalog.session() as session:
+        held = session.scalars(
+            select(Job)
+            .where(
+                Job.status == JobStatus.RUNNING,
+                Job.lease_owner.startswith(_owner_prefix(host), autoescape=True),
+            )
+            .with_for_update(skip_locked=True)
+        ).all()
+        for job in held:
+            job_pid = _owner_pid(job.lease_owner or "")
+            if job_pid is not None and gone(job_pid, job):
+                _give_back(session, job, reason, max_attempts)
+                released.append(job.id)
+    if released:
+        log.warning("released the leases of jobs %s: %s", released, reason)
+    return released
+
+
+def _cancel(session: Session, job: Job, reason: str) -> None:
     """The one way a job ends cancelled: finished now, lease cleared, ``reason`` kept.
 
     A worker running it finds its lease gone at its next heartbeat or before publishing
-    (``_held``), stops ffmpeg and publishes nothing.
+    (``_held``), stops ffmpeg and publishes nothing. The versions a cancelled REMOVE job
+    was to delete wait out the retention instead (the worker's sweep deletes them).
     """
     _end(job, JobStatus.CANCELLED, reason)
+    if job.kind == JobKind.REMOVE:
+        ladders.hand_to_sweep(session, job.id)
 
 
 def supersede(session: Session, asset: Asset, reason: str) -> list[int]:
-    """Cancel the asset's open transcode jobs (its source was replaced or deleted); their ids.
+    """Cancel the asset's open jobs (its source was replaced or deleted); their ids.
+
+    Transcodes of the old source, and a REMOVE job of an earlier deletion: the key was
+    uploaded again, and that job must not delete what the new upload publishes.
 
     The rows are locked first, so a worker closing one of them at this moment either
     finishes before (the job is no longer open) or loses its lease. Callers change the asset
@@ -249,12 +318,10 @@ def supersede(session: Session, asset: Asset, reason: str) -> list[int]:
     if asset.id is None:  # not in the catalog yet: no jobs
         return []
     open_jobs = session.scalars(
-        select(Job)
-        .where(Job.asset_id == asset.id, Job.kind == JobKind.TRANSCODE, Job.status.in_(OPEN_JOB))
-        .with_for_update()
+        select(Job).where(Job.asset_id == asset.id, Job.status.in_(OPEN_JOB)).with_for_update()
     ).all()
     for job in open_jobs:
-        _cancel(job, reason)
+        _cancel(session, job, reason)
     return [job.id for job in open_jobs]
 
 
@@ -268,17 +335,18 @@ def cancel(catalog: Catalog, job_id: int) -> bool:
         job = session.get(Job, job_id, with_for_update=True)
         if job is None or job.status not in OPEN_JOB:
             return False
-        _cancel(job, CANCELLED_BY_USER)
+        _cancel(session, job, CANCELLED_BY_USER)
         if job.kind == JobKind.TRANSCODE:
             _settle_cancelled_asset(session, job.asset_id)
     return True
 
 
 def _settle_cancelled_asset(session: Session, asset_id: str) -> None:
+    # Cancelled is not failed: nothing is wrong with the source.
     asset = session.get(Asset, asset_id)
     if asset is not None and asset.status in PENDING_ASSET:
-        asset.status = AssetStatus.READY if asset.renditions else AssetStatus.FAILED
-        asset.error = None if asset.renditions else "transcode cancelled"
+        asset.status = AssetStatus.READY if asset.renditions else AssetStatus.CANCELLED
+        asset.error = None if asset.renditions else CANCELLED_BY_USER
 
 
 def retry(catalog: Catalog, job_id: int) -> bool:

@@ -60,6 +60,8 @@ class AssetStatus(enum.StrEnum):
     PROCESSING = "processing"
     READY = "ready"
     FAILED = "failed"
+    # Its transcode was cancelled (``nebula jobs cancel``) before any ladder was published.
+    CANCELLED = "cancelled"
     DELETED = "deleted"
 
 
@@ -182,6 +184,27 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     asset: Mapped[Asset] = relationship(back_populates="jobs")
+
+
+class RetiredVersion(Base):
+    """A version prefix of an asset's ladder (``<asset_id>/v<job_id>/``) to delete.
+
+    A version replaced by a newer upload's ladder is kept ``hls_retain_seconds`` after
+    ``retired_at`` for players that loaded the old master (``job_id`` NULL: the worker's
+    sweep removes it); a deleted source's versions belong to its REMOVE job (``job_id``),
+    which removes exactly those, never a ladder published after it was queued.
+    """
+
+    __tablename__ = "retired_versions"
+    __table_args__ = (UniqueConstraint("asset_id", "version", name="uq_retired_versions_asset"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    asset_id: Mapped[str] = mapped_column(ForeignKey("assets.id", ondelete="CASCADE"), index=True)
+    version: Mapped[str] = mapped_column(String(32))
+    retired_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL"), index=True
+    )
 
 
 class AccessKey(Base):

@@ -2,9 +2,11 @@
 
 Children run in their own process groups so a signal to ``nebula up`` becomes an orderly
 stop (reverse start order, SIGTERM, then SIGKILL after a grace period) and nothing is
-left behind. A child that dies unexpectedly is reported and restarted with backoff.
-Children get SIGTERM from the kernel when the supervisor dies, even by SIGKILL, and one
-``nebula up`` holds a data directory at a time (:mod:`nebula.leftovers`).
+left behind. A child that dies unexpectedly is reported and restarted with backoff; when
+it is the worker, the jobs it held are given back and queued again at once (their leases
+would otherwise keep them "running" until they expire). Children get SIGTERM from the
+kernel when the supervisor dies, even by SIGKILL, and one ``nebula up`` holds a data
+directory at a time (:mod:`nebula.leftovers`).
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
-from catalog import Catalog
+from catalog import Catalog, jobs
 from catalog.keys import SecretBox, ensure_admin_key
+from catalog.workers import host_id
 from nebula import storage
 from nebula.leftovers import LeftoversRunning, Proc, RunDirectory, this_process
 from nebula.leftovers import stop as stop_leftovers
@@ -31,6 +34,7 @@ from nebulacore.config import Settings
 from nebulacore.lifeline import dies_with_this_process
 from nebulacore.private import PRIVATE_UMASK, private_dir
 from nebulacore.s3 import backend_client, ensure_buckets
+from nebulaqueue.relay import relay_pending
 
 log = logging.getLogger(__name__)
 
@@ -292,10 +296,30 @@ class Supervisor:
             child.next_start = now + delay
             log.error("%s exited with status %s; restarting in %.1fs", child.name, code, delay)
             self.out(f"{child.name} exited with status {code}; restarting in {delay:.1f}s")
+            if child.name == "worker":
+                self._release_leases(child.process.pid, code)
         elif now >= child.next_start:
             child.next_start = 0.0
             child.start(self.env)
             self._record_tree()
+
+    def _release_leases(self, pid: int, code: int | None) -> None:
+        """The worker ``pid`` died: its jobs back to the queue now, for the next worker."""
+        from transcoder.tasks import tasks_for  # the shell wires the queue; import on use
+
+        reason = f"worker pid {pid} exited with status {code}"
+        try:
+            with Catalog.opened(self.settings) as catalog:
+                released = jobs.release_owner(
+                    catalog, host_id(), pid, reason, self.settings.job_max_attempts
+                )
+                if released:
+                    relay_pending(catalog, tasks_for(self.settings).enqueue)
+        except Exception as exc:  # catalog down: the restarted worker or the lease expiry will
+            log.warning("could not release the leases of worker %d: %s", pid, exc)
+            return
+        if released:
+            self.out(f"re-queued jobs {released} of the dead worker")
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if not self.stopping:

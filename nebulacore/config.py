@@ -109,6 +109,9 @@ class Settings(BaseModel):
     hls_segment_type: Literal["fmp4", "ts"] = "fmp4"
     job_max_attempts: int = Field(3, ge=1)
     job_lease_seconds: int = Field(60, ge=10)
+    # A ladder replaced by a newer upload's stays this long after the switch (players that
+    # loaded the old master finish it); the reconcile's sweep then deletes it.
+    hls_retain_seconds: int = Field(3600, ge=0)
     work_dir: Path | None = None
 
     # Origin.

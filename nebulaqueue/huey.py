@@ -12,11 +12,21 @@ from nebulacore.config import Settings
 
 QUEUE_NAME = "nebula"
 
+# An idle consumer polls SqliteHuey at most this far apart (Huey's default backs off to
+# 10 s), so a new upload's job starts within a second. RedisHuey does not poll: it blocks
+# on the list (BRPOP) and wakes as the task arrives. ``huey_consumer`` takes it as ``-m``.
+CONSUMER_MAX_DELAY = 0.5
+
+
+def consumer_options() -> dict[str, float]:
+    """Polling options of every consumer of our queue (``Huey.create_consumer`` kwargs)."""
+    return {"initial_delay": 0.1, "backoff": 1.15, "max_delay": CONSUMER_MAX_DELAY}
+
 
 def make_huey(settings: Settings, name: str = QUEUE_NAME) -> Huey:
     url = settings.queue_url
     if url and url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisHuey(name, url=url, utc=True)
+        return RedisHuey(name, url=url, utc=True, blocking=True)
     path = url[len("sqlite:///") :] if url else str(settings.queue_path)
     settings.data_path.mkdir(parents=True, exist_ok=True)
     return SqliteHuey(name, filename=path, utc=True, timeout=30)

@@ -16,12 +16,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
+
 from catalog import Catalog
 from catalog.keys import KeyPair, SecretBox, create_key
 from nebula import storage
 from nebula.storage import free_internal_port
 from nebulacore.config import Settings, load_settings
-from nebulacore.s3 import backend_client, ensure_buckets
+from nebulacore.s3 import S3Client, backend_client, ensure_buckets
 from tests.harness import Spawned, nebula_argv, spawn, stop, wait_listening
 from tests.services import environ_without
 
@@ -275,6 +277,17 @@ class NebulaUp(Running):
             if time.monotonic() > deadline:
                 raise AssertionError(f"{needle!r} not seen in {timeout}s:\n{self.text}")
             time.sleep(0.2)
+
+    def s3(self) -> S3Client:
+        """An S3 client on the printed endpoint with the printed admin key."""
+        client: S3Client = boto3.client(
+            "s3",
+            endpoint_url=self.value("S3 endpoint"),
+            aws_access_key_id=self.value("access key"),
+            aws_secret_access_key=self.value("secret key"),
+            region_name="us-east-1",
+        )
+        return client
 
     def interrupt(self, timeout: float = 15) -> int:
         """Ctrl-C: SIGINT to ``nebula up`` alone, which must stop its children itself."""

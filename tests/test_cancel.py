@@ -92,7 +92,7 @@ def test_a_deletion_cancels_the_running_job_saying_the_source_was_deleted(
     assert (removal.kind, removal.status) == (JobKind.REMOVE, JobStatus.QUEUED)
 
 
-def test_supersede_touches_only_the_open_transcode_jobs_of_that_asset(catalog: Catalog) -> None:
+def test_supersede_touches_only_the_open_jobs_of_that_asset(catalog: Catalog) -> None:
     asset_id, done = upload(catalog)
     claim = running(catalog, done)
     with catalog.session() as session:
@@ -116,12 +116,14 @@ def test_supersede_touches_only_the_open_transcode_jobs_of_that_asset(catalog: C
     with catalog.session() as session:
         asset = session.get(Asset, asset_id)
         assert asset is not None
-        # Nothing open is left but the removal, which is no transcode: nothing to supersede.
-        assert jobs.supersede(session, asset, jobs.SUPERSEDED_BY_UPLOAD) == []
-    assert job_row(catalog, remove_id).status == JobStatus.QUEUED
+        # The removal is the one open job left: a new upload of the key cancels it too,
+        # or it would delete what that upload publishes.
+        assert job_row(catalog, remove_id).status == JobStatus.QUEUED
+        assert jobs.supersede(session, asset, jobs.SUPERSEDED_BY_UPLOAD) == [remove_id]
+    assert_cancelled(catalog, remove_id, "superseded by a newer upload")
 
 
-def test_a_user_cancel_ends_the_job_and_fails_an_asset_with_nothing_published(
+def test_a_user_cancel_ends_the_job_and_cancels_an_asset_with_nothing_published(
     catalog: Catalog,
 ) -> None:
     asset_id, job_id = upload(catalog)
@@ -130,7 +132,8 @@ def test_a_user_cancel_ends_the_job_and_fails_an_asset_with_nothing_published(
     assert_cancelled(catalog, job_id, "cancelled by user")
     assert not jobs.renew(catalog, claim, LEASE)
     asset = asset_row(catalog, asset_id)
-    assert (asset.status, asset.error) == (AssetStatus.FAILED, "transcode cancelled")
+    # Cancelled, not failed: nothing is wrong with the source.
+    assert (asset.status, asset.error) == (AssetStatus.CANCELLED, "cancelled by user")
     assert not jobs.cancel(catalog, job_id)  # not open any more
     assert not jobs.cancel(catalog, job_id + 1000)  # no such job
 

@@ -14,11 +14,15 @@ from pathlib import Path
 
 import boto3
 import pytest
+from sqlalchemy import select
 
+from catalog import Catalog, Job, JobStatus
+from catalog.models import utcnow
 from nebula.embedded import AdminKey, announcement
 from nebulacore.config import load_settings
 from tests.services import alive, assert_nothing_for_others, descendants
 from tests.stacks import NebulaUp, start_nebula_up
+from transcoder.samples import make_source
 
 
 def nebula(up: NebulaUp, *args: str) -> subprocess.CompletedProcess[str]:
@@ -159,6 +163,73 @@ def test_dead_child_is_reported_and_restarted(tmp_path: Path) -> None:
         children = descendants(up.process.pid)
         up.interrupt()
         assert_all_gone(children)
+
+
+@pytest.mark.slow
+def test_a_killed_worker_job_is_requeued_at_once_and_run_by_the_restarted_worker(
+    tmp_path: Path,
+) -> None:
+    """The supervisor sees its worker die and gives the job back: with a 10-minute lease
+    and no reconcile in sight, only that release explains the second attempt."""
+    up = start_nebula_up(
+        tmp_path,
+        {
+            "NEBULA_JOB_LEASE_SECONDS": "600",
+            "NEBULA_RECONCILE_SECONDS": "3600",
+            "NEBULA_LADDER": "360:500,240:300,144:150",
+            "NEBULA_HWACCEL": "none",
+        },
+    )
+    catalog = Catalog(f"sqlite:///{tmp_path / 'data' / 'catalog.db'}")
+    try:
+        up.wait_for("Press Ctrl-C to stop.")
+        s3 = up.s3()
+        source = make_source(tmp_path / "slow.mp4", seconds=40, size="640x360")
+        s3.upload_file(str(source), "media", "slow.mp4")
+        worker = wait_until_transcoding(up, catalog)
+        first = only_job(catalog)
+        os.kill(worker, signal.SIGKILL)  # its ffmpeg dies with it (PR_SET_PDEATHSIG)
+
+        up.wait_for(f"re-queued jobs [{first.id}] of the dead worker", timeout=30)
+        deadline = time.monotonic() + 120
+        while (row := only_job(catalog)).attempts < 2 or row.status != JobStatus.RUNNING:
+            assert time.monotonic() < deadline, up.text
+            time.sleep(0.3)
+        assert row.lease_owner is not None and f":{worker}:" not in row.lease_owner
+        assert first.lease_expires_at is not None and first.lease_expires_at > utcnow()
+    finally:
+        catalog.dispose()
+        children = descendants(up.process.pid)
+        up.interrupt()
+        assert_all_gone(children)
+
+
+def only_job(catalog: Catalog) -> Job:
+    with catalog.session() as session:
+        return session.scalars(select(Job)).one()
+
+
+def wait_until_transcoding(up: NebulaUp, catalog: Catalog, timeout: float = 120) -> int:
+    """The pid of the worker once its job is running and its ffmpeg started."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for pid in descendants(up.process.pid):
+            if b"worker" not in _cmdline(pid):
+                continue
+            ffmpegs = [p for p in descendants(pid) if b"-progress" in _cmdline(p)]
+            with catalog.session() as session:
+                running = session.scalars(select(Job).where(Job.status == JobStatus.RUNNING))
+                if ffmpegs and running.first() is not None:
+                    return pid
+        assert time.monotonic() < deadline, up.text
+        time.sleep(0.3)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def test_up_fails_clearly_on_bad_config(tmp_path: Path) -> None:

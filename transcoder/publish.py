@@ -4,9 +4,10 @@ The key layout, names and content types are :mod:`nebulacore.hls` (the origin se
 exactly those keys).
 
 Order: every object under ``v<job_id>/`` first (segments, then init segments and media
-playlists), then poster and thumbnails track, then ``master.m3u8``; only then are the
-previous versions' prefixes deleted. A reader therefore always finds either the old
-complete ladder or the new complete one.
+playlists), then poster and thumbnails track, then ``master.m3u8``. A reader therefore
+always finds either the old complete ladder or the new complete one; the previous
+versions stay for players that loaded the old master (:mod:`transcoder.removal` deletes
+them after ``NEBULA_HLS_RETAIN_SECONDS``).
 
 To produce a real ladder without a queue (origin tests, benchmarks), call
 :func:`transcoder.pipeline.transcode_asset` ``(settings, catalog, asset_id)`` on an asset
@@ -77,7 +78,7 @@ def _put_text(client: S3Client, bucket: str, key: str, text: str) -> None:
 def publish(
     client: S3Client, bucket: str, ladder: Ladder, confirm: Callable[[], None] = lambda: None
 ) -> None:
-    """Upload the version, then poster and thumbnails track, then the master; then prune.
+    """Upload the version, then poster and thumbnails track, then the master.
 
     ``confirm`` runs once the version is up, before anything the current master's viewers
     see is touched, and may raise to abandon the version.
@@ -91,7 +92,6 @@ def publish(
         raise
     _put_asset_images(client, bucket, ladder)
     _put_text(client, bucket, ladder.key(hls.MASTER), ladder.master)
-    prune_versions(client, bucket, ladder.asset_id, keep=ladder.version)
 
 
 def _upload_version(client: S3Client, bucket: str, ladder: Ladder) -> None:
@@ -118,20 +118,3 @@ def _put_asset_images(client: S3Client, bucket: str, ladder: Ladder) -> None:
         _put_text(client, bucket, ladder.key(hls.THUMBNAILS), ladder.thumbnails_vtt)
     else:
         delete_keys(client, bucket, [ladder.key(hls.THUMBNAILS), ladder.key(hls.POSTER)])
-
-
-def prune_versions(client: S3Client, bucket: str, asset_id: str, keep: str) -> None:
-    """Delete every ``<asset_id>/v*/`` except ``keep`` (after the new master is in place)."""
-    versions = list_keys(client, bucket, hls.versions_prefix(asset_id))
-    stale = [key for key in versions if key.split("/")[1] != keep]
-    delete_keys(client, bucket, stale)
-    if stale:
-        log.info("pruned %d objects of older versions of %s", len(stale), asset_id)
-
-
-def unpublish(client: S3Client, bucket: str, asset_id: str) -> int:
-    """Remove an asset's ladder: master first, so no player starts on a vanishing ladder."""
-    delete_keys(client, bucket, [hls.asset_key(asset_id, hls.MASTER)])
-    keys = list_keys(client, bucket, f"{asset_id}/")
-    delete_keys(client, bucket, keys)
-    return len(keys) + 1

@@ -1,5 +1,5 @@
-"""The periodic reconcile: relay the outbox, reap expired leases, and compare each ingest
-bucket with the catalog.
+"""The periodic reconcile: relay the outbox, reap expired leases, compare each ingest
+bucket with the catalog, and delete retired ladder versions whose retention is over.
 
 A video that reached a bucket without the proxy (written straight to the backend, or
 whose event was lost) gets its asset and job recorded here; an asset whose source
@@ -23,6 +23,7 @@ from catalog.models import utcnow
 from nebulacore.config import Settings
 from nebulacore.s3 import S3Client, backend_client, iter_objects
 from nebulaqueue.relay import Enqueue, relay_pending
+from transcoder.removal import sweep
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.type_defs import ObjectTypeDef
@@ -36,6 +37,7 @@ class Report:
     reaped: list[int] = field(default_factory=list)
     recorded: list[str] = field(default_factory=list)  # bucket/key
     removed: list[str] = field(default_factory=list)
+    swept: list[str] = field(default_factory=list)  # asset/version
     relayed: int = 0
 
 
@@ -58,7 +60,11 @@ def run_once(
         report.recorded += recorded
         report.removed += removed
     report.relayed = relay_pending(catalog, enqueue)
-    if report.reaped or report.recorded or report.removed:
+    try:
+        report.swept = sweep(settings, catalog, client)
+    except Exception as exc:  # storage down: the versions wait for the next period
+        log.warning("sweep of retired ladder versions failed: %s", exc)
+    if report.reaped or report.recorded or report.removed or report.swept:
         log.info("reconcile: %s", report)
     return report
 

@@ -15,7 +15,7 @@ import threading
 
 from sqlalchemy.orm import Session
 
-from catalog import Asset, Catalog, JobKind, jobs, workers
+from catalog import Asset, Catalog, JobKind, jobs, ladders, workers
 from catalog.jobs import Claim
 from nebulacore import hls
 from nebulacore.config import Settings
@@ -24,7 +24,7 @@ from nebulaqueue.relay import Enqueue, relay_pending
 from transcoder.errors import Interrupted, LeaseLost, MediaError, transient_reason
 from transcoder.pipeline import Built, check_source, produce_and_publish, record_ready
 from transcoder.progress import Progress
-from transcoder.publish import unpublish
+from transcoder.removal import remove_deleted, stored_versions
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,14 @@ log = logging.getLogger(__name__)
 STOPPING = threading.Event()
 # Leases held by this process, by job id: the SIGTERM handler re-queues them.
 ACTIVE: dict[int, Lease] = {}
+# The catalog sees a running job's progress at least this often.
+PROGRESS_SECONDS = 2.0
+
+
+def heartbeat_seconds(lease_seconds: int) -> float:
+    """How often a lease is renewed (and progress written): every 2 s, and at least four
+    times per lease, so one late renewal never loses it."""
+    return min(PROGRESS_SECONDS, lease_seconds / 4)
 
 
 class Lease:
@@ -67,7 +75,7 @@ class Lease:
             raise LeaseLost(f"job {self.claim.job_id} is no longer ours")
 
     def confirm(self) -> None:
-        # The heartbeat notices a cancel only every lease/4 seconds; a fast transcode can
+        # The heartbeat notices a cancel only every couple of seconds; a fast transcode can
         # reach the master switch inside that window, so ask the catalog itself.
         self.check()
         if not jobs.still_held(self.catalog, self.claim):
@@ -89,7 +97,7 @@ class Lease:
                 self._process.kill()
 
     def _heartbeat(self) -> None:
-        interval = max(1.0, self.lease_seconds / 4)
+        interval = heartbeat_seconds(self.lease_seconds)
         while not self.done.wait(interval):
             try:
                 progress, fps, speed = self._latest or (None, None, None)
@@ -118,7 +126,7 @@ def run_job(settings: Settings, catalog: Catalog, job_id: int) -> str:
     with Lease(catalog, claim, settings.job_lease_seconds) as lease:
         try:
             if claim.kind == JobKind.REMOVE:
-                _remove(settings, catalog, claim)
+                remove_deleted(settings, catalog, claim, lease.confirm)
             else:
                 _transcode(settings, catalog, claim, lease)
             workers.count_job(catalog, done=True)
@@ -139,22 +147,20 @@ def run_job(settings: Settings, catalog: Catalog, job_id: int) -> str:
 
 
 def _transcode(settings: Settings, catalog: Catalog, claim: Claim, lease: Lease) -> None:
+    version = hls.version_name(claim.job_id)
+
     def commit(session: Session, built: Built) -> None:
         closed = jobs.close_held(session, claim, jobs.JobStatus.DONE, None)
         if closed is None:
             raise LeaseLost("lease lost before the catalog commit")
+        # Every other version in storage is retired: the one the new master replaced (also
+        # retired by record_ready) and any a killed or cancelled job left behind.
+        client = backend_client(settings)
+        others = stored_versions(client, settings.hls_bucket, claim.asset_id) - {version}
+        ladders.retire(session, claim.asset_id, others)
         record_ready(session, claim.asset_id, built)
 
-    version = hls.version_name(claim.job_id)
     produce_and_publish(settings, catalog, claim.asset_id, version, lease, commit)
-
-
-def _remove(settings: Settings, catalog: Catalog, claim: Claim) -> None:
-    count = unpublish(backend_client(settings), settings.hls_bucket, claim.asset_id)
-    with catalog.session() as session:
-        if jobs.close_held(session, claim, jobs.JobStatus.DONE, None) is None:
-            raise LeaseLost("lease lost")
-    log.info("removed %d HLS objects of asset %s", count, claim.asset_id)
 
 
 def _media_failure(settings: Settings, catalog: Catalog, claim: Claim, reason: str) -> str:

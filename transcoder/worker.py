@@ -1,16 +1,23 @@
-"""``nebula worker``: a Huey consumer, a heartbeat row in the catalog, and the reconcile timer."""
+"""``nebula worker``: a Huey consumer, a heartbeat row in the catalog, and the reconcile timer.
+
+At start it gives back the leases of this host's dead workers (killed without a supervisor
+that noticed) and relays them, so their jobs run again now, not when the lease expires.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 
-from catalog import Catalog, workers
+from huey.consumer import Consumer
+
+from catalog import Catalog, jobs, workers
 from nebulacore.config import Settings
-from nebulaqueue.relay import Enqueue
+from nebulaqueue.huey import consumer_options
+from nebulaqueue.relay import Enqueue, relay_pending
 from transcoder import hwaccel
 from transcoder.reconcile import run_once
-from transcoder.tasks import tasks_for
+from transcoder.tasks import Tasks, tasks_for
 
 log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10.0
@@ -37,9 +44,32 @@ def reconcile_loop(
             log.warning("reconcile failed: %s", exc)
 
 
+def make_consumer(tasks: Tasks) -> Consumer:
+    """One thread consuming the queue, polling it at most ``CONSUMER_MAX_DELAY`` apart.
+
+    Periodic tasks off: the reconcile timer of :func:`run` runs at the exact period.
+    """
+    return tasks.huey.create_consumer(
+        workers=1, worker_type="thread", periodic=False, **consumer_options()
+    )
+
+
+def take_over_dead_leases(settings: Settings, catalog: Catalog, enqueue: Enqueue) -> list[int]:
+    """Re-queue the jobs this host's dead workers held, and put them on the queue now."""
+    try:
+        released = jobs.release_dead_on_host(catalog, workers.host_id(), settings.job_max_attempts)
+        if released:
+            relay_pending(catalog, enqueue)
+    except Exception as exc:  # the catalog or queue is down: the lease expiry is the fallback
+        log.warning("could not release the leases of dead workers: %s", exc)
+        return []
+    return released
+
+
 def run(settings: Settings) -> None:
     tasks = tasks_for(settings)
     catalog = Catalog.from_settings(settings)
+    take_over_dead_leases(settings, catalog, tasks.enqueue)
     settings.transcode_dir.mkdir(parents=True, exist_ok=True)
     choice = hwaccel.resolve(settings)  # once, at start: a GPU does not come and go
     stop = threading.Event()
@@ -53,8 +83,7 @@ def run(settings: Settings) -> None:
     for thread in threads:
         thread.start()
     try:
-        # Periodic tasks off: the reconcile timer above runs at the exact period.
-        tasks.huey.create_consumer(workers=1, worker_type="thread", periodic=False).run()
+        make_consumer(tasks).run()
     finally:
         stop.set()
         workers.remove(catalog, wid)

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
 from catalog import Asset, AssetStatus, Catalog, Job, JobStatus, OutboxEvent, jobs
 from catalog.assets import record_upload
+from catalog.workers import host_id
 from tests.rows import existing
 
 LEASE = 60
@@ -139,3 +144,58 @@ def test_retry_a_failed_job(catalog: Catalog) -> None:
     assert (row.status, row.attempts, row.error) == (JobStatus.QUEUED, 0, None)
     assert jobs.claim(catalog, job_id, "w2", LEASE, 1) is not None
     assert not jobs.retry(catalog, job_id)  # running: nothing to retry
+
+
+# ----- a dead worker's leases given back at once -------------------------------------
+
+
+def no_such_pid() -> int:
+    """A pid no process can have: above the kernel's limit."""
+    return int(Path("/proc/sys/kernel/pid_max").read_text()) + 1
+
+
+def claimed_by(catalog: Catalog, key: str, host: str, pid: int) -> int:
+    job_id = new_job(catalog, key)
+    assert jobs.claim(catalog, job_id, f"{host}:{pid}:tag{job_id}", 600, 3) is not None
+    return job_id
+
+
+def test_a_worker_starting_releases_the_leases_of_dead_pids_of_its_host(catalog: Catalog) -> None:
+    host = host_id()
+    dead = claimed_by(catalog, "dead.mp4", host, no_such_pid())
+    living = claimed_by(catalog, "living.mp4", host, os.getppid())  # started before the claim
+    elsewhere = claimed_by(catalog, "elsewhere.mp4", "other-host/4026531836", no_such_pid())
+    assert jobs.release_dead_on_host(catalog, host, max_attempts=3) == [dead]
+    row = job_row(catalog, dead)
+    # Back on the queue at once (a new outbox event), the attempt it used still counted.
+    assert (row.status, row.lease_owner, row.attempts) == (JobStatus.QUEUED, None, 1)
+    assert "its worker died" in (row.error or "")
+    assert unsent(catalog, dead) == 2
+    for untouched in (living, elsewhere):  # a live holder; a pid of another pid namespace
+        assert job_row(catalog, untouched).status == JobStatus.RUNNING
+    assert jobs.release_dead_on_host(catalog, host, max_attempts=3) == []
+
+
+def test_a_reused_pid_does_not_keep_a_dead_workers_lease(catalog: Catalog) -> None:
+    """A restarted container's processes get the old pids again: a process that started
+    after the claim is not its holder."""
+    job_id = claimed_by(catalog, "a.mp4", host_id(), os.getppid())
+    with catalog.session() as session:
+        existing(session, Job, job_id).started_at = datetime(2000, 1, 1, tzinfo=UTC)
+    assert jobs.release_dead_on_host(catalog, host_id(), max_attempts=3) == [job_id]
+
+
+def test_release_owner_gives_back_only_that_pids_jobs_and_fails_when_out_of_attempts(
+    catalog: Catalog,
+) -> None:
+    host = host_id()
+    first = claimed_by(catalog, "a.mp4", host, 4242)
+    other = claimed_by(catalog, "b.mp4", host, 42420)  # 4242 is a prefix of it: no match
+    released = jobs.release_owner(catalog, host, 4242, "worker pid 4242 exited", 3)
+    assert released == [first]
+    assert job_row(catalog, first).status == JobStatus.QUEUED
+    assert job_row(catalog, other).status == JobStatus.RUNNING
+    # The last attempt: the job fails rather than looping on a source that kills workers.
+    assert jobs.release_owner(catalog, host, 42420, "worker pid 42420 exited", 1) == [other]
+    row = job_row(catalog, other)
+    assert row.status == JobStatus.FAILED and "giving up" in (row.error or "")

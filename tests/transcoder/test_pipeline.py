@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 from catalog import Asset, AssetStatus, Job, JobStatus
-from nebulacore.s3 import backend_client
 from tests.rows import existing
 from tests.transcoder.conftest import Env, ffprobe
 from transcoder.pipeline import transcode_asset
@@ -99,24 +98,6 @@ def test_software_ladder_end_to_end(make_env, tmp_path: Path) -> None:
     assert (ladder / f"v{job_id}" / "sprite.jpg").stat().st_size > 0
     # The ladder plays as a whole: every variant and the audio group decode.
     assert ffprobe(ladder / "master.m3u8", "-show_programs")["programs"]
-
-
-def test_retranscode_replaces_the_old_version(make_env, tmp_path: Path) -> None:
-    env: Env = make_env(ladder="144:150")
-    asset_id, first_job = env.upload(make_source(tmp_path / "a.mp4", seconds=2))
-    assert run_job(env.settings, env.catalog, first_job) == "done"
-    _, second_job = env.upload(make_source(tmp_path / "a.mp4", seconds=3))  # same key again
-    assert run_job(env.settings, env.catalog, second_job) == "done"
-    keys = env.hls_keys(asset_id)
-    assert not any(f"/v{first_job}/" in key for key in keys)
-    assert any(f"/v{second_job}/" in key for key in keys)
-    master = (
-        backend_client(env.settings)
-        .get_object(Bucket=env.settings.hls_bucket, Key=f"{asset_id}/master.m3u8")["Body"]
-        .read()
-        .decode()
-    )
-    assert f"v{second_job}/" in master and f"v{first_job}/" not in master
 
 
 def test_ts_segments(make_env, tmp_path: Path) -> None:

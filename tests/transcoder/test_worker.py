@@ -151,10 +151,13 @@ def test_worker_honours_data_dir(make_env, workers, tmp_path: Path) -> None:
     assert not (elsewhere / "data").exists()
 
 
-def test_killed_worker_lease_expires_and_the_job_is_done_by_another(
+def test_a_worker_starting_takes_over_a_killed_workers_job_at_once(
     make_env, redis_url: str, workers, tasks_module, tmp_path: Path
 ) -> None:
-    env: Env = make_env(queue_url=redis_url, job_lease_seconds=10, reconcile_seconds=5)
+    """SIGKILL leaves the job "running" under a 10-minute lease and no supervisor to see it;
+    the next worker on the host sees its holder is dead and runs it. Only that release
+    explains the retry: the lease is far from expiring and the reconcile never runs."""
+    env: Env = make_env(queue_url=redis_url, job_lease_seconds=600, reconcile_seconds=3600)
     pool = workers(env)
     asset_id, job_id, first, ffmpegs = start_slow_job(env, pool, tmp_path)
     os.killpg(first.pid, signal.SIGKILL)  # the worker and its ffmpeg, without warning
@@ -162,12 +165,32 @@ def test_killed_worker_lease_expires_and_the_job_is_done_by_another(
     assert job(env, job_id).status == JobStatus.RUNNING  # nobody told the catalog
     wait_for(lambda: not any(alive(p) for p in ffmpegs), "ffmpeg to die", 10, pool.logs)
 
-    pool.start()  # its reconcile reaps the expired lease and the job is enqueued again
+    second = pool.start()
+    wait_for(lambda: job(env, job_id).attempts == 2, "the job's second attempt", 60, pool.logs)
+    assert f":{second.pid}:" in (job(env, job_id).lease_owner or "")
+    assert "released the leases of jobs" in pool.logs()
+    assert "reaped jobs with expired leases" not in pool.logs()
     wait_for(lambda: job(env, job_id).status == JobStatus.DONE, "the job", 180, pool.logs)
-    row = job(env, job_id)
-    assert row.attempts == 2
-    assert "reaped jobs with expired leases" in pool.logs()
     assert f"{asset_id}/master.m3u8" in env.hls_keys(asset_id)
+
+
+def test_progress_reaches_the_catalog_every_few_seconds(
+    make_env, workers, tasks_module, tmp_path: Path
+) -> None:
+    """A transcode of several seconds shows the catalog several progress values (the lease,
+    10 minutes here, would otherwise renew, and write progress, every 2.5 minutes)."""
+    env: Env = make_env(job_lease_seconds=600)
+    pool = workers(env)
+    _, job_id, _worker, _ = start_slow_job(env, pool, tmp_path)
+    observed: list[float] = []
+    deadline = time.monotonic() + 300
+    while (row := job(env, job_id)).status == JobStatus.RUNNING and time.monotonic() < deadline:
+        observed.append(row.progress)
+        time.sleep(0.2)
+    assert row.status == JobStatus.DONE, pool.logs()[-4000:]
+    during = {p for p in observed if 0 < p < 100}
+    assert len(during) >= 3, f"progress values seen while running: {sorted(set(observed))}"
+    assert observed == sorted(observed)  # and it only goes forward
 
 
 def test_sigterm_requeues_the_job_and_huey_consumer_finishes_it(
@@ -190,19 +213,35 @@ def test_sigterm_requeues_the_job_and_huey_consumer_finishes_it(
     assert f"{asset_id}/master.m3u8" in env.hls_keys(asset_id)
 
 
+@pytest.mark.parametrize(
+    ("how", "reason", "asset_status"),
+    [
+        # Cancelled, not failed: nothing is wrong with the source.
+        ("user", "cancelled by user", AssetStatus.CANCELLED),
+        ("delete", "the source was deleted", AssetStatus.DELETED),
+    ],
+)
 def test_cancelled_while_running_publishes_nothing(
-    make_env, workers, tasks_module, tmp_path: Path
+    make_env, workers, tasks_module, tmp_path: Path, how: str, reason: str, asset_status
 ) -> None:
     from catalog import jobs
+    from catalog.assets import record_delete
 
-    env: Env = make_env(job_lease_seconds=10)
+    env: Env = make_env(job_lease_seconds=600)  # the 2 s heartbeat notices, not the lease
     pool = workers(env)
     asset_id, job_id, _worker, ffmpegs = start_slow_job(env, pool, tmp_path)
     assert current_jobs(env) == [job_id]  # what `nebula status` and /metrics show as busy
-    assert jobs.cancel(env.catalog, job_id)
+    if how == "user":
+        assert jobs.cancel(env.catalog, job_id)
+    else:
+        with env.catalog.session() as session:
+            assert record_delete(session, env.settings.ingest_buckets[0], "a.mp4") is not None
     wait_for(lambda: not any(alive(p) for p in ffmpegs), "ffmpeg to be stopped", 30, pool.logs)
     assert "lease lost" in pool.logs()
-    assert job(env, job_id).status == JobStatus.CANCELLED
+    row = job(env, job_id)
+    assert (row.status, row.error) == (JobStatus.CANCELLED, reason)
+    with env.catalog.session() as session:
+        assert existing(session, Asset, asset_id).status == asset_status
     assert env.hls_keys(asset_id) == []
     wait_for(lambda: current_jobs(env) == [None], "the worker to be idle", 10, pool.logs)
 
