@@ -2,8 +2,8 @@
 
 Middlewares run in this order: the network allow-list (refusing with S3 XML), the
 metrics of :func:`nebulacore.ops.install_ops`, the access log (request id, one structured
-line per request, S3 errors rendered as XML), the per-key upload slots and the idle
-timer on request bodies (:mod:`s3proxy.limits`).
+line per request, S3 errors rendered as XML), CORS (preflights answered, :mod:`s3proxy.cors`),
+the per-key upload slots and the idle timer on request bodies (:mod:`s3proxy.limits`).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from nebulaqueue.relay import Enqueue
 from s3proxy.addressing import Target, parse_target
 from s3proxy.auth import KeyStore, authorize, identify
 from s3proxy.body import upload_body
+from s3proxy.cors import BucketCors, add_cors_headers, cors_middleware
 from s3proxy.errors import S3Error, error_xml, new_request_id
 from s3proxy.events import UploadEvents, deleted_keys, etag_from_xml
 from s3proxy.exchange import EXCHANGE, Exchange, Operation, operation
@@ -53,7 +54,7 @@ from s3proxy.forward import (
     relay_streaming,
 )
 from s3proxy.limits import UploadSlots, idle_body_middleware
-from s3proxy.listing import visible_buckets_only
+from s3proxy.owners import OWNED, BucketOwners
 from s3proxy.sigv4 import STREAMING_MODES, parse_claim, verified_headers, verify
 
 log = logging.getLogger(__name__ + ".access")
@@ -178,6 +179,8 @@ class S3Proxy:
         self.backend = Backend(settings, BackendPolicy.proxy(settings))
         self.events = UploadEvents(settings, self.catalog, enqueue)
         self.uploads = UploadSlots(settings.uploads_per_key)
+        self.cors = BucketCors(self.backend)
+        self.owners = BucketOwners(self.catalog, self.backend)
         self.regions = list(dict.fromkeys([settings.region, "us-east-1"]))
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -200,6 +203,8 @@ class S3Proxy:
         x.operation = operation(request.method, target, verified)
         authorize(key, request.method, target, verified.get("x-amz-copy-source"))
         self.uploads.take(request, key.record.access_key_id)
+        if x.operation is Operation.CREATE_BUCKET:
+            await self.owners.before_create(x)
         if headers.get("expect", "").lower() == "100-continue" and request.version >= (1, 1):
             await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
             request.writer.output_size = 0
@@ -230,10 +235,10 @@ class S3Proxy:
     ) -> web.StreamResponse:
         target, op = x.target, x.operation
         ok = 200 <= upstream.status < 300
-        if ok and op is Operation.LIST_BUCKETS and not x.key.record.is_admin:
+        if op in OWNED:
             response, data = await relay_buffered(upstream, request.method, x.request_id)
-            response.body = visible_buckets_only(data, x.key.record)
-            return response
+            close_if_body_unread(request, response)
+            return await self.owners.answer(x, response, data)
         watched = ok and self.events.watches(target.bucket)
         if upstream.status >= 300 or op in BUFFERED:
             response, data = await relay_buffered(upstream, request.method, x.request_id)
@@ -293,6 +298,7 @@ class S3Proxy:
         await self.events.drain()
         await self.backend.close()
         self.keys.close()
+        self.owners.close()
         self.events.close()
         self.catalog.dispose()
 
@@ -305,6 +311,7 @@ def create_app(settings: Settings, enqueue: Enqueue | None = None) -> web.Applic
         middlewares=[
             allowlist_middleware(settings, refuse_outsider),
             access_log_middleware(),
+            cors_middleware(settings, proxy.cors),
             proxy.uploads.middleware(),
             idle_body_middleware(settings.body_timeout_seconds),
         ],
@@ -318,6 +325,7 @@ def create_app(settings: Settings, enqueue: Enqueue | None = None) -> web.Applic
     gauges = [blocking_gauges(partial(read_gauges, proxy.catalog)), queue_gauges(settings)]
     install_ops(app, "s3proxy", checks, gauges=gauges)
     app.router.add_route("*", "/{path:.*}", proxy.handle, expect_handler=no_early_continue)
+    app.on_response_prepare.append(add_cors_headers(proxy.cors))
     app.on_startup.append(proxy.start)
     app.on_cleanup.append(proxy.close)
     return app

@@ -25,7 +25,7 @@ from catalog.keys import (
 
 
 def test_migrations_reach_head(catalog: Catalog) -> None:
-    assert current_revision(catalog.url) == "0001"
+    assert current_revision(catalog.url) == "0002"
 
 
 def test_upload_records_asset_job_and_outbox_together(catalog: Catalog) -> None:
