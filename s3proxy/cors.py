@@ -129,7 +129,7 @@ def rule_headers(rule: CorsRule, origin: str, requested: list[str]) -> dict[str,
         headers["Access-Control-Allow-Headers"] = ", ".join(requested)
     if rule.expose:
         headers["Access-Control-Expose-Headers"] = ", ".join(rule.expose)
-    if rule.max_age:
+    if rule.max_age and rule.max_age != "0":  # SeaweedFS stores an absent one as 0
         headers["Access-Control-Max-Age"] = rule.max_age
     return headers
 

@@ -119,9 +119,7 @@ def _scopes_text(scopes: dict[str, str]) -> str:
 def keys_list(args: argparse.Namespace) -> int:
     with catalog_session(args) as session:
         keys = list_keys(session, include_revoked=args.all)
-        print(
-            f"{'ACCESS KEY':<22} {'NAME':<16} {'OWNER':<16} {'SCOPES':<28} {'CREATED':<20} STATE"
-        )
+        print(f"{'ACCESS KEY':<22} {'NAME':<16} {'OWNER':<16} {'SCOPES':<28} {'CREATED':<20} STATE")
         for key in keys:
             scopes = "admin" if key.is_admin else _scopes_text(key.scopes)
             state = "active" if key.active else f"revoked {key.revoked_at:%Y-%m-%d %H:%M}"
