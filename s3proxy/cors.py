@@ -38,14 +38,15 @@ from nebulacore.config import Settings
 from nebulacore.s3 import UNSIGNED_PAYLOAD
 from s3proxy.addressing import Target, parse_target
 from s3proxy.errors import S3Error, local_name
-from s3proxy.exchange import EXCHANGE, Operation
-from s3proxy.forward import open_upstream, read_limited
+from s3proxy.exchange import EXCHANGE, Operation, bucket_operation
+from s3proxy.forward import close_if_body_unread, open_upstream, read_limited
 
 log = logging.getLogger(__name__)
 
 CACHE_SECONDS = 5.0  # a configuration changed on another proxy takes effect within this
 CACHE_LIMIT = 10_000  # buckets remembered (names nobody owns included); then start afresh
 CONFIG_LIMIT = 1 << 20  # S3 caps a CORS configuration at 64 KiB; leave room
+READ_SECONDS = 10.0  # a silent backend must not hold preflights for the proxy's long read
 # What a cacheable answer may vary on (S3 sends all three on every CORS answer).
 VARY = ("Origin", "Access-Control-Request-Headers", "Access-Control-Request-Method")
 NOT_ALLOWED = (
@@ -161,7 +162,10 @@ class BucketCors:
         if cached is None or cached[0] <= now:
             if len(self._cache) >= CACHE_LIMIT:
                 self._cache.clear()
-            cached = (now + self._ttl, asyncio.ensure_future(self._read(bucket)))
+            read = asyncio.ensure_future(self._read_within(bucket))
+            # Its waiters may all be gone (clients hung up): its failure is still seen here.
+            read.add_done_callback(lambda done: done.cancelled() or done.exception())
+            cached = (now + self._ttl, read)
             self._cache[bucket] = cached
         try:
             return await asyncio.shield(cached[1])
@@ -172,6 +176,12 @@ class BucketCors:
 
     def forget(self, bucket: str) -> None:
         self._cache.pop(bucket, None)
+
+    async def _read_within(self, bucket: str) -> tuple[CorsRule, ...] | None:
+        try:
+            return await asyncio.wait_for(self._read(bucket), READ_SECONDS)
+        except TimeoutError as exc:
+            raise S3Error("ServiceUnavailable", "The storage backend failed to answer.") from exc
 
     async def _read(self, bucket: str) -> tuple[CorsRule, ...] | None:
         target = Target(bucket, "", (("cors", ""),), f"/{bucket}")
@@ -221,7 +231,9 @@ async def preflight(request: web.Request, target: Target, cors: BucketCors) -> w
     headers = CIMultiDict(rule_headers(rule, origin, requested))
     merge_vary(headers, VARY)
     headers["x-amz-request-id"] = request[EXCHANGE].request_id
-    return web.Response(status=200, headers=headers)
+    response = web.Response(status=200, headers=headers)
+    close_if_body_unread(request, response)
+    return response
 
 
 def cors_middleware(settings: Settings, cors: BucketCors) -> Middleware:
@@ -253,9 +265,11 @@ def cors_middleware(settings: Settings, cors: BucketCors) -> Middleware:
 
 def changes_cors(method: str, target: Target) -> bool:
     """Put/DeleteBucketCors, or DeleteBucket (a new bucket of that name starts bare)."""
-    if target.key or method not in ("PUT", "DELETE"):
+    if target.key:
         return False
-    return target.has("cors") or (method == "DELETE" and not target.backend_query())
+    if method in ("PUT", "DELETE") and target.has("cors"):
+        return True
+    return bucket_operation(method, target) is Operation.DELETE_BUCKET
 
 
 def add_cors_headers(
