@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from nebulacore.backend import Backend, BackendPolicy
 from nebulacore.s3 import backend_client
-from s3proxy.cors import NOT_ALLOWED, NOT_ENABLED, BucketCors
+from s3proxy.cors import NOT_ALLOWED, NOT_ENABLED, BucketCors, first_match, parse_rules
 from tests.s3proxy.conftest import proxy_to_scripted_backend
 from tests.s3proxy.signing import s3_client
 from tests.stacks import ProxyUnderTest, Seaweed, start_proxy
@@ -239,3 +239,19 @@ def test_outside_the_allow_list_no_preflight(tmp_path: Path, seaweed: Seaweed) -
         assert "Access-Control-Allow-Origin" not in answer.headers
     finally:
         closed.stop()
+
+
+def test_patterns_are_literal_but_for_the_wildcard() -> None:
+    rules = parse_rules(
+        b'<CORSConfiguration xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><CORSRule>'
+        b"<AllowedOrigin>https://app.example.org</AllowedOrigin>"
+        b"<AllowedOrigin>https://*.cdn.example.org</AllowedOrigin>"
+        b"<AllowedMethod>GET</AllowedMethod><AllowedHeader>X-Amz-*</AllowedHeader>"
+        b"</CORSRule></CORSConfiguration>"
+    )
+    assert first_match(rules, "https://app.example.org", "GET", ["x-amz-date"]) is rules[0]
+    assert first_match(rules, "https://a.b.cdn.example.org", "GET", []) is rules[0]
+    assert first_match(rules, "https://appXexample.org", "GET", []) is None  # "." is a dot
+    assert first_match(rules, "https://app.example.org.evil", "GET", []) is None
+    assert first_match(rules, "https://app.example.org", "get", []) is None  # methods exact
+    assert first_match(rules, "https://app.example.org", "GET", ["content-type"]) is None
