@@ -2,7 +2,8 @@
 
 Owns the SQLAlchemy models and sessions, Alembic migrations, and the queries and state
 changes of assets, renditions, jobs (claiming, leases, progress, cancelling: ``jobs``),
-workers, access keys and the outbox. A job or asset changes state here and nowhere else.
+workers, access keys, bucket owners (``buckets``) and the outbox. A job or asset changes
+state here and nowhere else.
 
 May import: ``nebulacore`` only.
 """
@@ -12,6 +13,7 @@ from catalog.models import (
     AccessKey,
     Asset,
     AssetStatus,
+    BucketOwner,
     Job,
     JobKind,
     JobStatus,
@@ -24,6 +26,7 @@ __all__ = [
     "AccessKey",
     "Asset",
     "AssetStatus",
+    "BucketOwner",
     "Catalog",
     "Job",
     "JobKind",

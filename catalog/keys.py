@@ -10,6 +10,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from catalog.buckets import ADMIN_OWNER, valid_owner
 from catalog.models import AccessKey, utcnow
 from nebulacore.config import ConfigError, Settings
 from nebulacore.private import write_private
@@ -79,7 +80,15 @@ def create_key(
     name: str,
     scopes: dict[str, str] | None = None,
     is_admin: bool = False,
+    owner: str | None = None,
 ) -> KeyPair:
+    """A new key; its owner (whose buckets it creates) is ``owner``, or by default the
+    admin for an admin key and the key's own name for any other."""
+    owner = owner or default_owner(name, is_admin)
+    if not valid_owner(owner):
+        raise KeyError_(
+            f"owner {owner!r}: 1-128 printable characters, no leading or trailing space"
+        )
     pair = KeyPair("NK" + secrets.token_hex(9).upper(), secrets.token_urlsafe(30))
     session.add(
         AccessKey(
@@ -88,10 +97,15 @@ def create_key(
             secret_encrypted=box.encrypt(pair.secret),
             is_admin=is_admin,
             scopes=scopes or {},
+            owner=owner,
         )
     )
     session.flush()
     return pair
+
+
+def default_owner(name: str, is_admin: bool) -> str:
+    return ADMIN_OWNER if is_admin else name
 
 
 def active_key(session: Session, access_key_id: str) -> AccessKey | None:

@@ -217,12 +217,24 @@ class AccessKey(Base):
     secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     scopes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # The principal the key acts for (catalog.buckets): its buckets are this owner's.
+    owner: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+class BucketOwner(Base):
+    """The owner (``AccessKey.owner``) of a bucket created through the proxy."""
+
+    __tablename__ = "bucket_owners"
+
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    owner: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class OutboxEvent(Base):

@@ -16,6 +16,8 @@ def local_name(tag: str) -> str:
 # code -> HTTP status, as Amazon S3 answers them.
 STATUS = {
     "AccessDenied": 403,
+    "AccessForbidden": 403,  # a CORS preflight no rule allows
+    "BucketAlreadyExists": 409,
     "AuthorizationHeaderMalformed": 400,
     "AuthorizationQueryParametersError": 400,
     "BadDigest": 400,

@@ -22,6 +22,10 @@ class Operation(StrEnum):
     log prints."""
 
     LIST_BUCKETS = "list-buckets"
+    CREATE_BUCKET = "create-bucket"
+    DELETE_BUCKET = "delete-bucket"
+    GET_BUCKET_ACL = "get-bucket-acl"
+    PREFLIGHT = "preflight"  # a CORS OPTIONS, answered by s3proxy.cors
     DELETE_OBJECTS = "delete-objects"
     PUT = "put"
     POST_OBJECT = "post-object"  # a browser upload: a form with a signed POST policy
@@ -36,9 +40,7 @@ def operation(method: str, target: Target, headers: dict[str, str]) -> Operation
     if target.bucket is None:
         return Operation.LIST_BUCKETS if method == "GET" else Operation.OTHER
     if not target.key:
-        if method == "POST" and target.has("delete"):
-            return Operation.DELETE_OBJECTS
-        return Operation.OTHER
+        return bucket_operation(method, target)
     plain = not any(target.has(name) for name in SUBRESOURCES)
     if method == "PUT" and plain:
         return Operation.COPY if "x-amz-copy-source" in headers else Operation.PUT
@@ -46,6 +48,19 @@ def operation(method: str, target: Target, headers: dict[str, str]) -> Operation
         return Operation.COMPLETE
     if method == "DELETE" and plain:
         return Operation.DELETE
+    return Operation.OTHER
+
+
+def bucket_operation(method: str, target: Target) -> Operation:
+    bare = not target.backend_query()  # no sub-resource: the bucket itself
+    if method == "POST" and target.has("delete"):
+        return Operation.DELETE_OBJECTS
+    if method == "PUT" and bare:
+        return Operation.CREATE_BUCKET
+    if method == "DELETE" and bare:
+        return Operation.DELETE_BUCKET
+    if method == "GET" and target.has("acl"):
+        return Operation.GET_BUCKET_ACL
     return Operation.OTHER
 
 

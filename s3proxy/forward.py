@@ -32,7 +32,8 @@ HOP_BY_HOP = frozenset(
     }
 )
 # The request headers S3 defines that the backend receives (besides x-amz-*, below);
-# anything else (Forwarded, X-Forwarded-*, Via, cookies, hop-by-hop) stays here.
+# anything else (Forwarded, X-Forwarded-*, Via, cookies, hop-by-hop) stays here. Origin
+# does too: the proxy answers CORS itself (s3proxy.cors), whatever the backend would.
 # X-Forwarded-Host, for one, makes SeaweedFS verify our signature against another host.
 S3_REQUEST_HEADERS = frozenset(
     {
@@ -47,7 +48,6 @@ S3_REQUEST_HEADERS = frozenset(
         "if-modified-since",
         "if-none-match",
         "if-unmodified-since",
-        "origin",  # S3 answers with the bucket's CORS rules for it
         "range",
     }
 )
@@ -136,7 +136,8 @@ async def ping(backend: Backend) -> None:
 def response_headers(upstream: aiohttp.ClientResponse, request_id: str) -> CIMultiDict[str]:
     headers: CIMultiDict[str] = CIMultiDict()
     for name, value in upstream.headers.items():
-        if name.lower() not in RESPONSE_DROP:
+        lower = name.lower()
+        if lower not in RESPONSE_DROP and not lower.startswith("access-control-"):
             headers.add(name, value)
     headers["x-amz-request-id"] = request_id
     return headers

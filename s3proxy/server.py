@@ -2,8 +2,8 @@
 
 Middlewares run in this order: the network allow-list (refusing with S3 XML), the
 metrics of :func:`nebulacore.ops.install_ops`, the access log (request id, one structured
-line per request, S3 errors rendered as XML), the per-key upload slots and the idle
-timer on request bodies (:mod:`s3proxy.limits`).
+line per request, S3 errors rendered as XML), CORS (preflights answered, :mod:`s3proxy.cors`),
+the per-key upload slots and the idle timer on request bodies (:mod:`s3proxy.limits`).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from s3proxy.addressing import Target, parse_target
 from s3proxy.auth import KeyStore, authorize, identify
 from s3proxy.body import upload_body
 from s3proxy.claims import read_claim
+from s3proxy.cors import BucketCors, add_cors_headers, cors_middleware
 from s3proxy.errors import S3Error, error_xml, new_request_id
 from s3proxy.events import UploadEvents, deleted_keys, etag_from_xml
 from s3proxy.exchange import EXCHANGE, Exchange, Operation, operation
@@ -55,7 +56,7 @@ from s3proxy.forward import (
     send_continue,
 )
 from s3proxy.limits import UploadSlots, idle_body_middleware
-from s3proxy.listing import visible_buckets_only
+from s3proxy.owners import OWNED, BucketOwners
 from s3proxy.post_form import BrowserUploads, is_browser_post
 from s3proxy.sigv4 import STREAMING_MODES
 
@@ -181,6 +182,8 @@ class S3Proxy:
         self.backend = Backend(settings, BackendPolicy.proxy(settings))
         self.events = UploadEvents(settings, self.catalog, enqueue)
         self.uploads = UploadSlots(settings.uploads_per_key)
+        self.cors = BucketCors(self.backend)
+        self.owners = BucketOwners(self.catalog, self.backend)
         self.regions = list(dict.fromkeys([settings.region, "us-east-1"]))
         self.posts = BrowserUploads(
             self.keys, self.backend, self.events, self.uploads, self.regions, settings.allow_sigv2
@@ -206,6 +209,8 @@ class S3Proxy:
         x.operation = operation(request.method, target, verified)
         authorize(key, request.method, target, verified.get("x-amz-copy-source"))
         self.uploads.take(request, key.record.access_key_id)
+        if x.operation is Operation.CREATE_BUCKET:
+            await self.owners.before_create(x)
         await send_continue(request, headers)
         length = request.content_length if request.body_exists else 0
         x.body = body = upload_body(
@@ -234,10 +239,10 @@ class S3Proxy:
     ) -> web.StreamResponse:
         target, op = x.target, x.operation
         ok = 200 <= upstream.status < 300
-        if ok and op is Operation.LIST_BUCKETS and not x.key.record.is_admin:
+        if op in OWNED:
             response, data = await relay_buffered(upstream, request.method, x.request_id)
-            response.body = visible_buckets_only(data, x.key.record)
-            return response
+            close_if_body_unread(request, response)
+            return await self.owners.answer(x, response, data)
         watched = ok and self.events.watches(target.bucket)
         if upstream.status >= 300 or op in BUFFERED:
             response, data = await relay_buffered(upstream, request.method, x.request_id)
@@ -297,6 +302,7 @@ class S3Proxy:
         await self.events.drain()
         await self.backend.close()
         self.keys.close()
+        self.owners.close()
         self.events.close()
         self.catalog.dispose()
 
@@ -309,6 +315,7 @@ def create_app(settings: Settings, enqueue: Enqueue | None = None) -> web.Applic
         middlewares=[
             allowlist_middleware(settings, refuse_outsider),
             access_log_middleware(),
+            cors_middleware(settings, proxy.cors),
             proxy.uploads.middleware(),
             idle_body_middleware(settings.body_timeout_seconds),
         ],
@@ -322,6 +329,7 @@ def create_app(settings: Settings, enqueue: Enqueue | None = None) -> web.Applic
     gauges = [blocking_gauges(partial(read_gauges, proxy.catalog)), queue_gauges(settings)]
     install_ops(app, "s3proxy", checks, gauges=gauges)
     app.router.add_route("*", "/{path:.*}", proxy.handle, expect_handler=no_early_continue)
+    app.on_response_prepare.append(add_cors_headers(proxy.cors))
     app.on_startup.append(proxy.start)
     app.on_cleanup.append(proxy.close)
     return app

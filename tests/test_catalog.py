@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from catalog import Asset, AssetStatus, Catalog, Job, JobKind, JobStatus, OutboxEvent, Rendition
 from catalog.assets import list_assets, record_delete, record_upload
-from catalog.db import alembic_config, current_revision
+from catalog.buckets import (
+    ADMIN_OWNER,
+    bucket_owner,
+    forget_owner,
+    owner_id,
+    record_owner,
+    recorded_owner,
+)
+from catalog.db import alembic_config, current_revision, make_engine, upgrade
 from catalog.keys import (
     KeyError_,
     SecretBox,
@@ -23,11 +34,12 @@ from catalog.keys import (
     parse_scopes,
     revoke_key,
 )
+from tests.services import create_pg_database, drop_pg_database
 
 
 def test_migrations_reach_head(catalog: Catalog) -> None:
     head = ScriptDirectory.from_config(alembic_config(catalog.url)).get_current_head()
-    assert head is not None and head >= "0002"  # 0002: ladder retention
+    assert head is not None and head >= "0003"  # 0002: ladder retention, 0003: bucket owners
     assert current_revision(catalog.url) == head
 
 
@@ -150,3 +162,73 @@ def test_admin_key_is_created_once(catalog: Catalog, tmp_path) -> None:
 def test_bad_scope_is_refused(spec: str) -> None:
     with pytest.raises(KeyError_):
         parse_scopes([spec])
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_at_0001(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of each engine, migrated to revision 0001 only."""
+    sqlite = request.param == "sqlite"
+    url = f"sqlite:///{tmp_path / 'old.db'}" if sqlite else create_pg_database()
+    upgrade(url, "0001")
+    yield url
+    if not sqlite:
+        drop_pg_database(url)
+
+
+def test_upgrade_from_0001_keeps_keys_and_gives_them_owners(
+    catalog_at_0001: str, tmp_path: Path
+) -> None:
+    """A catalog made before owners existed: its keys keep working, each with the owner a
+    new key of its kind would get, and its assets are untouched."""
+    box = SecretBox.from_key_file(tmp_path / "secret.key")
+    old = sa.table(
+        "access_keys",
+        *(sa.column(c) for c in ("access_key_id", "name", "is_admin", "scopes", "created_at")),
+        sa.column("secret_encrypted", sa.LargeBinary),
+    )
+    engine = make_engine(catalog_at_0001)
+    with engine.begin() as conn:
+        for key_id, name, is_admin in (
+            ("NKOLDPHONE", "phone", False),
+            ("NKOLDADMIN", "root", True),
+        ):
+            conn.execute(
+                old.insert().values(
+                    access_key_id=key_id,
+                    name=name,
+                    is_admin=is_admin,
+                    scopes=sa.literal('{"media": "rw"}'),
+                    created_at=datetime.now(UTC),
+                    secret_encrypted=box.encrypt(f"secret-of-{name}"),
+                )
+            )
+    engine.dispose()
+    upgrade(catalog_at_0001)
+    assert current_revision(catalog_at_0001) == "0003"
+    catalog = Catalog(catalog_at_0001)
+    try:
+        with catalog.session() as s:
+            phone = active_key(s, "NKOLDPHONE")
+            root = active_key(s, "NKOLDADMIN")
+            assert phone is not None and root is not None
+            assert (phone.owner, phone.scopes) == ("phone", {"media": "rw"})
+            assert box.decrypt(phone.secret_encrypted) == "secret-of-phone"
+            assert (root.owner, root.is_admin) == (ADMIN_OWNER, True)
+            record_owner(s, "photos", phone.owner)
+        with catalog.session() as s:
+            assert bucket_owner(s, "photos") == "phone"
+            assert bucket_owner(s, "made-before") == ADMIN_OWNER
+    finally:
+        catalog.dispose()
+
+
+def test_bucket_owner_rows(catalog: Catalog) -> None:
+    with catalog.session() as s:
+        record_owner(s, "photos", "alice")
+    with catalog.session() as s:
+        record_owner(s, "photos", "bob")  # the name was free again on the backend
+        assert recorded_owner(s, "photos") == "bob"
+        forget_owner(s, "photos")
+        assert recorded_owner(s, "photos") is None
+        assert bucket_owner(s, "photos") == ADMIN_OWNER
+    assert owner_id("alice") != owner_id("bob") and len(owner_id("alice")) == 64

@@ -10,6 +10,7 @@ from catalog.keys import (
     SecretBox,
     admin_key,
     create_key,
+    default_owner,
     list_keys,
     parse_scopes,
     revoke_key,
@@ -37,6 +38,11 @@ def register(commands: Commands) -> None:
         help="scope, repeatable: media:rw, hls:r, media:admin (* for every bucket)",
     )
     create.add_argument("--admin", action="store_true", help="full access, may create buckets")
+    create.add_argument(
+        "--owner",
+        metavar="NAME",
+        help="whose buckets the key creates (default: the key's name; admin for --admin)",
+    )
     create.set_defaults(handler=keys_create)
     listing = add_command(key_commands, "list", "list keys (never their secrets)")
     listing.add_argument("--all", action="store_true", help="include revoked keys")
@@ -73,11 +79,16 @@ def keys_create(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if not scopes and not args.admin:
         raise CliError("give at least one --bucket BUCKET:PERM, or --admin")
+    box = SecretBox.from_settings(settings)
     with catalog_session(args) as session:
-        pair = create_key(session, SecretBox.from_settings(settings), args.name, scopes, args.admin)
+        try:
+            pair = create_key(session, box, args.name, scopes, args.admin, args.owner)
+        except KeyError_ as exc:
+            raise CliError(str(exc)) from None
     print(f"access key: {pair.access_key_id}")
     print(f"secret key: {pair.secret}")
     print(f"scopes:     {'admin' if args.admin else _scopes_text(scopes)}")
+    print(f"owner:      {args.owner or default_owner(args.name, args.admin)}")
     print()
     print(
         f"AWS_ACCESS_KEY_ID={pair.access_key_id} AWS_SECRET_ACCESS_KEY={pair.secret} "
@@ -93,12 +104,15 @@ def _scopes_text(scopes: dict[str, str]) -> str:
 def keys_list(args: argparse.Namespace) -> int:
     with catalog_session(args) as session:
         keys = list_keys(session, include_revoked=args.all)
-        print(f"{'ACCESS KEY':<22} {'NAME':<16} {'SCOPES':<28} {'CREATED':<20} STATE")
+        print(f"{'ACCESS KEY':<22} {'NAME':<16} {'OWNER':<16} {'SCOPES':<28} {'CREATED':<20} STATE")
         for key in keys:
             scopes = "admin" if key.is_admin else _scopes_text(key.scopes)
             state = "active" if key.active else f"revoked {key.revoked_at:%Y-%m-%d %H:%M}"
             created = f"{key.created_at:%Y-%m-%d %H:%M:%S}"
-            print(f"{key.access_key_id:<22} {key.name:<16} {scopes:<28} {created:<20} {state}")
+            print(
+                f"{key.access_key_id:<22} {key.name:<16} {key.owner:<16} {scopes:<28} "
+                f"{created:<20} {state}"
+            )
     return 0
 
 

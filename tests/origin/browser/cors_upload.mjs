@@ -1,0 +1,46 @@
+// Opens a page of one origin in Debian's chromium and, from it, uploads to the s3proxy (another
+// origin) with a presigned PUT carrying a Content-Type (so the browser sends a preflight), then
+// reads the object back with a presigned GET. Prints one JSON line: what each fetch gave.
+// Usage: node cors_upload.mjs <page-url> <presigned-put-url> <presigned-get-url> <body>
+import { chromium } from "playwright-core";
+
+const [pageUrl, putUrl, getUrl, body] = process.argv.slice(2);
+const FLAGS = [
+  "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--no-first-run",
+];
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: FLAGS,
+  headless: true,
+  timeout: 60000,
+});
+const report = { console: [] };
+try {
+  const page = await browser.newPage();
+  page.on("console", (message) => report.console.push(message.type() + ": " + message.text()));
+  await page.goto(pageUrl, { waitUntil: "load", timeout: 30000 });
+  report.pageOrigin = await page.evaluate(() => window.location.origin);
+  Object.assign(report, await page.evaluate(async ({ putUrl, getUrl, body }) => {
+    const out = {};
+    try {
+      const put = await fetch(putUrl, { method: "PUT", headers: { "Content-Type": "text/plain" }, body });
+      out.put = { status: put.status, etag: put.headers.get("ETag") };
+    } catch (error) {
+      out.putError = String(error);
+    }
+    try {
+      const get = await fetch(getUrl);
+      out.get = { status: get.status, text: await get.text() };
+    } catch (error) {
+      out.getError = String(error);
+    }
+    return out;
+  }, { putUrl, getUrl, body }));
+} catch (error) {
+  report.error = String(error);
+} finally {
+  await browser.close();
+}
+console.log(JSON.stringify(report));
