@@ -59,6 +59,11 @@ TEXT_SUFFIXES = frozenset({".m3u8", ".vtt"})
 
 # Cache lifetime of a name that never changes once published.
 IMMUTABLE = "public, max-age=31536000, immutable"
+# Cache lifetime of a playlist that may still grow (no #EXT-X-ENDLIST): a player reloads it
+# about once per target duration, and must see a new segment within a second of it.
+LIVE_CACHE = "public, max-age=1"
+# The tag that closes a media playlist (RFC 8216 4.3.3.4): no segment follows it.
+ENDLIST = "#EXT-X-ENDLIST"
 
 
 def suffix(name: str) -> str:
@@ -80,6 +85,12 @@ def is_text(name: str) -> bool:
 
 def is_segment(name: str) -> bool:
     return suffix(name) in SEGMENT_SUFFIXES
+
+
+def is_growing(playlist_text: str) -> bool:
+    """Whether a playlist may still change: it has no ``#EXT-X-ENDLIST`` line (an EVENT
+    playlist while its rung is being transcoded, and every master playlist)."""
+    return not any(line.strip() == ENDLIST for line in playlist_text.splitlines())
 
 
 def version_name(job_id: int) -> str:
