@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 import struct
 import time
@@ -88,7 +89,10 @@ def test_a_master_replaced_by_one_of_the_same_size_never_answers_304(
     asset_id = add_transcoding_asset(published.catalog_url, "live/master.mp4", 50.0)
     path = f"/hls/{asset_id}/master.m3u8"
     final = (published.files / "master.m3u8").read_text()
-    provisional = final.replace("BANDWIDTH=", "BANDWIDTH=9", 1).replace("#EXTM3U\n", "#EXTM3U", 1)
+    # Another BANDWIDTH of the same number of digits (its lowest bit flipped).
+    provisional = re.sub(
+        r"BANDWIDTH=(\d+)", lambda m: f"BANDWIDTH={int(m.group(1)) ^ 1}", final, count=1
+    )
     assert len(provisional) == len(final) and provisional != final
     put_ladder_files(published, asset_id, {"master.m3u8": provisional})
     first = request(origin.url, path)
