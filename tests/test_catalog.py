@@ -9,7 +9,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from catalog import Asset, AssetStatus, Catalog, Job, JobKind, JobStatus, OutboxEvent, Rendition
-from catalog.assets import list_assets, record_delete, record_upload
+from catalog.assets import (
+    changed_since,
+    deleted_ids,
+    list_assets,
+    record_delete,
+    record_upload,
+)
 from catalog.db import current_revision
 from catalog.keys import (
     KeyError_,
@@ -86,6 +92,26 @@ def test_delete_marks_asset_and_queues_removal(catalog: Catalog) -> None:
         assert s.get(Asset, asset.id).status == AssetStatus.DELETED  # type: ignore[union-attr]
         assert list_assets(s) == []
         assert [a.id for a in list_assets(s, include_deleted=True)] == [asset.id]
+
+
+def test_changes_since_a_time_name_deletions_and_uploads_over(catalog: Catalog) -> None:
+    with catalog.session() as s:
+        kept, _ = record_upload(s, "media", "kept.mp4", None, 1, None)
+        gone, _ = record_upload(s, "media", "gone.mp4", None, 1, None)
+        kept_id, gone_id = kept.id, gone.id
+    with catalog.session() as s:
+        since = s.get(Asset, gone_id).updated_at  # type: ignore[union-attr]
+        assert changed_since(s, since) == [] and deleted_ids(s) == []
+        record_delete(s, "media", "gone.mp4")
+    with catalog.session() as s:
+        (change,) = changed_since(s, since)
+        assert change.asset_id == gone_id and change.deleted and change.updated_at > since
+        assert deleted_ids(s) == [gone_id]
+        record_upload(s, "media", "gone.mp4", None, 2, None)  # uploaded again
+    with catalog.session() as s:
+        (change,) = changed_since(s, since)
+        assert change.asset_id == gone_id and change.status == AssetStatus.QUEUED
+        assert deleted_ids(s) == [] and kept_id not in {c.asset_id for c in changed_since(s, since)}
 
 
 def test_renditions_belong_to_asset_and_cascade(catalog: Catalog) -> None:

@@ -230,6 +230,46 @@ def test_a_deleted_video_stops_being_served_by_every_worker_from_every_tier(
         proxy.stop()
 
 
+def test_a_new_ladder_replaces_the_poster_and_a_video_uploaded_again_plays_again(
+    origin: OriginUnderTest, published: Published
+) -> None:
+    """A change that is not a deletion drops only the replaceable names (master, poster,
+    thumbnails): a ``v<job>/`` name never changes, and an old version stays playable."""
+    from catalog import Catalog
+    from catalog.assets import record_delete, record_upload
+
+    catalog = Catalog(published.catalog_url)
+
+    def upload() -> str:
+        with catalog.session() as session:
+            asset, _job = record_upload(session, "media", "live/again.mp4", None, 1, None)
+            return asset.id
+
+    try:
+        asset_id = upload()
+        put_ladder_files(published, asset_id, ladder_names(published))
+        segment, poster = (f"/hls/{asset_id}/{n}" for n in ("v1/360p/seg_00001.m4s", "poster.jpg"))
+        assert request(origin.url, segment).status == 200
+        assert request(origin.url, poster).body == (published.files / "poster.jpg").read_bytes()
+        # Uploaded over: its next ladder brings another poster.
+        new_poster = b"\xff\xd8\xff\xe0 another poster"
+        put_ladder_files(published, asset_id, {"poster.jpg": new_poster})
+        assert upload() == asset_id
+        replaced = wait_for(lambda: request(origin.url, poster), lambda r: r.body == new_poster)
+        assert replaced.body == new_poster
+        assert request(origin.url, segment).status == 200  # the old version plays on
+        # Deleted, then uploaded again: refused, then served again.
+        with catalog.session() as session:
+            record_delete(session, "media", "live/again.mp4")
+        refused = wait_for(lambda: request(origin.url, segment), lambda r: r.status == 404)
+        assert refused.status == 404
+        assert upload() == asset_id
+        served = wait_for(lambda: request(origin.url, segment), lambda r: r.status == 200)
+        assert served.status == 200
+    finally:
+        catalog.dispose()
+
+
 # ----- viewers hanging up --------------------------------------------------------------
 
 
