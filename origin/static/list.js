@@ -8,13 +8,6 @@
   var list = document.querySelector("ul.assets");
   var count = document.querySelector("header .count");
 
-  function formatDuration(seconds) {
-    if (!seconds) return "-";
-    var total = Math.round(seconds), secs = total % 60, minutes = Math.floor(total / 60) % 60;
-    var hours = Math.floor(total / 3600), pad = function (n) { return (n < 10 ? "0" : "") + n; };
-    return hours ? hours + ":" + pad(minutes) + ":" + pad(secs) : minutes + ":" + pad(secs);
-  }
-
   function element(tag, className) {
     var node = document.createElement(tag);
     if (className) node.className = className;
@@ -33,7 +26,7 @@
   function update(card, asset) {
     card.className = "asset " + asset.status;
     card.querySelector(".status").textContent = asset.status_text;
-    card.querySelector(".duration").textContent = formatDuration(asset.duration);
+    card.querySelector(".duration").textContent = Nebula.formatDuration(asset.duration);
     var title = card.querySelector(".title");
     var link = title.querySelector("a");
     if (asset.watch) {

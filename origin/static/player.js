@@ -78,13 +78,6 @@
   var statusLabel = document.getElementById("status");
   var durationLabel = document.getElementById("duration");
 
-  function formatDuration(seconds) {
-    if (!seconds) return "-";
-    var total = Math.round(seconds), secs = total % 60, minutes = Math.floor(total / 60) % 60;
-    var hours = Math.floor(total / 3600), pad = function (n) { return (n < 10 ? "0" : "") + n; };
-    return hours ? hours + ":" + pad(minutes) + ":" + pad(secs) : minutes + ":" + pad(secs);
-  }
-
   function pollStatus() {
     fetch(root.dataset.api, { cache: "no-store" })
       .then(function (r) { return r.ok ? r.json() : null; })
@@ -92,7 +85,7 @@
         if (asset) {
           state.status = asset.status;
           statusLabel.textContent = asset.status_text;
-          durationLabel.textContent = formatDuration(asset.duration);
+          durationLabel.textContent = Nebula.formatDuration(asset.duration);
           if (asset.playable) start();
           if (asset.status === "ready") { loadThumbnails(); return; }
           if (asset.status === "failed") { waiting.hidden = true; return; }

@@ -16,6 +16,14 @@ const FLAGS = [
 ];
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const say = (step, data) => console.log(JSON.stringify({ step, ...data }));
+// NEBULA_SCREENSHOTS=<dir>: a picture of both pages at each step, to look at by hand.
+const shots = process.env.NEBULA_SCREENSHOTS;
+const snap = async (step, pages) => {
+  if (!shots) return;
+  for (const [name, page] of Object.entries(pages)) {
+    await page.screenshot({ path: `${shots}/${step}-${name}.png` });
+  }
+};
 const proceed = async () => (await lines.next()).value;
 
 const browser = await chromium.launch({
@@ -52,10 +60,12 @@ try {
     }), card),
   ]).then(([w, l]) => ({ watch: w, list: l }));
   say("opened", await seen());
+  await snap("opened", { watch, list });
 
   await proceed();
   await watch.waitForFunction(() => document.getElementById("video").currentTime > 0.5, null, { timeout: 60000 });
   say("playing", await seen());
+  await snap("playing", { watch, list });
 
   await proceed();
   await list.waitForFunction((selector) => document.querySelector(selector).textContent === "ready", card, { timeout: 30000 });
@@ -63,6 +73,7 @@ try {
   // Past what the first publication held: the growing playlists were followed.
   await watch.waitForFunction(() => document.getElementById("video").currentTime > 5, null, { timeout: 60000 });
   say("done", { ok: true, ...(await seen()), console: report.console });
+  await snap("done", { watch, list });
 } catch (error) {
   say("done", { ok: false, error: String(error), console: report.console });
 } finally {
