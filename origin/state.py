@@ -14,7 +14,7 @@ from catalog import Catalog
 from nebulacore import hls
 from nebulacore.config import Settings
 from origin.assets import AssetReader
-from origin.backend import CHUNK, BackendDown, ObjectInfo, Store, object_info
+from origin.backend import CHUNK, BackendDown, Missing, ObjectInfo, Store, object_info
 from origin.cache import MemoryTier, SegmentCache
 from origin.respond import body_etag
 from origin.revocation import Revocations
@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 # A playlist is re-read from the backend at most this often (its Cache-Control is 10 s).
 PLAYLIST_TTL_SECONDS = 2.0
-# A playlist that may still grow is re-read this often: a new segment reaches viewers
-# within a second (and one more of their own max-age=1).
+# A playlist that may still grow (or is yet to be published) is re-read this often: a new
+# segment reaches viewers within a second (and one more of their own max-age=1).
 GROWING_TTL_SECONDS = 1.0
 PLAYLIST_MAX_BYTES = 4 * 1024 * 1024
 PLAYLIST_MEMORY_ENTRIES = 512
@@ -55,18 +55,23 @@ def read_as_text(key: str, body: bytes, info: ObjectInfo) -> Text:
 class TextCache:
     """Playlists and thumbnail tracks kept in memory for a moment: hot, small, replaceable."""
 
-    entries: dict[str, tuple[float, Text]] = field(default_factory=dict)
+    # None: the backend had no such object a moment ago (pages polling for a master that
+    # is yet to be published ask once a second, not once per viewer and poll).
+    entries: dict[str, tuple[float, Text | None]] = field(default_factory=dict)
 
     def get(self, key: str) -> Text | None:
+        """The text of ``key``; None on a miss; raises Missing if it was missing just now."""
         hit = self.entries.get(key)
         if hit is None or hit[0] < time.monotonic():
             return None
+        if hit[1] is None:
+            raise Missing(key)
         return hit[1]
 
-    def put(self, key: str, text: Text) -> None:
+    def put(self, key: str, text: Text | None) -> None:
         if len(self.entries) >= PLAYLIST_MEMORY_ENTRIES:
             self.entries.pop(next(iter(self.entries)))
-        ttl = GROWING_TTL_SECONDS if text.growing else PLAYLIST_TTL_SECONDS
+        ttl = PLAYLIST_TTL_SECONDS if text and not text.growing else GROWING_TTL_SECONDS
         self.entries[key] = (time.monotonic() + ttl, text)
 
     def drop_prefix(self, prefix: str) -> int:
@@ -122,7 +127,11 @@ class Origin:
         hit = self.texts.get(key)
         if hit is not None:
             return hit
-        body, info = await self.backend.read(self.bucket, key, PLAYLIST_MAX_BYTES)
+        try:
+            body, info = await self.backend.read(self.bucket, key, PLAYLIST_MAX_BYTES)
+        except Missing:
+            self.texts.put(key, None)
+            raise
         text = read_as_text(key, body, info)
         self.texts.put(key, text)
         return text
