@@ -59,10 +59,8 @@ TEXT_SUFFIXES = frozenset({".m3u8", ".vtt"})
 
 # Cache lifetime of a name that never changes once published.
 IMMUTABLE = "public, max-age=31536000, immutable"
-# Cache lifetime of a playlist that may still grow (no #EXT-X-ENDLIST): a player reloads it
-# about once per target duration, and must see a new segment within a second of it.
+# Cache lifetime of a media playlist that is still growing (a transcode in progress).
 LIVE_CACHE = "public, max-age=1"
-# The tag that closes a media playlist (RFC 8216 4.3.3.4): no segment follows it.
 ENDLIST = "#EXT-X-ENDLIST"
 
 
@@ -88,8 +86,7 @@ def is_segment(name: str) -> bool:
 
 
 def is_growing(playlist_text: str) -> bool:
-    """Whether a playlist may still change: it has no ``#EXT-X-ENDLIST`` line (an EVENT
-    playlist while its rung is being transcoded, and every master playlist)."""
+    """A playlist that may still get segments: no ``#EXT-X-ENDLIST`` (RFC 8216 4.3.3.4)."""
     return not any(line.strip() == ENDLIST for line in playlist_text.splitlines())
 
 
