@@ -49,7 +49,7 @@ async def answer_errors(request: web.Request, handler: Handler) -> web.StreamRes
     except CatalogDown as exc:
         log.warning("catalog unavailable serving %s: %s", request.path, exc)
         return plain(503, "catalog unavailable", {hdrs.RETRY_AFTER: RETRY_AFTER_DOWN})
-    except ConnectionResetError as exc:  # aiohttp's ClientConnectionResetError is one
+    except ConnectionError as exc:  # reset, or "Connection lost" while waiting to write
         if not viewer_gone(request):
             raise
         # A player that seeks or switches quality drops the request it no longer needs.

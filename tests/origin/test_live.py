@@ -239,22 +239,37 @@ def test_a_new_ladder_replaces_the_poster_and_a_video_uploaded_again_plays_again
     from catalog.assets import record_delete, record_upload
 
     catalog = Catalog(published.catalog_url)
+    uploads = iter(range(1, 100))
 
     def upload() -> str:
+        """The same key uploaded (again): another size, so the row changes."""
         with catalog.session() as session:
-            asset, _job = record_upload(session, "media", "live/again.mp4", None, 1, None)
+            size = next(uploads)
+            asset, _job = record_upload(session, "media", "live/again.mp4", None, size, None)
             return asset.id
+
+    def two_polls() -> None:
+        """Until the origin (one worker) has polled twice: it has seen what changed."""
+        target = gauge(origin.url, "nebula_origin_revocation_polls_total") + 2
+        deadline = time.monotonic() + CEILING_SECONDS
+        while gauge(origin.url, "nebula_origin_revocation_polls_total") < target:
+            assert time.monotonic() < deadline, "the origin stopped polling the catalog"
+            time.sleep(0.1)
 
     try:
         asset_id = upload()
         put_ladder_files(published, asset_id, ladder_names(published))
+        two_polls()  # the new asset's first sighting is behind us
         segment, poster = (f"/hls/{asset_id}/{n}" for n in ("v1/360p/seg_00001.m4s", "poster.jpg"))
+        old_poster = (published.files / "poster.jpg").read_bytes()
         assert request(origin.url, segment).status == 200
-        assert request(origin.url, poster).body == (published.files / "poster.jpg").read_bytes()
-        # Uploaded over: its next ladder brings another poster.
+        assert request(origin.url, poster).body == old_poster
+        # Its next ladder brings another poster; until the asset changes, the cached one.
         new_poster = b"\xff\xd8\xff\xe0 another poster"
         put_ladder_files(published, asset_id, {"poster.jpg": new_poster})
-        assert upload() == asset_id
+        two_polls()
+        assert request(origin.url, poster).body == old_poster
+        assert upload() == asset_id  # uploaded over
         replaced = wait_for(lambda: request(origin.url, poster), lambda r: r.body == new_poster)
         assert replaced.body == new_poster
         assert request(origin.url, segment).status == 200  # the old version plays on
