@@ -16,8 +16,8 @@ const FLAGS = [
 ];
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const say = (step, data) => console.log(JSON.stringify({ step, ...data }));
-// NEBULA_SCREENSHOTS=<dir>: a picture of both pages at each step, to look at by hand.
-const shots = process.env.NEBULA_SCREENSHOTS;
+// PLAYER_SCREENSHOTS=<dir>: a picture of both pages at each step, to look at by hand.
+const shots = process.env.PLAYER_SCREENSHOTS;
 const snap = async (step, pages) => {
   if (!shots) return;
   for (const [name, page] of Object.entries(pages)) {
