@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -84,3 +87,28 @@ def list_assets(
     elif not include_deleted:
         query = query.where(Asset.status != AssetStatus.DELETED)
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class AssetChange:
+    """One asset row as of its last change: what a cache of its files must act on."""
+
+    asset_id: str
+    status: AssetStatus
+    updated_at: datetime
+
+    @property
+    def deleted(self) -> bool:
+        return self.status == AssetStatus.DELETED
+
+
+def changed_since(session: Session, since: datetime) -> list[AssetChange]:
+    """Assets whose row changed after ``since`` (deleted, uploaded over, claimed, published),
+    three columns each: polled every second by every origin worker."""
+    query = select(Asset.id, Asset.status, Asset.updated_at).where(Asset.updated_at > since)
+    return [AssetChange(*row) for row in session.execute(query)]
+
+
+def deleted_ids(session: Session) -> list[str]:
+    """Ids of every deleted asset (their files may outlive the row's status in storage)."""
+    return list(session.scalars(select(Asset.id).where(Asset.status == AssetStatus.DELETED)))

@@ -130,7 +130,10 @@ class Asset(Base):
     status: Mapped[AssetStatus] = mapped_column(_enum(AssetStatus), default=AssetStatus.QUEUED)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Indexed: every origin worker polls for assets changed in the last seconds.
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, index=True
+    )
 
     renditions: Mapped[list[Rendition]] = relationship(
         back_populates="asset", cascade="all, delete-orphan", order_by="Rendition.height.desc()"

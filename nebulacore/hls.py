@@ -59,6 +59,9 @@ TEXT_SUFFIXES = frozenset({".m3u8", ".vtt"})
 
 # Cache lifetime of a name that never changes once published.
 IMMUTABLE = "public, max-age=31536000, immutable"
+# Cache lifetime of a media playlist that is still growing (a transcode in progress).
+LIVE_CACHE = "public, max-age=1"
+ENDLIST = "#EXT-X-ENDLIST"
 
 
 def suffix(name: str) -> str:
@@ -80,6 +83,11 @@ def is_text(name: str) -> bool:
 
 def is_segment(name: str) -> bool:
     return suffix(name) in SEGMENT_SUFFIXES
+
+
+def is_growing(playlist_text: str) -> bool:
+    """A playlist that may still get segments: no ``#EXT-X-ENDLIST`` (RFC 8216 4.3.3.4)."""
+    return not any(line.strip() == ENDLIST for line in playlist_text.splitlines())
 
 
 def version_name(job_id: int) -> str:

@@ -6,15 +6,19 @@ so nothing lazy-loads after the session is gone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, TypeVar
 
 from catalog import Catalog
-from catalog.assets import get_asset, list_assets
+from catalog.assets import AssetChange, changed_since, deleted_ids, get_asset, list_assets
 from catalog.models import PENDING_ASSET, Asset, AssetStatus, Job, JobKind
 from nebulacore.blocking import Offload
 from origin.errors import CatalogDown
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -94,19 +98,36 @@ class AssetReader:
         with self.catalog.session() as session:
             return [_view(a) for a in list_assets(session)]
 
-    async def one(self, asset_id: str) -> AssetView | None:
-        """The asset, or None; raises CatalogDown."""
+    def _changed(self, since: datetime) -> list[AssetChange]:
+        with self.catalog.session() as session:
+            return changed_since(session, since)
+
+    def _deleted(self) -> list[str]:
+        with self.catalog.session() as session:
+            return deleted_ids(session)
+
+    async def _run(self, query: Callable[..., T], *args: Any) -> T:
+        """``query`` in a worker thread; any failure of the catalog is CatalogDown."""
         try:
-            return await Offload.default().run(self._one, asset_id)
+            return await Offload.default().run(query, *args)
         except Exception as exc:
             raise CatalogDown(type(exc).__name__) from None
 
+    async def one(self, asset_id: str) -> AssetView | None:
+        """The asset, or None; raises CatalogDown."""
+        return await self._run(self._one, asset_id)
+
     async def listed(self) -> list[AssetView]:
         """Every listed asset; raises CatalogDown."""
-        try:
-            return await Offload.default().run(self._listed)
-        except Exception as exc:
-            raise CatalogDown(type(exc).__name__) from None
+        return await self._run(self._listed)
+
+    async def changed_since(self, since: datetime) -> list[AssetChange]:
+        """Assets changed after ``since``; raises CatalogDown."""
+        return await self._run(self._changed, since)
+
+    async def deleted_ids(self) -> list[str]:
+        """Every deleted asset's id; raises CatalogDown."""
+        return await self._run(self._deleted)
 
     def dispose(self) -> None:
         self.catalog.dispose()

@@ -46,6 +46,10 @@ class ObjectInfo:
     # it is streamed from the backend or sent from the disk cache. A body made here (a
     # signed playlist) passes the hash of its bytes instead.
     etag: str = ""
+    # False for a playlist that may still grow: it can change twice within the second its
+    # Last-Modified names, so it goes out without one and is validated by its ETag (a hash
+    # of its bytes) alone; date preconditions are ignored (RFC 9110 13.1.3, 13.1.4).
+    dated: bool = True
 
     def __post_init__(self) -> None:
         if not self.etag:
@@ -60,6 +64,8 @@ class ObjectInfo:
     @cached_property
     def validators(self) -> dict[str, str]:
         """Headers of every answer about this representation; computed once per object."""
+        if not self.dated:
+            return {hdrs.ETAG: self.etag, hdrs.ACCEPT_RANGES: "bytes"}
         return {
             hdrs.ETAG: self.etag,
             hdrs.LAST_MODIFIED: formatdate(self.last_modified, usegmt=True),

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO, Generic, TypeVar
 
 from nebulacore.blocking import Offload
-from origin.backend import ObjectInfo
+from origin.backend import Missing, ObjectInfo
 
 log = logging.getLogger(__name__)
 V = TypeVar("V")
@@ -68,6 +68,16 @@ class SizedLru(Generic[V]):
             evicted.append(old)
         return evicted
 
+    def drop_prefix(self, prefix: str) -> list[V]:
+        """Remove every key starting with ``prefix``; return their values."""
+        doomed = [key for key in self._entries if key.startswith(prefix)]
+        dropped = []
+        for key in doomed:
+            value, size = self._entries.pop(key)
+            self.total_bytes -= size
+            dropped.append(value)
+        return dropped
+
 
 @dataclass(frozen=True)
 class CachedFile:
@@ -83,6 +93,8 @@ class SegmentCache:
         self._tmp = root / "tmp"
         self._files: SizedLru[CachedFile] = SizedLru(max_bytes)
         self._flights: dict[str, asyncio.Future[CachedFile | None]] = {}
+        # Keys dropped while their fill was under way: the fill must not land.
+        self._void: set[str] = set()
         self.hits = 0
         self.fills = 0
         self.evictions = 0
@@ -117,6 +129,7 @@ class SegmentCache:
 
     def _landed(self, key: str, done: asyncio.Future[CachedFile | None]) -> None:
         self._flights.pop(key, None)
+        self._void.discard(key)
         if not done.cancelled() and done.exception() is not None:
             log.debug("cache fill of %s failed: %r", key, done.exception())
 
@@ -126,6 +139,8 @@ class SegmentCache:
         try:
             with tmp.open("wb") as file:
                 last_modified = await self._fetch(key, file)
+            if key in self._void:  # its asset was deleted meanwhile
+                raise Missing(key)
             size = tmp.stat().st_size
             if size > self.max_bytes:
                 return None
@@ -141,6 +156,17 @@ class SegmentCache:
             self.evictions += 1
             loop.call_later(UNLINK_DELAY_SECONDS, _unlink_quietly, old.path)
         return cached
+
+    def drop_prefix(self, prefix: str) -> int:
+        """Forget every key starting with ``prefix`` and remove its file now (a response
+        handed the path but yet to open it answers 404: what a deleted object should get);
+        a fill under way for such a key ends Missing instead of landing. Returns how many
+        files were removed."""
+        self._void.update(key for key in self._flights if key.startswith(prefix))
+        dropped = self._files.drop_prefix(prefix)
+        for cached in dropped:
+            _unlink_quietly(cached.path)
+        return len(dropped)
 
     def gauges(self) -> dict[str, float]:
         return {
@@ -171,6 +197,7 @@ class MemoryTier:
     def __init__(self, max_bytes: int, max_object_bytes: int = 8 * 1024 * 1024) -> None:
         self.max_object_bytes = min(max_object_bytes, max_bytes)
         self._objects: SizedLru[HotObject] = SizedLru(max_bytes)
+        self._drops = 0  # how many drops so far: a load that saw one in between discards
         self.hits = 0
 
     def get(self, key: str) -> HotObject | None:
@@ -184,13 +211,21 @@ class MemoryTier:
         large for the tier (nothing is read) or gone from disk."""
         if size > self.max_object_bytes:
             return None
+        drops = self._drops
         try:
             hot = await Offload.default().run(_read_hot, path)
         except OSError:  # evicted from disk in between: the caller serves it another way
             return None
+        if drops != self._drops:  # it may be of an asset dropped meanwhile: not kept
+            return None
         if key not in self._objects:
             self._objects.add(key, hot, len(hot.body))
         return hot
+
+    def drop_prefix(self, prefix: str) -> int:
+        """Forget every key starting with ``prefix``; returns how many."""
+        self._drops += 1
+        return len(self._objects.drop_prefix(prefix))
 
     def gauges(self) -> dict[str, float]:
         return {

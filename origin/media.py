@@ -37,6 +37,8 @@ async def hls(request: web.Request) -> web.StreamResponse:
     path = request.match_info["path"]
     key = ladder_key(asset_id, path)
     query = token_query(origin, request, asset_id)
+    if origin.revocations.is_revoked(asset_id):
+        raise Missing("no such asset")
     headers: dict[str, str] = {
         hdrs.CONTENT_TYPE: content.content_type(path),
         hdrs.CACHE_CONTROL: content.cache_control(path, signed=query is not None),
@@ -52,13 +54,16 @@ async def hls(request: web.Request) -> web.StreamResponse:
 async def _text(
     request: web.Request, origin: Origin, key: str, query: str | None, headers: dict[str, str]
 ) -> web.Response:
-    body, info = await origin.read_text(key)
+    text = await origin.read_text(key)
+    body, info = text.body, text.info
+    if text.growing:
+        headers[hdrs.CACHE_CONTROL] = content.growing_cache_control(signed=query is not None)
     if query is not None:
-        text = body.decode("utf-8", errors="replace")
+        decoded = body.decode("utf-8", errors="replace")
         playlist = content.content_type(key) == PLAYLIST_TYPE
-        signed = sign_playlist(text, query) if playlist else sign_vtt(text, query)
+        signed = sign_playlist(decoded, query) if playlist else sign_vtt(decoded, query)
         body = signed.encode()
-        info = ObjectInfo(len(body), info.last_modified, body_etag(body))
+        info = ObjectInfo(len(body), info.last_modified, body_etag(body), info.dated)
     return body_response(request, body, info, headers)
 
 

@@ -5,6 +5,7 @@ Refusals are raised and answered by :mod:`origin.errors`, as for the media handl
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import html
 from pathlib import Path
@@ -12,14 +13,17 @@ from string import Template
 
 from aiohttp import web
 
+from catalog.models import AssetStatus
 from nebulacore import hls
 from origin.assets import AssetView
-from origin.backend import Missing
-from origin.ids import check_asset_id, hls_path
+from origin.backend import BackendDown, Missing
+from origin.ids import check_asset_id, hls_path, ladder_key
 from origin.media import token_query
-from origin.state import ORIGIN
+from origin.state import ORIGIN, Origin
 
 TEMPLATES = Path(__file__).with_name("templates")
+# Pages poll the API for progress: an answer is only ever about now.
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 @functools.cache  # read once: the templates ship with the package
@@ -41,15 +45,36 @@ def _status(asset: AssetView) -> str:
     return asset.status
 
 
+def _watchable(asset: AssetView) -> bool:
+    """Ready, or on its way: the watch page shows progress and plays once it can."""
+    return asset.pending or asset.status == AssetStatus.READY
+
+
+async def _playable(origin: Origin, asset: AssetView) -> bool:
+    """Ready, or still transcoding with a master already in storage (a provisional one is
+    published once every rung has its first segment). The master is read through the
+    playlist cache: pages polling every second cost one backend read per second."""
+    if asset.status == AssetStatus.READY:
+        return True
+    if not asset.pending or origin.revocations.is_revoked(asset.id):
+        return False
+    try:
+        await origin.read_text(ladder_key(asset.id, hls.MASTER))
+    except (Missing, BackendDown):
+        return False
+    return True
+
+
 def _card(asset: AssetView, links: bool) -> str:
     e = html.escape
+    ready = asset.status == AssetStatus.READY
     poster = (
         f'<img src="{e(hls_path(asset.id, hls.POSTER))}" alt="" loading="lazy">'
-        if links and asset.status == "ready"
+        if links and ready
         else '<div class="noposter"></div>'
     )
     title = e(asset.title)
-    if links and asset.status == "ready":
+    if links and _watchable(asset):
         title = f'<a href="/watch/{e(asset.id)}">{title}</a>'
     return (
         f'<li class="asset {e(asset.status)}" data-id="{e(asset.id)}">{poster}'
@@ -65,9 +90,12 @@ async def index(request: web.Request) -> web.Response:
     links = origin.signer is None
     assets = await origin.assets.listed()
     cards = "\n".join(_card(a, links) for a in assets) or '<li class="empty">No videos yet.</li>'
-    count = "1 video" if len(assets) == 1 else f"{len(assets)} videos"
-    page = _template("index.html").substitute(cards=cards, count=count)
+    page = _template("index.html").substitute(cards=cards, count=_count(len(assets)))
     return web.Response(text=page, content_type="text/html")
+
+
+def _count(videos: int) -> str:
+    return "1 video" if videos == 1 else f"{videos} videos"
 
 
 async def watch(request: web.Request) -> web.Response:
@@ -83,31 +111,47 @@ async def watch(request: web.Request) -> web.Response:
         title=e(asset.title),
         asset_id=e(asset_id),
         status=e(_status(asset)),
+        state=e(asset.status),
+        playable="true" if await _playable(origin, asset) else "false",
         duration=_duration(asset.duration),
+        api=e(f"/api/assets/{asset_id}"),
         master=e(hls_path(asset_id, hls.MASTER) + query),
-        poster=e(hls_path(asset_id, hls.POSTER) + query),
+        poster=e(hls_path(asset_id, hls.POSTER) + query)
+        if asset.status == AssetStatus.READY
+        else "",
         thumbnails=e(hls_path(asset_id, hls.THUMBNAILS) + query),
     )
     return web.Response(text=page, content_type="text/html")
 
 
 async def api_assets(request: web.Request) -> web.Response:
-    assets = await request.app[ORIGIN].assets.listed()
-    return web.json_response({"assets": [_api(request, a) for a in assets]})
+    origin = request.app[ORIGIN]
+    assets = await origin.assets.listed()
+    playable = await asyncio.gather(*(_playable(origin, a) for a in assets))
+    listed = [_api(request, a, p) for a, p in zip(assets, playable, strict=True)]
+    return web.json_response({"assets": listed}, headers=NO_STORE)
 
 
 async def api_asset(request: web.Request) -> web.Response:
-    asset = await request.app[ORIGIN].assets.one(check_asset_id(request.match_info["asset_id"]))
+    origin = request.app[ORIGIN]
+    asset = await origin.assets.one(check_asset_id(request.match_info["asset_id"]))
     if asset is None:
         raise Missing("no such asset")
-    return web.json_response(_api(request, asset))
+    body = _api(request, asset, await _playable(origin, asset))
+    return web.json_response(body, headers=NO_STORE)
 
 
-def _api(request: web.Request, asset: AssetView) -> dict[str, object]:
-    data = asset.as_json()
-    if request.app[ORIGIN].signer is None and asset.status == "ready":
-        data["master"] = hls_path(asset.id, hls.MASTER)
-        data["poster"] = hls_path(asset.id, hls.POSTER)
+def _api(request: web.Request, asset: AssetView, playable: bool) -> dict[str, object]:
+    """The asset as JSON; ``playable`` says its master can be loaded now. Links only
+    without signing (a token is one viewer's: the list hands out no access)."""
+    data = asset.as_json() | {"playable": playable, "status_text": _status(asset)}
+    if request.app[ORIGIN].signer is not None:
+        return data
+    if _watchable(asset):
         data["watch"] = f"/watch/{asset.id}"
+    if playable:
+        data["master"] = hls_path(asset.id, hls.MASTER)
+    if asset.status == AssetStatus.READY:
+        data["poster"] = hls_path(asset.id, hls.POSTER)
         data["original"] = f"/files/{asset.id}"
     return data

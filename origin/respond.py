@@ -13,8 +13,9 @@ aiohttp (``request.http_range``); only the edges it cannot see are handled here.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 
 import aiohttp
 from aiohttp import hdrs, web
@@ -67,19 +68,20 @@ def decide(request: web.BaseRequest, info: ObjectInfo) -> Decision:
 
 
 def _precondition(request: web.BaseRequest, info: ObjectInfo) -> int:
-    """412 or 304 when a precondition says so, else 0. Invalid dates are ignored."""
+    """412 or 304 when a precondition says so, else 0. Invalid dates are ignored, and so
+    are all dates for a representation without a Last-Modified."""
     if_match = request.if_match
     if if_match is not None:
         if not _etag_in(if_match, info.bare_etag, weak=False):
             return 412
-    else:
+    elif info.dated:
         since = request.if_unmodified_since
         if since is not None and info.last_modified > since.timestamp():
             return 412
     if_none_match = request.if_none_match
     if if_none_match is not None:
         return 304 if _etag_in(if_none_match, info.bare_etag, weak=True) else 0
-    since = request.if_modified_since
+    since = request.if_modified_since if info.dated else None
     return 304 if since is not None and info.last_modified <= since.timestamp() else 0
 
 
@@ -98,7 +100,7 @@ def _if_range_holds(request: web.BaseRequest, info: ObjectInfo) -> bool:
     if value.startswith(('"', "W/")):
         return value == info.etag
     date = request.if_range
-    return date is not None and date.timestamp() == info.last_modified
+    return info.dated and date is not None and date.timestamp() == info.last_modified
 
 
 def _byte_range(request: web.BaseRequest, size: int) -> Decision:
@@ -270,11 +272,19 @@ async def _relay(
     headers: Mapping[str, str],
 ) -> web.StreamResponse:
     response = await _headers_only(request, decision, info, headers)
+    # A failed write is the viewer's hangup (a ConnectionResetError, answered quietly by
+    # origin.errors); only a failed read is the backend's.
+    async with contextlib.aclosing(_backend_chunks(upstream)) as chunks:
+        async for chunk in chunks:
+            await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+async def _backend_chunks(upstream: aiohttp.ClientResponse) -> AsyncGenerator[bytes, None]:
     try:
         async for chunk in upstream.content.iter_chunked(CHUNK):
-            await response.write(chunk)
+            yield chunk
     except (TimeoutError, aiohttp.ClientError) as exc:
         # Headers are gone already: the viewer sees a short body and a closed connection.
         raise MidBodyFailure(f"backend failed mid-body: {type(exc).__name__}") from None
-    await response.write_eof()
-    return response

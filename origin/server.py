@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
@@ -41,7 +43,11 @@ def create_app(settings: Settings) -> web.Application:
     )
 
     async def cache_gauges() -> dict[str, float]:
-        return {**origin.cache.gauges(), **origin.memory.gauges()}
+        return {
+            **origin.cache.gauges(),
+            **origin.memory.gauges(),
+            **origin.revocations.gauges(),
+        }
 
     metrics.add_gauge_source(cache_gauges)
     install_cors(app, settings.cors_allow_origin, ("/hls/", "/files/"))
@@ -65,7 +71,11 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     origin = app[ORIGIN]
     origin.cache.reset()
     await origin.backend.start()
+    revocations = asyncio.create_task(origin.revocations.run(), name="revocations")
     yield
+    revocations.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await revocations
     await origin.backend.close()
     origin.assets.dispose()
 

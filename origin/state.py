@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import BinaryIO
@@ -10,34 +11,74 @@ import aiohttp
 from aiohttp import web
 
 from catalog import Catalog
+from nebulacore import hls
 from nebulacore.config import Settings
 from origin.assets import AssetReader
-from origin.backend import CHUNK, BackendDown, ObjectInfo, Store, object_info
+from origin.backend import CHUNK, BackendDown, Missing, ObjectInfo, Store, object_info
 from origin.cache import MemoryTier, SegmentCache
+from origin.respond import body_etag
+from origin.revocation import Revocations
 from origin.signing import PlaybackSigner
+
+log = logging.getLogger(__name__)
 
 # A playlist is re-read from the backend at most this often (its Cache-Control is 10 s).
 PLAYLIST_TTL_SECONDS = 2.0
+# A playlist that may still grow (or is yet to be published) is re-read this often: a new
+# segment reaches viewers within a second (and one more of their own max-age=1).
+GROWING_TTL_SECONDS = 1.0
 PLAYLIST_MAX_BYTES = 4 * 1024 * 1024
 PLAYLIST_MEMORY_ENTRIES = 512
+
+
+@dataclass(frozen=True)
+class Text:
+    """A playlist or thumbnail track as read from the backend."""
+
+    body: bytes
+    info: ObjectInfo
+    growing: bool  # a playlist without #EXT-X-ENDLIST: short-lived everywhere
+
+
+def read_as_text(key: str, body: bytes, info: ObjectInfo) -> Text:
+    """A growing playlist is validated by a hash of its bytes and has no Last-Modified: it
+    may change twice within one second, which a date (or a size) cannot tell apart."""
+    growing = hls.content_type(key) == hls.PLAYLIST_TYPE and hls.is_growing(
+        body.decode("utf-8", errors="replace")
+    )
+    if growing:
+        info = ObjectInfo(len(body), info.last_modified, body_etag(body), dated=False)
+    return Text(body, info, growing)
 
 
 @dataclass
 class TextCache:
     """Playlists and thumbnail tracks kept in memory for a moment: hot, small, replaceable."""
 
-    entries: dict[str, tuple[float, bytes, ObjectInfo]] = field(default_factory=dict)
+    # None: the backend had no such object a moment ago (pages polling for a master that
+    # is yet to be published ask once a second, not once per viewer and poll).
+    entries: dict[str, tuple[float, Text | None]] = field(default_factory=dict)
 
-    def get(self, key: str) -> tuple[bytes, ObjectInfo] | None:
+    def get(self, key: str) -> Text | None:
+        """The text of ``key``; None on a miss; raises Missing if it was missing just now."""
         hit = self.entries.get(key)
         if hit is None or hit[0] < time.monotonic():
             return None
-        return hit[1], hit[2]
+        if hit[1] is None:
+            raise Missing(key)
+        return hit[1]
 
-    def put(self, key: str, body: bytes, info: ObjectInfo) -> None:
+    def put(self, key: str, text: Text | None) -> None:
         if len(self.entries) >= PLAYLIST_MEMORY_ENTRIES:
             self.entries.pop(next(iter(self.entries)))
-        self.entries[key] = (time.monotonic() + PLAYLIST_TTL_SECONDS, body, info)
+        ttl = PLAYLIST_TTL_SECONDS if text and not text.growing else GROWING_TTL_SECONDS
+        self.entries[key] = (time.monotonic() + ttl, text)
+
+    def drop_prefix(self, prefix: str) -> int:
+        doomed = [key for key in self.entries if key.startswith(prefix)]
+        for key in doomed:
+            del self.entries[key]
+        return len(doomed)
 
 
 @dataclass
@@ -49,11 +90,13 @@ class Origin:
     texts: TextCache = field(default_factory=TextCache)
     cache: SegmentCache = field(init=False)
     memory: MemoryTier = field(init=False)
+    revocations: Revocations = field(init=False)
 
     def __post_init__(self) -> None:
         cap = self.settings.origin_cache_max_mb * 1024 * 1024
         self.cache = SegmentCache(self.settings.cache_dir, cap, self.fetch_segment)
         self.memory = MemoryTier(self.settings.origin_memory_cache_mb * 1024 * 1024)
+        self.revocations = Revocations(self.assets, self.drop_prefix)
 
     @classmethod
     def build(cls, settings: Settings) -> Origin:
@@ -80,13 +123,29 @@ class Origin:
                 raise BackendDown(f"backend failed mid-body: {type(exc).__name__}") from None
             return info.last_modified
 
-    async def read_text(self, key: str) -> tuple[bytes, ObjectInfo]:
+    async def read_text(self, key: str) -> Text:
         hit = self.texts.get(key)
         if hit is not None:
             return hit
-        body, info = await self.backend.read(self.bucket, key, PLAYLIST_MAX_BYTES)
-        self.texts.put(key, body, info)
-        return body, info
+        try:
+            body, info = await self.backend.read(self.bucket, key, PLAYLIST_MAX_BYTES)
+        except Missing:
+            self.texts.put(key, None)
+            raise
+        text = read_as_text(key, body, info)
+        self.texts.put(key, text)
+        return text
+
+    def drop_prefix(self, prefix: str) -> None:
+        """Forget every object whose key starts with ``prefix`` in every tier of this
+        worker: playlists, memory, the disk cache (files removed now)."""
+        counts = (
+            self.texts.drop_prefix(prefix),
+            self.memory.drop_prefix(prefix),
+            self.cache.drop_prefix(prefix),
+        )
+        if any(counts):
+            log.info("dropped %s from the caches (texts, memory, disk: %s)", prefix, counts)
 
 
 ORIGIN = web.AppKey("nebula.origin", Origin)

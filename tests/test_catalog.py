@@ -13,7 +13,13 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from catalog import Asset, AssetStatus, Catalog, Job, JobKind, JobStatus, OutboxEvent, Rendition
-from catalog.assets import list_assets, record_delete, record_upload
+from catalog.assets import (
+    changed_since,
+    deleted_ids,
+    list_assets,
+    record_delete,
+    record_upload,
+)
 from catalog.buckets import (
     ADMIN_OWNER,
     bucket_owner,
@@ -39,7 +45,9 @@ from tests.services import create_pg_database, drop_pg_database
 
 def test_migrations_reach_head(catalog: Catalog) -> None:
     head = ScriptDirectory.from_config(alembic_config(catalog.url)).get_current_head()
-    assert head is not None and head >= "0003"  # 0002: ladder retention, 0003: bucket owners
+    assert (
+        head is not None and head >= "0004"
+    )  # 0002: ladder retention, 0003: bucket owners, 0004: index
     assert current_revision(catalog.url) == head
 
 
@@ -101,6 +109,26 @@ def test_delete_marks_asset_and_queues_removal(catalog: Catalog) -> None:
         assert s.get(Asset, asset.id).status == AssetStatus.DELETED  # type: ignore[union-attr]
         assert list_assets(s) == []
         assert [a.id for a in list_assets(s, include_deleted=True)] == [asset.id]
+
+
+def test_changes_since_a_time_name_deletions_and_uploads_over(catalog: Catalog) -> None:
+    with catalog.session() as s:
+        kept, _ = record_upload(s, "media", "kept.mp4", None, 1, None)
+        gone, _ = record_upload(s, "media", "gone.mp4", None, 1, None)
+        kept_id, gone_id = kept.id, gone.id
+    with catalog.session() as s:
+        since = s.get(Asset, gone_id).updated_at  # type: ignore[union-attr]
+        assert changed_since(s, since) == [] and deleted_ids(s) == []
+        record_delete(s, "media", "gone.mp4")
+    with catalog.session() as s:
+        (change,) = changed_since(s, since)
+        assert change.asset_id == gone_id and change.deleted and change.updated_at > since
+        assert deleted_ids(s) == [gone_id]
+        record_upload(s, "media", "gone.mp4", None, 2, None)  # uploaded again
+    with catalog.session() as s:
+        (change,) = changed_since(s, since)
+        assert change.asset_id == gone_id and change.status == AssetStatus.QUEUED
+        assert deleted_ids(s) == [] and kept_id not in {c.asset_id for c in changed_since(s, since)}
 
 
 def test_renditions_belong_to_asset_and_cascade(catalog: Catalog) -> None:
@@ -204,7 +232,7 @@ def test_upgrade_from_0001_keeps_keys_and_gives_them_owners(
             )
     engine.dispose()
     upgrade(catalog_at_0001)
-    assert current_revision(catalog_at_0001) == "0003"
+    assert current_revision(catalog_at_0001) == "0004"
     catalog = Catalog(catalog_at_0001)
     try:
         with catalog.session() as s:

@@ -123,3 +123,13 @@ def test_the_bucket_stores_the_types_the_origin_serves(
     segment = client.head_object(Bucket=settings.hls_bucket, Key=f"{prefix}/360p/seg_00001.m4s")
     assert segment["ContentType"] == "video/mp4"
     assert segment["CacheControl"] == hls.IMMUTABLE
+
+
+def test_a_playlist_without_endlist_is_growing() -> None:
+    vod = "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:VOD\n#EXTINF:2.0,\nseg_00000.m4s\n#EXT-X-ENDLIST\n"
+    event = vod.replace("VOD", "EVENT").replace("#EXT-X-ENDLIST\n", "")
+    assert not hls.is_growing(vod) and not hls.is_growing(vod.replace("\n", "\r\n"))
+    assert hls.is_growing(event)
+    assert hls.is_growing("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv1/360p/index.m3u8\n")
+    assert hls.is_growing("#EXTM3U\n# not the tag: #EXT-X-ENDLIST\n")
+    assert hls.LIVE_CACHE == "public, max-age=1" and "immutable" not in hls.LIVE_CACHE

@@ -1,7 +1,10 @@
 // The watch page: hls.js where Media Source Extensions exist, native HLS (Safari/iOS) otherwise,
 // a quality menu, and thumbnail previews over the seek bar from the sprite + WebVTT track.
+// Opened before the video is ready, it polls the asset's status, shows the progress, and
+// starts playing by itself as soon as a (provisional) master exists: no reload.
 (function () {
   "use strict";
+  var POLL_MS = 1500;
   var root = document.getElementById("player");
   var video = document.getElementById("video");
   var quality = document.getElementById("quality");
@@ -10,7 +13,9 @@
   var preview = document.getElementById("preview");
   var master = root.dataset.master;
   // Read by the browser test and handy in a console: what played, and which levels were used.
-  var state = (window.nebulaPlayer = { mode: null, switches: [], levels: [], hls: null, errors: [] });
+  var state = (window.nebulaPlayer = {
+    mode: null, switches: [], levels: [], hls: null, errors: [], status: root.dataset.state,
+  });
 
   function showLevel(index, height) {
     levelLabel.textContent = height ? height + "p" : "";
@@ -18,7 +23,9 @@
   }
 
   function startHlsJs() {
-    var hls = new Hls({ capLevelToPlayerSize: false });
+    // From the start even while the playlists still grow (hls.js would join them at their
+    // live edge otherwise): a viewer of a fresh upload wants to see it from its beginning.
+    var hls = new Hls({ capLevelToPlayerSize: false, startPosition: 0 });
     state.mode = "hls.js";
     state.hls = hls;
     hls.on(Hls.Events.MANIFEST_PARSED, function (_event, data) {
@@ -57,10 +64,40 @@
     video.play().catch(function () {});
   }
 
-  // hls.js first: some desktop browsers now claim native HLS but give no level control.
-  if (window.Hls && Hls.isSupported()) startHlsJs();
-  else if (video.canPlayType("application/vnd.apple.mpegurl")) startNative();
-  else levelLabel.textContent = "This browser cannot play HLS.";
+  function start() {
+    if (state.mode) return;
+    waiting.hidden = true;
+    // hls.js first: some desktop browsers now claim native HLS but give no level control.
+    if (window.Hls && Hls.isSupported()) startHlsJs();
+    else if (video.canPlayType("application/vnd.apple.mpegurl")) startNative();
+    else { state.mode = "none"; levelLabel.textContent = "This browser cannot play HLS."; }
+  }
+
+  // ---- a video still transcoding: status, progress, and play once there is a master ------
+  var waiting = document.getElementById("waiting");
+  var statusLabel = document.getElementById("status");
+  var durationLabel = document.getElementById("duration");
+
+  function pollStatus() {
+    fetch(root.dataset.api, { cache: "no-store" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (asset) {
+        if (asset) {
+          state.status = asset.status;
+          statusLabel.textContent = asset.status_text;
+          durationLabel.textContent = Nebula.formatDuration(asset.duration);
+          if (asset.playable) start();
+          if (asset.status === "ready") { loadThumbnails(); return; }
+          if (asset.status === "failed") { waiting.hidden = true; return; }
+        }
+        setTimeout(pollStatus, POLL_MS);
+      })
+      .catch(function () { setTimeout(pollStatus, POLL_MS); });
+  }
+
+  if (root.dataset.playable === "true") start();
+  else if (root.dataset.state !== "failed") waiting.hidden = false;
+  if (root.dataset.state !== "ready" && root.dataset.state !== "failed") pollStatus();
 
   // ---- seek bar with thumbnail previews ------------------------------------------------
   var cues = [];
@@ -86,10 +123,19 @@
     }
   }
 
-  var thumbnails = new URL(root.dataset.thumbnails, window.location.href);
-  fetch(thumbnails).then(function (r) { return r.ok ? r.text() : ""; })
-    .then(function (text) { if (text) parseVtt(text, thumbnails); })
-    .catch(function () {});
+  var thumbnailsLoaded = false;
+
+  function loadThumbnails() {
+    // The track is published with the finished ladder.
+    if (thumbnailsLoaded) return;
+    thumbnailsLoaded = true;
+    var thumbnails = new URL(root.dataset.thumbnails, window.location.href);
+    fetch(thumbnails).then(function (r) { return r.ok ? r.text() : ""; })
+      .then(function (text) { if (text) parseVtt(text, thumbnails); })
+      .catch(function () {});
+  }
+
+  if (root.dataset.state === "ready") loadThumbnails();
 
   function cueAt(seconds) {
     for (var i = 0; i < cues.length; i++) {

@@ -3,15 +3,18 @@ SeaweedFS, the catalog that knows it, and ``nebula origin`` as a subprocess on a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import re
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from catalog import Catalog
 from catalog.assets import record_upload
 from nebulacore.config import Settings, load_settings
+from nebulacore.hls import MASTER, MEDIA_PLAYLIST, content_type
 from nebulacore.s3 import backend_client, ensure_buckets, list_keys
 from tests.stacks import OriginUnderTest, Seaweed, start_origin
 from transcoder.pipeline import transcode_asset
@@ -54,6 +57,85 @@ def add_transcoding_asset(catalog_url: str, key: str, progress: float) -> str:
                 )
             )
             return asset.id
+    finally:
+        catalog.dispose()
+
+
+def event_playlist(vod: str, segments: int) -> str:
+    """A rung's media playlist as it is while being transcoded: an EVENT playlist with its
+    first ``segments`` segments and no #EXT-X-ENDLIST."""
+    lines: list[str] = []
+    for line in vod.splitlines():
+        if line == "#EXT-X-PLAYLIST-TYPE:VOD":
+            line = "#EXT-X-PLAYLIST-TYPE:EVENT"
+        if line == "#EXT-X-ENDLIST" or segments == 0:
+            break
+        lines.append(line)
+        if line and not line.startswith("#"):
+            segments -= 1
+    return "\n".join(lines) + "\n"
+
+
+def ladder_names(published: Published) -> list[str]:
+    """Every file of the published ladder, relative to the asset."""
+    return sorted(
+        str(path.relative_to(published.files))
+        for path in published.files.rglob("*")
+        if path.is_file()
+    )
+
+
+def put_ladder_files(
+    published: Published, asset_id: str, files: Mapping[str, bytes | str] | list[str]
+) -> None:
+    """Put files into the HLS bucket under ``asset_id`` as the transcoder would: a list
+    names files of the published ladder, a dict gives their content."""
+    settings = load_settings(published.env)
+    client = backend_client(settings)
+    if isinstance(files, list):
+        files = {name: (published.files / name).read_bytes() for name in files}
+    for name, body in files.items():
+        data = body.encode() if isinstance(body, str) else body
+        client.put_object(
+            Bucket=settings.hls_bucket,
+            Key=f"{asset_id}/{name}",
+            Body=data,
+            ContentType=content_type(name),
+        )
+
+
+def publish_first_segments(published: Published, asset_id: str, segments: int) -> None:
+    """What the transcoder publishes first: each rung's init segment and first
+    ``segments`` segments, its EVENT playlist, then a (provisional) master."""
+    playlists: dict[str, bytes | str] = {}
+    for name in ladder_names(published):
+        if not name.endswith("/" + MEDIA_PLAYLIST):
+            continue
+        folder = name.rsplit("/", 1)[0]
+        text = event_playlist((published.files / name).read_text(), segments)
+        uris = re.findall(r'URI="([^"]+)"', text)
+        uris += [line for line in text.splitlines() if line and not line.startswith("#")]
+        put_ladder_files(published, asset_id, [f"{folder}/{uri}" for uri in uris])
+        playlists[name] = text
+    put_ladder_files(published, asset_id, playlists)
+    put_ladder_files(published, asset_id, [MASTER])
+
+
+def publish_the_rest(published: Published, asset_id: str) -> None:
+    """The finished ladder (VOD playlists, poster, thumbnails), the master last, and the
+    catalog's asset ready with its job done."""
+    from catalog import Catalog, Job, JobKind, JobStatus
+    from catalog.assets import record_ready
+
+    put_ladder_files(published, asset_id, [n for n in ladder_names(published) if n != MASTER])
+    put_ladder_files(published, asset_id, [MASTER])
+    catalog = Catalog(published.catalog_url)
+    try:
+        with catalog.session() as session:
+            record_ready(session, asset_id, [], 8.0)
+            mine = select(Job).where(Job.asset_id == asset_id, Job.kind == JobKind.TRANSCODE)
+            for job in session.scalars(mine):
+                job.status, job.progress = JobStatus.DONE, 100.0
     finally:
         catalog.dispose()
 

@@ -102,6 +102,10 @@ def test_list_shows_jobs_in_progress_with_their_percentage(
     page = request(origin.url, "/").body.decode()
     card = page[page.index(f'data-id="{asset_id}"') :].split("</li>")[0]
     assert "encoding.mov" in card and "processing 63%" in card
-    assert f"/watch/{asset_id}" not in card  # nothing to watch yet
+    # Its watch page shows the progress and plays once it can; no poster yet.
+    assert f'href="/watch/{asset_id}"' in card and "poster.jpg" not in card
     listed = {a["id"]: a for a in json.loads(request(origin.url, "/api/assets").body)["assets"]}
-    assert listed[asset_id]["progress"] == 63.0 and listed[asset_id]["job_status"] == "running"
+    mine = listed[asset_id]
+    assert mine["progress"] == 63.0 and mine["job_status"] == "running"
+    assert mine["status_text"] == "processing 63%" and mine["playable"] is False
+    assert "master" not in mine and "poster" not in mine

@@ -5,14 +5,23 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import queue
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from origin.signing import PlaybackSigner
-from tests.origin.conftest import SIGNING_KEY, Published
+from tests.origin.conftest import (
+    SIGNING_KEY,
+    Published,
+    add_transcoding_asset,
+    publish_first_segments,
+    publish_the_rest,
+)
 from tests.origin.http import gauge
 from tests.stacks import OriginUnderTest
 
@@ -131,3 +140,73 @@ def test_chromium_watch_page_plays_and_switches_quality(
     preview = report["preview"]
     assert "sprite.jpg" in preview["image"] and preview["width"] == "160px", preview
     assert preview["time"].startswith("0:0"), preview
+
+
+def _lines_of(process: subprocess.Popen[str]) -> queue.Queue[str]:
+    """The child's stdout, line by line, read on a thread (so each wait has a ceiling)."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def _step(lines: queue.Queue[str], name: str) -> dict[str, Any]:
+    """The browser's report of step ``name``; an early ``done`` (it failed) fails the test."""
+    report: dict[str, Any] = json.loads(lines.get(timeout=180))
+    assert report["step"] == name, report
+    return report
+
+
+def test_watch_page_opened_before_the_video_is_ready_plays_by_itself(
+    origin: OriginUnderTest, published: Published
+) -> None:
+    """The real user path: a watch page open while the video is transcoding shows the
+    progress, starts by itself on the first published segments, follows the growing
+    playlists, and the list page turns to ready, neither page reloaded."""
+    missing = _browser_ready()
+    assert missing is None, missing
+    asset_id = add_transcoding_asset(published.catalog_url, "live/early.mp4", 40.0)
+    browser = subprocess.Popen(
+        ["node", str(BROWSER_DIR / "early.mjs"), origin.url, asset_id],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert browser.stdin is not None
+    lines = _lines_of(browser)
+
+    def proceed() -> None:
+        assert browser.stdin is not None
+        browser.stdin.write("go\n")
+        browser.stdin.flush()
+
+    try:
+        opened = _step(lines, "opened")
+        assert opened["watch"]["status"] == "processing 40%", opened
+        assert opened["watch"]["waiting"] and opened["watch"]["mode"] is None, opened
+        assert opened["list"]["status"] == "processing 40%", opened
+        publish_first_segments(published, asset_id, segments=2)
+        proceed()
+        playing = _step(lines, "playing")
+        assert playing["watch"]["mode"] == "hls.js" and not playing["watch"]["waiting"]
+        assert playing["watch"]["notReloaded"], playing
+        publish_the_rest(published, asset_id)
+        proceed()
+        done = _step(lines, "done")
+        assert done["ok"], done
+        assert done["list"]["status"] == "ready" and done["watch"]["status"] == "ready"
+        assert done["watch"]["currentTime"] > 5, done
+        assert done["watch"]["notReloaded"] and done["list"]["notReloaded"], done
+    finally:
+        # Playwright closes chromium on SIGTERM (its handleSIGTERM); SIGKILL would orphan it.
+        browser.terminate()
+        try:
+            browser.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            browser.kill()
+            browser.wait()

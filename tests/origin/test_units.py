@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from nebula.cli.playback import parse_duration
-from origin.backend import ObjectInfo
+from origin.backend import Missing, ObjectInfo
 from origin.cache import HotObject, MemoryTier, SegmentCache, SizedLru
 from origin.ids import BadName, check_asset_id, check_ladder_path
 from origin.rewrite import sign_playlist, sign_vtt, with_query
@@ -111,6 +111,63 @@ def test_cache_evicts_least_recently_used(tmp_path: Path) -> None:
     cache = asyncio.run(scenario())
     assert cache.total_bytes == 800 and cache.evictions == 1
     assert [key for key in "abc" if key in cache._files] == ["a", "c"]
+
+
+def test_dropping_a_prefix_removes_its_files_now_and_voids_a_fill_under_way(
+    tmp_path: Path,
+) -> None:
+    """What a deletion does to one worker's disk cache: the asset's files go at once, other
+    assets' stay, and a fill that was under way never lands (its waiters get Missing)."""
+    release = asyncio.Event()
+
+    async def fetch(key: str, file: io.BufferedWriter) -> float:
+        if key.endswith("slow.m4s"):
+            await release.wait()
+        file.write(b"x" * 10)
+        return 1_700_000_000.0
+
+    async def scenario() -> tuple[SegmentCache, list[Path], BaseException | None]:
+        cache = SegmentCache(tmp_path, 1000, fetch)  # type: ignore[arg-type]
+        cache.reset()
+        gone = [await cache.get(f"asset1/v1/360p/seg_{n}.m4s") for n in range(3)]
+        await cache.get("asset1/poster.jpg")
+        await cache.get("asset10/poster.jpg")  # another asset whose id starts alike
+        waiting = asyncio.ensure_future(cache.get("asset1/v1/360p/slow.m4s"))
+        await asyncio.sleep(0)
+        assert cache.drop_prefix("asset1/") == 4
+        release.set()
+        outcome = (await asyncio.gather(waiting, return_exceptions=True))[0]
+        assert isinstance(outcome, BaseException | None)
+        return cache, [c.path for c in gone if c is not None], outcome
+
+    cache, paths, outcome = asyncio.run(scenario())
+    assert isinstance(outcome, Missing)
+    assert paths and not any(path.exists() for path in paths)
+    assert list(cache._files._entries) == ["asset10/poster.jpg"]
+    assert cache.total_bytes == 10
+    assert len(list((tmp_path / "objects").iterdir())) == 1
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_memory_tier_drops_a_prefix_and_keeps_no_load_that_overlapped_a_drop(
+    tmp_path: Path,
+) -> None:
+    for name in ("a1", "a2", "b1"):
+        (tmp_path / name).write_bytes(b"x" * 10)
+
+    async def scenario() -> MemoryTier:
+        tier = MemoryTier(1000)
+        for name in ("a1", "b1"):
+            await tier.load(f"{name[0]}/{name}", tmp_path / name, 10)
+        loading = asyncio.ensure_future(tier.load("a/a2", tmp_path / "a2", 10))
+        await asyncio.sleep(0)  # the read is on its thread now
+        assert tier.drop_prefix("a/") == 1
+        assert await loading is None  # read before the drop: not kept
+        return tier
+
+    tier = asyncio.run(scenario())
+    assert tier.get("a/a1") is None and tier.get("a/a2") is None
+    assert tier.get("b/b1") is not None
 
 
 def test_memory_tier_keeps_the_most_recent_under_its_cap(tmp_path: Path) -> None:
