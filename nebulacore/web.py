@@ -1,14 +1,41 @@
-"""Running an aiohttp app on the configured address, shared by s3proxy and origin."""
+"""Running an aiohttp service, shared by s3proxy and origin: one process, or several on one port.
+
+One Python process serves from one core; :func:`serve_service` runs ``workers`` processes
+that all listen on the same port (``SO_REUSEPORT``: the kernel spreads new connections
+over them). The parent only supervises: it restarts a worker that dies (a worker that dies
+right after its start stops the service, which its own supervisor, ``nebula up`` or
+Compose, restarts), and SIGTERM/SIGINT stops every worker gracefully. Each worker writes
+its request counters to a file in the service's runtime directory, and /metrics sums them
+(:mod:`nebulacore.counters`).
+"""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import multiprocessing.connection
+import signal
+import sys
+import time
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from types import FrameType
 
 from aiohttp import web
 
 from nebulacore.config import Settings
+from nebulacore.counters import fresh_runtime_dir
+from nebulacore.ops import share_metrics
 
 log = logging.getLogger(__name__)
+STOP_TIMEOUT_SECONDS = 10.0
+# A worker that dies sooner than this after its start is broken, not unlucky: the whole
+# service stops (and its supervisor restarts it with backoff) rather than respawn in a loop.
+MIN_WORKER_UPTIME_SECONDS = 5.0
+
+Build = Callable[[Settings], web.Application]
+PerWorker = Callable[[Settings, int, int], Settings]
 
 
 def serve(
@@ -33,3 +60,121 @@ def serve(
         handle_signals=True,
         reuse_port=reuse_port or None,
     )
+
+
+def runtime_dir(settings: Settings, name: str, port: int) -> Path:
+    """Where the workers of the service ``name`` on ``port`` keep their counters."""
+    return settings.data_path / "run" / f"{name}-{port}"
+
+
+def same_settings(settings: Settings, _index: int, _count: int) -> Settings:
+    return settings
+
+
+def serve_service(
+    name: str,
+    settings: Settings,
+    port: int,
+    workers: int,
+    build: Build,
+    per_worker: PerWorker = same_settings,
+) -> None:
+    """Serve ``build(settings)`` on ``port`` in ``workers`` processes; ``per_worker``
+    gives worker ``i`` of ``n`` its own settings (the origin: its own cache folder)."""
+    if workers == 1:
+        serve(build(settings), settings, port, name)
+        return
+    Workers(name, settings, port, workers, build, per_worker).run()
+
+
+def _serve_worker(
+    build: Build, settings: Settings, port: int, name: str, directory: Path, index: int
+) -> None:
+    share_metrics(directory, index)
+    serve(build(settings), settings, port, f"{name} worker {index}", reuse_port=True)
+
+
+class Workers:
+    """The parent of a multi-process service: starts, restarts and stops its workers."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        port: int,
+        count: int,
+        build: Build,
+        per_worker: PerWorker,
+    ) -> None:
+        self.name = name
+        self.port = port
+        self.build = build
+        self.settings = [per_worker(settings, i, count) for i in range(count)]
+        self.directory = fresh_runtime_dir(runtime_dir(settings, name, port))
+        # fork: a worker needs nothing re-imported, and the parent holds no loop or thread.
+        self.context = multiprocessing.get_context("fork")
+        self.workers: list[BaseProcess] = []
+        self.started: list[float] = []
+        self.stopping = False
+        self.failed = False
+
+    def _start(self, index: int) -> BaseProcess:
+        worker = self.context.Process(
+            target=_serve_worker,
+            args=(
+                self.build,
+                self.settings[index],
+                self.port,
+                self.name,
+                self.directory,
+                index,
+            ),
+            name=f"{self.name}-{index}",
+        )
+        worker.start()
+        return worker
+
+    def _stop(self, _signum: int = signal.SIGTERM, _frame: FrameType | None = None) -> None:
+        self.stopping = True
+        for worker in self.workers:
+            if worker.is_alive():
+                worker.terminate()  # SIGTERM: aiohttp shuts down gracefully
+
+    def run(self) -> None:
+        self.workers = [self._start(i) for i in range(len(self.settings))]
+        self.started = [time.monotonic()] * len(self.workers)
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        while not self.stopping:
+            multiprocessing.connection.wait([w.sentinel for w in self.workers])
+            if not self.stopping:
+                self._replace_dead()
+        self._stop()
+        for worker in self.workers:
+            worker.join(STOP_TIMEOUT_SECONDS)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+        if self.failed:
+            sys.exit(1)
+
+    def _replace_dead(self) -> None:
+        for index, worker in enumerate(self.workers):
+            if worker.is_alive():
+                continue
+            worker.join()
+            uptime = time.monotonic() - self.started[index]
+            log.error(
+                "%s worker %d exited with %s after %.0fs",
+                self.name,
+                index,
+                worker.exitcode,
+                uptime,
+            )
+            if uptime < MIN_WORKER_UPTIME_SECONDS:
+                self.failed = True
+                self._stop()
+                return
+            # Its counters file stays: a new pid writes a new one, the sums go on.
+            self.workers[index] = self._start(index)
+            self.started[index] = time.monotonic()
