@@ -11,6 +11,7 @@ its request counters to a file in the service's runtime directory, and /metrics 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -59,7 +60,19 @@ def serve(
         keepalive_timeout=settings.header_timeout_seconds,
         handle_signals=True,
         reuse_port=reuse_port or None,
+        loop=event_loop(),
     )
+
+
+def event_loop() -> asyncio.AbstractEventLoop | None:
+    """uvloop's loop when it is installed (an optional dependency: it roughly halves the
+    s3proxy's CPU per small request, and cuts the origin's by about a fifth, see the
+    README's bench section), else None: aiohttp then makes asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop()
 
 
 def runtime_dir(settings: Settings, name: str, port: int) -> Path:

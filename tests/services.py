@@ -71,6 +71,11 @@ def fresh_redis_url() -> str:
     return f"redis://{REDIS_HOST}:6379/15"
 
 
+def parent_pid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
 def descendants(pid: int) -> set[int]:
     """Every live process below ``pid`` (read from /proc, no extra dependency)."""
     children: dict[int, list[int]] = {}
