@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,9 +124,21 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def wrk(server: Server, path: str, seconds: int, connections: int, range_header: str | None) -> Run:
-    """One wrk run; refuses a run with any non-2xx answer or socket error."""
-    argv = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", server.url + path]
+def wrk(
+    server: Server,
+    path: str,
+    seconds: int,
+    connections: int,
+    range_header: str | None,
+    *,
+    url: str | None = None,
+    extra: Sequence[str] = (),
+    threads: int = 2,
+) -> Run:
+    """One wrk run (of ``url``, else the server's ``path``); refuses a run with any
+    non-2xx answer or socket error."""
+    target = url or server.url + path
+    argv = ["wrk", "-t", str(threads), "-c", str(connections), "-d", f"{seconds}s", *extra, target]
     if range_header:
         argv += ["-H", f"Range: {range_header}"]
     server_before, wrk_before = tree_cpu_seconds(server.pid), children_cpu_seconds()
