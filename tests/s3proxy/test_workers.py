@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -64,3 +65,18 @@ def test_a_revoked_key_stops_in_every_worker_within_the_cache_time(
     for _ in range(16):
         answer = send("GET", url, signed_headers("GET", url, key))
         assert answer.status == 403 and b"InvalidAccessKeyId" in answer.body
+
+
+def test_other_methods_do_not_grow_the_metrics(pooled: ProxyUnderTest) -> None:
+    """Methods beyond the standard ones (aiohttp's parser takes the WebDAV and other
+    registered ones; it refuses made-up ones itself) share one OTHER sample."""
+    others = ["PROPFIND", "PROPPATCH", "MKCOL", "COPY", "MOVE", "LOCK", "UNLOCK", "SEARCH"]
+    others += ["REPORT", "PURGE", "MKCALENDAR", "CHECKOUT", "MERGE", "NOTIFY", "ACL"]
+    for method in others:
+        assert send(method, f"{pooled.url}/media/anonymous", {}).status == 403, method
+    with urllib.request.urlopen(f"{pooled.url}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    assert not [method for method in others if f'method="{method}"' in text]
+    assert metric_sample(
+        pooled.url, "nebula_s3proxy_requests_total", method="OTHER", status="403"
+    ) == len(others)
