@@ -80,3 +80,21 @@ def test_other_methods_do_not_grow_the_metrics(pooled: ProxyUnderTest) -> None:
     assert metric_sample(
         pooled.url, "nebula_s3proxy_requests_total", method="OTHER", status="403"
     ) == len(others)
+
+
+def test_every_workers_uploads_reach_the_queue(pooled: ProxyUnderTest) -> None:
+    """Each worker relays the uploads it recorded into the one queue (each opens the queue
+    itself: a SQLite queue opened before the fork would be shared by the workers)."""
+    from tests.s3proxy.test_events import jobs_of, queued_job_ids
+
+    keys = [f"workers/{index:02d}.mp4" for index in range(12)]
+    for key in keys:  # a new connection each: the uploads land in both workers
+        url = f"{pooled.url}/media/{key}"
+        body = b"\x00" * 1000
+        headers = signed_headers("PUT", url, pooled.admin, {"Content-Type": "video/mp4"}, body=body)
+        assert send("PUT", url, headers, body).status == 200
+    wanted = {jobs_of(pooled, "media", key)[0].id for key in keys}
+    deadline = time.monotonic() + 20
+    while not wanted <= queued_job_ids(pooled):
+        assert time.monotonic() < deadline, wanted - queued_job_ids(pooled)
+        time.sleep(0.2)
