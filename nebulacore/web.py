@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -97,7 +98,25 @@ def serve_service(
     if workers == 1:
         serve(build(settings), settings, port, name)
         return
+    refuse_taken_port(settings.bind, port, name)
     Workers(name, settings, port, workers, build, per_worker).run()
+
+
+class PortTaken(SystemExit):
+    """The port already has a listener (a second copy of the service, or another program)."""
+
+
+def refuse_taken_port(host: str, port: int, name: str) -> None:
+    """Fail if anything listens on the port already. With ``SO_REUSEPORT`` a second copy
+    of the service, started by mistake by the same user, would otherwise bind too and take
+    half the connections; a plain bind fails against any listener, ours included."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise PortTaken(f"{name}: {host}:{port} is already in use: {exc.strerror}") from None
 
 
 def _serve_worker(

@@ -1,18 +1,21 @@
 """The origin as several processes on one port: /metrics sums them, a dead worker's
-counts stay, and the dead worker is replaced."""
+counts stay, the dead worker is replaced, and a second copy on the port is refused."""
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from nebulacore.config import load_settings
 from nebulacore.web import MIN_WORKER_UPTIME_SECONDS, runtime_dir
+from tests.harness import nebula_argv
 from tests.origin.conftest import Published
 from tests.origin.http import request
-from tests.services import counters_by_worker, descendants, metric_sample
+from tests.services import counters_by_worker, descendants, environ_without, metric_sample
 from tests.stacks import OriginUnderTest
 
 WORKERS = 2
@@ -52,3 +55,24 @@ def test_metrics_sum_every_worker_and_keep_a_dead_ones_counts(
     assert victim not in descendants(pooled.process.pid)
     icons(pooled, 10)
     assert_scrapes_report(pooled, 50)
+
+
+def test_a_second_copy_on_the_same_port_is_refused(
+    launch: Callable[..., OriginUnderTest], published: Published, tmp_path: Path
+) -> None:
+    """With SO_REUSEPORT a second copy would bind too and take half the viewers."""
+    first = launch(NEBULA_ORIGIN_WORKERS=str(WORKERS))
+    env = {**environ_without(), **published.env}
+    env.update(
+        {
+            "NEBULA_ORIGIN_PORT": str(first.port),
+            "NEBULA_ORIGIN_WORKERS": str(WORKERS),
+            "NEBULA_ORIGIN_CACHE_DIR": str(tmp_path / "cache"),
+        }
+    )
+    second = subprocess.run(
+        nebula_argv("origin"), env=env, capture_output=True, text=True, timeout=60
+    )
+    assert second.returncode != 0
+    assert f"127.0.0.1:{first.port} is already in use" in second.stderr
+    icons(first, 8)  # the first copy still answers every connection
