@@ -136,6 +136,7 @@ class Settings(BaseModel):
     origin_cache_dir: Path | None = None
     origin_cache_max_mb: int = Field(1024, ge=0)
     origin_memory_cache_mb: int = Field(64, ge=0)
+    # Processes serving the origin port (SO_REUSEPORT); "auto": one per core, at most 4.
     origin_workers: int = Field(default_factory=default_workers, ge=1, le=64)
     # Connections each origin worker keeps to the storage backend (segments and originals
     # relayed at once); a viewer waits backend_wait_seconds for one before a 503.
