@@ -122,6 +122,10 @@ def refuse_taken_port(host: str, port: int, name: str) -> None:
 def _serve_worker(
     build: Build, settings: Settings, port: int, name: str, directory: Path, index: int
 ) -> None:
+    # A respawned worker is forked from a parent that has its own handlers: back to the
+    # defaults until aiohttp installs its graceful ones.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     share_metrics(directory, index)
     serve(build(settings), settings, port, f"{name} worker {index}", reuse_port=True)
 
