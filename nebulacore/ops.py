@@ -111,11 +111,12 @@ class Metrics:
         error_code: str | None = None,
     ) -> None:
         store = self.store
+        if method not in KNOWN_METHODS:
+            method = "OTHER"
         try:
             slot = self._requests[(method, status)]
         except KeyError:
-            name = method if method in KNOWN_METHODS else "OTHER"
-            slot = self._requests[(method, status)] = store.slot(("requests", name, str(status)))
+            slot = self._requests[(method, status)] = store.slot(("requests", method, str(status)))
         store.add(slot, 1)
         if status >= 400:
             code = error_code or status_code_name(status)
