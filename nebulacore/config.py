@@ -27,6 +27,27 @@ VIDEO_EXTENSIONS = (
 )
 
 
+MAX_DEFAULT_WORKERS = 4
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity, less a cgroup CPU quota
+    (a container's ``cpus:``), which affinity does not show."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cores = min(cores or 1, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota
+    return cores or 1
+
+
+def default_workers() -> int:
+    """Worker processes of a web service: one per usable core, at most 4."""
+    return min(MAX_DEFAULT_WORKERS, usable_cores())
+
+
 class ConfigError(Exception):
     """A configuration value is missing or wrong; the message names the variable."""
 
@@ -92,6 +113,8 @@ class Settings(BaseModel):
     body_timeout_seconds: float = Field(60.0, gt=0)
     # Concurrent uploads (requests with a body) one access key may have; more get SlowDown.
     uploads_per_key: int = Field(32, ge=1)
+    # Processes serving the S3 port (SO_REUSEPORT); "auto": one per core, at most 4.
+    s3proxy_workers: int = Field(default_factory=default_workers, ge=1, le=64)
     # Connections to the storage backend, and how long a request waits for a free one
     # before it is answered 503 SlowDown.
     backend_connections: int = Field(512, ge=1)
@@ -119,7 +142,8 @@ class Settings(BaseModel):
     origin_cache_dir: Path | None = None
     origin_cache_max_mb: int = Field(1024, ge=0)
     origin_memory_cache_mb: int = Field(64, ge=0)
-    origin_workers: int = Field(1, ge=1, le=64)
+    # Processes serving the origin port (SO_REUSEPORT); "auto": one per core, at most 4.
+    origin_workers: int = Field(default_factory=default_workers, ge=1, le=64)
     # Connections each origin worker keeps to the storage backend (segments and originals
     # relayed at once); a viewer waits backend_wait_seconds for one before a 503.
     origin_backend_connections: int = Field(256, ge=1)
@@ -138,6 +162,11 @@ class Settings(BaseModel):
     @classmethod
     def _parse_list(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("s3proxy_workers", "origin_workers", mode="before")
+    @classmethod
+    def _auto_workers(cls, value: object) -> object:
+        return default_workers() if value in ("auto", "", 0, "0") else value
 
     @field_validator("ladder")
     @classmethod

@@ -23,8 +23,6 @@ transcode gets a new version prefix), so it may be cached forever (:data:`IMMUTA
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-
 MASTER = "master.m3u8"
 POSTER = "poster.jpg"
 THUMBNAILS = "thumbnails.vtt"
@@ -65,8 +63,14 @@ ENDLIST = "#EXT-X-ENDLIST"
 
 
 def suffix(name: str) -> str:
-    """The lowercase suffix of a file name or key (``""`` without one)."""
-    return PurePosixPath(name).suffix.lower()
+    """The lowercase suffix of a file name or key (``""`` without one), as
+    ``PurePosixPath(name).suffix`` reads it, without building a path (several times a
+    request)."""
+    base = name.rstrip("/").rpartition("/")[2]
+    dot = base.rfind(".")
+    if dot <= 0 or dot == len(base) - 1:
+        return ""
+    return base[dot:].lower()
 
 
 def content_type(name: str) -> str:

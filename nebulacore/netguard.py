@@ -6,6 +6,7 @@ is walked from the right across all its header lines, skipping trusted hops.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable, Sequence
@@ -22,6 +23,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Handlers read the client address the guard decided on: request[CLIENT_IP_KEY].
 CLIENT_IP_KEY = web.RequestKey("nebula.client_ip", str)
 ALLOWLIST_MARK = "nebula_allowlist"
+DECISIONS_CACHED = 4096
 
 
 def _parse_ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -78,17 +80,24 @@ def allowlist_middleware(
 ) -> Middleware:
     """aiohttp middleware: 403 (``refuse`` builds the body, e.g. S3 XML) for other networks."""
 
+    @functools.lru_cache(maxsize=DECISIONS_CACHED)
+    def decide(peer: str | None, chain: str | None) -> tuple[str | None, bool]:
+        # The same few peers ask again and again: parsing addresses and walking networks
+        # once per peer (and forwarded chain), not per request, keeps small answers cheap.
+        address = client_address(peer, chain, settings.trusted_proxies)
+        return (None if address is None else str(address)), is_allowed(
+            address, settings.allow_cidrs
+        )
+
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-        address = client_address(
-            request.remote, forwarded_chain(request.headers), settings.trusted_proxies
-        )
-        if not is_allowed(address, settings.allow_cidrs):
+        client, allowed = decide(request.remote, forwarded_chain(request.headers))
+        if not allowed:
             # One line per refusal, so a scan from outside the tailnet is visible in the log.
             log.warning(
                 "refused client outside the allow-list",
                 extra={
-                    "client": str(address or request.remote),
+                    "client": client or str(request.remote),
                     "peer": request.remote,
                     "method": request.method,
                     "path": request.path,
@@ -97,7 +106,7 @@ def allowlist_middleware(
             if refuse is not None:
                 return refuse(request)
             return web.Response(status=403, text="403 Forbidden: your network is not allowed\n")
-        request[CLIENT_IP_KEY] = str(address)
+        request[CLIENT_IP_KEY] = str(client)
         return await handler(request)
 
     setattr(guard, ALLOWLIST_MARK, True)

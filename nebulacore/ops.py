@@ -17,13 +17,18 @@ import http
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from functools import partial
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from nebulacore.blocking import Offload
+from nebulacore.counters import SUFFIX as COUNTERS_SUFFIX
+from nebulacore.counters import CounterFile, Key, sum_files
+from nebulacore.counters import file_name as counter_file_name
 from nebulacore.netguard import guard_is_first
 from nebulacore.prometheus import labelled_counter
 
@@ -46,17 +51,55 @@ def _family(sample_name: str) -> str:
     return sample_name.split("{", 1)[0]
 
 
+# Methods are counted by name only when standard: a client's made-up method must not grow
+# the metrics without bound.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"})
+# A worker's own gauges (its cache) reach the files its siblings read this often.
+WORKER_GAUGE_SECONDS = 1.0
+_WORKER_GAUGE = "gauge"
+# Set by :func:`share_metrics` in each worker of a multi-process service.
+_shared: tuple[Path, int] | None = None
+
+
+def share_metrics(directory: Path, worker: int) -> None:
+    """Make this process's :class:`Metrics` write to ``directory`` and sum every worker's
+    file there when answering /metrics (call before the app is built)."""
+    global _shared
+    _shared = (directory, worker)
+
+
 class Metrics:
+    """Request counters of this service, summed over its workers at scrape time.
+
+    Counts live in a :class:`nebulacore.counters.CounterFile` (a file in the service's
+    runtime directory when it runs as workers); the slots of the per-request counters are
+    looked up once, so a request costs a few dict hits and shared-memory adds.
+    """
+
     def __init__(self, service: str) -> None:
         self.service = service
-        self.requests: dict[tuple[str, int], int] = defaultdict(int)
-        self.errors: dict[tuple[int, str], int] = defaultdict(int)
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.latency_counts = [0] * (len(LATENCY_BUCKETS) + 1)
-        self.latency_sum = 0.0
-        self.gauge_errors = 0
+        if _shared is None:
+            self._directory: Path | None = None
+            self.store = CounterFile()
+        else:
+            self._directory, worker = _shared
+            self.store = CounterFile(self._directory / counter_file_name(worker))
+        self._requests: dict[tuple[str, int], int] = {}
+        self._errors: dict[tuple[int, str], int] = {}
+        self._bytes_in = self.store.slot(("received_bytes",))
+        self._bytes_out = self.store.slot(("sent_bytes",))
+        self._latency = [
+            self.store.slot(("latency", str(i))) for i in range(len(LATENCY_BUCKETS) + 1)
+        ]
+        self._latency_sum = self.store.slot(("latency_sum",))
+        self._gauge_errors = self.store.slot(("gauge_errors",))
         self._gauge_sources: list[GaugeSource] = []
+        self._worker_gauges: list[Callable[[], dict[str, float]]] = []
+
+    @property
+    def shared(self) -> bool:
+        """Whether sibling workers read this process's counters."""
+        return self._directory is not None
 
     def observe(
         self,
@@ -67,48 +110,93 @@ class Metrics:
         bytes_out: int,
         error_code: str | None = None,
     ) -> None:
-        self.requests[(method, status)] += 1
+        store = self.store
+        if method not in KNOWN_METHODS:
+            method = "OTHER"
+        try:
+            slot = self._requests[(method, status)]
+        except KeyError:
+            slot = self._requests[(method, status)] = store.slot(("requests", method, str(status)))
+        store.add(slot, 1)
         if status >= 400:
-            self.errors[(status, error_code or status_code_name(status))] += 1
-        self.bytes_in += bytes_in
-        self.bytes_out += bytes_out
-        self.latency_counts[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
-        self.latency_sum += seconds
+            code = error_code or status_code_name(status)
+            try:
+                slot = self._errors[(status, code)]
+            except KeyError:
+                slot = self._errors[(status, code)] = store.slot(("errors", str(status), code))
+            store.add(slot, 1)
+        if bytes_in:
+            store.add(self._bytes_in, bytes_in)
+        if bytes_out:
+            store.add(self._bytes_out, bytes_out)
+        store.add(self._latency[bisect.bisect_left(LATENCY_BUCKETS, seconds)], 1)
+        store.add(self._latency_sum, seconds)
 
     def add_gauge_source(self, source: GaugeSource) -> None:
-        """``source()`` returns ``{"metric_name{label=\"x\"}": value}`` at scrape time."""
+        """``source()`` returns ``{"metric_name{label=\"x\"}": value}`` at scrape time.
+        Read once per scrape, by the answering worker: for what every worker sees alike
+        (the catalog, the queue)."""
         self._gauge_sources.append(source)
 
-    def _request_lines(self) -> list[str]:
+    def add_worker_gauges(self, read: Callable[[], dict[str, float]]) -> None:
+        """``read()`` returns this worker's own values (its cache); /metrics shows each
+        name summed over the live workers, as of their last :meth:`publish_worker_gauges`."""
+        self._worker_gauges.append(read)
+
+    def publish_worker_gauges(self) -> None:
+        for read in self._worker_gauges:
+            for name, value in read().items():
+                self.store.set(self.store.slot((_WORKER_GAUGE, name)), float(value))
+
+    async def keep_publishing(self) -> None:
+        """Publish this worker's gauges every :data:`WORKER_GAUGE_SECONDS` (a task)."""
+        while True:
+            self.publish_worker_gauges()
+            await asyncio.sleep(WORKER_GAUGE_SECONDS)
+
+    def totals(self) -> dict[Key, float]:
+        """Every worker's counters added up (just this process's when it runs alone)."""
+        if self._directory is None:
+            return self.store.snapshot()
+        return sum_files(self._directory.glob(f"*{COUNTERS_SUFFIX}"), live_only=_WORKER_GAUGE)
+
+    def _request_lines(self, totals: dict[Key, float]) -> list[str]:
         prefix = f"nebula_{self.service}"
+        requests: dict[tuple[str, int], int] = defaultdict(int)
+        errors: dict[tuple[int, str], int] = defaultdict(int)
+        for key, value in totals.items():
+            if key[0] == "requests":
+                requests[(key[1], int(key[2]))] += round(value)
+            elif key[0] == "errors":
+                errors[(int(key[1]), key[2])] += round(value)
         lines = labelled_counter(
             f"{prefix}_requests_total",
             "HTTP requests by method and status.",
             ("method", "status"),
-            self.requests,
+            requests,
         )
         lines += labelled_counter(
             f"{prefix}_errors_total",
             "Error answers by status and error code.",
             ("status", "code"),
-            self.errors,
+            errors,
         )
         lines += [
             f"# HELP {prefix}_received_bytes_total Request body bytes read.",
             f"# TYPE {prefix}_received_bytes_total counter",
-            f"{prefix}_received_bytes_total {self.bytes_in}",
+            f"{prefix}_received_bytes_total {round(totals.get(('received_bytes',), 0))}",
             f"# HELP {prefix}_sent_bytes_total Response body bytes sent.",
             f"# TYPE {prefix}_sent_bytes_total counter",
-            f"{prefix}_sent_bytes_total {self.bytes_out}",
+            f"{prefix}_sent_bytes_total {round(totals.get(('sent_bytes',), 0))}",
             f"# HELP {prefix}_request_seconds Request latency (until the handler returns).",
             f"# TYPE {prefix}_request_seconds histogram",
         ]
         cumulative = 0
-        for bound, count in zip((*LATENCY_BUCKETS, float("inf")), self.latency_counts, strict=True):
-            cumulative += count
+        for index, bound in enumerate((*LATENCY_BUCKETS, float("inf"))):
+            cumulative += round(totals.get(("latency", str(index)), 0))
             label = "+Inf" if bound == float("inf") else repr(bound)
             lines.append(f'{prefix}_request_seconds_bucket{{le="{label}"}} {cumulative}')
-        lines.append(f"{prefix}_request_seconds_sum {self.latency_sum:.6f}")
+        lines.append(f"{prefix}_request_seconds_sum {totals.get(('latency_sum',), 0.0):.6f}")
         lines.append(f"{prefix}_request_seconds_count {cumulative}")
         return lines
 
@@ -118,18 +206,23 @@ class Metrics:
             try:
                 gauges.update(await asyncio.wait_for(source(), CHECK_TIMEOUT_SECONDS))
             except Exception as exc:  # a down dependency must not break the scrape
-                self.gauge_errors += 1
+                self.store.add(self._gauge_errors, 1)
                 log.warning("gauge source failed: %s", exc or type(exc).__name__)
         return gauges
 
     async def render(self) -> str:
-        lines = self._request_lines()
         gauges = await self._gauges()
+        self.publish_worker_gauges()  # this worker's own, as of now
+        totals = self.totals()
+        for key, value in totals.items():
+            if key[0] == _WORKER_GAUGE:
+                gauges[key[1]] = gauges.get(key[1], 0.0) + value
+        lines = self._request_lines(totals)
         prefix = f"nebula_{self.service}"
         lines += [
             f"# HELP {prefix}_gauge_errors_total Gauge sources that failed during a scrape.",
             f"# TYPE {prefix}_gauge_errors_total counter",
-            f"{prefix}_gauge_errors_total {self.gauge_errors}",
+            f"{prefix}_gauge_errors_total {round(totals.get(('gauge_errors',), 0))}",
         ]
         # The format wants each family's samples together, under one TYPE line.
         families: dict[str, list[str]] = defaultdict(list)
@@ -209,6 +302,12 @@ async def run_checks(checks: dict[str, Check]) -> tuple[bool, dict[str, str]]:
     return all(r == "ok" for r in results), report
 
 
+async def _publishing(metrics: Metrics, _app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(metrics.keep_publishing())
+    yield
+    task.cancel()
+
+
 def install_ops(
     app: web.Application,
     service: str,
@@ -245,6 +344,8 @@ def install_ops(
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
+    if metrics.shared:
+        app.cleanup_ctx.append(partial(_publishing, metrics))
     return metrics
 
 

@@ -22,10 +22,11 @@ def install_cors(app: web.Application, allow_origin: str, prefixes: tuple[str, .
             headers[hdrs.VARY] = "Origin"
         return headers
 
+    added = {**base_headers(), hdrs.ACCESS_CONTROL_EXPOSE_HEADERS: EXPOSED_HEADERS}
+
     async def add_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
         if wanted(request):
-            response.headers.update(base_headers())
-            response.headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = EXPOSED_HEADERS
+            response.headers.update(added)  # built once: this runs on every answer
 
     async def preflight(request: web.Request) -> web.Response:
         return web.Response(

@@ -143,18 +143,32 @@ def _bodiless(status: int, info: ObjectInfo, headers: Mapping[str, str]) -> web.
     return web.Response(status=status, headers=_headers(status, 0, 0, info, headers))
 
 
+class _HeadFirst(web.Response):
+    """A large body in memory, sent after its head rather than with it.
+
+    aiohttp joins a ``Response``'s head and body into one new ``bytes`` before writing
+    them (on Python before 3.12.9, where it does not trust ``writelines``): a copy of the
+    whole body per answer, most of a hot segment's cost. A ``StreamResponse``'s head
+    leaves at ``prepare``, so its body is written as it is; this asks for that."""
+
+    _send_headers_immediately = True
+
+
+# From this size on a body goes out after its head (below it one write is cheaper).
+HEAD_FIRST_BYTES = 256 * 1024
+
+
 def body_response(
     request: web.BaseRequest, body: bytes, info: ObjectInfo, headers: Mapping[str, str]
 ) -> web.Response:
     """A body held in memory (a playlist, a hot segment); ``info`` describes ``body``."""
     status, start, stop = decide(request, info)
+    kind = _HeadFirst if stop - start >= HEAD_FIRST_BYTES else web.Response
     if status == 200:
-        return web.Response(body=body, headers={**headers, **info.validators})
+        return kind(body=body, headers={**headers, **info.validators})
     if status == 206:
         part = memoryview(body)[start:stop]
-        return web.Response(
-            status=206, body=part, headers=_headers(206, start, stop, info, headers)
-        )
+        return kind(status=206, body=part, headers=_headers(206, start, stop, info, headers))
     return _bodiless(status, info, headers)
 
 

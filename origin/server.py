@@ -14,13 +14,12 @@ from catalog.metrics import read_gauges
 from nebulacore.config import Settings
 from nebulacore.netguard import allowlist_middleware
 from nebulacore.ops import blocking_check, blocking_gauges, install_ops
-from nebulacore.web import serve
+from nebulacore.web import same_settings, serve_service
 from nebulaqueue.metrics import queue_gauges
 from origin import media, pages
 from origin.cors import install_cors
 from origin.errors import answer_errors
 from origin.state import ORIGIN, Origin
-from origin.workers import run_workers
 
 STATIC_DIR = Path(__file__).with_name("static")
 
@@ -42,14 +41,15 @@ def create_app(settings: Settings) -> web.Application:
         ],
     )
 
-    async def cache_gauges() -> dict[str, float]:
+    def cache_gauges() -> dict[str, float]:
         return {
             **origin.cache.gauges(),
             **origin.memory.gauges(),
             **origin.revocations.gauges(),
         }
 
-    metrics.add_gauge_source(cache_gauges)
+    # Each worker has its own cache: /metrics sums them over the workers.
+    metrics.add_worker_gauges(cache_gauges)
     install_cors(app, settings.cors_allow_origin, ("/hls/", "/files/"))
     app.router.add_get("/hls/{asset_id}/{path:.+}", media.hls)
     app.router.add_get("/files/{asset_id}", media.original)
@@ -80,12 +80,21 @@ async def _lifetime(app: web.Application) -> AsyncIterator[None]:
     origin.assets.dispose()
 
 
+def worker_settings(settings: Settings, index: int, count: int) -> Settings:
+    """Each worker has its own cache folder and an equal share of the cache cap (so the
+    cap holds in total)."""
+    cap = settings.origin_cache_max_mb
+    share = max(1, cap // count) if cap else 0
+    return settings.model_copy(
+        update={
+            "origin_cache_dir": settings.cache_dir / f"worker-{index}",
+            "origin_cache_max_mb": share,
+        }
+    )
+
+
 def run(settings: Settings) -> None:
-    if settings.origin_workers > 1:
-        run_workers(settings, _serve_shared)
-    else:
-        serve(create_app(settings), settings, settings.origin_port, "origin")
-
-
-def _serve_shared(settings: Settings) -> None:
-    serve(create_app(settings), settings, settings.origin_port, "origin", reuse_port=True)
+    """Serve in ``origin_workers`` processes (:func:`nebulacore.web.serve_service`)."""
+    count = settings.origin_workers
+    per_worker = worker_settings if count > 1 else same_settings
+    serve_service("origin", settings, settings.origin_port, count, create_app, per_worker)

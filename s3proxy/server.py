@@ -35,7 +35,7 @@ from nebulacore.ops import (
     status_code_name,
 )
 from nebulacore.s3 import UNSIGNED_PAYLOAD
-from nebulacore.web import serve
+from nebulacore.web import serve_service
 from nebulaqueue.metrics import queue_gauges
 from nebulaqueue.relay import Enqueue
 from s3proxy.addressing import Target, parse_target
@@ -336,4 +336,16 @@ def create_app(settings: Settings, enqueue: Enqueue | None = None) -> web.Applic
 
 
 def run(settings: Settings, enqueue: Enqueue | None = None) -> None:
-    serve(create_app(settings, enqueue), settings, settings.s3proxy_port, "s3proxy")
+    """Serve in ``s3proxy_workers`` processes (:func:`nebulacore.web.serve_service`).
+
+    What each worker holds alone: its key cache (a revoked key stops within
+    :data:`s3proxy.auth.CACHE_SECONDS` in each), its upload slots (``uploads_per_key`` is
+    per worker) and its outbox relays (concurrent relays are harmless: see
+    :mod:`nebulaqueue.relay`). Request metrics are summed over the workers."""
+    serve_service(
+        "s3proxy",
+        settings,
+        settings.s3proxy_port,
+        settings.s3proxy_workers,
+        partial(create_app, enqueue=enqueue),
+    )

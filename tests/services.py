@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+import urllib.request
 from pathlib import Path
 
 import psycopg2
@@ -70,6 +71,11 @@ def fresh_redis_url() -> str:
     return f"redis://{REDIS_HOST}:6379/15"
 
 
+def parent_pid(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
 def descendants(pid: int) -> set[int]:
     """Every live process below ``pid`` (read from /proc, no extra dependency)."""
     children: dict[int, list[int]] = {}
@@ -98,3 +104,24 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def metric_sample(base_url: str, name: str, **labels: str) -> float:
+    """One sample of a service's /metrics, asked over a new connection (so, with several
+    workers, from whichever one the kernel picks); 0 when the sample is absent."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels == labels:
+                return sample.value
+    return 0.0
+
+
+def counters_by_worker(directory: Path) -> dict[str, dict[tuple[str, ...], float]]:
+    """Each worker's own counters file in a service's runtime directory."""
+    from nebulacore.counters import SUFFIX, read_file
+
+    return {path.name: read_file(path) for path in sorted(directory.glob(f"*{SUFFIX}"))}

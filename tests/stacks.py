@@ -168,6 +168,8 @@ def start_proxy(
             "NEBULA_RECONCILE_SECONDS": "3600",
             # Virtual-hosted-style requests for bucket.s3.nebula.test (path style still works).
             "NEBULA_S3_DOMAIN": S3_DOMAIN,
+            # One process unless a test asks for workers: tests read one process's state.
+            "NEBULA_S3PROXY_WORKERS": "1",
         }
     )
     argv = nebula_argv("s3proxy")
@@ -209,6 +211,7 @@ def start_origin(root: Path, env: dict[str, str], **extra: str) -> OriginUnderTe
     full = environ_without()
     full.update(env)
     full.update({"NEBULA_ORIGIN_PORT": str(port), "NEBULA_ORIGIN_CACHE_DIR": str(root / "cache")})
+    full["NEBULA_ORIGIN_WORKERS"] = "1"  # one process unless a test asks for workers
     full.update(extra)
     spawned = spawn("origin", nebula_argv("origin"), full, root / "origin.log", port=port)
     return OriginUnderTest(wait_listening(spawned, timeout=30), root / "cache")
@@ -245,7 +248,10 @@ def start_service(
 ) -> Service:
     """``nebula s3proxy`` or ``nebula origin`` bound to ``host``, configured as Compose does."""
     port = free_internal_port(host)
-    env = service_env(root, seaweed, {"NEBULA_BIND": host, PORT_VARIABLE[name]: str(port), **extra})
+    workers = {"NEBULA_S3PROXY_WORKERS": "1", "NEBULA_ORIGIN_WORKERS": "1"}
+    env = service_env(
+        root, seaweed, {**workers, "NEBULA_BIND": host, PORT_VARIABLE[name]: str(port), **extra}
+    )
     spawned = spawn(name, nebula_argv(name), env, root / f"{name}.log", host=host, port=port)
     return Service(wait_listening(spawned), name)
 

@@ -90,3 +90,19 @@ def test_readme_documents_every_variable() -> None:
         if f"`NEBULA_{n.upper()}`" not in readme
     ]
     assert not missing, f"README configuration table lacks {missing}"
+
+
+def test_workers_default_to_one_per_core_up_to_four() -> None:
+    from nebulacore.config import default_workers, usable_cores
+
+    expected = min(4, usable_cores())
+    assert default_workers() == expected
+    s = load_settings({})
+    assert s.s3proxy_workers == expected and s.origin_workers == expected
+    auto = load_settings({"NEBULA_S3PROXY_WORKERS": "auto", "NEBULA_ORIGIN_WORKERS": "auto"})
+    assert auto.s3proxy_workers == expected and auto.origin_workers == expected
+    set_ = load_settings({"NEBULA_S3PROXY_WORKERS": "3", "NEBULA_ORIGIN_WORKERS": "5"})
+    assert set_.s3proxy_workers == 3 and set_.origin_workers == 5
+    with pytest.raises(ConfigError) as err:
+        load_settings({"NEBULA_S3PROXY_WORKERS": "many"})
+    assert "NEBULA_S3PROXY_WORKERS" in str(err.value)

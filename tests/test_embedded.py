@@ -20,7 +20,7 @@ from catalog import Catalog, Job, JobStatus
 from catalog.models import utcnow
 from nebula.embedded import AdminKey, announcement
 from nebulacore.config import load_settings
-from tests.services import alive, assert_nothing_for_others, descendants
+from tests.services import alive, assert_nothing_for_others, descendants, parent_pid
 from tests.stacks import NebulaUp, start_nebula_up
 from transcoder.samples import make_source
 
@@ -143,10 +143,12 @@ def test_dead_child_is_reported_and_restarted(tmp_path: Path) -> None:
     try:
         up.wait_for("Press Ctrl-C to stop.")
         origin_port = up.env["NEBULA_ORIGIN_PORT"]
+        # The origin service itself (its workers, its own children, are replaced by it).
         victims = [
             pid
             for pid in descendants(up.process.pid)
             if b"origin" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            and parent_pid(pid) == up.process.pid
         ]
         assert victims
         os.kill(victims[0], signal.SIGKILL)

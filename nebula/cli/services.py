@@ -63,7 +63,15 @@ def run_service(args: argparse.Namespace) -> int:
 
 def upload_relay(settings: Settings) -> Enqueue:
     """Where the s3proxy relays upload events: the transcoder's tasks on this process's
-    queue (the one upward arrow, shell -> transcoder: the services never import each other)."""
-    from transcoder.tasks import tasks_for
+    queue (the one upward arrow, shell -> transcoder: the services never import each other).
 
-    return tasks_for(settings).enqueue
+    Bound on first use, in the process that relays: the s3proxy's workers are forked from
+    this process, and a queue opened before the fork (Huey's SQLite connection) must not be
+    shared by them."""
+
+    def enqueue(topic: str, job_id: int) -> None:
+        from transcoder.tasks import tasks_for
+
+        tasks_for(settings).enqueue(topic, job_id)
+
+    return enqueue

@@ -261,3 +261,39 @@ def test_original_file_answers_the_same_edges(
     assert request(origin.url, path, headers={"If-Match": etag}).body == whole
     stale = request(origin.url, path, headers={"Range": "bytes=0-9", "If-Range": '"another"'})
     assert stale.status == 200 and stale.body == whole
+
+
+def test_a_large_hot_segment_is_whole_and_exact_from_memory(
+    tiers: dict[str, OriginUnderTest], published: Published
+) -> None:
+    """From 256 KiB on a body in memory leaves after its head (respond._HeadFirst): the
+    same bytes and headers as the streamed tier, whole, in ranges, and for HEAD."""
+    import os
+
+    from nebulacore.config import load_settings
+    from nebulacore.s3 import backend_client
+
+    name = "v1/360p/seg_large.m4s"
+    blob = os.urandom(1024 * 1024 + 17)
+    settings = load_settings(published.env)
+    key = f"{published.asset_id}/{name}"
+    backend_client(settings).put_object(Bucket=settings.hls_bucket, Key=key, Body=blob)
+    path = f"/hls/{published.asset_id}/{name}"
+    memory, streamed = tiers["memory"], tiers["streamed"]
+    assert request(memory.url, path).body == blob  # fills the memory tier
+    before = gauge(memory.url, "nebula_origin_memory_hits_total")
+    cases: list[tuple[str, dict[str, str], bytes]] = [
+        ("GET", {}, blob),
+        ("GET", {"Range": "bytes=1000-400000"}, blob[1000:400001]),
+        ("GET", {"Range": "bytes=-300000"}, blob[-300000:]),
+        ("GET", {"Range": "bytes=5-9"}, blob[5:10]),
+        ("HEAD", {}, b""),
+    ]
+    for method, headers, expected in cases:
+        hot = request(memory.url, path, method, headers)
+        relayed = request(streamed.url, path, method, headers)
+        assert hot.body == expected and relayed.body == expected, (method, headers)
+        assert hot.status == relayed.status, (method, headers)
+        for header in COMPARED[:2]:
+            assert hot.header(header) == relayed.header(header), (method, headers, header)
+    assert gauge(memory.url, "nebula_origin_memory_hits_total") == before + len(cases)
