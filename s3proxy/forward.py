@@ -106,7 +106,7 @@ async def open_upstream(
     """Re-sign the request for the backend and send it; the caller must release the
     response. Raises S3Error."""
     url = backend_url(backend.signer, target)
-    signed = backend.signer.sign(method, url, dict(headers), payload_hash)
+    signed = backend.signer.sign(method, url, headers, payload_hash)
     data = None
     if body is not None and body.length != 0:
         data = AsyncIterablePayload(body.stream())

@@ -3,7 +3,7 @@
 Middlewares run in this order: the network allow-list (refusing with S3 XML), the
 metrics of :func:`nebulacore.ops.install_ops`, the access log (request id, one structured
 line per request, S3 errors rendered as XML), the per-key upload slots and the idle
-timer on request bodies (:mod:`s3proxy.limits`).
+timer on request bodies (:mod:`s3proxy.limits`, one middleware).
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ from s3proxy.forward import (
     relay_buffered,
     relay_streaming,
 )
-from s3proxy.limits import UploadSlots, idle_body_middleware
+from s3proxy.limits import UploadSlots, limits_middleware
 from s3proxy.listing import visible_buckets_only
 from s3proxy.sigv4 import STREAMING_MODES, parse_claim, verified_headers, verify
 
@@ -143,6 +143,7 @@ def access_log_middleware() -> Middleware:
             return error_response(request, internal, request_id, request.path)
         finally:
             request[STATUS_KEY] = status
+            client = request.get(CLIENT_IP_KEY)  # the guard's; request.remote costs a lookup
             log.info(
                 "%s %s %d",
                 request.method,
@@ -156,7 +157,7 @@ def access_log_middleware() -> Middleware:
                     "operation": x.operation,
                     "error": request.get(ERROR_CODE),
                     "access_key": x.access_key,
-                    "client": request.get(CLIENT_IP_KEY, request.remote),
+                    "client": request.remote if client is None else client,
                     "bytes_in": request.content_length,
                     "bytes_out": sent_bytes(response),
                     "duration_ms": round((time.monotonic() - started) * 1000, 1),
@@ -193,7 +194,13 @@ class S3Proxy:
         x.access_key = claim.credential.access_key_id
         x.key = key = await identify(claim, self.keys, self.regions)
         signer = verify(
-            claim, key.secret, request.method, target.canonical_path, target.query, request.headers
+            claim,
+            key.secret,
+            request.method,
+            target.canonical_path,
+            target.query,
+            request.headers,
+            headers,
         )
         # What the request does is decided from what its signature covers, nothing else.
         verified = verified_headers(claim, headers)
@@ -305,8 +312,7 @@ def create_app(settings: Settings, enqueue: Enqueue | None = None) -> web.Applic
         middlewares=[
             allowlist_middleware(settings, refuse_outsider),
             access_log_middleware(),
-            proxy.uploads.middleware(),
-            idle_body_middleware(settings.body_timeout_seconds),
+            limits_middleware(proxy.uploads, settings.body_timeout_seconds),
         ],
         # Client bodies are read in the pieces the backend's answers are read in.
         handler_args={"max_field_size": 65536, "read_bufsize": proxy.backend.policy.read_bufsize},

@@ -43,6 +43,13 @@ HEADERS_NOT_SIGNED = "There were headers present in the request which were not s
 AMZ_PREFIX = "x-amz-"
 
 
+@lru_cache(maxsize=256)
+def parse_timestamp(value: str) -> datetime:
+    """``20260101T120000Z`` as an aware datetime; ValueError if it is not one. Cached:
+    concurrent requests carry the same few seconds, and strptime is slow."""
+    return datetime.strptime(value, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class Credential:
     """``AKID/20260101/us-east-1/s3/aws4_request`` split into its parts."""
@@ -71,7 +78,7 @@ class Claim:
 
     @property
     def signed_at(self) -> datetime:
-        return datetime.strptime(self.timestamp, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
+        return parse_timestamp(self.timestamp)
 
 
 def _parse_credential(value: str, malformed: str) -> Credential:
@@ -90,7 +97,7 @@ def _request_timestamp(headers: Mapping[str, str]) -> str:
     if "x-amz-date" in headers:
         value = headers["x-amz-date"]
         try:
-            datetime.strptime(value, TIMESTAMP_FORMAT)
+            parse_timestamp(value)
         except ValueError:
             raise S3Error(
                 "AccessDenied", "X-Amz-Date is not a valid ISO 8601 basic timestamp."
@@ -148,7 +155,7 @@ def _query_claim(params: Mapping[str, str], headers: Mapping[str, str]) -> Claim
         )
     try:
         expires = int(params["X-Amz-Expires"])
-        datetime.strptime(params["X-Amz-Date"], TIMESTAMP_FORMAT)
+        parse_timestamp(params["X-Amz-Date"])
     except ValueError:
         raise S3Error(
             "AuthorizationQueryParametersError", "X-Amz-Date or X-Amz-Expires is not valid."
