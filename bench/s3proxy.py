@@ -112,6 +112,7 @@ class Small:
     phase: PhaseResult
     server_cpu: float  # CPU seconds of the proxy or nginx (0 direct)
     backend_cpu: float  # CPU seconds of SeaweedFS (0 when its pid is unknown)
+    machine_cpu: float  # CPU seconds every process on the machine used meanwhile
 
     def server_us(self) -> float:
         return self.server_cpu / self.phase.count * 1e6
@@ -123,6 +124,11 @@ class Small:
         """Share of the machine's cores the client, server and backend kept busy."""
         used = self.phase.client_cpu + self.server_cpu + self.backend_cpu
         return used / (self.phase.seconds * (os.cpu_count() or 1))
+
+    def others(self) -> float:
+        """Share of the machine's cores that other processes (other work) took meanwhile."""
+        used = self.phase.client_cpu + self.server_cpu + self.backend_cpu
+        return max(0.0, self.machine_cpu - used) / (self.phase.seconds * (os.cpu_count() or 1))
 
 
 @dataclass
@@ -194,16 +200,26 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds all cores spent busy so far (/proc/stat: all but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # user..steal, less idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
 def small_round(
     endpoint: Endpoint, args: argparse.Namespace, backend_pid: int | None, prefix: str
 ) -> tuple[Small, Small]:
     """``--small-count`` 4 KiB PUTs then GETs of the same keys, by the lean client."""
     body = os.urandom(SMALL_SIZE)
     keys = [f"{prefix}/{i:06d}" for i in range(args.small_count)]
-    marks: list[tuple[float, float]] = []
+    marks: list[tuple[float, float, float]] = []
+
+    def mark() -> None:
+        marks.append((cpu_seconds(endpoint.pid), cpu_seconds(backend_pid), machine_cpu_seconds()))
 
     async def drive() -> tuple[PhaseResult, PhaseResult]:
-        marks.append((cpu_seconds(endpoint.pid), cpu_seconds(backend_pid)))
+        mark()
         return await put_then_get(
             endpoint.url,
             endpoint.key,
@@ -212,14 +228,14 @@ def small_round(
             keys,
             body,
             args.concurrency,
-            between=lambda: marks.append((cpu_seconds(endpoint.pid), cpu_seconds(backend_pid))),
+            between=mark,
         )
 
     with asyncio.Runner(loop_factory=CLIENT_LOOP) as runner:
         puts, gets = runner.run(drive())
-    marks.append((cpu_seconds(endpoint.pid), cpu_seconds(backend_pid)))
-    (s0, b0), (s1, b1), (s2, b2) = marks
-    return Small(puts, s1 - s0, b1 - b0), Small(gets, s2 - s1, b2 - b1)
+    mark()
+    (s0, b0, m0), (s1, b1, m1), (s2, b2, m2) = marks
+    return Small(puts, s1 - s0, b1 - b0, m1 - m0), Small(gets, s2 - s1, b2 - b1, m2 - m1)
 
 
 def run_round(
@@ -419,11 +435,12 @@ def print_small(results: Results, args: argparse.Namespace) -> None:
         f"\n4 KiB objects, {args.small_count} per round at concurrency {args.concurrency}, "
         f"lean aiohttp client ({CLIENT_LOOP_NAME} loop); medians of "
         f"{args.rounds} rounds. CPU in us per request; 'busy': client + server + "
-        f"SeaweedFS CPU over {os.cpu_count()} cores."
+        f"SeaweedFS CPU over {os.cpu_count()} cores; 'others': what other processes took."
     )
     print(
         f"{'':4} {'endpoint':<7} {'ops/s':>7} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} "
-        f"{'p99/dir':>7} {'server':>7} {'weed':>6} {'client':>7} {'busy':>5}  rounds (ops/s)"
+        f"{'p99/dir':>7} {'server':>7} {'weed':>6} {'client':>7} {'busy':>5} {'others':>6}"
+        "  rounds (ops/s)"
     )
     for method, by_endpoint in results.small.items():
         direct_ops = median([s.phase.ops for s in by_endpoint[DIRECT]])
@@ -437,7 +454,8 @@ def print_small(results: Results, args: argparse.Namespace) -> None:
                 f"{p99 / direct_p99:>7.2f} {median([s.server_us() for s in runs]):>7.0f} "
                 f"{median([s.backend_us() for s in runs]):>6.0f} "
                 f"{median([s.phase.client_us for s in runs]):>7.0f} "
-                f"{median([s.busy() for s in runs]):>5.0%}  "
+                f"{median([s.busy() for s in runs]):>5.0%} "
+                f"{median([s.others() for s in runs]):>6.0%}  "
                 + " ".join(f"{s.phase.ops:.0f}" for s in runs)
             )
     print("targets:")
@@ -547,6 +565,7 @@ def bench(args: argparse.Namespace, stack: Stack, work: Path) -> None:
         f"{args.concurrency}; proxy pid {stack.proxy.pid}, nginx pid {stack.nginx.pid}, "
         f"SeaweedFS pid {stack.backend_pid}"
     )
+    print(f"load average at the start: {os.getloadavg()[0]:.1f}")
     endpoints = [stack.proxy, stack.direct, stack.nginx]
     for number in range(args.rounds):
         # Rotating order: no endpoint always runs on a warmer (or fuller) backend.
@@ -555,6 +574,7 @@ def bench(args: argparse.Namespace, stack: Stack, work: Path) -> None:
             run_round(endpoint, args, source, results, number, stack.backend_pid)
             print(f"  round {number + 1}: {endpoint.name} done", flush=True)
     empty_bucket(stack.direct)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     print_small(results, args)
     print_large(results)
     if stack.proxy.pid is None:
