@@ -210,7 +210,8 @@ async def relay_streaming(
     """Stream the backend's answer to the client as it arrives; memory stays flat.
     Small answers are relayed whole (:func:`relay_small`)."""
     length = upstream.content_length
-    if length is not None and length <= SMALL_BODY and has_body(request.method, upstream.status):
+    # Not an empty answer: a Response would give it a Content-Type the backend did not.
+    if length and length <= SMALL_BODY and has_body(request.method, upstream.status):
         return await relay_small(request, x, upstream, length)
     response = web.StreamResponse(
         status=upstream.status,
