@@ -1,27 +1,32 @@
-"""Benchmark the s3proxy against its backend: throughput ratios and the proxy's memory.
+"""Benchmark the s3proxy against its backend and against nginx as a plain pass-through.
 
-Measures, through the proxy and directly against the backend, alternating in one run:
+Three endpoints in one run, rounds rotating their order: the backend (SeaweedFS)
+directly, the s3proxy in front of it, and Debian's nginx in front of it with zero logic
+(:mod:`bench.nginx`, the reference for what any proxy in the path costs here).
 
-* a 1 GiB multipart PUT and GET (MB/s),
-* 4 KiB object PUT and GET at concurrency 32 (ops/s),
+* Small objects: 4 KiB PUT then GET at concurrency 32, driven by the lean client of
+  :mod:`bench.lean_s3` (aiohttp, SigV4 with a cached signing key); ops/s, p50/p99, and
+  the CPU microseconds per request of the client (its own thread), of the proxy or nginx
+  process, and of SeaweedFS, read from /proc before and after.
+* Large objects: a 1 GiB multipart PUT and GET with boto3 (MB/s, CPU-s per GiB).
+* The proxy's RSS while 8 x 1 GiB uploads go through it at once (VmRSS, VmHWM).
 
-prints proxy/direct ratios, then drives 8 concurrent 1 GiB uploads through the proxy
-while sampling its RSS from /proc (VmRSS, and VmHWM, the kernel's peak).
+Targets: small ratios >= 0.70 and p99 <= 2 x direct, proxy CPU <= 150 us per small
+request; large PUT >= 0.90 x direct, large GET >= nginx's ratio; RSS < 150 MB and flat.
 
-Targets: large >= 0.90 x direct, small >= 0.60 x direct, RSS < 150 MB and flat.
-
-    python3 -m bench.s3proxy                      # starts its own SeaweedFS + s3proxy
+    python3 -m bench.s3proxy                      # starts its own SeaweedFS + s3proxy + nginx
     python3 -m bench.s3proxy --proxy http://127.0.0.1:9000 --proxy-key NK... \\
         --proxy-secret ... --backend http://127.0.0.1:8333 --backend-key ... \\
         --backend-secret ...                       # e.g. a running `nebula up`
 
 The proxy's pid is found from the process listening on the proxy's port (or
-``--proxy-pid``); RSS figures need it to run on this machine.
+``--proxy-pid``), the backend's likewise; CPU and RSS figures need them on this machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import os
 import statistics
@@ -40,8 +45,19 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config as BotoConfig
 
+from bench.lean_s3 import PhaseResult, put_then_get
+from bench.nginx import pass_through
 from nebulacore.s3 import delete_keys, ensure_buckets, list_keys
 from tests.stacks import start_proxy, start_seaweed
+
+try:  # the client's loop: uvloop when installed (a faster client), asyncio's otherwise
+    import uvloop
+
+    CLIENT_LOOP: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    CLIENT_LOOP_NAME = "uvloop"
+except ImportError:  # pragma: no cover - depends on the machine
+    CLIENT_LOOP = asyncio.new_event_loop
+    CLIENT_LOOP_NAME = "asyncio"
 
 MIB = 1024 * 1024
 BUCKET = "bench"
@@ -53,8 +69,13 @@ TRANSFER = TransferConfig(
 RSS_TRANSFER = TransferConfig(
     multipart_threshold=16 * MIB, multipart_chunksize=16 * MIB, max_concurrency=2
 )
-TARGETS = {"large": 0.90, "small": 0.60}
+SMALL_RATIO = 0.70
+SMALL_P99_FACTOR = 2.0
+SMALL_CPU_US = 150.0
+LARGE_PUT_RATIO = 0.90
+SMALL_DIRECT_GETS = 5000.0
 RSS_LIMIT_MB = 150.0
+DIRECT, PROXY, NGINX = "direct", "proxy", "nginx"
 
 
 @dataclass(frozen=True)
@@ -63,6 +84,8 @@ class Endpoint:
     url: str
     key: str
     secret: str
+    # The process serving this endpoint (proxy, nginx), None for the backend itself.
+    pid: int | None = None
 
     def client(self, pool: int = 32) -> Any:
         return boto3.client(
@@ -83,18 +106,51 @@ class Endpoint:
 
 
 @dataclass
+class Small:
+    """One small-object pass (PUT or GET) at one endpoint, with everyone's CPU."""
+
+    phase: PhaseResult
+    server_cpu: float  # CPU seconds of the proxy or nginx (0 direct)
+    backend_cpu: float  # CPU seconds of SeaweedFS (0 when its pid is unknown)
+    machine_cpu: float  # CPU seconds every process on the machine used meanwhile
+
+    def server_us(self) -> float:
+        return self.server_cpu / self.phase.count * 1e6
+
+    def backend_us(self) -> float:
+        return self.backend_cpu / self.phase.count * 1e6
+
+    def busy(self) -> float:
+        """Share of the machine's cores the client, server and backend kept busy."""
+        used = self.phase.client_cpu + self.server_cpu + self.backend_cpu
+        return used / (self.phase.seconds * (os.cpu_count() or 1))
+
+    def others(self) -> float:
+        """Share of the machine's cores that other processes (other work) took meanwhile."""
+        used = self.phase.client_cpu + self.server_cpu + self.backend_cpu
+        return max(0.0, self.machine_cpu - used) / (self.phase.seconds * (os.cpu_count() or 1))
+
+
+@dataclass
 class Results:
     """Per metric, per endpoint name: one figure per round."""
 
-    figures: dict[str, dict[str, list[float]]] = field(default_factory=dict)
-    # Proxy CPU seconds per unit (GiB or 1,000 ops), when the proxy's pid is known.
-    proxy_cpu: dict[str, list[float]] = field(default_factory=dict)
+    large: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    # CPU seconds per GiB of the endpoint's own process, per large metric.
+    large_cpu: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    small: dict[str, dict[str, list[Small]]] = field(default_factory=dict)
 
-    def add(self, metric: str, endpoint: str, value: float) -> None:
-        self.figures.setdefault(metric, {}).setdefault(endpoint, []).append(value)
+    def add_large(self, metric: str, endpoint: str, value: float, cpu: float | None) -> None:
+        self.large.setdefault(metric, {}).setdefault(endpoint, []).append(value)
+        if cpu is not None:
+            self.large_cpu.setdefault(metric, {}).setdefault(endpoint, []).append(cpu)
 
-    def median(self, metric: str, endpoint: str) -> float:
-        return statistics.median(self.figures[metric][endpoint])
+    def add_small(self, method: str, endpoint: str, figures: Small) -> None:
+        self.small.setdefault(method, {}).setdefault(endpoint, []).append(figures)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
 
 
 # ----- measurements -----------------------------------------------------------------
@@ -136,24 +192,6 @@ def large_get(endpoint: Endpoint, key: str, size: int) -> float:
     return size / MIB / seconds
 
 
-def small_ops(endpoint: Endpoint, count: int, concurrency: int, prefix: str) -> tuple[float, float]:
-    """(PUT ops/s, GET ops/s) for ``count`` 4 KiB objects at ``concurrency``."""
-    client = endpoint.client(pool=concurrency)
-    body = os.urandom(SMALL_SIZE)
-    keys = [f"{prefix}/{i:06d}" for i in range(count)]
-
-    def put(key: str) -> None:
-        client.put_object(Bucket=BUCKET, Key=key, Body=body)
-
-    def get(key: str) -> None:
-        assert len(client.get_object(Bucket=BUCKET, Key=key)["Body"].read()) == SMALL_SIZE
-
-    with ThreadPoolExecutor(concurrency) as pool:
-        put_seconds = timed(lambda: list(pool.map(put, keys)))
-        get_seconds = timed(lambda: list(pool.map(get, keys)))
-    return count / put_seconds, count / get_seconds
-
-
 def cpu_seconds(pid: int | None) -> float:
     """User + system CPU time of ``pid`` so far (0 when unknown)."""
     if pid is None:
@@ -162,38 +200,70 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds() -> float:
+    """CPU seconds all cores spent busy so far (/proc/stat: all but idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # user..steal, less idle and iowait
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def small_round(
+    endpoint: Endpoint, args: argparse.Namespace, backend_pid: int | None, prefix: str
+) -> tuple[Small, Small]:
+    """``--small-count`` 4 KiB PUTs then GETs of the same keys, by the lean client."""
+    body = os.urandom(SMALL_SIZE)
+    keys = [f"{prefix}/{i:06d}" for i in range(args.small_count)]
+    marks: list[tuple[float, float, float]] = []
+
+    def mark() -> None:
+        marks.append((cpu_seconds(endpoint.pid), cpu_seconds(backend_pid), machine_cpu_seconds()))
+
+    async def drive() -> tuple[PhaseResult, PhaseResult]:
+        mark()
+        return await put_then_get(
+            endpoint.url,
+            endpoint.key,
+            endpoint.secret,
+            BUCKET,
+            keys,
+            body,
+            args.concurrency,
+            between=mark,
+        )
+
+    with asyncio.Runner(loop_factory=CLIENT_LOOP) as runner:
+        puts, gets = runner.run(drive())
+    mark()
+    (s0, b0, m0), (s1, b1, m1), (s2, b2, m2) = marks
+    return Small(puts, s1 - s0, b1 - b0, m1 - m0), Small(gets, s2 - s1, b2 - b1, m2 - m1)
+
+
 def run_round(
     endpoint: Endpoint,
     args: argparse.Namespace,
     source: Path,
     results: Results,
     number: int,
-    pid: int | None,
+    backend_pid: int | None,
 ) -> None:
-    """One large PUT/GET and one small-object pass; ``pid`` is the proxy's, None direct."""
+    """One large PUT/GET and one small-object pass at ``endpoint``."""
     key = f"large/{endpoint.name}-{number}"
     size = source.stat().st_size
+    gib = size / 1024 / MIB
 
-    def record(metric: str, value: float, units: float, cpu_before: float) -> None:
-        results.add(metric, endpoint.name, value)
-        if pid is not None:
-            used = cpu_seconds(pid) - cpu_before
-            results.proxy_cpu.setdefault(metric, []).append(used / units)
+    def record(metric: str, value: float, cpu_before: float) -> None:
+        used = cpu_seconds(endpoint.pid) - cpu_before
+        results.add_large(metric, endpoint.name, value, used / gib if endpoint.pid else None)
 
-    cpu = cpu_seconds(pid)
-    record("large PUT MB/s", large_put(endpoint, source, key), size / 1024 / MIB, cpu)
-    cpu = cpu_seconds(pid)
-    record("large GET MB/s", large_get(endpoint, key, size), size / 1024 / MIB, cpu)
-    endpoint.client().delete_object(Bucket=BUCKET, Key=key)
-    cpu = cpu_seconds(pid)
-    puts, gets = small_ops(
-        endpoint, args.small_count, args.concurrency, f"small/{endpoint.name}-{number}"
-    )
-    results.add("4KiB PUT ops/s", endpoint.name, puts)
-    results.add("4KiB GET ops/s", endpoint.name, gets)
-    if pid is not None:  # PUTs and GETs together: CPU per 1,000 small requests
-        used = cpu_seconds(pid) - cpu
-        results.proxy_cpu.setdefault("small", []).append(used / (2 * args.small_count / 1000))
+    if args.size_mib:
+        cpu = cpu_seconds(endpoint.pid)
+        record("1 GiB PUT MB/s", large_put(endpoint, source, key), cpu)
+        cpu = cpu_seconds(endpoint.pid)
+        record("1 GiB GET MB/s", large_get(endpoint, key, size), cpu)
+        endpoint.client().delete_object(Bucket=BUCKET, Key=key)
+    puts, gets = small_round(endpoint, args, backend_pid, f"small/{endpoint.name}-{number}")
+    results.add_small("PUT", endpoint.name, puts)
+    results.add_small("GET", endpoint.name, gets)
 
 
 # ----- proxy memory -----------------------------------------------------------------
@@ -299,56 +369,137 @@ def empty_bucket(backend: Endpoint) -> None:
     delete_keys(client, BUCKET, list_keys(client, BUCKET))
 
 
+@dataclass
+class Stack:
+    direct: Endpoint
+    proxy: Endpoint
+    nginx: Endpoint
+    backend_pid: int | None
+
+
 @contextlib.contextmanager
-def own_stack(root: Path) -> Iterator[tuple[Endpoint, Endpoint, int]]:
-    """SeaweedFS + s3proxy started the way the test fixtures start them."""
+def own_stack(root: Path) -> Iterator[Stack]:
+    """SeaweedFS + s3proxy started the way the test fixtures start them, and nginx."""
     seaweed = start_seaweed(root / "seaweed")
     try:
         proxy = start_proxy(root / "proxy", seaweed)
         try:
             env = seaweed.env
-            backend = Endpoint(
-                "direct",
-                seaweed.endpoint,
-                env["NEBULA_BACKEND_ACCESS_KEY"],
-                env["NEBULA_BACKEND_SECRET_KEY"],
-            )
-            front = Endpoint("proxy", proxy.endpoint, proxy.admin.access_key_id, proxy.admin.secret)
-            yield front, backend, proxy.process.pid
+            key, secret = env["NEBULA_BACKEND_ACCESS_KEY"], env["NEBULA_BACKEND_SECRET_KEY"]
+            with pass_through(root / "nginx", seaweed.endpoint) as nginx:
+                yield Stack(
+                    Endpoint(DIRECT, seaweed.endpoint, key, secret),
+                    Endpoint(
+                        PROXY,
+                        proxy.endpoint,
+                        proxy.admin.access_key_id,
+                        proxy.admin.secret,
+                        proxy.process.pid,
+                    ),
+                    Endpoint(NGINX, nginx.url, key, secret, nginx.pid),
+                    seaweed.process.pid,
+                )
         finally:
             proxy.stop()
     finally:
         seaweed.stop()
 
 
+@contextlib.contextmanager
+def given_stack(args: argparse.Namespace, root: Path) -> Iterator[Stack]:
+    """A running proxy and backend (e.g. `nebula up`), and our nginx in front of it."""
+    with pass_through(root / "nginx", args.backend) as nginx:
+        yield Stack(
+            Endpoint(DIRECT, args.backend, args.backend_key, args.backend_secret),
+            Endpoint(
+                PROXY,
+                args.proxy,
+                args.proxy_key,
+                args.proxy_secret,
+                args.proxy_pid or listening_pid(args.proxy),
+            ),
+            Endpoint(NGINX, nginx.url, args.backend_key, args.backend_secret, nginx.pid),
+            listening_pid(args.backend),
+        )
+
+
 # ----- report -----------------------------------------------------------------------
 
 
-def print_ratios(results: Results) -> None:
-    print(f"\n{'metric':<16} {'proxy':>10} {'direct':>10} {'ratio':>7}  target       rounds")
-    for metric in results.figures:
-        proxy = results.median(metric, "proxy")
-        direct = results.median(metric, "direct")
-        ratio = proxy / direct
-        target = TARGETS["large" if "large" in metric else "small"]
-        verdict = "ok" if ratio >= target else "MISSED"
-        rounds = " ".join(
-            f"{p:.0f}/{d:.0f}"
-            for p, d in zip(
-                results.figures[metric]["proxy"], results.figures[metric]["direct"], strict=True
+def verdict(ok: bool) -> str:
+    return "ok" if ok else "MISSED"
+
+
+def print_small(results: Results, args: argparse.Namespace) -> None:
+    print(
+        f"\n4 KiB objects, {args.small_count} per round at concurrency {args.concurrency}, "
+        f"lean aiohttp client ({CLIENT_LOOP_NAME} loop); medians of "
+        f"{args.rounds} rounds. CPU in us per request; 'busy': client + server + "
+        f"SeaweedFS CPU over {os.cpu_count()} cores; 'others': what other processes took."
+    )
+    print(
+        f"{'':4} {'endpoint':<7} {'ops/s':>7} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} "
+        f"{'p99/dir':>7} {'server':>7} {'weed':>6} {'client':>7} {'busy':>5} {'others':>6}"
+        "  rounds (ops/s)"
+    )
+    for method, by_endpoint in results.small.items():
+        direct_ops = median([s.phase.ops for s in by_endpoint[DIRECT]])
+        direct_p99 = median([s.phase.p99_ms for s in by_endpoint[DIRECT]])
+        for name, runs in by_endpoint.items():
+            ops = median([s.phase.ops for s in runs])
+            p99 = median([s.phase.p99_ms for s in runs])
+            print(
+                f"{method:<4} {name:<7} {ops:>7.0f} {ops / direct_ops:>6.2f} "
+                f"{median([s.phase.p50_ms for s in runs]):>7.1f} {p99:>7.1f} "
+                f"{p99 / direct_p99:>7.2f} {median([s.server_us() for s in runs]):>7.0f} "
+                f"{median([s.backend_us() for s in runs]):>6.0f} "
+                f"{median([s.phase.client_us for s in runs]):>7.0f} "
+                f"{median([s.busy() for s in runs]):>5.0%} "
+                f"{median([s.others() for s in runs]):>6.0%}  "
+                + " ".join(f"{s.phase.ops:.0f}" for s in runs)
             )
-        )
+    print("targets:")
+    for method, by_endpoint in results.small.items():
+        direct_ops = median([s.phase.ops for s in by_endpoint[DIRECT]])
+        direct_p99 = median([s.phase.p99_ms for s in by_endpoint[DIRECT]])
+        proxy = by_endpoint[PROXY]
+        ratio = median([s.phase.ops for s in proxy]) / direct_ops
+        p99 = median([s.phase.p99_ms for s in proxy]) / direct_p99
+        cpu = median([s.server_us() for s in proxy])
         print(
-            f"{metric:<16} {proxy:>10.1f} {direct:>10.1f} {ratio:>7.2f}  >= {target:.2f} "
-            f"{verdict:<6} {rounds}"
+            f"  {method}: ratio {ratio:.2f} >= {SMALL_RATIO:.2f} {verdict(ratio >= SMALL_RATIO)}; "
+            f"p99 {p99:.2f} x direct <= {SMALL_P99_FACTOR:.0f} "
+            f"{verdict(p99 <= SMALL_P99_FACTOR)}; proxy CPU {cpu:.0f} us <= "
+            f"{SMALL_CPU_US:.0f} {verdict(cpu <= SMALL_CPU_US)}"
         )
-    if results.proxy_cpu:
-        cpu = {name: statistics.median(values) for name, values in results.proxy_cpu.items()}
-        print(
-            f"\nproxy CPU: large PUT {cpu.get('large PUT MB/s', 0):.1f} s/GiB, "
-            f"large GET {cpu.get('large GET MB/s', 0):.1f} s/GiB, "
-            f"4 KiB requests {cpu.get('small', 0):.2f} s per 1,000"
-        )
+    gets = median([s.phase.ops for s in results.small["GET"][DIRECT]])
+    print(
+        f"  direct GET {gets:.0f}/s >= {SMALL_DIRECT_GETS:.0f} {verdict(gets >= SMALL_DIRECT_GETS)}"
+    )
+
+
+def print_large(results: Results) -> None:
+    if not results.large:
+        return
+    print(f"\n{'metric':<15} {'endpoint':<7} {'MB/s':>7} {'ratio':>6} {'CPU-s/GiB':>9}  rounds")
+    ratios: dict[str, dict[str, float]] = {}
+    for metric, by_endpoint in results.large.items():
+        direct = median(by_endpoint[DIRECT])
+        for name, values in by_endpoint.items():
+            ratio = median(values) / direct
+            ratios.setdefault(metric, {})[name] = ratio
+            cpu = results.large_cpu.get(metric, {}).get(name)
+            cpu_text = f"{median(cpu):>9.2f}" if cpu else f"{'-':>9}"
+            print(
+                f"{metric:<15} {name:<7} {median(values):>7.0f} {ratio:>6.2f} {cpu_text}  "
+                + " ".join(f"{v:.0f}" for v in values)
+            )
+    put = ratios["1 GiB PUT MB/s"][PROXY]
+    get, nginx_get = ratios["1 GiB GET MB/s"][PROXY], ratios["1 GiB GET MB/s"][NGINX]
+    print(
+        f"targets: PUT {put:.2f} >= {LARGE_PUT_RATIO:.2f} {verdict(put >= LARGE_PUT_RATIO)}; "
+        f"GET {get:.2f} >= nginx's {nginx_get:.2f} {verdict(get >= nginx_get)}"
+    )
 
 
 def print_rss(report: RssReport) -> None:
@@ -365,8 +516,7 @@ def print_rss(report: RssReport) -> None:
     )
     hwm = "reset before the phase" if report.peak_reset else "process lifetime"
     print(f"  VmHWM {report.peak_hwm:.1f} MB ({hwm}); peak {peak:.1f} MB")
-    verdict = "ok" if peak < RSS_LIMIT_MB else "MISSED"
-    print(f"  target < {RSS_LIMIT_MB:.0f} MB and flat: {verdict}")
+    print(f"  target < {RSS_LIMIT_MB:.0f} MB and flat: {verdict(peak < RSS_LIMIT_MB)}")
 
 
 # ----- main -------------------------------------------------------------------------
@@ -381,11 +531,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backend-key")
     parser.add_argument("--backend-secret")
     parser.add_argument("--proxy-pid", type=int, help="default: whoever listens on --proxy's port")
-    parser.add_argument("--size-mib", type=int, default=1024, help="large object size")
-    parser.add_argument("--small-count", type=int, default=2000, help="4 KiB objects per round")
+    parser.add_argument(
+        "--size-mib", type=int, default=1024, help="large object size (0: no large phase)"
+    )
+    parser.add_argument("--small-count", type=int, default=5000, help="4 KiB objects per round")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds per endpoint")
-    parser.add_argument("--rss-uploads", type=int, default=8, help="concurrent uploads for RSS")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds, endpoint order rotating")
+    parser.add_argument(
+        "--rss-uploads", type=int, default=8, help="concurrent uploads for RSS (0: skip)"
+    )
     args = parser.parse_args(argv)
     given = [
         args.proxy,
@@ -402,41 +556,42 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def bench(
-    args: argparse.Namespace, proxy: Endpoint, backend: Endpoint, pid: int | None, work: Path
-) -> None:
-    ensure_bucket(backend)
-    source = make_source(work, args.size_mib)
+def bench(args: argparse.Namespace, stack: Stack, work: Path) -> None:
+    ensure_bucket(stack.direct)
+    source = make_source(work, max(args.size_mib, 1))
     results = Results()
     print(
-        f"large object {args.size_mib} MiB; {args.small_count} x 4 KiB at concurrency {args.concurrency}"
+        f"large object {args.size_mib} MiB; {args.small_count} x 4 KiB at concurrency "
+        f"{args.concurrency}; proxy pid {stack.proxy.pid}, nginx pid {stack.nginx.pid}, "
+        f"SeaweedFS pid {stack.backend_pid}"
     )
+    print(f"load average at the start: {os.getloadavg()[0]:.1f}")
+    endpoints = [stack.proxy, stack.direct, stack.nginx]
     for number in range(args.rounds):
-        # ABBA order: neither endpoint always runs on a warmer (or fuller) backend.
-        order = (proxy, backend) if number % 2 == 0 else (backend, proxy)
-        for endpoint in order:
-            run_round(endpoint, args, source, results, number, pid if endpoint is proxy else None)
+        # Rotating order: no endpoint always runs on a warmer (or fuller) backend.
+        shift = number % len(endpoints)
+        for endpoint in endpoints[shift:] + endpoints[:shift]:
+            run_round(endpoint, args, source, results, number, stack.backend_pid)
             print(f"  round {number + 1}: {endpoint.name} done", flush=True)
-    empty_bucket(backend)
-    print_ratios(results)
-    if pid is None:
+    empty_bucket(stack.direct)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+    print_small(results, args)
+    print_large(results)
+    if stack.proxy.pid is None:
         print("\nproxy pid unknown (not on this machine?): RSS not measured")
         return
-    print_rss(measure_rss(proxy, pid, source, args.rss_uploads))
-    empty_bucket(backend)
+    if args.rss_uploads and args.size_mib:
+        print_rss(measure_rss(stack.proxy, stack.proxy.pid, source, args.rss_uploads))
+        empty_bucket(stack.direct)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="nebula-bench-") as tmp:
         work = Path(tmp)
-        if args.proxy:
-            proxy = Endpoint("proxy", args.proxy, args.proxy_key, args.proxy_secret)
-            backend = Endpoint("direct", args.backend, args.backend_key, args.backend_secret)
-            bench(args, proxy, backend, args.proxy_pid or listening_pid(args.proxy), work)
-        else:
-            with own_stack(work) as (proxy, backend, pid):
-                bench(args, proxy, backend, pid, work)
+        stack = given_stack(args, work) if args.proxy else own_stack(work)
+        with stack as running:
+            bench(args, running, work)
     return 0
 
 

@@ -1,6 +1,6 @@
 """The one async client of the storage backend, shared by the s3proxy and the origin.
 
-:class:`Backend` owns one pooled aiohttp session (botocore-signed requests through
+:class:`Backend` owns one pooled aiohttp session (SigV4-signed requests through
 :class:`nebulacore.s3.BackendSigner`) and a separate one-connection session for the health
 probe, so ``/healthz`` never queues behind client traffic for a pooled connection. Both
 are opened by :meth:`Backend.start` when the app starts and closed by :meth:`Backend.close`.

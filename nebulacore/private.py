@@ -31,3 +31,12 @@ def write_private(path: Path, data: bytes | str) -> None:
     with os.fdopen(fd, "wb") as file:
         file.write(payload)
     tmp.replace(path)
+
+
+def ensure_private_file(path: Path) -> None:
+    """Create ``path`` empty and 0600 if it does not exist; an existing file is left as is.
+
+    For files another library creates on first use (SQLite databases): whichever process
+    opens one first (a service, or a CLI command run from a shell with umask 022) must not
+    decide its mode. SQLite gives its -wal and -shm files the database file's mode."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))

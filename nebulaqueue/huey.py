@@ -5,10 +5,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from huey import Huey, RedisHuey, SqliteHuey
 from huey.utils import Error
 
 from nebulacore.config import Settings
+from nebulacore.private import ensure_private_file
 
 QUEUE_NAME = "nebula"
 
@@ -29,6 +32,7 @@ def make_huey(settings: Settings, name: str = QUEUE_NAME) -> Huey:
         return RedisHuey(name, url=url, utc=True, blocking=True)
     path = url[len("sqlite:///") :] if url else str(settings.queue_path)
     settings.data_path.mkdir(parents=True, exist_ok=True)
+    ensure_private_file(Path(path))
     return SqliteHuey(name, filename=path, utc=True, timeout=30)
 
 

@@ -71,6 +71,17 @@ class UploadBody:
         if held:
             yield held
 
+    async def read_whole(self) -> bytes:
+        """A small body read whole, every check passed before any of it is sent (one
+        bytes payload costs aiohttp far less per request than an async iterator)."""
+        try:
+            return b"".join([piece async for piece in self.stream()])
+        except S3Error:
+            raise
+        except Exception as exc:  # stream() recorded what the client is told
+            assert self.error is not None
+            raise self.error from exc
+
     async def verify_whole(self) -> None:
         """For an empty forwarded body: check everything before anything is sent."""
         async for _ in self.stream():

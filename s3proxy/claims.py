@@ -36,10 +36,17 @@ class Claim(Protocol):
     def check_time(self, regions: Sequence[str], now: datetime | None = None) -> None: ...
 
     def verify(
-        self, secret: str, method: str, target: Target, raw_path: str, headers: Any
+        self,
+        secret: str,
+        method: str,
+        target: Target,
+        raw_path: str,
+        headers: Any,
+        lower: Mapping[str, str] | None = None,
     ) -> sigv4.ChainSigner | None:
         """Raise unless the signature is right for ``secret`` and covers what it must;
-        the chunk signer of an aws-chunked body (SigV4) or None."""
+        the chunk signer of an aws-chunked body (SigV4) or None. ``lower``: the headers
+        with lower-case names, when the caller has them already."""
         ...
 
     def verified_headers(self, headers: Mapping[str, str]) -> dict[str, str]: ...
@@ -63,10 +70,16 @@ class ClaimV4:
         sigv4.check_time(self.claim, regions, now)
 
     def verify(
-        self, secret: str, method: str, target: Target, raw_path: str, headers: Any
+        self,
+        secret: str,
+        method: str,
+        target: Target,
+        raw_path: str,
+        headers: Any,
+        lower: Mapping[str, str] | None = None,
     ) -> sigv4.ChainSigner:
         return sigv4.verify(
-            self.claim, secret, method, target.canonical_path, target.query, headers
+            self.claim, secret, method, target.canonical_path, target.query, headers, lower
         )
 
     def verified_headers(self, headers: Mapping[str, str]) -> dict[str, str]:

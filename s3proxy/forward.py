@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 import aiohttp
@@ -61,6 +62,9 @@ CHUNKED_DROP = frozenset(
 ROOT = Target(None, "", (), "/")
 RESPONSE_DROP = HOP_BY_HOP | {"content-length", "x-amz-request-id", "x-amz-id-2", "server"}
 BUFFERED_BODY_LIMIT = 16 << 20  # DeleteObjects answers for 1,000 long keys fit
+# Bodies up to this size, either way, are read whole and sent as one piece: the
+# per-piece machinery of a stream costs more CPU than the copy of a few KiB.
+SMALL_BODY = 64 << 10
 
 
 def forwarded_header(name: str, chunked: bool) -> bool:
@@ -106,9 +110,11 @@ async def open_upstream(
     """Re-sign the request for the backend and send it; the caller must release the
     response. Raises S3Error."""
     url = backend_url(backend.signer, target)
-    signed = backend.signer.sign(method, url, dict(headers), payload_hash)
-    data = None
-    if body is not None and body.length != 0:
+    signed = backend.signer.sign(method, url, headers, payload_hash)
+    data: bytes | AsyncIterablePayload | None = None
+    if body is not None and body.length is not None and 0 < body.length <= SMALL_BODY:
+        data = await body.read_whole()
+    elif body is not None and body.length != 0:
         data = AsyncIterablePayload(body.stream())
     try:
         response = await backend.send(method, url, signed, data)
@@ -189,10 +195,33 @@ async def relay_buffered(
     return response, body
 
 
+async def relay_small(
+    request: web.Request, x: Exchange, upstream: aiohttp.ClientResponse, length: int
+) -> web.Response:
+    """An answer of at most SMALL_BODY bytes, read whole and sent in one write."""
+    try:
+        body = await upstream.content.readexactly(length)
+    except (aiohttp.ClientError, asyncio.IncompleteReadError, TimeoutError) as exc:
+        raise S3Error("ServiceUnavailable", "The storage backend failed to answer.") from exc
+    response = web.Response(
+        status=upstream.status,
+        reason=upstream.reason,
+        headers=response_headers(upstream, x.request_id),
+        body=body,
+    )
+    close_if_body_unread(request, response)
+    return response
+
+
 async def relay_streaming(
     request: web.Request, x: Exchange, upstream: aiohttp.ClientResponse
 ) -> web.StreamResponse:
-    """Stream the backend's answer to the client as it arrives; memory stays flat."""
+    """Stream the backend's answer to the client as it arrives; memory stays flat.
+    Small answers are relayed whole (:func:`relay_small`)."""
+    length = upstream.content_length
+    # Not an empty answer: a Response would give it a Content-Type the backend did not.
+    if length and length <= SMALL_BODY and has_body(request.method, upstream.status):
+        return await relay_small(request, x, upstream, length)
     response = web.StreamResponse(
         status=upstream.status,
         reason=upstream.reason,

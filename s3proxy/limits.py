@@ -72,18 +72,6 @@ class IdleBodyTimer(BaseTimerContext):
         self._reader.set_exception(request_timeout())
 
 
-def idle_body_middleware(seconds: float) -> Middleware:
-    """Give every request body an :class:`IdleBodyTimer`."""
-
-    @web.middleware
-    async def idle_body(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.body_exists and isinstance(request.content, StreamReader):
-            request.content._timer = IdleBodyTimer(request.content, seconds)
-        return await handler(request)
-
-    return idle_body
-
-
 class UploadSlots:
     """At most ``per_key`` concurrent uploads for each access key; the next is refused
     at once with 503 ``SlowDown`` (S3 clients back off and retry it)."""
@@ -93,7 +81,7 @@ class UploadSlots:
         self._busy: Counter[str] = Counter()
 
     def take(self, request: web.Request, access_key_id: str) -> None:
-        """Claim a slot for this request's upload; :meth:`middleware` releases it."""
+        """Claim a slot for this request's upload; :func:`limits_middleware` releases it."""
         if not request.body_exists:
             return
         if self._busy[access_key_id] >= self._per_key:
@@ -104,18 +92,26 @@ class UploadSlots:
         self._busy[access_key_id] += 1
         request[UPLOAD_SLOT] = access_key_id
 
-    def middleware(self) -> Middleware:
-        """Release the request's slot once its answer is done, however it ended."""
+    def release(self, access_key_id: str) -> None:
+        self._busy[access_key_id] -= 1
+        if self._busy[access_key_id] <= 0:
+            del self._busy[access_key_id]
 
-        @web.middleware
-        async def release_slot(request: web.Request, handler: Handler) -> web.StreamResponse:
-            try:
-                return await handler(request)
-            finally:
-                holder = request.get(UPLOAD_SLOT)
-                if holder is not None:
-                    self._busy[holder] -= 1
-                    if self._busy[holder] <= 0:
-                        del self._busy[holder]
 
-        return release_slot
+def limits_middleware(slots: UploadSlots, body_seconds: float) -> Middleware:
+    """Give every request body an :class:`IdleBodyTimer`, and release the request's upload
+    slot (:meth:`UploadSlots.take`) once its answer is done, however it ended. One
+    middleware for both: each layer costs every request a coroutine."""
+
+    @web.middleware
+    async def limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.body_exists and isinstance(request.content, StreamReader):
+            request.content._timer = IdleBodyTimer(request.content, body_seconds)
+        try:
+            return await handler(request)
+        finally:
+            holder = request.get(UPLOAD_SLOT)
+            if holder is not None:
+                slots.release(holder)
+
+    return limits

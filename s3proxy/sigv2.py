@@ -191,7 +191,15 @@ class ClaimV2:
                 MaxAllowedSkewMilliseconds="900000",
             )
 
-    def verify(self, secret: str, method: str, target: Target, raw_path: str, headers: Any) -> None:
+    def verify(
+        self,
+        secret: str,
+        method: str,
+        target: Target,
+        raw_path: str,
+        headers: Any,
+        lower: Mapping[str, str] | None = None,
+    ) -> None:
         """Raise ``SignatureDoesNotMatch`` (with S3's ``StringToSign``) unless the signature
         is right for ``secret``, then ``AccessDenied`` for an unsigned query parameter that
         could change the request. ``headers`` is the request's multi-dict."""
