@@ -49,7 +49,7 @@ def _card(asset: AssetView, links: bool) -> str:
         else '<div class="noposter"></div>'
     )
     title = e(asset.title)
-    if links and asset.status == "ready":
+    if links and asset.playable:
         title = f'<a href="/watch/{e(asset.id)}">{title}</a>'
     return (
         f'<li class="asset {e(asset.status)}" data-id="{e(asset.id)}">{poster}'
@@ -105,9 +105,10 @@ async def api_asset(request: web.Request) -> web.Response:
 
 def _api(request: web.Request, asset: AssetView) -> dict[str, object]:
     data = asset.as_json()
-    if request.app[ORIGIN].signer is None and asset.status == "ready":
+    if request.app[ORIGIN].signer is None and asset.playable:
         data["master"] = hls_path(asset.id, hls.MASTER)
-        data["poster"] = hls_path(asset.id, hls.POSTER)
         data["watch"] = f"/watch/{asset.id}"
         data["original"] = f"/files/{asset.id}"
+        if asset.status == "ready":  # the poster is made from the complete ladder
+            data["poster"] = hls_path(asset.id, hls.POSTER)
     return data

@@ -15,7 +15,7 @@ import threading
 
 from sqlalchemy.orm import Session
 
-from catalog import Asset, Catalog, JobKind, jobs, workers
+from catalog import Asset, Catalog, Job, JobKind, JobStatus, jobs, workers
 from catalog.jobs import Claim
 from nebulacore import hls
 from nebulacore.config import Settings
@@ -24,10 +24,11 @@ from nebulaqueue.relay import Enqueue, relay_pending
 from transcoder.errors import Interrupted, LeaseLost, MediaError, one_line
 from transcoder.pipeline import Built, check_source, produce_and_publish, record_ready
 from transcoder.progress import Progress
-from transcoder.publish import unpublish
+from transcoder.publish import abandon, unpublish
 
 log = logging.getLogger(__name__)
 
+PROGRESS_SECONDS = 2.0
 # The worker is stopping (SIGTERM): running jobs go back to the queue, nothing publishes.
 STOPPING = threading.Event()
 # Leases held by this process, by job id: the SIGTERM handler re-queues them.
@@ -89,7 +90,9 @@ class Lease:
                 self._process.kill()
 
     def _heartbeat(self) -> None:
-        interval = max(1.0, self.lease_seconds / 4)
+        # Progress reaches the catalog at least every PROGRESS_SECONDS (watch pages, `jobs
+        # watch`), and the lease is renewed at least four times per lease.
+        interval = max(1.0, min(PROGRESS_SECONDS, self.lease_seconds / 4))
         while not self.done.wait(interval):
             try:
                 progress, fps, speed = self._latest or (None, None, None)
@@ -127,6 +130,7 @@ def run_job(settings: Settings, catalog: Catalog, job_id: int) -> str:
             jobs.requeue_interrupted(catalog, claim)
             return "re-queued"
         except LeaseLost:
+            _abandon_if_cancelled(settings, catalog, claim)
             return "lease lost"
         except MediaError as exc:
             return _media_failure(settings, catalog, claim, str(exc))
@@ -148,6 +152,17 @@ def _transcode(settings: Settings, catalog: Catalog, claim: Claim, lease: Lease)
 
     version = hls.version_name(claim.job_id)
     produce_and_publish(settings, catalog, claim.asset_id, version, lease, commit)
+
+
+def _abandon_if_cancelled(settings: Settings, catalog: Catalog, claim: Claim) -> None:
+    """A cancelled job's segments published so far will never be completed (a job lost to
+    another worker is resumed from them instead, so those stay)."""
+    with catalog.session() as session:
+        row = session.get(Job, claim.job_id)
+        cancelled = row is not None and row.status == JobStatus.CANCELLED
+    if cancelled:
+        version = hls.version_name(claim.job_id)
+        abandon(backend_client(settings), settings.hls_bucket, claim.asset_id, version)
 
 
 def _remove(settings: Settings, catalog: Catalog, claim: Claim) -> None:
