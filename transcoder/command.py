@@ -52,8 +52,11 @@ class Plan:
     segment_type: str = "fmp4"
     hwaccel: str = "none"
     device: str = "/dev/dri/renderD128"
-    # Resume: the first segment to encode (segments before it are already published).
+    # Resume: the first segment to encode (segments before it are already published), and
+    # how far the published ladder's timeline is shifted (the muxer moved it so its first
+    # DTS is 0: the encoder's B-frame delay or the AAC priming, whichever is larger).
     start_segment: int = 0
+    start_shift: float = 0.0
 
     @property
     def start_seconds(self) -> int:
@@ -224,5 +227,6 @@ def _hls_options(plan: Plan) -> dict[str, Any]:
         options["hls_segment_options"] = "movflags=+frag_discont"
     if plan.start_segment:
         # The resumed output carries on the published one: same timeline, same numbering.
-        options.update(output_ts_offset=plan.start_seconds, start_number=plan.start_segment)
+        offset = f"{plan.start_seconds + plan.start_shift:.6f}".rstrip("0").rstrip(".")
+        options.update(output_ts_offset=offset, start_number=plan.start_segment)
     return options

@@ -22,10 +22,12 @@ published are never uploaded again (a viewer may hold them).
 from __future__ import annotations
 
 import logging
+import subprocess
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 from nebulacore import hls
@@ -35,6 +37,10 @@ from transcoder.playlist import EventPlaylist, MediaPlaylist, Segment, parse_med
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
+AAC_FRAME_SECONDS = Fraction(1024, 48000)  # AAC-LC at the ladder's 48 kHz
+AAC_PRIMING_SECONDS = float(AAC_FRAME_SECONDS)  # the AAC encoder's delay: one frame
+FIRST_PACKET = ["ffprobe", "-v", "error", "-read_intervals", "%+#1", "-show_entries"]
+FIRST_PACKET += ["packet=pts_time", "-of", "csv=p=0"]
 UPLOAD_THREADS = 4
 
 
@@ -52,6 +58,16 @@ class RenditionState:
         return {segment.uri for segment in self.playlist.segments}
 
 
+def resume_step(segment_seconds: int, has_audio: bool) -> int:
+    """Resume only at boundaries where the AAC frame grid (1024 samples at 48 kHz) lines
+    up with the published one: a resumed encode's audio frames start at the boundary, a
+    from-zero encode's run on from 0, and the two agree every 8 s (375 frames); elsewhere
+    the audio would overlap the published segment by a fraction of a frame."""
+    if not has_audio:
+        return 1
+    return (Fraction(segment_seconds) / AAC_FRAME_SECONDS).denominator
+
+
 class LivePublisher:
     """Follows ffmpeg's local playlists in ``out_dir`` and publishes what is complete."""
 
@@ -64,7 +80,7 @@ class LivePublisher:
         renditions: list[str],
         segment_seconds: int,
         playlist_version: int = 7,
-        on_first_segments: Callable[[], None] | None = None,
+        on_first_segments: Callable[[], bool] | None = None,
     ) -> None:
         self.client, self.bucket, self.prefix, self.out_dir = client, bucket, prefix, out_dir
         self.states = {
@@ -84,9 +100,10 @@ class LivePublisher:
 
     # ----- resume -------------------------------------------------------------------------
 
-    def resume_point(self, last_segment: int) -> int:
+    def resume_point(self, last_segment: int, step: int = 1) -> int:
         """Read back what storage has (the truth), adopt it, and return the first segment
-        index to encode: the first one missing in some rendition, at most ``last_segment``."""
+        index to encode: the first one missing in some rendition, at most ``last_segment``,
+        rounded down to a multiple of ``step`` (:func:`resume_step`)."""
         counts = []
         for state in self.states.values():
             stored = self._stored_playlist(state.name)
@@ -97,7 +114,31 @@ class LivePublisher:
             state.playlist.segments = list(stored.segments)
             state.inherited = state.published
             counts.append(len(stored.segments))
-        return min([*counts, last_segment]) if counts else 0
+            if stored.init is not None:  # the codec strings of the master are read from it
+                self._download(state.name, stored.init)
+        first_missing = min([*counts, last_segment]) if counts else 0
+        return first_missing // step * step
+
+    def timeline_shift(self) -> float:
+        """Where the published ladder's timeline starts: the first packet time of the first
+        rendition's first segment (0 for the first video frame, shifted by the muxer) minus
+        what that first packet is (a video frame at 0, or AAC priming before 0 for audio
+        alone). A resumed encode adds it, so its timestamps follow the published ones."""
+        name = next(iter(self.states))
+        state = self.states[name]
+        if not state.playlist.segments or state.playlist.init is None:
+            return 0.0
+        first = self.out_dir / name / f"first-{state.playlist.segments[0].uri}"
+        self.client.download_file(
+            self.bucket, self.key(name, state.playlist.segments[0].uri), str(first)
+        )
+        init = (self.out_dir / name / state.playlist.init).read_bytes()
+        first.write_bytes(init + first.read_bytes())
+        try:
+            pts = first_packet_time(first)
+        finally:
+            first.unlink()
+        return pts + (AAC_PRIMING_SECONDS if name == "audio" else 0.0)
 
     def _stored_playlist(self, rendition: str) -> MediaPlaylist | None:
         key = self.key(rendition, hls.MEDIA_PLAYLIST)
@@ -111,16 +152,18 @@ class LivePublisher:
         """Put the segments (and init) a previous attempt published into ``out_dir``, over
         ffmpeg's re-encoded copies: measuring, verifying and thumbnails then read exactly
         the ladder viewers get."""
-        jobs = []
+        wanted = []
         for state in self.states.values():
-            names = sorted(state.inherited) + ([state.playlist.init] if state.inherited else [])
-            for name in names:
-                if name is None:
-                    continue
-                target = self.out_dir / state.name / name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                jobs.append((self.key(state.name, name), str(target)))
-        list(self._pool.map(lambda kt: self.client.download_file(self.bucket, kt[0], kt[1]), jobs))
+            names = sorted(state.inherited)
+            if state.inherited and state.playlist.init is not None:
+                names.append(state.playlist.init)
+            wanted += [(state.name, name) for name in names]
+        list(self._pool.map(lambda item: self._download(*item), wanted))
+
+    def _download(self, rendition: str, name: str) -> None:
+        target = self.out_dir / rendition / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.client.download_file(self.bucket, self.key(rendition, name), str(target))
 
     # ----- the poll loop ------------------------------------------------------------------
 
@@ -154,9 +197,8 @@ class LivePublisher:
         if not self.first_segments_seen and all(
             state.playlist.segments for state in self.states.values()
         ):
-            self.first_segments_seen = True
-            if self.on_first_segments is not None:
-                self.on_first_segments()
+            # The callback may ask to be called again (False): what it reads is not there yet.
+            self.first_segments_seen = self.on_first_segments is None or self.on_first_segments()
 
     def _sync(self, state: RenditionState) -> None:
         local = self.out_dir / state.name / hls.MEDIA_PLAYLIST
@@ -220,3 +262,15 @@ class LivePublisher:
                 names.append(state.playlist.init)
             keys.update(self.key(state.name, name) for name in names)
         return keys
+
+
+def first_packet_time(media: Path) -> float:
+    """The presentation time of the first packet of ``media`` (an init + segment)."""
+    result = subprocess.run(
+        [*FIRST_PACKET, str(media)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return float(result.stdout.split()[0].strip(","))

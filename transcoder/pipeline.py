@@ -29,7 +29,7 @@ from transcoder import hwaccel
 from transcoder.command import AUDIO_KBPS, Plan, build_argv
 from transcoder.errors import MediaError
 from transcoder.ladder import Rung, choose_ladder
-from transcoder.live import LivePublisher
+from transcoder.live import LivePublisher, resume_step
 from transcoder.master import (
     Measured,
     master_playlist,
@@ -104,8 +104,10 @@ def build_ladder(
     if live is not None:
         publisher = _publisher(settings, live, plan, asset_id, version)
         last = segment_count(info.duration, settings.segment_seconds) - 1
-        plan = replace(plan, start_segment=publisher.resume_point(last))
+        step = resume_step(settings.segment_seconds, info.has_audio)
+        plan = replace(plan, start_segment=publisher.resume_point(last, step))
         if plan.start_segment:
+            plan = replace(plan, start_shift=publisher.timeline_shift())
             log.info("%s %s resumes at segment %d", asset_id, version, plan.start_segment)
         publisher.start()
     try:
@@ -132,10 +134,13 @@ def build_ladder(
 def _publisher(
     settings: Settings, live: Live, plan: Plan, asset_id: str, version: str
 ) -> LivePublisher:
-    def first_segments() -> None:
+    def first_segments() -> bool:
         if live.provisional_master:
             audio = AUDIO_KBPS if plan.info.has_audio else None
-            text = provisional_master(plan.out_dir, plan.rungs, audio, plan.fps, version)
+            try:
+                text = provisional_master(plan.out_dir, plan.rungs, audio, plan.fps, version)
+            except ValueError:  # a resumed ffmpeg is rewriting the init segment: next poll
+                return False
             live.client.put_object(
                 Bucket=live.bucket,
                 Key=hls.asset_key(asset_id, hls.MASTER),
@@ -144,6 +149,7 @@ def _publisher(
                 CacheControl=REVALIDATE,
             )
             live.on_playable()
+        return True
 
     return LivePublisher(
         live.client,
