@@ -123,3 +123,12 @@ def test_the_bucket_stores_the_types_the_origin_serves(
     segment = client.head_object(Bucket=settings.hls_bucket, Key=f"{prefix}/360p/seg_00001.m4s")
     assert segment["ContentType"] == "video/mp4"
     assert segment["CacheControl"] == hls.IMMUTABLE
+
+
+def test_a_playlist_grows_until_it_has_an_endlist() -> None:
+    growing = "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXTINF:4.000000,\nseg_00000.m4s\n"
+    assert hls.is_growing(growing)
+    assert not hls.is_growing(growing + "#EXT-X-ENDLIST\n")
+    assert not hls.is_growing(growing + "#EXT-X-ENDLIST")  # no final newline
+    assert hls.is_growing(growing + "# EXT-X-ENDLIST is a comment here\n")
+    assert hls.LIVE_CACHE == "public, max-age=1"  # shared with the origin, exactly
