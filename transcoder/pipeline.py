@@ -111,7 +111,7 @@ def build_ladder(
             log.info("%s %s resumes at segment %d", asset_id, version, plan.start_segment)
         publisher.start()
     try:
-        run_ffmpeg(build_argv(plan), info.duration, guard)
+        run_ffmpeg(build_argv(plan), info.duration, guard, plan.start_seconds)
         if publisher is not None:
             publisher.finish()
             publisher.restore_inherited()

@@ -12,6 +12,7 @@ import ctypes
 import signal
 import subprocess
 import tempfile
+from dataclasses import replace
 from typing import IO, Protocol
 
 from transcoder.errors import MediaError, one_line
@@ -56,8 +57,9 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def run_ffmpeg(argv: list[str], duration: float, guard: Guard) -> None:
-    """Run ``argv`` (which writes ``-progress pipe:1``); MediaError with ffmpeg's reason on failure."""
+def run_ffmpeg(argv: list[str], duration: float, guard: Guard, start: float = 0.0) -> None:
+    """Run ``argv`` (which writes ``-progress pipe:1``); MediaError with ffmpeg's reason on
+    failure. ``start``: where in the source a resumed encode starts (ffmpeg counts from 0)."""
     with tempfile.TemporaryFile("w+") as stderr:
         process = subprocess.Popen(
             argv,
@@ -69,7 +71,7 @@ def run_ffmpeg(argv: list[str], duration: float, guard: Guard) -> None:
         )
         guard.attach(process)
         try:
-            _follow(process.stdout, duration, guard)
+            _follow(process.stdout, duration, guard, start)
             code = process.wait()
         finally:
             guard.attach(None)
@@ -82,8 +84,8 @@ def run_ffmpeg(argv: list[str], duration: float, guard: Guard) -> None:
             raise MediaError(f"ffmpeg: {one_line(stderr.read() or f'exit status {code}')}")
 
 
-def _follow(stdout: IO[str] | None, duration: float, guard: Guard) -> None:
+def _follow(stdout: IO[str] | None, duration: float, guard: Guard, start: float) -> None:
     if stdout is None:
         return
     for snapshot in parse_progress(stdout):
-        guard.progress(snapshot, duration)
+        guard.progress(replace(snapshot, seconds=snapshot.seconds + start), duration)

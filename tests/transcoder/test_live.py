@@ -53,6 +53,7 @@ class Observation:
     master: str | None
     playlists: dict[str, str]  # rendition -> playlist text (absent: not published yet)
     status: AssetStatus
+    progress: float  # of the asset's latest job, as the catalog has it
 
 
 @dataclass
@@ -78,7 +79,8 @@ class Watcher:
 
     def observe(self, running: bool, check: bool = True) -> Observation:
         with self.env.catalog.session() as session:
-            status = existing(session, Asset, self.asset_id).status
+            asset = existing(session, Asset, self.asset_id)
+            status, progress = asset.status, asset.jobs[-1].progress
         master = self.read(hls.asset_key(self.asset_id, hls.MASTER))
         playlists = {}
         for name in RENDITIONS:
@@ -89,7 +91,12 @@ class Watcher:
                 if check:
                     self.check_listed(name, playlists[name])
         seen = Observation(
-            time.monotonic(), running, master.decode() if master else None, playlists, status
+            time.monotonic(),
+            running,
+            master.decode() if master else None,
+            playlists,
+            status,
+            progress,
         )
         self.observations.append(seen)
         return seen
@@ -304,7 +311,11 @@ def test_killed_job_resumes_at_the_first_unpublished_segment(
             time.sleep(0.05)
 
     threading.Thread(target=spy, daemon=True).start()
+    watched = len(watcher.observations)
     assert watcher.watch(lambda: run_job(env.settings, env.catalog, job_id)) == "done"
+    # Progress counts from the source's start: the resumed part is the rest of it.
+    reported = [o.progress for o in watcher.observations[watched:] if o.running]
+    assert any(resume_at * 4 / 40 * 100 <= p < 100 for p in reported), reported
     assert argv, "no ffmpeg seen"
     assert argv[argv.index("-ss") + 1] == str(resume_at * 4)
     assert argv[argv.index("-start_number") + 1] == str(resume_at)
