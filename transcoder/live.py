@@ -89,7 +89,6 @@ class LivePublisher:
         }
         self.on_first_segments = on_first_segments
         self.first_segments_seen = False
-        self.uploads = 0  # objects uploaded by this attempt (segments and init segments)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="live-upload")
@@ -228,7 +227,6 @@ class LivePublisher:
         key = self.key(rendition, name)
         extra = {"ContentType": hls.content_type(key), "CacheControl": hls.IMMUTABLE}
         self.client.upload_file(str(self.out_dir / rendition / name), self.bucket, key, extra)
-        self.uploads += 1
 
     def _put_playlist(self, state: RenditionState, ended: bool) -> None:
         key = self.key(state.name, hls.MEDIA_PLAYLIST)
