@@ -70,6 +70,16 @@ def record_ready(
         asset.status, asset.error, asset.duration = AssetStatus.READY, None, duration
 
 
+def record_playable(session: Session, asset_id: str) -> None:
+    """A first upload's ladder has its first segments and a master: watchable already.
+
+    Only an asset being processed moves (a cancel, a newer upload or a delete since wins).
+    """
+    asset = session.get(Asset, asset_id)
+    if asset is not None and asset.status == AssetStatus.PROCESSING:
+        asset.status = AssetStatus.PLAYABLE
+
+
 def get_asset(session: Session, asset_id: str) -> Asset | None:
     return session.get(Asset, asset_id)
 

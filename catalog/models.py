@@ -58,6 +58,8 @@ class UTCDateTime(TypeDecorator[datetime]):
 class AssetStatus(enum.StrEnum):
     QUEUED = "queued"
     PROCESSING = "processing"
+    # Transcoding, and its first segments are published: watchable while it is made.
+    PLAYABLE = "playable"
     READY = "ready"
     FAILED = "failed"
     # Its transcode was cancelled (``nebula jobs cancel``) before any ladder was published.
@@ -74,7 +76,7 @@ class JobStatus(enum.StrEnum):
 
 
 # An asset whose ladder is still to come (its transcode job is open).
-PENDING_ASSET = (AssetStatus.QUEUED, AssetStatus.PROCESSING)
+PENDING_ASSET = (AssetStatus.QUEUED, AssetStatus.PROCESSING, AssetStatus.PLAYABLE)
 # A job still to run or running; every other status is final.
 OPEN_JOB = (JobStatus.QUEUED, JobStatus.RUNNING)
 

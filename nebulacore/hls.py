@@ -4,21 +4,28 @@ The transcoder writes this layout into ``settings.hls_bucket``; the origin serve
 these keys, with these content types (and the bucket stores the same types, so a reader
 that bypasses the origin sees what a viewer sees)::
 
-    <asset_id>/master.m3u8                      master playlist, written LAST; its URIs are
-                                                relative and point into the current version
+    <asset_id>/master.m3u8                      master playlist; its URIs are relative and
+                                                point into the current version. Written once
+                                                every rendition has its first segment (a first
+                                                upload: provisional BANDWIDTH) and again,
+                                                measured, when the ladder is complete
     <asset_id>/poster.jpg                       poster frame (JPEG), written just before master
     <asset_id>/thumbnails.vtt                   WebVTT scrubbing track; cue payloads are
                                                 ``v<job_id>/sprite.jpg#xywh=x,y,w,h``
-    <asset_id>/v<job_id>/<rendition>/index.m3u8 VOD media playlist of one rendition
+    <asset_id>/v<job_id>/<rendition>/index.m3u8 EVENT media playlist of one rendition: grows
+                                                while transcoding (no ``#EXT-X-ENDLIST``,
+                                                :func:`is_growing`), then ends
     <asset_id>/v<job_id>/<rendition>/init_<n>.mp4   fMP4 init segment (absent with TS)
     <asset_id>/v<job_id>/<rendition>/seg_<nnnnn>.m4s media segments (``.ts`` with TS)
     <asset_id>/v<job_id>/sprite.jpg             thumbnail sprite (a grid of small frames)
 
 ``<rendition>`` is ``<short side>p`` for video (``1080p``, ``718p``, ...) and ``audio``
 for the AAC rendition (an ``EXT-X-MEDIA`` group the video variants reference, or the only
-variant of an audio-only source). Everything under ``v<job_id>/`` never changes once written (a new
-transcode gets a new version prefix), so it may be cached forever (:data:`IMMUTABLE`);
-``master.m3u8``, ``poster.jpg`` and ``thumbnails.vtt`` are replaced by a re-transcode.
+variant of an audio-only source). Segments, init segments and the sprite under
+``v<job_id>/`` never change once written (a new transcode gets a new version prefix), so
+they may be cached forever (:data:`IMMUTABLE`); a media playlist only grows until it
+ends, so while it grows it is cached for a second (:data:`LIVE_CACHE`). ``master.m3u8``,
+``poster.jpg`` and ``thumbnails.vtt`` are replaced by a re-transcode.
 """
 
 from __future__ import annotations

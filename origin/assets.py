@@ -52,6 +52,11 @@ class AssetView:
     def pending(self) -> bool:
         return self.status in PENDING_ASSET
 
+    @property
+    def playable(self) -> bool:
+        """A master is published: the complete ladder, or one still being transcoded."""
+        return self.status in (AssetStatus.READY, AssetStatus.PLAYABLE)
+
     def as_json(self) -> dict[str, Any]:
         return asdict(self) | {"title": self.title}
 

@@ -54,7 +54,7 @@ async def _playable(origin: Origin, asset: AssetView) -> bool:
     """Ready, or still transcoding with a master already in storage (a provisional one is
     published once every rung has its first segment). The master is read through the
     playlist cache: pages polling every second cost one backend read per second."""
-    if asset.status == AssetStatus.READY:
+    if asset.playable:  # ready, or the catalog knows the provisional master is up
         return True
     if not asset.pending or origin.revocations.is_revoked(asset.id):
         return False
@@ -151,7 +151,7 @@ def _api(request: web.Request, asset: AssetView, playable: bool) -> dict[str, ob
         data["watch"] = f"/watch/{asset.id}"
     if playable:
         data["master"] = hls_path(asset.id, hls.MASTER)
-    if asset.status == AssetStatus.READY:
+    if asset.status == AssetStatus.READY:  # the poster is made from the complete ladder
         data["poster"] = hls_path(asset.id, hls.POSTER)
         data["original"] = f"/files/{asset.id}"
     return data

@@ -133,3 +133,12 @@ def test_a_playlist_without_endlist_is_growing() -> None:
     assert hls.is_growing("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv1/360p/index.m3u8\n")
     assert hls.is_growing("#EXTM3U\n# not the tag: #EXT-X-ENDLIST\n")
     assert hls.LIVE_CACHE == "public, max-age=1" and "immutable" not in hls.LIVE_CACHE
+
+
+def test_a_playlist_grows_until_it_has_an_endlist() -> None:
+    growing = "#EXTM3U\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXTINF:4.000000,\nseg_00000.m4s\n"
+    assert hls.is_growing(growing)
+    assert not hls.is_growing(growing + "#EXT-X-ENDLIST\n")
+    assert not hls.is_growing(growing + "#EXT-X-ENDLIST")  # no final newline
+    assert hls.is_growing(growing + "# EXT-X-ENDLIST is a comment here\n")
+    assert hls.LIVE_CACHE == "public, max-age=1"  # shared with the origin, exactly

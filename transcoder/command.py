@@ -1,5 +1,7 @@
 """The ONE ffmpeg process of a job, built with ffmpeg-python: decode once, split, scale
-per rung, encode H.264 High + AAC, write HLS VOD (fMP4/CMAF or TS).
+per rung, encode H.264 High + AAC, write HLS EVENT playlists (fMP4/CMAF or TS) that
+:mod:`transcoder.live` publishes as they grow. A resumed job starts at a segment boundary
+(``-ss``, ``-output_ts_offset``, ``-start_number``): boundaries are keyframes.
 
 Keyframes are aligned across renditions on segment boundaries: every rung gets the same
 fixed GOP (frame rate x segment length) and, for libx264, ``-force_key_frames`` at each
@@ -50,6 +52,16 @@ class Plan:
     segment_type: str = "fmp4"
     hwaccel: str = "none"
     device: str = "/dev/dri/renderD128"
+    # Resume: the first segment to encode (segments before it are already published), and
+    # how far the published ladder's timeline is shifted (the muxer moved it so its first
+    # DTS is 0: the encoder's B-frame delay or the AAC priming, whichever is larger).
+    start_segment: int = 0
+    start_shift: float = 0.0
+
+    @property
+    def start_seconds(self) -> int:
+        """Where a resumed encode starts in the source: a segment boundary (a keyframe)."""
+        return self.start_segment * self.segment_seconds
 
     @property
     def fps(self) -> float:
@@ -91,6 +103,10 @@ def build_argv(plan: Plan, progress: bool = True) -> list[str]:
 
 def _input_options(plan: Plan) -> dict[str, Any]:
     options: dict[str, Any] = dict(HTTP_INPUT) if plan.source.startswith("http") else {}
+    if plan.start_segment:
+        # Input seeking (accurate: decoding starts at the keyframe before and drops frames
+        # up to T), so the first encoded frame is the source's frame at T.
+        options["ss"] = plan.start_seconds
     if plan.hwaccel == "qsv":
         options.update(hwaccel="qsv", hwaccel_output_format="qsv", qsv_device=plan.device)
         decoder = QSV_DECODERS.get(plan.info.video_codec or "")
@@ -195,12 +211,22 @@ def _hls_options(plan: Plan) -> dict[str, Any]:
     options: dict[str, Any] = {
         "f": "hls",
         "hls_time": plan.segment_seconds,
-        "hls_playlist_type": "vod",
-        "hls_flags": "independent_segments",
+        # EVENT: ffmpeg rewrites its playlist after every segment, which the live publisher
+        # follows; temp_file: a segment appears under its final name only once complete.
+        "hls_playlist_type": "event",
+        "hls_flags": "independent_segments+temp_file",
         "hls_segment_type": "fmp4" if plan.segment_type == "fmp4" else "mpegts",
         "hls_segment_filename": str(plan.out_dir / "%v" / f"seg_%05d.{plan.segment_ext}"),
         "var_stream_map": " ".join(streams),
     }
     if plan.segment_type == "fmp4":
         options["hls_fmp4_init_filename"] = "init.mp4"
+        # Fragment times are absolute (tfdt = the output timestamp) rather than relative
+        # to the first packet with an edit list: a resumed encode's segments then follow
+        # the published init segment and segments, and its init is the same as theirs.
+        options["hls_segment_options"] = "movflags=+frag_discont"
+    if plan.start_segment:
+        # The resumed output carries on the published one: same timeline, same numbering.
+        offset = f"{plan.start_seconds + plan.start_shift:.6f}".rstrip("0").rstrip(".")
+        options.update(output_ts_offset=offset, start_number=plan.start_segment)
     return options

@@ -56,6 +56,28 @@ def measure_video(out_dir: Path, rung: Rung, frame_rate: float) -> Measured:
     return Measured(rung.name, peak, average, codec, rung.width, rung.height, frame_rate)
 
 
+def provisional_master(
+    out_dir: Path, rungs: list[Rung], audio_kbps: int | None, frame_rate: float, prefix: str
+) -> str:
+    """The master while the ladder is being made: BANDWIDTH is each rung's cap (its target
+    plus the encoder's 10 % headroom, ``maxrate``), CODECS read from the first segments'
+    init; :func:`master_playlist` replaces it with measured figures at the end."""
+    videos = []
+    for rung in rungs:
+        cap = int(rung.video_kbps * 1100)
+        codec = avc1_codec(out_dir / rung.name)
+        videos.append(
+            Measured(
+                rung.name, cap, rung.video_kbps * 1000, codec, rung.width, rung.height, frame_rate
+            )
+        )
+    audio = None
+    if audio_kbps is not None:
+        bps = audio_kbps * 1000
+        audio = Measured("audio", bps, bps, mp4a_codec(out_dir / "audio"))
+    return master_playlist(videos, audio, prefix)
+
+
 def master_playlist(videos: list[Measured], audio: Measured | None, prefix: str) -> str:
     """The master text; URIs are ``<prefix>/<rendition>/index.m3u8`` (relative,
     :func:`nebulacore.hls.rendition_playlist`)."""

@@ -1,7 +1,9 @@
 """One asset's way from source object to published ladder.
 
-probe (presigned URL) -> ladder -> ONE ffmpeg -> verify -> master + thumbnails ->
-publish (segments first, master last) -> catalog (renditions, asset ``ready``).
+probe (presigned URL) -> ladder -> ONE ffmpeg, its segments published as they come
+(:mod:`transcoder.live`; a restarted job resumes after what is published) -> verify ->
+master + thumbnails -> publish (the rest, ended playlists, measured master) -> catalog
+(renditions, asset ``ready``).
 
 :func:`transcode_asset` runs it all without a queue (origin tests, benchmarks); the
 Huey task runs the same steps under a job lease (:mod:`transcoder.work`).
@@ -13,7 +15,7 @@ import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +24,22 @@ from sqlalchemy.orm import Session
 from catalog import Asset, Catalog, Rendition, assets
 from nebulacore import hls
 from nebulacore.config import Settings
-from nebulacore.s3 import backend_client
+from nebulacore.s3 import S3Client, backend_client
 from transcoder import hwaccel
-from transcoder.command import Plan, build_argv
+from transcoder.command import AUDIO_KBPS, Plan, build_argv
 from transcoder.errors import MediaError
 from transcoder.ladder import Rung, choose_ladder
-from transcoder.master import Measured, master_playlist, measure_audio, measure_video
+from transcoder.live import LivePublisher, resume_step
+from transcoder.master import (
+    Measured,
+    master_playlist,
+    measure_audio,
+    measure_video,
+    provisional_master,
+)
+from transcoder.playlist import segment_count
 from transcoder.probe import SourceInfo, presigned_url, probe
-from transcoder.publish import Ladder, publish
+from transcoder.publish import REVALIDATE, Ladder, abandon, publish
 from transcoder.runner import Guard, NoGuard, run_ffmpeg
 from transcoder.thumbnails import make_poster, make_sprite, sprite_layout, webvtt
 from transcoder.verify import verify_durations
@@ -43,6 +53,18 @@ class Built:
     renditions: list[Measured]  # video rungs tallest first, then audio (if any)
     info: SourceInfo
     hwaccel: str
+    published: frozenset[str] = frozenset()  # keys put while transcoding
+    start_segment: int = 0  # > 0: resumed after what a previous attempt published
+
+
+@dataclass(frozen=True)
+class Live:
+    """Where and how segments are published while ffmpeg runs."""
+
+    client: S3Client
+    bucket: str
+    provisional_master: bool  # the asset has no ladder yet: a master as soon as possible
+    on_playable: Callable[[], None] = lambda: None
 
 
 def effective_hwaccel(settings: Settings, info: SourceInfo) -> str:
@@ -61,8 +83,10 @@ def build_ladder(
     version: str,
     guard: Guard,
     hw: str = "none",
+    live: Live | None = None,
 ) -> Built:
-    """Transcode ``source`` into ``work`` and prepare everything to publish (no upload)."""
+    """Transcode ``source`` into ``work`` and prepare everything left to publish; with
+    ``live``, segments are published while ffmpeg makes them (and resumed from storage)."""
     rungs = choose_ladder(info.width, info.height, settings.ladder_rungs) if info.has_video else []
     out_dir = work / "out"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -76,7 +100,24 @@ def build_ladder(
         hw,
         settings.hw_device,
     )
-    run_ffmpeg(build_argv(plan), info.duration, guard)
+    publisher = None
+    if live is not None:
+        publisher = _publisher(settings, live, plan, asset_id, version)
+        last = segment_count(info.duration, settings.segment_seconds) - 1
+        step = resume_step(settings.segment_seconds, info.has_audio)
+        plan = replace(plan, start_segment=publisher.resume_point(last, step))
+        if plan.start_segment:
+            plan = replace(plan, start_shift=publisher.timeline_shift())
+            log.info("%s %s resumes at segment %d", asset_id, version, plan.start_segment)
+        publisher.start()
+    try:
+        run_ffmpeg(build_argv(plan), info.duration, guard, plan.start_seconds)
+        if publisher is not None:
+            publisher.finish()
+            publisher.restore_inherited()
+    finally:
+        if publisher is not None:
+            publisher.close()
     verify_durations(out_dir, plan.rendition_names, info.duration)
     videos = [measure_video(out_dir, rung, plan.fps) for rung in rungs]
     audio = measure_audio(out_dir) if info.has_audio else None
@@ -85,7 +126,41 @@ def build_ladder(
     if rungs:
         poster, vtt = _thumbnails(out_dir, work, rungs, info, version, settings.segment_seconds)
     ladder = Ladder(asset_id, version, out_dir, master, poster, vtt)
-    return Built(ladder, [*videos, *([audio] if audio else [])], info, hw)
+    renditions = [*videos, *([audio] if audio else [])]
+    published = frozenset(publisher.published_keys()) if publisher else frozenset()
+    return Built(ladder, renditions, info, hw, published, plan.start_segment)
+
+
+def _publisher(
+    settings: Settings, live: Live, plan: Plan, asset_id: str, version: str
+) -> LivePublisher:
+    def first_segments() -> bool:
+        if live.provisional_master:
+            audio = AUDIO_KBPS if plan.info.has_audio else None
+            try:
+                text = provisional_master(plan.out_dir, plan.rungs, audio, plan.fps, version)
+            except ValueError:  # a resumed ffmpeg is rewriting the init segment: next poll
+                return False
+            live.client.put_object(
+                Bucket=live.bucket,
+                Key=hls.asset_key(asset_id, hls.MASTER),
+                Body=text.encode(),
+                ContentType=hls.PLAYLIST_TYPE,
+                CacheControl=REVALIDATE,
+            )
+            live.on_playable()
+        return True
+
+    return LivePublisher(
+        live.client,
+        live.bucket,
+        hls.asset_key(asset_id, version),
+        plan.out_dir,
+        plan.rendition_names,
+        settings.segment_seconds,
+        7 if plan.segment_type == "fmp4" else 3,
+        first_segments,
+    )
 
 
 def _thumbnails(
@@ -130,6 +205,13 @@ def check_source(settings: Settings, bucket: str, key: str, **client_config: Any
         raise MediaError("the source is empty (0 bytes)")
 
 
+def has_ladder(catalog: Catalog, asset_id: str) -> bool:
+    """Whether a complete ladder of the asset is being served (its renditions recorded)."""
+    with catalog.session() as session:
+        asset = session.get(Asset, asset_id)
+        return asset is not None and bool(asset.renditions)
+
+
 def probe_asset(settings: Settings, catalog: Catalog, asset_id: str) -> tuple[str, SourceInfo]:
     """Probe the asset's source through a presigned URL and store the result in its row."""
     with catalog.session() as session:
@@ -160,11 +242,31 @@ def produce_and_publish(
     guard.check()
     work = settings.transcode_dir / f"{asset_id}-{version}"
     shutil.rmtree(work, ignore_errors=True)
+    client = backend_client(settings)
+    live = Live(
+        client,
+        settings.hls_bucket,
+        provisional_master=not has_ladder(catalog, asset_id),
+        on_playable=lambda: _record_playable(catalog, asset_id),
+    )
     try:
         started = time.monotonic()
-        built = build_ladder(
-            settings, url, info, work, asset_id, version, guard, effective_hwaccel(settings, info)
-        )
+        try:
+            built = build_ladder(
+                settings,
+                url,
+                info,
+                work,
+                asset_id,
+                version,
+                guard,
+                effective_hwaccel(settings, info),
+                live,
+            )
+        except MediaError:
+            # The source's fault: this version will never be complete; publish nothing.
+            abandon(client, settings.hls_bucket, asset_id, version)
+            raise
         log.info(
             "transcoded %s in %.1fs (%s, %d renditions)",
             asset_id,
@@ -173,12 +275,17 @@ def produce_and_publish(
             len(built.renditions),
         )
         guard.check()  # a cancelled or superseded job publishes nothing
-        publish(backend_client(settings), settings.hls_bucket, built.ladder, guard.confirm)
+        publish(client, settings.hls_bucket, built.ladder, guard.confirm, built.published)
         with catalog.session() as session:
             commit(session, built)
         return built
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _record_playable(catalog: Catalog, asset_id: str) -> None:
+    with catalog.session() as session:
+        assets.record_playable(session, asset_id)
 
 
 def transcode_asset(

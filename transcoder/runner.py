@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+from dataclasses import replace
 from typing import IO, Protocol
 
 from nebulacore.lifeline import dies_with_this_process
@@ -46,8 +47,9 @@ class NoGuard:
         return None
 
 
-def run_ffmpeg(argv: list[str], duration: float, guard: Guard) -> None:
-    """Run ``argv`` (which writes ``-progress pipe:1``); MediaError with ffmpeg's reason on failure."""
+def run_ffmpeg(argv: list[str], duration: float, guard: Guard, start: float = 0.0) -> None:
+    """Run ``argv`` (which writes ``-progress pipe:1``); MediaError with ffmpeg's reason on
+    failure. ``start``: where in the source a resumed encode starts (ffmpeg counts from 0)."""
     with tempfile.TemporaryFile("w+") as stderr:
         process = subprocess.Popen(
             argv,
@@ -60,7 +62,7 @@ def run_ffmpeg(argv: list[str], duration: float, guard: Guard) -> None:
         )
         guard.attach(process)
         try:
-            _follow(process.stdout, duration, guard)
+            _follow(process.stdout, duration, guard, start)
             code = process.wait()
         finally:
             guard.attach(None)
@@ -73,8 +75,8 @@ def run_ffmpeg(argv: list[str], duration: float, guard: Guard) -> None:
             raise MediaError(f"ffmpeg: {one_line(stderr.read() or f'exit status {code}')}")
 
 
-def _follow(stdout: IO[str] | None, duration: float, guard: Guard) -> None:
+def _follow(stdout: IO[str] | None, duration: float, guard: Guard, start: float) -> None:
     if stdout is None:
         return
     for snapshot in parse_progress(stdout):
-        guard.progress(snapshot, duration)
+        guard.progress(replace(snapshot, seconds=snapshot.seconds + start), duration)

@@ -15,7 +15,7 @@ import threading
 
 from sqlalchemy.orm import Session
 
-from catalog import Asset, Catalog, JobKind, jobs, ladders, workers
+from catalog import Asset, Catalog, Job, JobKind, JobStatus, jobs, ladders, workers
 from catalog.jobs import Claim
 from nebulacore import hls
 from nebulacore.config import Settings
@@ -24,6 +24,7 @@ from nebulaqueue.relay import Enqueue, relay_pending
 from transcoder.errors import Interrupted, LeaseLost, MediaError, transient_reason
 from transcoder.pipeline import Built, check_source, produce_and_publish, record_ready
 from transcoder.progress import Progress
+from transcoder.publish import abandon
 from transcoder.removal import remove_deleted, stored_versions
 
 log = logging.getLogger(__name__)
@@ -135,6 +136,7 @@ def run_job(settings: Settings, catalog: Catalog, job_id: int) -> str:
             jobs.requeue_interrupted(catalog, claim)
             return "re-queued"
         except LeaseLost:
+            _abandon_if_cancelled(settings, catalog, claim)
             return "lease lost"
         except MediaError as exc:
             log.warning("job %d: the source failed: %s", job_id, exc.detail)
@@ -161,6 +163,17 @@ def _transcode(settings: Settings, catalog: Catalog, claim: Claim, lease: Lease)
         record_ready(session, claim.asset_id, built)
 
     produce_and_publish(settings, catalog, claim.asset_id, version, lease, commit)
+
+
+def _abandon_if_cancelled(settings: Settings, catalog: Catalog, claim: Claim) -> None:
+    """A cancelled job's segments published so far will never be completed (a job lost to
+    another worker is resumed from them instead, so those stay)."""
+    with catalog.session() as session:
+        row = session.get(Job, claim.job_id)
+        cancelled = row is not None and row.status == JobStatus.CANCELLED
+    if cancelled:
+        version = hls.version_name(claim.job_id)
+        abandon(backend_client(settings), settings.hls_bucket, claim.asset_id, version)
 
 
 def _media_failure(settings: Settings, catalog: Catalog, claim: Claim, reason: str) -> str:

@@ -74,6 +74,8 @@ def run(settings: Settings) -> None:
     choice = hwaccel.resolve(settings)  # once, at start: a GPU does not come and go
     stop = threading.Event()
     wid = workers.worker_id()
+    # The row exists before the first job is claimed (which names itself in it).
+    workers.beat(catalog, wid, choice.mode)
     threads = [
         threading.Thread(target=heartbeat, args=(catalog, wid, stop, choice.mode), daemon=True),
         threading.Thread(

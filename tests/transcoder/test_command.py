@@ -40,13 +40,15 @@ def value_after(argv: list[str], flag: str) -> str:
 
 HLS_TAIL = [
     "-hls_flags",
-    "independent_segments",
+    "independent_segments+temp_file",
     "-hls_fmp4_init_filename",
     "init.mp4",
     "-hls_playlist_type",
-    "vod",
+    "event",
     "-hls_segment_filename",
     "/work/out/%v/seg_%05d.m4s",
+    "-hls_segment_options",
+    "movflags=+frag_discont",
     "-hls_segment_type",
     "fmp4",
     "-hls_time",
@@ -223,3 +225,13 @@ def test_vfr_becomes_cfr_at_the_average_rate() -> None:
     argv = build_argv(plan(info=info))
     assert "fps=fps=23.976" in value_after(argv, "-filter_complex")
     assert value_after(argv, "-g") == "96"
+
+
+def test_resumed_encode_starts_at_a_segment_boundary() -> None:
+    argv = build_argv(plan(start_segment=3))
+    # Input seeking (before -i) to the boundary, the same timeline and numbering after it.
+    assert argv.index("-ss") < argv.index("-i") and value_after(argv, "-ss") == "12"
+    assert value_after(argv, "-output_ts_offset") == "12"
+    assert value_after(argv, "-start_number") == "3"
+    fresh = build_argv(plan())
+    assert "-ss" not in fresh and "-start_number" not in fresh

@@ -139,3 +139,29 @@ def test_webvtt_cues_point_into_the_sprite() -> None:
 
 def test_long_videos_space_thumbnails_by_whole_segments() -> None:
     assert sprite_layout(3600, 1920, 1080, step=4).interval == 36  # at most 100 thumbnails
+
+
+def test_event_playlist_round_trip_and_end() -> None:
+    from transcoder.playlist import EventPlaylist, Segment, parse_media_playlist
+
+    ours = EventPlaylist(4, init="init_1.mp4")
+    ours.segments += [Segment("seg_00000.m4s", 4.0), Segment("seg_00001.m4s", 3.989333)]
+    growing = ours.render()
+    assert "#EXT-X-PLAYLIST-TYPE:EVENT" in growing and "#EXT-X-ENDLIST" not in growing
+    read = parse_media_playlist(growing)
+    assert (read.init, read.ended, read.segments) == ("init_1.mp4", False, ours.segments)
+    ended = ours.render(ended=True)
+    assert ended.startswith(growing.rstrip("\n")) and ended.endswith("#EXT-X-ENDLIST\n")
+    assert parse_media_playlist(ended).ended
+
+
+@pytest.mark.parametrize(
+    ("segment_seconds", "has_audio", "step"),
+    [(4, True, 2), (6, True, 4), (8, True, 1), (4, False, 1)],
+)
+def test_resume_only_where_the_aac_frames_line_up(
+    segment_seconds: int, has_audio: bool, step: int
+) -> None:
+    from transcoder.live import resume_step
+
+    assert resume_step(segment_seconds, has_audio) == step
