@@ -166,7 +166,8 @@ def test_playlists_grow_and_every_listed_segment_is_complete(make_env, tmp_path:
         # Append only: each observation extends the previous one.
         for before, after in itertools.pairwise(lists):
             assert after[: len(before)] == before
-        assert len({len(listed) for listed in lists}) >= 3, f"{name} never seen growing"
+        # Seen part-way while the job ran, then longer: it grew (however fast the machine).
+        assert any(0 < len(listed) < len(lists[-1]) for listed in lists), f"{name} never grew"
         growing = [o for o in watcher.observations if name in o.playlists and o.running]
         assert any(hls.is_growing(o.playlists[name]) for o in growing)
         text = final.playlists[name]
@@ -227,9 +228,8 @@ def test_overwrite_keeps_serving_the_old_master_until_the_new_one_is_complete(
     # ... but viewers were only ever given the old complete master or the new complete one.
     assert {o.master for o in watcher.observations} <= {old_master.decode(), final}
     assert all(o.status != AssetStatus.PLAYABLE for o in watcher.observations)
-    assert not any(
-        key.startswith(f"{asset_id}/v{first_job}/") for key in env.hls_keys(asset_id)
-    )  # the old version pruned once the new master was in place
+    # The old version stays for the players that loaded its master (retention, swept later).
+    assert any(key.startswith(f"{asset_id}/v{first_job}/") for key in env.hls_keys(asset_id))
 
 
 # ----- resume -----------------------------------------------------------------------------

@@ -91,13 +91,11 @@ def job(env: Env, job_id: int) -> Job:
 
 
 def start_slow_job(
-    env: Env, pool: Workers, tmp_path: Path
+    env: Env, pool: Workers, tmp_path: Path, seconds: float = SLOW_SECONDS
 ) -> tuple[str, int, subprocess.Popen[bytes], set[int]]:
     """Upload a slow source, queue it, start a worker; return once its ffmpeg runs:
     (asset id, job id, the worker, its ffmpeg pids)."""
-    asset_id, job_id = env.upload(
-        make_source(tmp_path / "a.mp4", seconds=SLOW_SECONDS, size="640x360")
-    )
+    asset_id, job_id = env.upload(make_source(tmp_path / "a.mp4", seconds=seconds, size="640x360"))
     relay_pending(env.catalog, tasks_for(env.settings).enqueue)
     worker = pool.start()
     wait_for(lambda: transcoding(env, job_id, worker), "a running ffmpeg", 120, pool.logs)
@@ -181,7 +179,8 @@ def test_progress_reaches_the_catalog_every_few_seconds(
     10 minutes here, would otherwise renew, and write progress, every 2.5 minutes)."""
     env: Env = make_env(job_lease_seconds=600)
     pool = workers(env)
-    _, job_id, _worker, _ = start_slow_job(env, pool, tmp_path)
+    # Long enough for several 2 s heartbeats even on a quiet machine (about 15 s of work).
+    _, job_id, _worker, _ = start_slow_job(env, pool, tmp_path, seconds=3 * SLOW_SECONDS)
     observed: list[float] = []
     deadline = time.monotonic() + 300
     while (row := job(env, job_id)).status == JobStatus.RUNNING and time.monotonic() < deadline:
