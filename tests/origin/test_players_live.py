@@ -14,18 +14,21 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
-from catalog import Asset, AssetStatus
-from catalog.assets import record_delete
+from catalog import Asset, AssetStatus, ladders
+from catalog.assets import find_asset
 from nebulacore import hls
 from tests.origin.test_players import BROWSER_DIR, _browser_ready, _player_user
 from tests.rows import existing
-from tests.stacks import OriginUnderTest, start_origin
-from tests.transcoder.conftest import Env
+from tests.s3proxy.signing import s3_client
+from tests.stacks import OriginUnderTest, ProxyUnderTest, Seaweed, start_origin, start_proxy
+from tests.transcoder.conftest import TEST_LADDER, Env
 from tests.transcoder.conftest import make_env as make_env  # a fixture
 from tests.transcoder.test_live import PLAY_TO_NOTHING, Watcher, play
 from tests.transcoder.test_worker import wait_for
@@ -52,11 +55,6 @@ def origin(env: Env, tmp_path: Path) -> Iterator[OriginUnderTest]:
         yield running
     finally:
         running.stop()
-
-
-def asset_status(env: Env, asset_id: str) -> AssetStatus:
-    with env.catalog.session() as session:
-        return existing(session, Asset, asset_id).status
 
 
 class Transcode:
@@ -239,22 +237,67 @@ def played_seconds(progress: str) -> float:
     return int(times[-1]) / 1_000_000 if times else 0.0
 
 
-def publish(env: Env, source: Path, key: str) -> tuple[str, int]:
-    asset_id, job_id = env.upload(source, key=key)
-    assert run_job(env.settings, env.catalog, job_id) == "done"
-    return asset_id, job_id
+@dataclass
+class Front:
+    """The user's path: an s3proxy taking uploads and deletes, an origin over its catalog,
+    and the jobs the proxy records run here, as a worker would run them."""
+
+    proxy: ProxyUnderTest
+    origin: OriginUnderTest
+    client: Any
+
+    def latest_job(self, key: str) -> tuple[str, int]:
+        with self.proxy.catalog.session() as session:
+            asset = find_asset(session, "media", key)
+            assert asset is not None
+            return asset.id, max(job.id for job in asset.jobs)
+
+    def run(self, job_id: int) -> None:
+        assert run_job(self.proxy.settings, self.proxy.catalog, job_id) == "done"
+
+    def publish(self, source: Path, key: str) -> tuple[str, int]:
+        """PUT through the proxy, then its transcode: (asset, job)."""
+        self.client.put_object(Bucket="media", Key=key, Body=source.read_bytes())
+        asset_id, job_id = self.latest_job(key)
+        self.run(job_id)
+        return asset_id, job_id
+
+    def delete(self, key: str) -> None:
+        """DELETE through the proxy, then its removal job."""
+        self.client.delete_object(Bucket="media", Key=key)
+        self.run(self.latest_job(key)[1])
+
+
+@pytest.fixture
+def front(seaweed: Seaweed, tmp_path: Path) -> Iterator[Front]:
+    (tmp_path / "proxy").mkdir()
+    # The test ladder, software x264: quick, and no hardware probe in the jobs run here.
+    proxy = start_proxy(
+        tmp_path / "proxy", seaweed, {"NEBULA_LADDER": TEST_LADDER, "NEBULA_HWACCEL": "none"}
+    )
+    try:
+        origin = start_origin(
+            tmp_path / "origin", {**proxy.env, "NEBULA_DATABASE_URL": proxy.settings.catalog_url}
+        )
+        try:
+            yield Front(proxy, origin, s3_client(proxy.endpoint, proxy.admin))
+        finally:
+            origin.stop()
+    finally:
+        proxy.stop()
 
 
 def test_a_player_finishes_the_old_video_while_the_key_is_overwritten(
-    env: Env, origin: OriginUnderTest, tmp_path: Path
+    front: Front, tmp_path: Path
 ) -> None:
+    origin = front.origin
     old = make_source(tmp_path / "old.mp4", seconds=24, size="320x240")
-    asset_id, first = publish(env, old, "same.mp4")
+    asset_id, first = front.publish(old, "same.mp4")
     player = Player(f"{origin.url}/hls/{asset_id}/master.m3u8")
     try:
         # Overwritten (a shorter video) and its ladder published while the player plays.
         new = make_source(tmp_path / "new.mp4", seconds=6, size="320x240")
-        same, second = publish(env, new, "same.mp4")
+        same, second = front.publish(new, "same.mp4")
         assert same == asset_id
         master_url = f"{origin.url}/hls/{asset_id}/master.m3u8"
         wait_for(
@@ -264,6 +307,8 @@ def test_a_player_finishes_the_old_video_while_the_key_is_overwritten(
             origin.log,
         )
         assert player.running(), "the player ended before the overwrite was published"
+        # The old version is retired, not removed: it waits out NEBULA_HLS_RETAIN_SECONDS.
+        assert ladders.pending(front.proxy.catalog, asset_id) == [f"v{first}"]
     finally:
         code = player.finish(ceiling=180)
     assert code == 0 and not player.errors.strip(), player.errors[-2000:]
@@ -274,11 +319,10 @@ def test_a_player_finishes_the_old_video_while_the_key_is_overwritten(
     assert f"v{first}/" not in requests.get(master_url, timeout=10).text
 
 
-def test_a_deleted_video_stops_its_player_with_404s(
-    env: Env, origin: OriginUnderTest, tmp_path: Path
-) -> None:
+def test_a_deleted_video_stops_its_player_with_404s(front: Front, tmp_path: Path) -> None:
+    origin = front.origin
     source = make_source(tmp_path / "gone.mp4", seconds=30, size="320x240")
-    asset_id, _ = publish(env, source, "gone.mp4")
+    asset_id, _ = front.publish(source, "gone.mp4")
     master_url = f"{origin.url}/hls/{asset_id}/master.m3u8"
     playlist = next(
         line
@@ -296,11 +340,7 @@ def test_a_deleted_video_stops_its_player_with_404s(
             origin.log,
         )
         assert player.running(), f"the player ended before the delete: {player.errors}"
-        with env.catalog.session() as session:
-            remove = record_delete(session, env.settings.ingest_buckets[0], "gone.mp4")
-            assert remove is not None
-            remove_id = remove.id
-        assert run_job(env.settings, env.catalog, remove_id) == "done"
+        front.delete("gone.mp4")
         wait_for(
             lambda: requests.get(last_segment, timeout=10).status_code == 404,
             "the origin to answer 404 for the deleted video's segments",
@@ -313,4 +353,5 @@ def test_a_deleted_video_stops_its_player_with_404s(
     assert "404" in player.errors, player.errors[-2000:]
     assert player.played() < 29.0, player.errors[-2000:]
     assert requests.get(master_url, timeout=10).status_code == 404
-    assert asset_status(env, asset_id) == AssetStatus.DELETED
+    with front.proxy.catalog.session() as session:
+        assert existing(session, Asset, asset_id).status == AssetStatus.DELETED
