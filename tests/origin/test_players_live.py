@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,16 +36,15 @@ from transcoder.playlist import parse_media_playlist
 from transcoder.samples import make_source
 from transcoder.work import run_job
 
-# The transcoder tests' ladder at 640x360 x 30 s keeps ffmpeg busy for well over the
-# seconds a player needs to start: the job is still running when the player joins.
-SOURCE = {"size": "640x360", "rate": 30}
+# The transcoder tests' ladder from a 640x360 30 fps source keeps ffmpeg busy for longer
+# than a player needs to start: the job is still running when the player joins.
+SOURCE_SIZE = "640x360"
 PROBE_DURATION = ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0"]
 
 
 @pytest.fixture
-def env(make_env: object) -> Env:
-    made: Env = make_env()  # type: ignore[operator]
-    return made
+def env(make_env: Callable[..., Env]) -> Env:
+    return make_env()
 
 
 @pytest.fixture
@@ -79,7 +78,7 @@ def start_mid_transcode(
 ) -> tuple[str, Transcode]:
     """Upload a source and transcode it; return once the asset is playable (the provisional
     master is published) and every rendition lists ``segments``, with the job running."""
-    source = make_source(tmp_path / "clip.mp4", seconds=seconds, **SOURCE)  # type: ignore[arg-type]
+    source = make_source(tmp_path / "clip.mp4", seconds=seconds, size=SOURCE_SIZE, rate=30)
     asset_id, job_id = env.upload(source)
     transcode = Transcode(env, job_id)
     watcher = Watcher(env, asset_id, hls.version_name(job_id), tmp_path)
@@ -89,12 +88,7 @@ def start_mid_transcode(
         listed = [len(parse_media_playlist(t).segments) for t in seen.playlists.values()]
         return seen.status == AssetStatus.PLAYABLE and min(listed, default=0) >= segments
 
-    wait_for(
-        published,
-        "the asset to become playable",
-        180,
-        origin.log,
-    )
+    wait_for(published, "the asset to become playable", 180, origin.log)
     assert transcode.thread.is_alive(), "the transcode ended before the player could start"
     return asset_id, transcode
 
