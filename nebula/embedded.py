@@ -16,7 +16,6 @@ import logging
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from nebulacore.config import Settings
 from nebulacore.lifeline import dies_with_this_process
 from nebulacore.private import PRIVATE_UMASK, private_dir
 from nebulacore.s3 import backend_client, ensure_buckets
+from nebulacore.web import bind_refusal
 from nebulaqueue.relay import relay_pending
 
 log = logging.getLogger(__name__)
@@ -98,16 +98,12 @@ def check_ports_free(settings: Settings) -> None:
     if settings.embedded_storage:
         wanted["NEBULA_STORAGE_PORT"] = ("127.0.0.1", settings.storage_port)
     for variable, (host, port) in wanted.items():
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((host, port))
-            except OSError as exc:
-                raise PortInUse(
-                    f"{host}:{port} ({variable}) is not available: {exc.strerror}; "
-                    f"stop what uses it or set {variable}"
-                ) from None
+        refusal = bind_refusal(host, port)
+        if refusal is not None:
+            raise PortInUse(
+                f"{host}:{port} ({variable}) is not available: {refusal.strerror}; "
+                f"stop what uses it or set {variable}"
+            )
 
 
 @dataclass(frozen=True)

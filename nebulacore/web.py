@@ -114,17 +114,26 @@ class PortTaken(SystemExit):
     """The port already has a listener (a second copy of the service, or another program)."""
 
 
-def refuse_taken_port(host: str, port: int, name: str) -> None:
-    """Fail if anything listens on the port already. With ``SO_REUSEPORT`` a second copy
-    of the service, started by mistake by the same user, would otherwise bind too and take
-    half the connections; a plain bind fails against any listener, ours included."""
+def bind_refusal(host: str, port: int) -> OSError | None:
+    """Why ``host:port`` cannot be bound now (a plain bind, no ``SO_REUSEPORT``: it fails
+    against any listener, ours included), or None when it is free."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise PortTaken(f"{name}: {host}:{port} is already in use: {exc.strerror}") from None
+            return exc
+    return None
+
+
+def refuse_taken_port(host: str, port: int, name: str) -> None:
+    """Fail if anything listens on the port already. With ``SO_REUSEPORT`` a second copy
+    of the service, started by mistake by the same user, would otherwise bind too and take
+    half the connections."""
+    refusal = bind_refusal(host, port)
+    if refusal is not None:
+        raise PortTaken(f"{name}: {host}:{port} is already in use: {refusal.strerror}")
 
 
 def _serve_worker(
