@@ -137,8 +137,9 @@ class OwnerRewriter:
     ElementTree's pull parser builds the root's children (objects, versions, uploads,
     parts) as the bytes arrive; each complete one is rewritten, and those a piece completed
     are serialized together and dropped, so memory holds one piece's entries (a read of at
-    most 256 KiB), not the listing. A body that is not the expected document passes
-    through unchanged (nothing in it came from a successful listing)."""
+    most 256 KiB), not the listing. A body that is not the expected document (not XML,
+    or the answer to a sub-resource the request classification did not know) passes
+    through unchanged."""
 
     def __init__(self, shape: Shape, owner: str) -> None:
         self._shape = shape
