@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from aiohttp import web
+from botocore.auth import HmacV1Auth
 
 from s3proxy.addressing import Target
 from s3proxy.auth import KnownKey
@@ -17,6 +18,11 @@ SUBRESOURCES = frozenset(
 )
 
 
+# S3's sub-resources (botocore's list of those SigV2 signs): a GET on a bucket with none
+# of them is a listing, whatever paging or presign parameters it carries.
+BUCKET_SUB_RESOURCES = frozenset(HmacV1Auth.QSAOfInterest)
+
+
 class Operation(StrEnum):
     """The few operations the proxy acts on after success; the values are what the access
     log prints."""
@@ -25,6 +31,14 @@ class Operation(StrEnum):
     CREATE_BUCKET = "create-bucket"
     DELETE_BUCKET = "delete-bucket"
     GET_BUCKET_ACL = "get-bucket-acl"
+    PUT_BUCKET_ACL = "put-bucket-acl"
+    GET_OBJECT_ACL = "get-object-acl"
+    PUT_OBJECT_ACL = "put-object-acl"
+    # The listings that name owners (ListObjectsV2 only with fetch-owner=true).
+    LIST_OBJECTS = "list-objects"
+    LIST_VERSIONS = "list-object-versions"
+    LIST_UPLOADS = "list-multipart-uploads"
+    LIST_PARTS = "list-parts"
     PREFLIGHT = "preflight"  # a CORS OPTIONS, answered by s3proxy.cors
     DELETE_OBJECTS = "delete-objects"
     PUT = "put"
@@ -41,6 +55,10 @@ def operation(method: str, target: Target, headers: dict[str, str]) -> Operation
         return Operation.LIST_BUCKETS if method == "GET" else Operation.OTHER
     if not target.key:
         return bucket_operation(method, target)
+    if target.has("acl") and method in ("GET", "PUT"):
+        return Operation.GET_OBJECT_ACL if method == "GET" else Operation.PUT_OBJECT_ACL
+    if method == "GET" and target.has("uploadId"):
+        return Operation.LIST_PARTS
     plain = not any(target.has(name) for name in SUBRESOURCES)
     if method == "PUT" and plain:
         return Operation.COPY if "x-amz-copy-source" in headers else Operation.PUT
@@ -59,8 +77,33 @@ def bucket_operation(method: str, target: Target) -> Operation:
         return Operation.CREATE_BUCKET
     if method == "DELETE" and bare:
         return Operation.DELETE_BUCKET
-    if method == "GET" and target.has("acl"):
-        return Operation.GET_BUCKET_ACL
+    if method == "GET":
+        return bucket_read(target)
+    if method == "PUT" and target.has("acl"):
+        return Operation.PUT_BUCKET_ACL
+    return Operation.OTHER
+
+
+# GET on a bucket with one of these sub-resources: the answer names owners.
+BUCKET_READS = {
+    "acl": Operation.GET_BUCKET_ACL,
+    "versions": Operation.LIST_VERSIONS,
+    "uploads": Operation.LIST_UPLOADS,
+}
+
+
+def bucket_read(target: Target) -> Operation:
+    """A GET on a bucket: the reads whose answers name owners, or OTHER."""
+    query = dict(target.query)
+    named = [op for name, op in BUCKET_READS.items() if name in query]
+    if named:
+        return named[0]
+    if not BUCKET_SUB_RESOURCES.isdisjoint(query):
+        return Operation.OTHER  # another sub-resource (?cors, ?location, ?tagging…)
+    # V1 always names each object's owner; V2 only when asked to (S3's FetchOwner). Any
+    # other parameter is left to the backend: the rewriting passes a non-listing through.
+    if query.get("list-type") != "2" or query.get("fetch-owner", "").lower() == "true":
+        return Operation.LIST_OBJECTS
     return Operation.OTHER
 
 

@@ -2,28 +2,60 @@
 
 CreateBucket of a bucket another owner created here is refused with ``BucketAlreadyExists``
 before it reaches the backend (which would answer ``BucketAlreadyOwnedByYou`` to anyone);
-a successful one records the key's owner; DeleteBucket frees the name. ListBuckets and
-GetBucketAcl show the owner instead of the backend's single identity. Buckets with no
+a successful one records the key's owner; DeleteBucket frees the name. Buckets with no
 recorded owner (made before, or directly on the backend) are the admin's.
+
+Every answer that names a person names the bucket's owner instead of the backend's
+identity: ListBuckets (the requester), GetBucketAcl, GetObjectAcl, and the listings
+(ListObjects V1 and V2 with ``fetch-owner``, ListObjectVersions, ListMultipartUploads,
+ListParts), rewritten as they stream (:class:`s3proxy.listing.OwnerRewriter`).
+
+ACLs are as on an S3 bucket whose Object Ownership is "bucket owner enforced": the owner
+has full control of the bucket and every object in it, and nobody else has anything. An
+ACL saying so (canned ``private`` or ``bucket-owner-full-control``, grants naming only the
+owner's id) is accepted; the backend then gets canned ``private`` (PutBucketAcl,
+PutObjectAcl) or no ACL at all (uploads, copies, CreateBucket). Any other ACL is refused
+with S3's ``AccessControlListNotSupported`` (``InvalidBucketAclWithObjectOwnership`` for
+CreateBucket), so no key can make the backend serve a bucket or object to anyone else.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping
 
+import aiohttp
 from aiohttp import web
 
 from catalog import Catalog
-from catalog.buckets import ADMIN_OWNER, forget_owner, record_owner, recorded_owner
+from catalog.buckets import ADMIN_OWNER, forget_owner, owner_id, record_owner, recorded_owner
 from nebulacore.backend import Backend
 from nebulacore.blocking import Offload
 from nebulacore.s3 import UNSIGNED_PAYLOAD
 from s3proxy.addressing import Target
-from s3proxy.errors import S3Error
+from s3proxy.chunked import PIECE
+from s3proxy.errors import S3Error, local_name
 from s3proxy.exchange import Exchange, Operation
-from s3proxy.forward import open_upstream
-from s3proxy.listing import listing_for, with_owner
+from s3proxy.forward import (
+    SMALL_BODY,
+    close_if_body_unread,
+    open_upstream,
+    read_limited,
+    response_headers,
+)
+from s3proxy.listing import (
+    OBJECTS,
+    PARTS,
+    UPLOADS,
+    VERSIONS,
+    OwnerRewriter,
+    Shape,
+    child_text,
+    children,
+    listing_for,
+    with_owner,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +65,88 @@ OWNED = frozenset(
         Operation.CREATE_BUCKET,
         Operation.DELETE_BUCKET,
         Operation.GET_BUCKET_ACL,
+        Operation.GET_OBJECT_ACL,
         Operation.LIST_BUCKETS,
     }
 )
+# The listings whose 2xx answers stream through :class:`OwnerRewriter`.
+LISTINGS: dict[Operation, Shape] = {
+    Operation.LIST_OBJECTS: OBJECTS,
+    Operation.LIST_VERSIONS: VERSIONS,
+    Operation.LIST_UPLOADS: UPLOADS,
+    Operation.LIST_PARTS: PARTS,
+}
+# The ACL writes: their body is read and checked here, the backend gets canned "private".
+ACL_WRITES = frozenset({Operation.PUT_BUCKET_ACL, Operation.PUT_OBJECT_ACL})
+GRANT_HEADERS = tuple(
+    f"x-amz-grant-{p}" for p in ("read", "write", "read-acp", "write-acp", "full-control")
+)
+ACL_HEADERS = ("x-amz-acl", *GRANT_HEADERS)
+# Canned ACLs that leave the owner alone with full control (one owner per bucket, so the
+# bucket owner and the object owner are the same).
+OWNER_ONLY_CANNED = frozenset({"private", "bucket-owner-full-control"})
+ACL_BODY_LIMIT = 64 << 10  # S3 allows 100 grants: a few KiB
+
+
+def names_acl(headers: Mapping[str, str]) -> bool:
+    """Whether a request sets an ACL with headers (canned or grants)."""
+    return any(name in headers for name in ACL_HEADERS)
+
+
+def acl_not_supported(operation: Operation | None) -> S3Error:
+    if operation is Operation.CREATE_BUCKET:
+        return S3Error(
+            "InvalidBucketAclWithObjectOwnership",
+            "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+        )
+    return S3Error("AccessControlListNotSupported", "The bucket does not allow ACLs")
+
+
+def malformed_acl() -> S3Error:
+    return S3Error(
+        "MalformedACLError",
+        "The XML you provided was not well-formed or did not validate against our published schema",
+    )
+
+
+def grantees(value: str) -> list[tuple[str, str]]:
+    """An ``x-amz-grant-*`` value (``id="…", uri="…"``) as (kind, who) pairs."""
+    pairs = []
+    for item in value.split(","):
+        kind, _, who = item.strip().partition("=")
+        pairs.append((kind.strip().lower(), who.strip().strip('"')))
+    return pairs
+
+
+def grants_only(headers: Mapping[str, str], owner: str) -> bool:
+    """Whether every ``x-amz-grant-*`` header names the owner's canonical id alone."""
+    me = ("id", owner_id(owner))
+    return all(
+        all(pair == me for pair in grantees(headers[name]))
+        for name in GRANT_HEADERS
+        if name in headers
+    )
+
+
+def policy_only(body: bytes, owner: str) -> bool:
+    """Whether an AccessControlPolicy document names nobody but ``owner``; raises
+    MalformedACLError for anything else than such a document."""
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError as exc:
+        raise malformed_acl() from exc
+    if local_name(root.tag) != "AccessControlPolicy":
+        raise malformed_acl()
+    me = owner_id(owner)
+    if any(child_text(o, "ID") not in (None, me) for o in children(root, "Owner")):
+        return False
+    people = [
+        grantee
+        for acl in children(root, "AccessControlList")
+        for grant in children(acl, "Grant")
+        for grantee in children(grant, "Grantee")
+    ]
+    return all(child_text(grantee, "ID") == me for grantee in people)
 
 
 def already_exists(bucket: str) -> S3Error:
@@ -99,6 +210,69 @@ class BucketOwners:
             raise S3Error("ServiceUnavailable", "The storage backend failed to answer.")
         return answer.status != 404
 
+    async def refuse_foreign_acl(self, x: Exchange) -> None:
+        """A request setting an ACL with headers: refused unless the ACL leaves the owner
+        alone with full control; then the headers are dropped (the backend's default is
+        exactly that)."""
+        headers = x.headers
+        canned = headers.get("x-amz-acl")
+        if canned is not None and canned not in OWNER_ONLY_CANNED:
+            raise acl_not_supported(x.operation)
+        if any(name in headers for name in GRANT_HEADERS):
+            mine = x.operation is Operation.CREATE_BUCKET or x.target.bucket is None
+            owner = x.key.record.owner if mine else await self.owner(x.target.bucket or "")
+            if not grants_only(headers, owner):
+                raise acl_not_supported(x.operation)
+        for name in ACL_HEADERS:
+            headers.pop(name, None)
+
+    async def put_acl(self, x: Exchange) -> aiohttp.ClientResponse:
+        """PutBucketAcl or PutObjectAcl, its headers already checked: the body, if any,
+        must name nobody but the owner; the backend is told canned ``private``."""
+        body = x.body
+        if body.length is None or body.length > ACL_BODY_LIMIT:
+            raise malformed_acl()
+        document = await body.read_whole()
+        if document.strip():
+            bucket = x.target.bucket or ""
+            if not policy_only(document, await self.owner(bucket)):
+                raise acl_not_supported(x.operation)
+        private = {"x-amz-acl": "private"}
+        return await open_upstream(self._backend, "PUT", x.target, private, None, UNSIGNED_PAYLOAD)
+
+    async def relay_listing(
+        self, request: web.Request, x: Exchange, upstream: aiohttp.ClientResponse
+    ) -> web.StreamResponse:
+        """A 2xx listing with the bucket's owner in every ``Owner`` and ``Initiator``.
+
+        Its length changes, so a long one streams chunked, rewritten piece by piece (memory
+        holds one piece's entries); one of at most SMALL_BODY bytes is rewritten whole and keeps a
+        ``Content-Length``."""
+        assert x.operation is not None  # a listing: decided once the signature was verified
+        rewriter = OwnerRewriter(LISTINGS[x.operation], await self.owner(x.target.bucket or ""))
+        headers = response_headers(upstream, x.request_id)
+        length = upstream.content_length
+        if length is not None and length <= SMALL_BODY:
+            data = await read_limited(upstream, SMALL_BODY)
+            body = rewriter.feed(data) + rewriter.close()
+            small = web.Response(
+                status=upstream.status, reason=upstream.reason, headers=headers, body=body
+            )
+            close_if_body_unread(request, small)
+            return small
+        response = web.StreamResponse(
+            status=upstream.status, reason=upstream.reason, headers=headers
+        )
+        close_if_body_unread(request, response)
+        await response.prepare(request)
+        x.answer_started = response
+        async for piece in upstream.content.iter_chunked(PIECE):
+            out = rewriter.feed(piece)
+            if out:
+                await response.write(out)
+        await response.write_eof(rewriter.close())
+        return response
+
     async def answer(self, x: Exchange, response: web.Response, data: bytes) -> web.Response:
         """The backend's buffered answer to one of :data:`OWNED`, as its owner sees it."""
         bucket, me = x.target.bucket or "", x.key.record.owner
@@ -112,7 +286,7 @@ class BucketOwners:
                     raise already_exists(bucket)
             case Operation.DELETE_BUCKET if ok:
                 await self._after_success(self._forget, bucket)
-            case Operation.GET_BUCKET_ACL if ok:
+            case Operation.GET_BUCKET_ACL | Operation.GET_OBJECT_ACL if ok:
                 response.body = with_owner(data, await self.owner(bucket))
             case Operation.LIST_BUCKETS if ok:
                 response.body = listing_for(data, x.key.record)

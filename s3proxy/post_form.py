@@ -32,6 +32,7 @@ from s3proxy.events import UploadEvents
 from s3proxy.exchange import Exchange, Operation
 from s3proxy.forward import close_if_body_unread, open_upstream, relay_buffered, send_continue
 from s3proxy.limits import UploadSlots
+from s3proxy.owners import BucketOwners, names_acl
 from s3proxy.post_policy import (
     Policy,
     check_policy,
@@ -206,9 +207,11 @@ class BrowserUploads:
         events: UploadEvents,
         uploads: UploadSlots,
         regions: Sequence[str],
+        owners: BucketOwners,
         allow_sigv2: bool = True,
     ) -> None:
         self.allow_sigv2 = allow_sigv2
+        self.owners = owners
         self.keys = keys
         self.backend = backend
         self.events = events
@@ -229,6 +232,8 @@ class BrowserUploads:
         authorize(x.key, "PUT", target, None)  # a POST writes an object like a PUT
         self.uploads.take(request, x.key.record.access_key_id)
         x.headers = headers = object_headers(fields, form.content_type)
+        if names_acl(headers):  # the form's ``acl`` and grants: owner-only, as a PUT's
+            await self.owners.refuse_foreign_acl(x)
         x.body = body = UploadBody(
             file_pieces(form.file, policy.length_range), BodyDigests(), None, UNSIGNED_PAYLOAD
         )

@@ -58,7 +58,7 @@ from s3proxy.forward import (
     send_continue,
 )
 from s3proxy.limits import UploadSlots, limits_middleware
-from s3proxy.owners import OWNED, BucketOwners
+from s3proxy.owners import ACL_WRITES, LISTINGS, OWNED, BucketOwners, names_acl
 from s3proxy.post_form import BrowserUploads, is_browser_post
 from s3proxy.sigv4 import STREAMING_MODES
 
@@ -189,7 +189,13 @@ class S3Proxy:
         self.owners = BucketOwners(self.catalog, self.backend)
         self.regions = list(dict.fromkeys([settings.region, "us-east-1"]))
         self.posts = BrowserUploads(
-            self.keys, self.backend, self.events, self.uploads, self.regions, settings.allow_sigv2
+            self.keys,
+            self.backend,
+            self.events,
+            self.uploads,
+            self.regions,
+            self.owners,
+            settings.allow_sigv2,
         )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -216,6 +222,8 @@ class S3Proxy:
         self.uploads.take(request, key.record.access_key_id)
         if x.operation is Operation.CREATE_BUCKET:
             await self.owners.before_create(x)
+        if names_acl(verified):  # owner-only ACLs alone (s3proxy.owners)
+            await self.owners.refuse_foreign_acl(x)
         await send_continue(request, headers)
         length = request.content_length if request.body_exists else 0
         x.body = body = upload_body(
@@ -230,10 +238,13 @@ class S3Proxy:
         if body.length == 0:
             await body.verify_whole()
         chunked = claim.payload_hash in STREAMING_MODES
-        upstream_headers = backend_headers(headers, body, chunked)
-        upstream = await open_upstream(
-            self.backend, request.method, target, upstream_headers, body, body.payload_hash
-        )
+        if x.operation in ACL_WRITES:  # checked, then sent as canned "private"
+            upstream = await self.owners.put_acl(x)
+        else:
+            upstream_headers = backend_headers(headers, body, chunked)
+            upstream = await open_upstream(
+                self.backend, request.method, target, upstream_headers, body, body.payload_hash
+            )
         try:
             return await self._answer(request, x, upstream)
         finally:
@@ -248,6 +259,8 @@ class S3Proxy:
             response, data = await relay_buffered(upstream, request.method, x.request_id)
             close_if_body_unread(request, response)
             return await self.owners.answer(x, response, data)
+        if ok and op in LISTINGS:
+            return await self.owners.relay_listing(request, x, upstream)
         watched = ok and self.events.watches(target.bucket)
         if upstream.status >= 300 or op in BUFFERED:
             response, data = await relay_buffered(upstream, request.method, x.request_id)

@@ -30,7 +30,14 @@ COPY = {"x-amz-copy-source": "/media/a.mp4"}
         ("GET", "/", {}, "list-buckets"),
         ("POST", "/", {}, "other"),
         ("POST", "/media?delete", {}, "delete-objects"),
-        ("GET", "/media", {}, "other"),
+        ("GET", "/media", {}, "list-objects"),
+        ("GET", "/media?prefix=a&X-Amz-Signature=s", {}, "list-objects"),  # presigned
+        ("GET", "/media?list-type=2", {}, "other"),  # V2 names no owner unless asked
+        ("GET", "/media?list-type=2&fetch-owner=true", {}, "list-objects"),
+        ("GET", "/media?versions", {}, "list-object-versions"),
+        ("GET", "/media?uploads", {}, "list-multipart-uploads"),
+        ("GET", "/media?cors", {}, "other"),
+        ("PUT", "/media?acl", {}, "put-bucket-acl"),
         ("PUT", "/media", {}, "create-bucket"),
         ("PUT", "/media?cors", {}, "other"),
         ("DELETE", "/media", {}, "delete-bucket"),
@@ -45,6 +52,9 @@ COPY = {"x-amz-copy-source": "/media/a.mp4"}
         ("DELETE", "/media/a.mp4", {}, "delete"),
         ("DELETE", "/media/a.mp4?uploadId=u", {}, "other"),
         ("GET", "/media/a.mp4", {}, "other"),
+        ("GET", "/media/a.mp4?acl", {}, "get-object-acl"),
+        ("PUT", "/media/a.mp4?acl", {}, "put-object-acl"),
+        ("GET", "/media/a.mp4?uploadId=u", {}, "list-parts"),
     ],
 )
 def test_operation_of_each_request(

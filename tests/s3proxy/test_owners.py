@@ -1,16 +1,20 @@
 """One owner per bucket through the proxy, on a SQLite and on a PostgreSQL catalog: keys
-made with ``nebula keys create [--owner]``, driven by boto3 and the aws CLI."""
+made with ``nebula keys create [--owner]``, driven by boto3, the aws CLI and browser forms.
+Every answer that names a person names the bucket's owner, never the backend's identity;
+ACLs are the owner's alone (S3's "bucket owner enforced"), checked on SeaweedFS directly."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import uuid
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from botocore.exceptions import ClientError
 
 from catalog.buckets import owner_id, recorded_owner
@@ -163,3 +167,235 @@ def test_keys_create_owner_option(owned: ProxyUnderTest) -> None:
         nebula_argv("keys", "list"), env=owned.env, capture_output=True, text=True, timeout=120
     )
     assert "padded" not in listing.stdout
+
+
+# ----- Answers that name people: the bucket's owner, never the backend's identity -------
+
+
+def backend_identity(proxy: ProxyUnderTest) -> list[bytes]:
+    """What the backend calls its one identity (SeaweedFS: ID and display name "nebula",
+    its delete markers' owner "anonymous"), and the backend's access key."""
+    owner = backend_client(proxy.settings).list_buckets()["Owner"]
+    access_key = proxy.settings.backend_access_key or ""
+    assert access_key and owner["ID"]  # else the checks below would prove nothing
+    return [owner["ID"].encode(), owner["DisplayName"].encode(), b"anonymous", access_key.encode()]
+
+
+def raw_answers(client: Any) -> list[bytes]:
+    """The bytes of every answer ``client`` receives from now on, as they came."""
+    seen: list[bytes] = []
+
+    def keep(http_response: Any, **_: Any) -> None:
+        seen.append(http_response.content)
+
+    client.meta.events.register("after-call.s3", keep)
+    return seen
+
+
+def assert_hidden(proxy: ProxyUnderTest, answers: list[bytes], owner: str) -> None:
+    for body in answers:
+        for secret in backend_identity(proxy):
+            assert secret not in body, (secret, body[:2000])
+    assert all(owner_id(owner).encode() in body for body in answers)
+
+
+def scoped_key(proxy: ProxyUnderTest, name: str, bucket: str, scope: str, owner: str) -> KeyPair:
+    result = keys_create(proxy, "--name", name, "--bucket", f"{bucket}:{scope}", "--owner", owner)
+    assert result.returncode == 0, result.stderr
+    fields = dict(line.split(":", 1) for line in result.stdout.splitlines() if line[:1].isalpha())
+    return KeyPair(fields["access key"].strip(), fields["secret key"].strip())
+
+
+def a_bucket_with_history(proxy: ProxyUnderTest, owner: str) -> tuple[str, str]:
+    """A bucket ``owner`` made with an object, a versioned object with a delete marker
+    and an unfinished multipart upload with one part; returns it and the upload id."""
+    maker = s3_client(
+        proxy.endpoint, cli_key(proxy, f"{owner}-{uuid.uuid4().hex[:6]}", "--owner", owner)
+    )
+    bucket = new_bucket()
+    maker.create_bucket(Bucket=bucket)
+    maker.put_object(Bucket=bucket, Key="a.txt", Body=b"hello")
+    maker.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    maker.put_object(Bucket=bucket, Key="v.txt", Body=b"1")
+    maker.delete_object(Bucket=bucket, Key="v.txt")
+    upload = maker.create_multipart_upload(Bucket=bucket, Key="big.bin")["UploadId"]
+    maker.upload_part(Bucket=bucket, Key="big.bin", UploadId=upload, PartNumber=1, Body=b"x" * 100)
+    return bucket, upload
+
+
+def test_a_scoped_key_sees_the_owner_in_every_answer(owned: ProxyUnderTest) -> None:
+    bucket, upload = a_bucket_with_history(owned, "alice")
+    # A key that may only read this bucket, acting for someone else: it sees alice.
+    reader = s3_client(owned.endpoint, scoped_key(owned, f"r-{bucket}", bucket, "r", "carol"))
+    answers = raw_answers(reader)
+
+    assert shows(reader.get_object_acl(Bucket=bucket, Key="a.txt")["Owner"], "alice")
+    acl = reader.get_object_acl(Bucket=bucket, Key="a.txt")
+    assert [shows(g["Grantee"], "alice") for g in acl["Grants"]] == [True]
+    assert shows(reader.get_bucket_acl(Bucket=bucket)["Owner"], "alice")
+    v1 = reader.list_objects(Bucket=bucket)["Contents"]
+    assert [o["Key"] for o in v1] == ["a.txt"]  # v.txt is deleted, big.bin unfinished
+    assert all(shows(o["Owner"], "alice") for o in v1)
+    v2 = reader.list_objects_v2(Bucket=bucket, FetchOwner=True)["Contents"]
+    assert all(shows(o["Owner"], "alice") for o in v2)
+    versions = reader.list_object_versions(Bucket=bucket)
+    assert len(versions["Versions"]) == 2 and len(versions["DeleteMarkers"]) == 1
+    for entry in versions["Versions"] + versions["DeleteMarkers"]:
+        assert shows(entry["Owner"], "alice")
+    uploads = reader.list_multipart_uploads(Bucket=bucket)["Uploads"]
+    assert [u["UploadId"] for u in uploads] == [upload]
+    assert shows(uploads[0]["Initiator"], "alice") and shows(uploads[0]["Owner"], "alice")
+    parts = reader.list_parts(Bucket=bucket, Key="big.bin", UploadId=upload)
+    assert [p["PartNumber"] for p in parts["Parts"]] == [1]
+    assert shows(parts["Initiator"], "alice") and shows(parts["Owner"], "alice")
+    assert len(answers) == 8
+    assert_hidden(owned, answers, "alice")
+
+    # ListObjectsV2 without FetchOwner names nobody, as S3 documents.
+    plain = raw_answers(reader)
+    assert all("Owner" not in o for o in reader.list_objects_v2(Bucket=bucket)["Contents"])
+    assert b"<Owner>" not in plain[0]
+
+
+def test_a_long_listing_streams_with_the_owner(owned: ProxyUnderTest) -> None:
+    """Over 64 KiB of listing: rewritten as it streams (chunked), every entry intact."""
+    alice = s3_client(
+        owned.endpoint, cli_key(owned, f"alice-{uuid.uuid4().hex[:6]}", "--owner", "alice")
+    )
+    bucket = new_bucket()
+    alice.create_bucket(Bucket=bucket)
+    backend = backend_client(owned.settings)
+    names = [f"{'deep/' * 30}object-{i:04d}-\u00e9&<>.bin" for i in range(400)]
+    for name in names:
+        backend.put_object(Bucket=bucket, Key=name, Body=b"")
+    answers = raw_answers(alice)
+    listing = alice.list_objects(Bucket=bucket)
+    assert len(answers[0]) > 64 << 10
+    assert listing["ResponseMetadata"]["HTTPHeaders"].get("transfer-encoding") == "chunked"
+    assert sorted(o["Key"] for o in listing["Contents"]) == sorted(names)
+    assert all(shows(o["Owner"], "alice") for o in listing["Contents"])
+    assert_hidden(owned, answers, "alice")
+
+
+def test_acls_name_the_owner_alone(owned: ProxyUnderTest) -> None:
+    """ACLs as on an S3 bucket whose Object Ownership is "bucket owner enforced"."""
+    alice = s3_client(
+        owned.endpoint, cli_key(owned, f"alice-{uuid.uuid4().hex[:6]}", "--owner", "alice")
+    )
+    bucket = new_bucket()
+    alice.create_bucket(Bucket=bucket)
+    alice.put_object(Bucket=bucket, Key="a.txt", Body=b"hello")
+    backend = backend_client(owned.settings)
+    # Made public on the backend directly (before this proxy refused it): a private ACL
+    # through the proxy takes that back.
+    backend.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    backend.put_object_acl(Bucket=bucket, Key="a.txt", ACL="public-read")
+    answers = raw_answers(alice)
+
+    alice.put_bucket_acl(Bucket=bucket, ACL="private")
+    alice.put_object_acl(Bucket=bucket, Key="a.txt", ACL="bucket-owner-full-control")
+    # What GetBucketAcl answers goes back unchanged (it names alice alone).
+    policy = alice.get_bucket_acl(Bucket=bucket)
+    alice.put_bucket_acl(
+        Bucket=bucket, AccessControlPolicy={"Owner": policy["Owner"], "Grants": policy["Grants"]}
+    )
+    alice.put_object_acl(Bucket=bucket, Key="a.txt", GrantFullControl=f'id="{owner_id("alice")}"')
+    assert_hidden(owned, [a for a in answers if a], "alice")
+    for grants in (
+        backend.get_bucket_acl(Bucket=bucket)["Grants"],
+        backend.get_object_acl(Bucket=bucket, Key="a.txt")["Grants"],
+    ):
+        assert [g["Grantee"].get("URI") for g in grants] == [None]  # no AllUsers left
+
+    refused = "AccessControlListNotSupported", 400
+    bob = {"Type": "CanonicalUser", "ID": owner_id("bob")}
+    assert code_of(alice.put_bucket_acl, Bucket=bucket, ACL="public-read") == refused
+    assert code_of(alice.put_object_acl, Bucket=bucket, Key="a.txt", ACL="public-read") == refused
+    grant_bob = {"Owner": policy["Owner"], "Grants": [{"Grantee": bob, "Permission": "READ"}]}
+    assert code_of(alice.put_bucket_acl, Bucket=bucket, AccessControlPolicy=grant_bob) == refused
+    everyone = {"Type": "Group", "URI": "http://acs.amazonaws.com/groups/global/AllUsers"}
+    public = {"Owner": policy["Owner"], "Grants": [{"Grantee": everyone, "Permission": "READ"}]}
+    assert (
+        code_of(alice.put_object_acl, Bucket=bucket, Key="a.txt", AccessControlPolicy=public)
+        == refused
+    )
+    assert (
+        code_of(alice.put_object, Bucket=bucket, Key="b.txt", Body=b"x", ACL="public-read")
+        == refused
+    )
+    assert (
+        code_of(
+            alice.put_object, Bucket=bucket, Key="b.txt", Body=b"x", GrantRead=f'id="{bob["ID"]}"'
+        )
+        == refused
+    )
+    assert code_of(alice.create_bucket, Bucket=new_bucket(), ACL="public-read") == (
+        "InvalidBucketAclWithObjectOwnership",
+        400,
+    )
+    assert "Contents" not in backend.list_objects_v2(Bucket=bucket, Prefix="b.txt")
+    # The owner's own ACL on an upload is the default one: accepted.
+    alice.put_object(Bucket=bucket, Key="c.txt", Body=b"x", ACL="bucket-owner-full-control")
+    alice.put_object(
+        Bucket=bucket, Key="d.txt", Body=b"x", GrantFullControl=f'id="{owner_id("alice")}"'
+    )
+    for key in ("a.txt", "c.txt", "d.txt"):
+        grants = backend.get_object_acl(Bucket=bucket, Key=key)["Grants"]
+        assert [g["Grantee"].get("URI") for g in grants] == [None]
+
+
+def test_aws_cli_sees_the_owner_of_objects(owned: ProxyUnderTest, tmp_path: Path) -> None:
+    bucket, upload = a_bucket_with_history(owned, "dave")
+    reader = scoped_key(owned, f"cli-{bucket}", bucket, "admin", "erin")
+    env = aws_env(Target("proxy", owned.endpoint, owned.admin, None), reader, tmp_path)
+
+    def aws(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(["aws", "--endpoint-url", owned.endpoint, "s3api", *args], env, check)
+
+    dave = {"DisplayName": "dave", "ID": owner_id("dave")}
+    outputs = [
+        aws("get-object-acl", "--bucket", bucket, "--key", "a.txt").stdout,
+        aws("list-objects", "--bucket", bucket).stdout,
+        aws("list-objects-v2", "--bucket", bucket, "--fetch-owner").stdout,
+        aws("list-object-versions", "--bucket", bucket).stdout,
+        aws("list-multipart-uploads", "--bucket", bucket).stdout,
+        aws("list-parts", "--bucket", bucket, "--key", "big.bin", "--upload-id", upload).stdout,
+    ]
+    acl, v1, v2, versions, uploads, parts = (json.loads(o) for o in outputs)
+    assert acl["Owner"] == dave
+    assert {json.dumps(o["Owner"], sort_keys=True) for o in v1["Contents"] + v2["Contents"]} == {
+        json.dumps(dave, sort_keys=True)
+    }
+    assert all(v["Owner"] == dave for v in versions["Versions"] + versions["DeleteMarkers"])
+    assert uploads["Uploads"][0]["Initiator"] == dave == uploads["Uploads"][0]["Owner"]
+    assert parts["Initiator"] == dave == parts["Owner"]
+    for text in outputs:
+        for secret in backend_identity(owned):
+            assert secret.decode() not in text
+    refused = aws("put-bucket-acl", "--bucket", bucket, "--acl", "public-read", check=False)
+    assert refused.returncode != 0 and "(AccessControlListNotSupported)" in refused.stderr
+    aws("put-bucket-acl", "--bucket", bucket, "--acl", "private")
+
+
+def test_browser_forms_set_no_acl_but_the_owners(owned: ProxyUnderTest) -> None:
+    key = cli_key(owned, f"alice-{uuid.uuid4().hex[:6]}", "--owner", "alice")
+    alice = s3_client(owned.endpoint, key, signature_version="s3v4")
+    bucket = new_bucket()
+    alice.create_bucket(Bucket=bucket)
+
+    def post(name: str, acl: str) -> requests.Response:
+        form = alice.generate_presigned_post(
+            Bucket=bucket, Key=name, Fields={"acl": acl}, Conditions=[{"acl": acl}]
+        )
+        return requests.post(
+            form["url"], data=form["fields"], files={"file": ("f", b"data")}, timeout=60
+        )
+
+    refused = post("public.txt", "public-read")
+    assert refused.status_code == 400
+    assert ET.fromstring(refused.content).findtext("Code") == "AccessControlListNotSupported"
+    backend = backend_client(owned.settings)
+    assert "Contents" not in backend.list_objects_v2(Bucket=bucket)
+    assert post("private.txt", "private").status_code == 204
+    grants = backend.get_object_acl(Bucket=bucket, Key="private.txt")["Grants"]
+    assert [g["Grantee"].get("URI") for g in grants] == [None]

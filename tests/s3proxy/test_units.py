@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,12 +13,14 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from multidict import CIMultiDict
 
+from catalog.buckets import owner_id
 from nebulacore.config import load_settings
 from s3proxy.addressing import Target, copy_source_bucket, host_bucket, parse_target
 from s3proxy.auth import required_access
 from s3proxy.checksums import BodyDigests
 from s3proxy.chunked import AwsChunkedDecoder
 from s3proxy.errors import S3Error, error_xml, with_request_id
+from s3proxy.listing import OBJECTS, PARTS, OwnerRewriter
 from s3proxy.sigv4 import check_time, parse_claim, verify
 from tests.s3proxy.signing import checksum_b64, unsigned_chunks
 
@@ -209,3 +212,35 @@ def test_aws_documentation_streaming_example() -> None:
     with pytest.raises(S3Error) as caught:
         asyncio.run(decode(body.replace(b"a\r\n400", b"b\r\n400")))
     assert caught.value.code == "SignatureDoesNotMatch"
+
+
+LISTING = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<ListBucketResult '
+    b'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix></Prefix>'
+    b"<Contents><Key>a&amp;&lt;\xc3\xa9</Key><Owner><ID>nebula</ID><DisplayName>nebula"
+    b"</DisplayName></Owner></Contents><Contents><Key>b</Key></Contents></ListBucketResult>"
+)
+
+
+def rewritten(rewriter: OwnerRewriter, body: bytes, piece: int) -> bytes:
+    out = [rewriter.feed(body[i : i + piece]) for i in range(0, len(body), piece)]
+    return b"".join(out) + rewriter.close()
+
+
+@pytest.mark.parametrize("piece", [1, 7, 1 << 20])
+def test_listings_are_rewritten_whatever_the_pieces(piece: int) -> None:
+    body = rewritten(OwnerRewriter(OBJECTS, "alice"), LISTING, piece)
+    root = ET.fromstring(body)
+    ns = {"s3": "http://s3.amazonaws.com/doc/2006-03-01/"}
+    assert [k.text for k in root.iterfind("s3:Contents/s3:Key", ns)] == ["a&<\u00e9", "b"]
+    owners = [
+        (o.findtext("s3:ID", None, ns), o.findtext("s3:DisplayName", None, ns))
+        for o in root.iterfind("s3:Contents/s3:Owner", ns)
+    ]
+    assert owners == [(owner_id("alice"), "alice")] * 2  # the missing one added
+    assert b"nebula" not in body and body.count(b"xmlns=") == 1
+
+
+def test_what_is_not_the_expected_listing_passes_unchanged() -> None:
+    for body in (b"not xml", b"<Error><Code>X</Code></Error>", LISTING):
+        assert rewritten(OwnerRewriter(PARTS, "alice"), body, 3) == body
