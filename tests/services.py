@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+import time
 import urllib.request
 from pathlib import Path
 
@@ -104,6 +105,23 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def still_alive(pids: set[int], guard: float = 60) -> set[int]:
+    """The pids still alive once they are all gone or ``guard`` seconds passed: the guard
+    only ends a wait for processes that would never exit, it measures nothing."""
+    deadline = time.monotonic() + guard
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return {p for p in pids if alive(p)}
+
+
+def command_line(pid: int) -> str:
+    """What ``pid`` runs, as ps shows it ("" once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return ""
 
 
 def metric_sample(base_url: str, name: str, **labels: str) -> float:

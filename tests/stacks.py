@@ -301,9 +301,9 @@ class NebulaUp(Running):
         return self.process.wait(timeout=timeout)
 
 
-def start_nebula_up(
-    workdir: Path, extra_env: dict[str, str] | None = None, *options: str
-) -> NebulaUp:
+def nebula_up_env(extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment ``nebula up`` runs with: no NEBULA_* of the caller's, a free port for
+    each of its servers, then ``extra_env``."""
     env = environ_without()
     env.update(
         {
@@ -314,6 +314,13 @@ def start_nebula_up(
         }
     )
     env.update(extra_env or {})
+    return env
+
+
+def start_nebula_up(
+    workdir: Path, extra_env: dict[str, str] | None = None, *options: str
+) -> NebulaUp:
+    env = nebula_up_env(extra_env)
     argv = nebula_argv("up", "--data-dir", str(workdir / "data"), *options)
     # A new log per run: a second `nebula up` in the same dir must not see the first's output.
     runs = len(list(workdir.glob("nebula-up*.log")))

@@ -13,19 +13,11 @@ import boto3
 
 from nebula.leftovers import Proc, RunDirectory, start_time
 from tests.harness import nebula_argv, spawn, wait_listening
-from tests.services import alive, descendants
-from tests.stacks import NebulaUp, start_nebula_up
+from tests.services import alive, descendants, still_alive
+from tests.stacks import NebulaUp, nebula_up_env, start_nebula_up
 from transcoder.samples import make_source
 
 UP = "Nebula is up."
-
-
-def wait_gone(pids: set[int], ceiling: float = 30) -> set[int]:
-    """The pids still alive once they are all gone or ``ceiling`` seconds passed."""
-    deadline = time.monotonic() + ceiling
-    while any(alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return {p for p in pids if alive(p)}
 
 
 def kill_all(pids: set[int]) -> None:
@@ -78,7 +70,7 @@ def test_sigkilled_up_takes_its_children_along_and_holds_its_data_dir(tmp_path: 
 
         first.process.kill()  # SIGKILL: no chance to stop anything itself
         first.process.wait(timeout=10)
-        assert wait_gone(tree) == set(), "children outlived a SIGKILLed nebula up"
+        assert still_alive(tree) == set(), "children outlived a SIGKILLed nebula up"
     finally:
         if first.process.poll() is None:
             first.process.kill()
@@ -99,10 +91,7 @@ def test_start_names_leftovers_and_stops_them_when_asked(tmp_path: Path) -> None
     """An s3proxy that an earlier run left behind (an older Nebula without the death signal,
     or a child that survived it) holds the port: the start says so instead of failing later
     with "address already in use"."""
-    probe = start_nebula_up(tmp_path, {"NEBULA_HWACCEL": "cuda"})  # exits at config: ports only
-    probe.process.wait(timeout=30)
-    env = dict(probe.env)
-    env.pop("NEBULA_HWACCEL")
+    env = nebula_up_env()
     data = tmp_path / "data"
     port = int(env["NEBULA_S3PROXY_PORT"])
     argv = nebula_argv("s3proxy", "--data-dir", str(data))

@@ -2,9 +2,10 @@
 pool, a locked catalog, and the error accounting under that load (issue 9).
 
 Each test performs the attack against a real proxy in front of the session's SeaweedFS,
-with small limits from ``NEBULA_*`` settings so a few sockets stand for hundreds. Time
-bounds are generous: they separate "answered within seconds" from "hangs until the
-socket timeout", never fast from slow.
+with small limits from ``NEBULA_*`` settings so a few sockets stand for hundreds. No test
+measures time: each shows that a request is answered while the attack still holds (the slow
+uploads still open, the catalog still locked). The clients' socket timeout (``HANG``) only
+ends a wait that would otherwise never end.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,11 @@ LIMITS = {
     "NEBULA_BACKEND_CONNECTIONS": "8",
     "NEBULA_BACKEND_WAIT_SECONDS": "1",
 }
-# "Answered promptly": far above the 1-2 s limits, far below the hang the attack causes.
-PROMPT = 8.0
-# How long a socket read waits before the test calls it a hang.
+# How long a socket read waits before the test calls it a hang: far above the 1-2 s limits,
+# below the catalog's 30 s lock wait (which, to a client, is a hang).
 HANG = 20.0
+# The gap between the bytes of a slow but steady upload: under the 2 s body timeout.
+DRIP_GAP = 0.4
 
 
 @pytest.fixture(scope="module")
@@ -151,12 +153,6 @@ def signed_put(url: str, key: KeyPair) -> dict[str, str]:
     return signed_headers("PUT", url, key, payload=UNSIGNED)
 
 
-def timed(call: Callable[[], Answer]) -> tuple[Answer, float]:
-    started = time.monotonic()
-    answer = call()
-    return answer, time.monotonic() - started
-
-
 def get_object(url: str, key: KeyPair) -> Answer:
     return send("GET", url, signed_headers("GET", url, key), timeout=HANG)
 
@@ -214,13 +210,12 @@ def test_one_key_cannot_hold_the_backend_from_other_keys(guarded: ProxyUnderTest
 
     with Dripper(held):
         for _ in range(5):
-            answer, seconds = timed(
-                lambda: get_object(f"{guarded.endpoint}/media/load/visible.txt", reader)
-            )
+            answer = get_object(f"{guarded.endpoint}/media/load/visible.txt", reader)
             assert (answer.status, answer.body) == (200, b"still here")
-            assert seconds < PROMPT
         status, report = healthz(guarded)
         assert status == 200 and report["checks"]["backend"] == "ok"
+        # Answered while the four still hold their connections, not once they let go.
+        assert not any(u.answered() for u in held)
 
     # Left idle, the held uploads are cut by the body timeout; nothing was stored.
     for upload in held:
@@ -252,13 +247,12 @@ def test_a_full_backend_pool_answers_slowdown_and_health_stays_true(
     assert not any(u.answered() for u in uploads)
 
     with Dripper(uploads):
-        answer, seconds = timed(
-            lambda: get_object(f"{guarded.endpoint}/media/load/pool.txt", reader)
-        )
+        answer = get_object(f"{guarded.endpoint}/media/load/pool.txt", reader)
         assert answer.status == 503 and answer.code == "SlowDown"
-        assert seconds < PROMPT
         status, report = healthz(guarded)
         assert (status, report["checks"]["backend"]) == (200, "ok")
+        # Refused while the pool is still full, not served once it emptied.
+        assert not any(u.answered() for u in uploads)
 
     for upload in uploads:
         assert upload.answer().code == "RequestTimeout"
@@ -274,20 +268,19 @@ def test_an_idle_upload_is_cut_but_a_slow_steady_one_is_not(guarded: ProxyUnderT
     url = f"{guarded.endpoint}/media/{idle_key}"
     idle = SlowUpload(url, signed_put(url, guarded.admin), length=10)
     idle.drip(b"abc")
-    answer, seconds = timed(idle.answer)
+    answer = idle.answer()
     assert (answer.status, answer.code) == (400, "RequestTimeout")
-    assert seconds < PROMPT
     assert not backend_has(guarded, "media", idle_key)
 
     steady_key = f"load/{uuid.uuid4().hex}.bin"
     url = f"{guarded.endpoint}/media/{steady_key}"
     data = b"slow-but-steady!"
+    # Longer in total than twice the timeout, by construction.
+    assert len(data) * DRIP_GAP > 2 * float(LIMITS["NEBULA_BODY_TIMEOUT_SECONDS"])
     steady = SlowUpload(url, signed_put(url, guarded.admin), length=len(data))
-    started = time.monotonic()
     for byte in data:
         steady.drip(bytes([byte]))
-        time.sleep(0.4)
-    assert time.monotonic() - started > 2 * float(LIMITS["NEBULA_BODY_TIMEOUT_SECONDS"])
+        time.sleep(DRIP_GAP)
     assert steady.answer().status == 200
     assert get_object(f"{guarded.endpoint}/media/{steady_key}", guarded.admin).body == data
 
@@ -303,23 +296,23 @@ def test_a_slow_request_head_is_cut(guarded: ProxyUnderTest) -> None:
     for sock in socks:
         sock.sendall(head)
     put_plain(guarded, "load/served.txt", b"served")
-    closed_at: dict[int, float] = {}
-    started = time.monotonic()
-    while len(closed_at) < len(socks) and time.monotonic() - started < HANG:
+    # Each keeps sending (never idle) until the proxy closes it; HANG ends the wait if it never does.
+    closed: set[int] = set()
+    deadline = time.monotonic() + HANG
+    while len(closed) < len(socks) and time.monotonic() < deadline:
         for index, sock in enumerate(socks):
-            if index in closed_at:
+            if index in closed:
                 continue
             try:
                 sock.sendall(b"a")
                 if select.select([sock], [], [], 0)[0] and not sock.recv(65536):
-                    closed_at[index] = time.monotonic() - started
+                    closed.add(index)
             except OSError:
-                closed_at[index] = time.monotonic() - started
+                closed.add(index)
         time.sleep(0.3)
     for sock in socks:
         sock.close()
-    assert len(closed_at) == len(socks), "slow request heads were kept open"
-    assert max(closed_at.values()) < PROMPT
+    assert len(closed) == len(socks), "slow request heads were kept open"
     assert get_object(f"{guarded.endpoint}/media/load/served.txt", guarded.admin).body == b"served"
 
 
@@ -501,26 +494,22 @@ def test_a_locked_catalog_stalls_neither_uploads_nor_other_keys(
         put_plain(server, "lock/plain.txt", b"plain")
         videos = [f"lock/{uuid.uuid4().hex}.mp4" for _ in range(6)]
 
-        def upload(key: str) -> tuple[Answer, float]:
+        def upload(key: str) -> Answer:
             url = f"{server.endpoint}/media/{key}"
             headers = {"Content-Type": "video/mp4"}
             signed = signed_headers("PUT", url, server.admin, headers, body=b"video")
-            return timed(lambda: send("PUT", url, signed, b"video", timeout=HANG))
+            return send("PUT", url, signed, b"video", timeout=HANG)
 
         with CatalogLock(server.settings.catalog_url), ThreadPoolExecutor(6) as pool:
             puts = [pool.submit(upload, key) for key in videos]
             time.sleep(0.5)  # the PUTs reach their catalog writes
-            answer, seconds = timed(
-                lambda: get_object(f"{server.endpoint}/media/lock/plain.txt", reader)
-            )
+            answer = get_object(f"{server.endpoint}/media/lock/plain.txt", reader)
             assert (answer.status, answer.body) == (200, b"plain")
-            assert seconds < PROMPT
             status, report = healthz(server)  # reads still work: the catalog is up
             assert status == 200 and report["checks"]["catalog"] == "ok"
+            # All answered while the lock is still held: none waited for it to go.
             for put in puts:
-                answer, seconds = put.result()
-                assert answer.status == 200
-                assert seconds < PROMPT
+                assert put.result().status == 200
 
         for key in videos:
             assert backend_has(server, "media", key)

@@ -2,24 +2,15 @@
 // origin) with a presigned PUT carrying a Content-Type (so the browser sends a preflight), then
 // reads the object back with a presigned GET. Prints one JSON line: what each fetch gave.
 // Usage: node cors_upload.mjs <page-url> <presigned-put-url> <presigned-get-url> <body>
-import { chromium } from "playwright-core";
+import { captureConsole, launch } from "./chromium.mjs";
 
 const [pageUrl, putUrl, getUrl, body] = process.argv.slice(2);
-const FLAGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--no-first-run",
-];
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: FLAGS,
-  headless: true,
-  timeout: 60000,
-});
+const browser = await launch();
 const report = { console: [] };
 try {
   const page = await browser.newPage();
-  page.on("console", (message) => report.console.push(message.type() + ": " + message.text()));
+  captureConsole(page, report.console);
   await page.goto(pageUrl, { waitUntil: "load", timeout: 30000 });
   report.pageOrigin = await page.evaluate(() => window.location.origin);
   Object.assign(report, await page.evaluate(async ({ putUrl, getUrl, body }) => {

@@ -6,14 +6,9 @@
 //   done       the list says ready; the video played past the first segments; no reload
 // Usage: node early.mjs <origin-url> <asset-id>
 import { createInterface } from "node:readline";
-import { chromium } from "playwright-core";
+import { captureConsole, launch } from "./chromium.mjs";
 
 const [origin, assetId] = process.argv.slice(2);
-const FLAGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--no-first-run",
-  "--autoplay-policy=no-user-gesture-required",
-];
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const say = (step, data) => console.log(JSON.stringify({ step, ...data }));
 // PLAYER_SCREENSHOTS=<dir>: a picture of both pages at each step, to look at by hand.
@@ -26,19 +21,13 @@ const snap = async (step, pages) => {
 };
 const proceed = async () => (await lines.next()).value;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: FLAGS,
-  headless: true,
-  timeout: 60000,
-});
+const browser = await launch({ autoplay: true });
 const report = { console: [] };
 try {
   const watch = await browser.newPage();
   const list = await browser.newPage();
   for (const page of [watch, list]) {
-    page.on("console", (message) => report.console.push(message.type() + ": " + message.text()));
-    page.on("pageerror", (error) => report.console.push("pageerror: " + error.message));
+    captureConsole(page, report.console, { pageErrors: true });
   }
   await watch.goto(`${origin}/watch/${assetId}`, { waitUntil: "load", timeout: 30000 });
   await list.goto(`${origin}/`, { waitUntil: "load", timeout: 30000 });

@@ -1,26 +1,15 @@
 // Opens the watch page of a video still transcoding in Debian's chromium and follows it to
 // the end: one JSON line on stdout with every hls.js error (details, fatal) and where the
 // video stopped. Usage: node live.mjs <watch-url>
-import { chromium } from "playwright-core";
+import { captureConsole, launch } from "./chromium.mjs";
 
 const url = process.argv[2];
-const FLAGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--no-first-run",
-  "--autoplay-policy=no-user-gesture-required",
-];
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: FLAGS,
-  headless: true,
-  timeout: 60000,
-});
+const browser = await launch({ autoplay: true });
 const report = { url, console: [] };
 try {
   const page = await browser.newPage();
-  page.on("console", (message) => report.console.push(message.type() + ": " + message.text()));
-  page.on("pageerror", (error) => report.console.push("pageerror: " + error.message));
+  captureConsole(page, report.console, { pageErrors: true });
   await page.goto(url, { waitUntil: "load", timeout: 30000 });
   // hls.js is made once the page sees a master; listen to it from then on (the page's own
   // list, nebulaPlayer.errors, keeps the details of anything seen before).

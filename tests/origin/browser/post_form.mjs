@@ -2,24 +2,15 @@
 // its <input type=file>, submits, and reports as one JSON line the answer the browser got
 // (status and the page it shows). Usage: node post_form.mjs <page-url> <file-path>
 // (tests/s3proxy/test_post_policy.py)
-import { chromium } from "playwright-core";
+import { captureConsole, launch } from "./chromium.mjs";
 
 const [url, file] = process.argv.slice(2);
-const FLAGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--no-first-run",
-];
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: FLAGS,
-  headless: true,
-  timeout: 60000,
-});
+const browser = await launch();
 const report = { url, console: [] };
 try {
   const page = await browser.newPage();
-  page.on("console", (message) => report.console.push(message.type() + ": " + message.text()));
+  captureConsole(page, report.console);
   await page.goto(url, { waitUntil: "load", timeout: 30000 });
   await page.setInputFiles("input[type=file]", file);
   const [answer] = await Promise.all([

@@ -1,26 +1,15 @@
 // Opens the watch page in Debian's chromium and reports, as one JSON line, what played:
 // currentTime samples, the hls.js levels, and the level switches seen after picking another
 // quality in the page's menu. Usage: node watch.mjs <watch-url>
-import { chromium } from "playwright-core";
+import { captureConsole, launch } from "./chromium.mjs";
 
 const url = process.argv[2];
-const FLAGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-  "--disable-component-update", "--disable-sync", "--no-first-run",
-  "--autoplay-policy=no-user-gesture-required",
-];
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: FLAGS,
-  headless: true,
-  timeout: 60000,
-});
+const browser = await launch({ autoplay: true });
 const report = { url, console: [] };
 try {
   const page = await browser.newPage();
-  page.on("console", (message) => report.console.push(message.type() + ": " + message.text()));
-  page.on("pageerror", (error) => report.console.push("pageerror: " + error.message));
+  captureConsole(page, report.console, { pageErrors: true });
   await page.goto(url, { waitUntil: "load", timeout: 30000 });
   const player = () => page.evaluate(() => ({
     mode: window.nebulaPlayer.mode,
