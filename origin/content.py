@@ -6,9 +6,25 @@ Content types and which names are segments or text are the ladder's contract,
 
 from __future__ import annotations
 
-from nebulacore.hls import IMMUTABLE, LIVE_CACHE, content_type, is_segment, is_text
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from aiohttp import hdrs
+
+from nebulacore.hls import (
+    CONTENT_TYPES,
+    IMMUTABLE,
+    LIVE_CACHE,
+    TEXT_SUFFIXES,
+    content_type,
+    is_segment,
+    is_text,
+    suffix,
+)
 
 __all__ = [
+    "Kind",
+    "LadderHeaders",
     "cache_control",
     "content_type",
     "growing_cache_control",
@@ -42,3 +58,40 @@ def growing_cache_control(signed: bool) -> str:
 def original_cache_control(signed: bool) -> str:
     """An original behind a token is one viewer's, like the ladder's files."""
     return PRIVATE_ORIGINAL if signed else ORIGINAL
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What every answer about one kind of ladder file repeats."""
+
+    text: bool  # a playlist or a thumbnail track (read whole, maybe rewritten)
+    headers: Mapping[str, str]  # Content-Type, Cache-Control and ``extra`` (CORS)
+    growing_headers: Mapping[str, str]  # the same for a playlist that may still grow
+
+
+class LadderHeaders:
+    """The :class:`Kind` of a ladder file by its suffix and whether its answer is signed,
+    built once per kind rather than on every request (names of known suffixes only, so
+    made-up names cannot grow the table)."""
+
+    def __init__(self, extra: Mapping[str, str]) -> None:
+        self._extra = dict(extra)
+        self._kinds: dict[tuple[str, bool], Kind] = {}
+
+    def kind(self, name: str, signed: bool) -> Kind:
+        found = self._kinds.get((suffix(name), signed))
+        if found is not None:
+            return found
+        made = self._make(name, signed)
+        if suffix(name) in CONTENT_TYPES:
+            self._kinds[(suffix(name), signed)] = made
+        return made
+
+    def _make(self, name: str, signed: bool) -> Kind:
+        headers = {
+            hdrs.CONTENT_TYPE: content_type(name),
+            hdrs.CACHE_CONTROL: cache_control(name, signed),
+            **self._extra,
+        }
+        growing = {**headers, hdrs.CACHE_CONTROL: growing_cache_control(signed)}
+        return Kind(suffix(name) in TEXT_SUFFIXES, headers, growing)
