@@ -22,6 +22,9 @@ from nebulacore.hls import (
     suffix,
 )
 
+# Names whose kind is found without reading their suffix.
+NAMES_KEPT = 4096
+
 __all__ = [
     "Kind",
     "LadderHeaders",
@@ -72,20 +75,29 @@ class Kind:
 class LadderHeaders:
     """The :class:`Kind` of a ladder file by its suffix and whether its answer is signed,
     built once per kind rather than on every request (names of known suffixes only, so
-    made-up names cannot grow the table)."""
+    made-up names cannot grow the table), and found by the file's name for the names
+    asked most (a player asks for the same few again and again)."""
 
     def __init__(self, extra: Mapping[str, str]) -> None:
         self._extra = dict(extra)
         self._kinds: dict[tuple[str, bool], Kind] = {}
+        self._names: dict[tuple[str, bool], Kind] = {}
 
     def kind(self, name: str, signed: bool) -> Kind:
-        found = self._kinds.get((suffix(name), signed))
+        found = self._names.get((name, signed))
         if found is not None:
             return found
-        made = self._make(name, signed)
-        if suffix(name) in CONTENT_TYPES:
-            self._kinds[(suffix(name), signed)] = made
-        return made
+        kind = (suffix(name), signed)
+        found = self._kinds.get(kind)
+        if found is None:
+            found = self._make(name, signed)
+            if kind[0] not in CONTENT_TYPES:
+                return found
+            self._kinds[kind] = found
+        if len(self._names) >= NAMES_KEPT:
+            self._names.clear()  # a new set of names is being asked for
+        self._names[(name, signed)] = found
+        return found
 
     def _make(self, name: str, signed: bool) -> Kind:
         headers = {

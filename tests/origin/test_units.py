@@ -228,3 +228,24 @@ def test_content_types_and_lifetimes(name: str, kind: str, immutable: bool) -> N
     assert content.content_type(name) == kind
     assert ("immutable" in content.cache_control(name, signed=False)) is immutable
     assert content.cache_control(name, signed=True).startswith("private")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["master.m3u8", "v1/720p/index.m3u8", "v1/720p/seg_00001.m4s", "thumbnails.vtt", "v1/x.bin"],
+)
+@pytest.mark.parametrize("signed", [False, True])
+def test_ladder_headers_are_what_each_name_would_get_on_its_own(name: str, signed: bool) -> None:
+    """Built once per kind and found again by name: the same headers as made afresh."""
+    from origin import content
+
+    table = content.LadderHeaders({"Access-Control-Allow-Origin": "*"})
+    for _ in range(2):  # built, then found
+        kind = table.kind(name, signed)
+        assert kind.text is content.is_text(name)
+        assert dict(kind.headers) == {
+            "Content-Type": content.content_type(name),
+            "Cache-Control": content.cache_control(name, signed),
+            "Access-Control-Allow-Origin": "*",
+        }
+        assert kind.growing_headers["Cache-Control"] == content.growing_cache_control(signed)
