@@ -11,7 +11,10 @@ of it from:
 * **origin**: ``nebula origin`` with ``nebula up``'s defaults (workers: one per core, at
   most 4; memory and disk caches on), warm;
 * **aiohttp**: a bare aiohttp answer of the playlist's size from memory, in as many
-  processes (:mod:`bench.hello`): the floor any aiohttp server pays per request.
+  processes (:mod:`bench.hello`): the floor any aiohttp application pays per request;
+* **aio-low**: the same answer from the server's handler, without the application's
+  router, middleware wrapping and signals (``bench.hello --low-level``): aiohttp at its
+  leanest, what the origin's front (:mod:`origin.front`) is measured against.
 
 Rounds alternate who goes first; it prints every run, then the medians, each one's ratio
 to nginx and the CPU each side used per 1,000 requests (server processes, and wrk).
@@ -214,16 +217,17 @@ def nginx(root: Path, ladder: Path) -> Iterator[Server]:
 
 
 @contextmanager
-def hello(root: Path, workers: int, size: int) -> Iterator[Server]:
+def hello(root: Path, workers: int, size: int, low_level: bool = False) -> Iterator[Server]:
     port = free_internal_port()
     env = {**environ_without(), "NEBULA_DATA_DIR": str(root / "data")}
     env["PYTHONPATH"] = os.pathsep.join(sys.path)
     argv = [sys.executable, "-m", "bench.hello", "--port", str(port)]
     argv += ["--workers", str(workers), "--bytes", str(size)]
+    argv += ["--low-level"] if low_level else []
     spawned = spawn("hello", argv, env, root / "hello.log", port=port)
     wait_listening(spawned, timeout=15)
     try:
-        yield Server("aiohttp", spawned.url, spawned.pid)
+        yield Server("aio-low" if low_level else "aiohttp", spawned.url, spawned.pid)
     finally:
         stop(spawned)
 
@@ -248,9 +252,17 @@ def run(args: argparse.Namespace) -> int:
             stack.enter_context(nginx(root / "nginx", root / "ladder")),
             Server("origin", origin.url, origin.process.pid),
         ]
-        reference = stack.enter_context(
-            hello(root / "hello", args.workers or default_workers(), len(media_playlist()))
-        )
+        references = [
+            stack.enter_context(
+                hello(
+                    root / f"hello-{low_level}",
+                    args.workers or default_workers(),
+                    len(media_playlist()),
+                    low_level,
+                )
+            )
+            for low_level in (False, True)
+        ]
         cases = [
             Case("playlist", PLAYLIST_KEY, len(media_playlist())),
             Case("segment 1.5 MB", SEGMENT_KEY, SEGMENT_BYTES),
@@ -263,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
         results = Results()
         for round_number in range(1, args.rounds + 1):
             for case in cases:
-                sides = list(servers) + ([reference] if case.name == "playlist" else [])
+                sides = servers + (references if case.name == "playlist" else [])
                 if round_number % 2 == 0:
                     sides.reverse()  # alternate who goes first
                 for server in sides:
@@ -289,7 +301,7 @@ def report(results: Results, cases: list[Case]) -> int:
     for case in cases:
         nginx_run = results.median(case.name, "nginx")
         assert nginx_run is not None
-        for side in ("nginx", "origin", "aiohttp"):
+        for side in ("nginx", "origin", "aiohttp", "aio-low"):
             got = results.median(case.name, side)
             if got is None:
                 continue

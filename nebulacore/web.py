@@ -12,6 +12,7 @@ its request counters to a file in the service's runtime directory, and /metrics 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -20,12 +21,16 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from functools import partial
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
+import uvloop
 from aiohttp import web
+from aiohttp.web_server import Server
 
 from nebulacore.config import Settings
 from nebulacore.counters import fresh_runtime_dir
@@ -42,10 +47,25 @@ Build = Callable[[Settings], web.Application]
 PerWorker = Callable[[Settings, int, int], Settings]
 
 
+# The handler a server calls for every request.
+Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+# Given the app's own handler (router, middlewares, signals), the handler the server calls
+# instead: it answers the requests it takes on a shorter path and passes the rest on.
+Front = Callable[[Handler], Handler]
+# Where an app keeps its front (:func:`serve` installs it).
+FRONT = web.AppKey[Front]("nebula.front")
+
+
 def serve(
-    app: web.Application, settings: Settings, port: int, name: str, reuse_port: bool = False
+    app: web.Application,
+    settings: Settings,
+    port: int,
+    name: str,
+    reuse_port: bool = False,
+    fast_loop: bool = False,
 ) -> None:
-    """Serve until SIGINT/SIGTERM; aiohttp's runner handles both signals gracefully.
+    """Serve until SIGINT/SIGTERM, which stop it gracefully; on uvloop's loop when
+    ``fast_loop`` (:func:`event_loop`), with the app's :data:`FRONT` when it has one.
 
     aiohttp has no separate header timeout: its keep-alive timer, armed when a connection
     opens and after each answer, closes a connection on which no complete request head
@@ -53,34 +73,79 @@ def serve(
     dribble a head are cut by it; idle kept-alive connections close after it too).
     """
     log.info("%s listening on %s:%d", name, settings.bind, port)
-    web.run_app(
+    runner = _FrontRunner(
         app,
-        host=settings.bind,
-        port=port,
-        print=None,
         access_log=None,
         shutdown_timeout=5.0,
         keepalive_timeout=settings.header_timeout_seconds,
         handle_signals=True,
-        reuse_port=reuse_port or None,
-        loop=event_loop() if name.startswith(FAST_LOOP_SERVICES) else None,
     )
+    site = partial(web.TCPSite, host=settings.bind, port=port, reuse_port=reuse_port or None)
+    loop = event_loop() if fast_loop else asyncio.new_event_loop()
+    _run(loop, _until_stopped(runner, site))
 
 
-# uvloop only where it wins on small and large answers alike (README, bench sections): the
-# origin (about a fifth less CPU per small answer, segments unchanged) and the bare
-# aiohttp reference. Under the s3proxy it saved 5-10 % per small request but doubled the
-# CPU per GiB downloaded, so the s3proxy keeps asyncio's loop.
-FAST_LOOP_SERVICES = ("origin", "hello")
+class _FrontRunner(web.AppRunner):
+    """aiohttp's runner of an app, whose server calls the app's front first (when set):
+    ``web.run_app`` has no such hook."""
+
+    async def _make_server(self) -> Server:
+        server = await super()._make_server()
+        front = self.app.get(FRONT)
+        if front is not None:
+            server.request_handler = front(server.request_handler)
+        return server
 
 
-def event_loop() -> asyncio.AbstractEventLoop | None:
-    """uvloop's loop when it is installed (an optional dependency), else None: aiohttp
-    then makes asyncio's own."""
+async def _until_stopped(
+    runner: web.AppRunner, site: Callable[[web.AppRunner], web.TCPSite]
+) -> None:
+    await runner.setup()
     try:
-        import uvloop
-    except ImportError:
-        return None
+        await site(runner).start()
+        await asyncio.Event().wait()  # until a signal's GracefulExit ends the loop's run
+    finally:
+        await runner.cleanup()
+
+
+def _run(loop: asyncio.AbstractEventLoop, main: Coroutine[Any, Any, None]) -> None:
+    """What ``web.run_app`` does with its main task: run it until a signal, then cancel
+    it (the runner's graceful cleanup) and whatever tasks are left, and close the loop."""
+    asyncio.set_event_loop(loop)
+    task = loop.create_task(main)
+    try:
+        loop.run_until_complete(task)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        try:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    loop.run_until_complete(task)
+        finally:
+            _cancel_all(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+
+def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            loop.call_exception_handler(
+                {"message": "task failed while stopping", "exception": task.exception()}
+            )
+
+
+def event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop: where it wins on small and large answers alike (README, bench
+    sections), the origin (about a fifth less CPU per small answer, segments unchanged)
+    and the bare aiohttp reference. Under the s3proxy it saved 5-10 % per small request
+    but doubled the CPU per GiB downloaded, so the s3proxy keeps asyncio's loop."""
     return uvloop.new_event_loop()
 
 
@@ -100,14 +165,17 @@ def serve_service(
     workers: int,
     build: Build,
     per_worker: PerWorker = same_settings,
+    *,
+    fast_loop: bool = False,
 ) -> None:
     """Serve ``build(settings)`` on ``port`` in ``workers`` processes; ``per_worker``
-    gives worker ``i`` of ``n`` its own settings (the origin: its own cache folder)."""
+    gives worker ``i`` of ``n`` its own settings (the origin: its own cache folder);
+    ``fast_loop``: on uvloop's loop (:func:`serve`)."""
     if workers == 1:
-        serve(build(settings), settings, port, name)
+        serve(build(settings), settings, port, name, fast_loop=fast_loop)
         return
     refuse_taken_port(settings.bind, port, name)
-    Workers(name, settings, port, workers, build, per_worker).run()
+    Workers(name, settings, port, workers, build, per_worker, fast_loop).run()
 
 
 class PortTaken(SystemExit):
@@ -144,6 +212,7 @@ def _serve_worker(
     directory: Path,
     index: int,
     parent: int,
+    fast_loop: bool,
 ) -> None:
     # A parent killed with SIGKILL must not leave workers holding the port.
     die_with_parent(signal.SIGTERM, parent)
@@ -152,7 +221,8 @@ def _serve_worker(
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     share_metrics(directory, index)
-    serve(build(settings), settings, port, f"{name} worker {index}", reuse_port=True)
+    app = build(settings)
+    serve(app, settings, port, f"{name} worker {index}", reuse_port=True, fast_loop=fast_loop)
 
 
 class Workers:
@@ -166,8 +236,10 @@ class Workers:
         count: int,
         build: Build,
         per_worker: PerWorker,
+        fast_loop: bool = False,
     ) -> None:
         self.name = name
+        self.fast_loop = fast_loop
         self.port = port
         self.build = build
         self.settings = [per_worker(settings, i, count) for i in range(count)]
@@ -190,6 +262,7 @@ class Workers:
                 self.directory,
                 index,
                 os.getpid(),
+                self.fast_loop,
             ),
             name=f"{self.name}-{index}",
         )

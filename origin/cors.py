@@ -10,19 +10,22 @@ EXPOSED_HEADERS = "Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modi
 PREFLIGHT_MAX_AGE = "86400"
 
 
+def cors_headers(allow_origin: str) -> dict[str, str]:
+    """What every answer under the CORS prefixes carries (preflights aside)."""
+    headers: dict[str, str] = {hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: allow_origin}
+    if allow_origin != "*":
+        headers[hdrs.VARY] = "Origin"
+    headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = EXPOSED_HEADERS
+    return headers
+
+
 def install_cors(app: web.Application, allow_origin: str, prefixes: tuple[str, ...]) -> None:
     """Answer OPTIONS under ``prefixes`` and add the CORS headers to every response there."""
 
     def wanted(request: web.BaseRequest) -> bool:
         return request.path.startswith(prefixes)
 
-    def base_headers() -> dict[str, str]:
-        headers: dict[str, str] = {hdrs.ACCESS_CONTROL_ALLOW_ORIGIN: allow_origin}
-        if allow_origin != "*":
-            headers[hdrs.VARY] = "Origin"
-        return headers
-
-    added = {**base_headers(), hdrs.ACCESS_CONTROL_EXPOSE_HEADERS: EXPOSED_HEADERS}
+    added = cors_headers(allow_origin)
 
     async def add_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
         if wanted(request):

@@ -6,6 +6,7 @@ Anything that is not plainly an asset id or a ladder file name is refused here, 
 
 from __future__ import annotations
 
+import functools
 import re
 
 from nebulacore.hls import asset_key
@@ -40,6 +41,9 @@ def hls_path(asset_id: str, name: str) -> str:
     return f"/hls/{asset_id}/{name}"
 
 
+# Players ask for the same few names again and again: each is checked once (a refused
+# name raises, and is not kept).
+@functools.lru_cache(maxsize=4096)
 def ladder_key(asset_id: str, path: str) -> str:
     """The HLS bucket key of a ladder file, built only from checked names."""
     return asset_key(check_asset_id(asset_id), check_ladder_path(path))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import mimetypes
+from collections.abc import Mapping
 
 from aiohttp import hdrs, web
 
@@ -32,32 +33,35 @@ def token_query(origin: Origin, request: web.Request, asset_id: str) -> str | No
 
 
 async def hls(request: web.Request) -> web.StreamResponse:
-    origin = request.app[ORIGIN]
-    asset_id = check_asset_id(request.match_info["asset_id"])
-    path = request.match_info["path"]
+    """The routed ``/hls/{asset_id}/{path}``: what :mod:`origin.front` passes on to the
+    app (and what an app served without its front answers)."""
+    match = request.match_info
+    return await ladder_file(request, request.app[ORIGIN], match["asset_id"], match["path"])
+
+
+async def ladder_file(
+    request: web.Request, origin: Origin, asset_id: str, path: str
+) -> web.StreamResponse:
+    """``/hls/<asset_id>/<path>``."""
     key = ladder_key(asset_id, path)
     query = token_query(origin, request, asset_id)
     if origin.revocations.is_revoked(asset_id):
         raise Missing("no such asset")
-    headers: dict[str, str] = {
-        hdrs.CONTENT_TYPE: content.content_type(path),
-        hdrs.CACHE_CONTROL: content.cache_control(path, signed=query is not None),
-    }
+    kind = origin.ladder_headers.kind(path, signed=query is not None)
     try:
-        if content.is_text(path):
-            return await _text(request, origin, key, query, headers)
-        return await _object(request, origin, key, headers)
+        if kind.text:
+            return await _text(request, origin, key, query, kind)
+        return await _object(request, origin, key, kind.headers)
     except Missing:
         return await _missing(origin, asset_id)
 
 
 async def _text(
-    request: web.Request, origin: Origin, key: str, query: str | None, headers: dict[str, str]
+    request: web.Request, origin: Origin, key: str, query: str | None, kind: content.Kind
 ) -> web.Response:
     text = await origin.read_text(key)
     body, info = text.body, text.info
-    if text.growing:
-        headers[hdrs.CACHE_CONTROL] = content.growing_cache_control(signed=query is not None)
+    headers = kind.growing_headers if text.growing else kind.headers
     if query is not None:
         decoded = body.decode("utf-8", errors="replace")
         playlist = content.content_type(key) == PLAYLIST_TYPE
@@ -68,7 +72,7 @@ async def _text(
 
 
 async def _object(
-    request: web.Request, origin: Origin, key: str, headers: dict[str, str]
+    request: web.Request, origin: Origin, key: str, headers: Mapping[str, str]
 ) -> web.StreamResponse:
     """From memory, else from the disk cache, else (larger than the cache) from the backend."""
     if not origin.cache.enabled:

@@ -128,9 +128,9 @@ def _empty_suffix(value: str, start: int) -> bool:
 
 def _headers(
     status: int, start: int, stop: int, info: ObjectInfo, headers: Mapping[str, str]
-) -> CIMultiDict[str]:
-    out = CIMultiDict(headers)
-    out.update(info.validators)
+) -> dict[str, str]:
+    # A plain dict: the response copies it into its own CIMultiDict anyway.
+    out = {**headers, **info.validators}
     if status == 206:
         out[hdrs.CONTENT_RANGE] = f"bytes {start}-{stop - 1}/{info.size}"
     elif status == 416:

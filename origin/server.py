@@ -14,11 +14,12 @@ from catalog.metrics import read_gauges
 from nebulacore.config import Settings
 from nebulacore.netguard import allowlist_middleware
 from nebulacore.ops import blocking_check, blocking_gauges, install_ops
-from nebulacore.web import same_settings, serve_service
+from nebulacore.web import FRONT, same_settings, serve_service
 from nebulaqueue.metrics import queue_gauges
 from origin import media, pages
-from origin.cors import install_cors
+from origin.cors import cors_headers, install_cors
 from origin.errors import answer_errors
+from origin.front import PREFIX, hls_front
 from origin.state import ORIGIN, Origin
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -50,7 +51,8 @@ def create_app(settings: Settings) -> web.Application:
 
     # Each worker has its own cache: /metrics sums them over the workers.
     metrics.add_worker_gauges(cache_gauges)
-    install_cors(app, settings.cors_allow_origin, ("/hls/", "/files/"))
+    install_cors(app, settings.cors_allow_origin, (PREFIX, "/files/"))
+    app[FRONT] = hls_front(app, origin, cors_headers(settings.cors_allow_origin))
     app.router.add_get("/hls/{asset_id}/{path:.+}", media.hls)
     app.router.add_get("/files/{asset_id}", media.original)
     app.router.add_get("/", pages.index)
@@ -97,4 +99,6 @@ def run(settings: Settings) -> None:
     """Serve in ``origin_workers`` processes (:func:`nebulacore.web.serve_service`)."""
     count = settings.origin_workers
     per_worker = worker_settings if count > 1 else same_settings
-    serve_service("origin", settings, settings.origin_port, count, create_app, per_worker)
+    port = settings.origin_port
+    # uvloop: a fifth less CPU per small answer, the same per segment (README, bench).
+    serve_service("origin", settings, port, count, create_app, per_worker, fast_loop=True)

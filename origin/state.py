@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import BinaryIO
 
 import aiohttp
@@ -16,6 +18,8 @@ from nebulacore.config import Settings
 from origin.assets import AssetReader
 from origin.backend import CHUNK, BackendDown, Missing, ObjectInfo, Store, object_info
 from origin.cache import MemoryTier, SegmentCache
+from origin.content import LadderHeaders
+from origin.cors import cors_headers
 from origin.respond import body_etag
 from origin.revocation import Revocations
 from origin.signing import PlaybackSigner
@@ -88,7 +92,9 @@ class Origin:
     assets: AssetReader
     signer: PlaybackSigner | None
     texts: TextCache = field(default_factory=TextCache)
+    _text_flights: dict[str, asyncio.Future[Text]] = field(default_factory=dict)
     cache: SegmentCache = field(init=False)
+    ladder_headers: LadderHeaders = field(init=False)
     memory: MemoryTier = field(init=False)
     revocations: Revocations = field(init=False)
 
@@ -97,6 +103,7 @@ class Origin:
         self.cache = SegmentCache(self.settings.cache_dir, cap, self.fetch_segment)
         self.memory = MemoryTier(self.settings.origin_memory_cache_mb * 1024 * 1024)
         self.revocations = Revocations(self.assets, self.drop_prefix)
+        self.ladder_headers = LadderHeaders(cors_headers(self.settings.cors_allow_origin))
 
     @classmethod
     def build(cls, settings: Settings) -> Origin:
@@ -127,6 +134,17 @@ class Origin:
         hit = self.texts.get(key)
         if hit is not None:
             return hit
+        # When a playlist's moment in memory ends, every request in flight for it would
+        # refetch it: one read per key at a time, its answer shared.
+        flight = self._text_flights.get(key)
+        if flight is None:
+            flight = asyncio.ensure_future(self._read_text(key))
+            self._text_flights[key] = flight
+            flight.add_done_callback(partial(self._text_landed, key))
+        # A viewer that hangs up must not cancel the read other viewers wait for.
+        return await asyncio.shield(flight)
+
+    async def _read_text(self, key: str) -> Text:
         try:
             body, info = await self.backend.read(self.bucket, key, PLAYLIST_MAX_BYTES)
         except Missing:
@@ -135,6 +153,11 @@ class Origin:
         text = read_as_text(key, body, info)
         self.texts.put(key, text)
         return text
+
+    def _text_landed(self, key: str, done: asyncio.Future[Text]) -> None:
+        self._text_flights.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # seen by the waiters; retrieved here in case none is left
 
     def drop_prefix(self, prefix: str) -> None:
         """Forget every object whose key starts with ``prefix`` in every tier of this

@@ -139,6 +139,53 @@ def test_cors_headers_and_preflight(origin: OriginUnderTest, published: Publishe
     assert "GET" in preflight.need("Access-Control-Allow-Methods")
 
 
+# What every answer about a ladder file carries, whichever path served it.
+SAME_HEADERS = (
+    "Content-Type",
+    "Cache-Control",
+    "ETag",
+    "Last-Modified",
+    "Accept-Ranges",
+    "Content-Range",
+    "Access-Control-Allow-Origin",
+    "Access-Control-Expose-Headers",
+)
+
+
+def test_the_front_and_the_router_answer_alike(
+    origin: OriginUnderTest, published: Published
+) -> None:
+    """The front (origin.front) takes plain ``/hls/`` paths; one with a percent-escape
+    goes through the app's router and its middlewares. Both give the same answers, error
+    answers carry the CORS headers too, and /metrics counts both."""
+    counts = ("206", "404")  # statuses a scrape of /metrics itself never has
+    before = {status: requests_of(origin.url, status) for status in counts}
+    for name, escaped, headers in (
+        ("master.m3u8", "master%2Em3u8", {}),
+        ("v1/360p/seg_00001.m4s", "v1/360p/seg_00001%2Em4s", {"Range": "bytes=10-99"}),
+        ("v1/360p/seg_99999.m4s", "v1/360p/seg_99999%2Em4s", {}),
+    ):
+        front = request(origin.url, hls(published, name), headers=headers)
+        routed = request(origin.url, hls(published, escaped), headers=headers)
+        assert front.status == routed.status, name
+        assert front.body == routed.body, name
+        for header in SAME_HEADERS:
+            assert front.header(header) == routed.header(header), (name, header)
+        assert front.header("Access-Control-Allow-Origin") == "*", name
+    assert {status: requests_of(origin.url, status) - before[status] for status in counts} == {
+        "206": 2,
+        "404": 2,
+    }
+
+
+def requests_of(base_url: str, status: str) -> float:
+    """GET requests answered with ``status`` so far (0 before the first)."""
+    metrics = request(base_url, "/metrics").body.decode()
+    sample = f'nebula_origin_requests_total{{method="GET",status="{status}"}} '
+    lines = [line for line in metrics.splitlines() if line.startswith(sample)]
+    return float(lines[0].removeprefix(sample)) if lines else 0.0
+
+
 def test_original_upload_streams_with_byte_ranges(
     origin: OriginUnderTest, published: Published
 ) -> None:

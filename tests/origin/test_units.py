@@ -228,3 +228,52 @@ def test_content_types_and_lifetimes(name: str, kind: str, immutable: bool) -> N
     assert content.content_type(name) == kind
     assert ("immutable" in content.cache_control(name, signed=False)) is immutable
     assert content.cache_control(name, signed=True).startswith("private")
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["master.m3u8", "v1/720p/index.m3u8", "v1/720p/seg_00001.m4s", "thumbnails.vtt", "v1/x.bin"],
+)
+@pytest.mark.parametrize("signed", [False, True])
+def test_ladder_headers_are_what_each_name_would_get_on_its_own(name: str, signed: bool) -> None:
+    """Built once per kind and found again by name: the same headers as made afresh."""
+    from origin import content
+
+    table = content.LadderHeaders({"Access-Control-Allow-Origin": "*"})
+    for _ in range(2):  # built, then found
+        kind = table.kind(name, signed)
+        assert kind.text is content.is_text(name)
+        assert dict(kind.headers) == {
+            "Content-Type": content.content_type(name),
+            "Cache-Control": content.cache_control(name, signed),
+            "Access-Control-Allow-Origin": "*",
+        }
+        assert kind.growing_headers["Cache-Control"] == content.growing_cache_control(signed)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers", "parts"),
+    [
+        ("GET", "/hls/abcd1234/v1/360p/seg_00001.m4s", {}, ("abcd1234", "v1/360p/seg_00001.m4s")),
+        ("HEAD", "/hls/abcd1234/master.m3u8", {}, ("abcd1234", "master.m3u8")),
+        ("GET", "/hls/abcd1234/master.m3u8?exp=1&sig=x", {}, ("abcd1234", "master.m3u8")),
+        ("OPTIONS", "/hls/abcd1234/master.m3u8", {}, None),  # the preflight route
+        ("POST", "/hls/abcd1234/master.m3u8", {}, None),
+        ("GET", "/hls/abcd1234/master.m3u8", {"Expect": "100-continue"}, None),
+        ("GET", "/hls/abcd1234", {}, None),
+        ("GET", "/hls/abcd1234/", {}, None),
+        ("GET", "/hls//master.m3u8", {}, None),
+        ("GET", "/hlsx/abcd1234/master.m3u8", {}, None),
+        ("GET", "/files/abcd1234", {}, None),
+    ],
+)
+def test_the_front_takes_only_what_the_hls_route_would_match_alike(
+    method: str, path: str, headers: dict[str, str], parts: tuple[str, str] | None
+) -> None:
+    """(A mocked request's URL is normalised, so paths with percent-escapes, which the
+    front leaves to the router, are asked of a real server in test_serving.)"""
+    from aiohttp.test_utils import make_mocked_request
+
+    from origin.front import ladder_parts
+
+    assert ladder_parts(make_mocked_request(method, path, headers=headers)) == parts

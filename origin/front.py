@@ -1,0 +1,66 @@
+"""The origin's front: ``GET``/``HEAD /hls/...`` answered without aiohttp's router.
+
+Almost every request a player makes is for a ladder file, and on a small answer aiohttp's
+own path (routing, its per-request middleware wrapping, the response signal) costs about
+as much as the origin's work. The front, the handler the server calls first
+(:data:`nebulacore.web.FRONT`), takes those requests straight to
+:func:`origin.media.ladder_file` through the app's own middlewares (the allow-list,
+metrics, error answers), called in the same order; the CORS headers the app's signal
+adds are in the answers already (:class:`origin.content.LadderHeaders`), and added here
+to the error answers. Every other request, and any ``/hls/`` path the router could read
+otherwise (percent-escapes, an Expect header), goes to the app unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+from typing import cast
+
+from aiohttp import hdrs, web
+
+from nebulacore.web import Front, Handler
+from origin.media import ladder_file
+from origin.state import Origin
+
+PREFIX = "/hls/"
+METHODS = frozenset({hdrs.METH_GET, hdrs.METH_HEAD})
+
+
+def ladder_parts(request: web.BaseRequest) -> tuple[str, str] | None:
+    """``(asset_id, path)`` of a request the front takes (what the route
+    ``/hls/{asset_id}/{path:.+}`` would match), else None."""
+    raw = request.rel_url.raw_path
+    if (
+        not raw.startswith(PREFIX)
+        or request.method not in METHODS
+        or "%" in raw
+        or hdrs.EXPECT in request.headers
+    ):
+        return None
+    asset_id, _, path = raw[len(PREFIX) :].partition("/")
+    return (asset_id, path) if asset_id and path else None
+
+
+def hls_front(app: web.Application, origin: Origin, cors: Mapping[str, str]) -> Front:
+    async def answer(request: web.BaseRequest) -> web.StreamResponse:
+        asset_id, _, path = request.rel_url.raw_path[len(PREFIX) :].partition("/")
+        return await ladder_file(cast(web.Request, request), origin, asset_id, path)
+
+    def front(app_handler: Handler) -> Handler:
+        # Built when the server starts: the app's middlewares are final by then.
+        chain: Handler = answer
+        for middleware in reversed(app.middlewares):
+            chain = cast(Handler, partial(middleware, handler=chain))
+
+        async def handle(request: web.BaseRequest) -> web.StreamResponse:
+            if ladder_parts(request) is None:
+                return await app_handler(request)
+            response = await chain(request)
+            if response.status >= 400 and not response.prepared:
+                response.headers.update(cors)  # an error answer (the files' have them)
+            return response
+
+        return handle
+
+    return front
