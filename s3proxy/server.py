@@ -219,6 +219,8 @@ class S3Proxy:
         verified = claim.verified_headers(headers)
         x.operation = operation(request.method, target, verified)
         authorize(key, request.method, target, verified.get("x-amz-copy-source"))
+        if self.owners.expects_owner(verified, target.query):  # S3's bucket owner condition
+            target = await self.owners.check_expected(x, request.method, verified)
         self.uploads.take(request, key.record.access_key_id)
         if x.operation is Operation.CREATE_BUCKET:
             await self.owners.before_create(x)

@@ -1,7 +1,8 @@
 """One owner per bucket through the proxy, on a SQLite and on a PostgreSQL catalog: keys
 made with ``nebula keys create [--owner]``, driven by boto3, the aws CLI and browser forms.
 Every answer that names a person names the bucket's owner, never the backend's identity;
-ACLs are the owner's alone (S3's "bucket owner enforced"), checked on SeaweedFS directly."""
+ACLs are the owner's alone (S3's "bucket owner enforced"), checked on SeaweedFS directly;
+S3's bucket owner condition (``ExpectedBucketOwner``) is judged against the same owner."""
 
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from catalog.keys import KeyPair
 from nebulacore.s3 import backend_client
 from tests.harness import nebula_argv
 from tests.s3proxy.clients import Target, aws_env, run
-from tests.s3proxy.signing import s3_client
+from tests.s3proxy.conftest import proxy_to_scripted_backend
+from tests.s3proxy.signing import presign, s3_client, send, signed_headers
+from tests.s3proxy.test_trust_signing import OK_EMPTY
 from tests.services import create_pg_database, drop_pg_database
 from tests.stacks import ProxyUnderTest, Seaweed, start_proxy
 
@@ -277,14 +280,19 @@ def test_a_long_listing_streams_with_the_owner(owned: ProxyUnderTest) -> None:
     assert_hidden(owned, answers, "alice")
 
 
-def test_acls_name_the_owner_alone(owned: ProxyUnderTest) -> None:
-    """ACLs as on an S3 bucket whose Object Ownership is "bucket owner enforced"."""
-    alice = s3_client(
-        owned.endpoint, cli_key(owned, f"alice-{uuid.uuid4().hex[:6]}", "--owner", "alice")
-    )
+def alices_bucket(proxy: ProxyUnderTest, **config: Any) -> tuple[KeyPair, Any, str]:
+    """A new key of alice's, a boto3 client with it and a bucket it made holding ``a.txt``."""
+    key = cli_key(proxy, f"alice-{uuid.uuid4().hex[:6]}", "--owner", "alice")
+    alice = s3_client(proxy.endpoint, key, **config)
     bucket = new_bucket()
     alice.create_bucket(Bucket=bucket)
     alice.put_object(Bucket=bucket, Key="a.txt", Body=b"hello")
+    return key, alice, bucket
+
+
+def test_acls_name_the_owner_alone(owned: ProxyUnderTest) -> None:
+    """ACLs as on an S3 bucket whose Object Ownership is "bucket owner enforced"."""
+    _, alice, bucket = alices_bucket(owned)
     backend = backend_client(owned.settings)
     # Made public on the backend directly (before this proxy refused it): a private ACL
     # through the proxy takes that back.
@@ -399,3 +407,157 @@ def test_browser_forms_set_no_acl_but_the_owners(owned: ProxyUnderTest) -> None:
     assert post("private.txt", "private").status_code == 204
     grants = backend.get_object_acl(Bucket=bucket, Key="private.txt")["Grants"]
     assert [g["Grantee"].get("URI") for g in grants] == [None]
+
+
+# ----- Bucket owner condition: x-amz-(source-)expected-bucket-owner -----------------------
+
+
+def refused(call: Any, **kwargs: Any) -> bool:
+    return code_of(call, **kwargs) == ("AccessDenied", 403)
+
+
+def strangers(proxy: ProxyUnderTest) -> list[str]:
+    """IDs that are not alice's: another owner's, and the backend's own identity (SeaweedFS
+    calls it ``nebula``), which the backend itself would have accepted."""
+    backend_id = backend_client(proxy.settings).list_buckets()["Owner"]["ID"]
+    assert backend_id and backend_id != owner_id("alice")
+    return [owner_id("bob"), backend_id]
+
+
+def exists_on_backend(proxy: ProxyUnderTest, bucket: str, key: str) -> bool:
+    listing = backend_client(proxy.settings).list_objects_v2(Bucket=bucket, Prefix=key)
+    return any(o["Key"] == key for o in listing.get("Contents", []))
+
+
+def test_expected_bucket_owner_is_the_nebula_owner(owned: ProxyUnderTest) -> None:
+    _, alice, bucket = alices_bucket(owned)
+    mine = owner_id("alice")
+
+    # The ID GetBucketAcl shows is the one the condition takes, upper-case too.
+    assert alice.get_bucket_acl(Bucket=bucket)["Owner"]["ID"] == mine
+    for right in (mine, mine.upper()):
+        got = alice.get_object(Bucket=bucket, Key="a.txt", ExpectedBucketOwner=right)
+        assert got["Body"].read() == b"hello"
+    alice.put_object(Bucket=bucket, Key="b.txt", Body=b"b", ExpectedBucketOwner=mine)
+    assert exists_on_backend(owned, bucket, "b.txt")
+    listed = alice.list_objects_v2(Bucket=bucket, ExpectedBucketOwner=mine)
+    assert [o["Key"] for o in listed["Contents"]] == ["a.txt", "b.txt"]
+    alice.delete_object(Bucket=bucket, Key="b.txt", ExpectedBucketOwner=mine)
+    assert not exists_on_backend(owned, bucket, "b.txt")
+
+    for wrong in strangers(owned):
+        assert refused(alice.get_object, Bucket=bucket, Key="a.txt", ExpectedBucketOwner=wrong)
+        head = {"Bucket": bucket, "Key": "a.txt", "ExpectedBucketOwner": wrong}
+        assert code_of(alice.head_object, **head) == ("403", 403)  # HEAD: no XML body
+        assert refused(alice.list_objects_v2, Bucket=bucket, ExpectedBucketOwner=wrong)
+        put = {"Bucket": bucket, "Key": "w.txt", "Body": b"w", "ExpectedBucketOwner": wrong}
+        assert refused(alice.put_object, **put)
+        assert not exists_on_backend(owned, bucket, "w.txt")  # nothing stored
+        assert refused(alice.delete_object, Bucket=bucket, Key="a.txt", ExpectedBucketOwner=wrong)
+        assert exists_on_backend(owned, bucket, "a.txt")  # nothing deleted
+
+
+def test_expected_source_bucket_owner_on_copies(owned: ProxyUnderTest) -> None:
+    alice = s3_client(
+        owned.endpoint, cli_key(owned, f"alice-{uuid.uuid4().hex[:6]}", "--owner", "alice")
+    )
+    bob = s3_client(owned.endpoint, cli_key(owned, f"bob-{uuid.uuid4().hex[:6]}", "--owner", "bob"))
+    source, target = new_bucket(), new_bucket()
+    bob.create_bucket(Bucket=source)
+    bob.put_object(Bucket=source, Key="s.txt", Body=b"source")
+    alice.create_bucket(Bucket=target)
+    copy = {"Bucket": target, "CopySource": {"Bucket": source, "Key": "s.txt"}}
+
+    # Each condition is judged on its own bucket: bob's source, alice's destination.
+    alice.copy_object(
+        **copy,
+        Key="ok.txt",
+        ExpectedSourceBucketOwner=owner_id("bob"),
+        ExpectedBucketOwner=owner_id("alice"),
+    )
+    got = backend_client(owned.settings).get_object(Bucket=target, Key="ok.txt")
+    assert got["Body"].read() == b"source"
+    backend_id = backend_client(owned.settings).list_buckets()["Owner"]["ID"]
+    for wrong in (owner_id("alice"), backend_id):
+        assert refused(alice.copy_object, **copy, Key="no.txt", ExpectedSourceBucketOwner=wrong)
+    assert refused(alice.copy_object, **copy, Key="no.txt", ExpectedBucketOwner=owner_id("bob"))
+    assert not exists_on_backend(owned, target, "no.txt")
+
+    # UploadPartCopy takes the source condition too.
+    upload = alice.create_multipart_upload(Bucket=target, Key="part.bin")["UploadId"]
+    part = {**copy, "Key": "part.bin", "UploadId": upload, "PartNumber": 1}
+    assert refused(alice.upload_part_copy, **part, ExpectedSourceBucketOwner=backend_id)
+    alice.upload_part_copy(**part, ExpectedSourceBucketOwner=owner_id("bob"))
+
+
+def test_expected_bucket_owner_in_presigned_urls(owned: ProxyUnderTest) -> None:
+    key, alice, bucket = alices_bucket(owned, signature_version="s3v4")
+    backend_id = backend_client(owned.settings).list_buckets()["Owner"]["ID"]
+
+    # boto3 signs the condition as a header the URL's user must send.
+    for stated, status in ((owner_id("alice"), 200), (backend_id, 403)):
+        url = alice.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": "a.txt", "ExpectedBucketOwner": stated}
+        )
+        answer = send("GET", url, {"x-amz-expected-bucket-owner": stated})
+        assert answer.status == status
+    # boto3's SigV2 presigned URL copies it into the query, signed as the header to send.
+    v2 = s3_client(owned.endpoint, key)
+    for stated, status in ((owner_id("alice"), 200), (backend_id, 403)):
+        url = v2.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": "a.txt", "ExpectedBucketOwner": stated}
+        )
+        assert "AWSAccessKeyId=" in url and "x-amz-expected-bucket-owner=" in url
+        assert send("GET", url, {"x-amz-expected-bucket-owner": stated}).status == status
+    # The AWS SDK for JavaScript v3 hoists it into the signed query.
+    for stated, status in ((owner_id("alice"), 200), (owner_id("bob"), 403)):
+        url = f"{owned.endpoint}/{bucket}/a.txt?x-amz-expected-bucket-owner={stated}"
+        answer = send("GET", presign("GET", url, key), {})
+        assert answer.status == status
+        assert answer.body == b"hello" if status == 200 else answer.code == "AccessDenied"
+    # Taken out of the query, it leaves a bare bucket: a DeleteBucket, whose owner is freed.
+    alice.delete_object(Bucket=bucket, Key="a.txt")
+    for stated, status in ((owner_id("bob"), 403), (owner_id("alice"), 204)):
+        url = f"{owned.endpoint}/{bucket}?x-amz-expected-bucket-owner={stated}"
+        assert send("DELETE", presign("DELETE", url, key), {}).status == status
+    assert owner_row(owned, bucket) is None
+
+
+def test_aws_cli_expected_bucket_owner(owned: ProxyUnderTest, tmp_path: Path) -> None:
+    key = cli_key(owned, f"alice-{uuid.uuid4().hex[:6]}", "--owner", "alice")
+    env = aws_env(Target("proxy", owned.endpoint, owned.admin, None), key, tmp_path)
+    bucket = new_bucket()
+
+    def aws(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(["aws", "--endpoint-url", owned.endpoint, "s3api", *args], env, check)
+
+    aws("create-bucket", "--bucket", bucket)
+    aws("put-object", "--bucket", bucket, "--key", "a.txt", "--body", str(Path(__file__)))
+    get = ["get-object", "--bucket", bucket, "--key", "a.txt", "--expected-bucket-owner"]
+    aws(*get, owner_id("alice"), str(tmp_path / "out"))
+    assert (tmp_path / "out").read_bytes() == Path(__file__).read_bytes()
+    no = aws(*get, owner_id("bob"), str(tmp_path / "no"), check=False)
+    assert no.returncode != 0 and "(AccessDenied)" in no.stderr
+    assert not (tmp_path / "no").exists()
+
+
+def test_the_backend_never_sees_the_condition(tmp_path: Path, seaweed: Seaweed) -> None:
+    """Met, the condition is taken out of the headers and the query before the request is
+    signed again for the backend (a backend judging it would compare it with itself)."""
+    with proxy_to_scripted_backend(tmp_path, seaweed, OK_EMPTY) as (server, heads):
+        admins = owner_id("admin")  # "media" has no recorded owner: it is the admin's
+        url = f"{server.endpoint}/media/cond/a.txt"
+        stated = {"x-amz-expected-bucket-owner": admins}
+        assert send("GET", url, signed_headers("GET", url, server.admin, stated)).status == 200
+        copy = {**stated, "x-amz-copy-source": "/media/cond/b.txt"}
+        copy["x-amz-source-expected-bucket-owner"] = admins
+        assert send("PUT", url, signed_headers("PUT", url, server.admin, copy)).status == 200
+        hoisted = presign("GET", f"{url}?x-amz-expected-bucket-owner={admins}", server.admin)
+        assert send("GET", hoisted, {}).status == 200
+        # And a refused one reaches nothing at all.
+        wrong = {"x-amz-expected-bucket-owner": owner_id("bob")}
+        assert send("GET", url, signed_headers("GET", url, server.admin, wrong)).status == 403
+    forwarded = [head for head in heads if b" /media/" in head.split(b"\r\n", 1)[0]]
+    assert len(forwarded) == 3  # the health pings aside
+    for head in forwarded:
+        assert b"expected-bucket-owner" not in head.lower(), head
