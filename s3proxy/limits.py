@@ -19,7 +19,6 @@ from types import TracebackType
 
 from aiohttp import StreamReader, web
 from aiohttp.helpers import BaseTimerContext
-from aiohttp.typedefs import Handler, Middleware
 
 from s3proxy.errors import S3Error
 
@@ -81,7 +80,7 @@ class UploadSlots:
         self._busy: Counter[str] = Counter()
 
     def take(self, request: web.Request, access_key_id: str) -> None:
-        """Claim a slot for this request's upload; :func:`limits_middleware` releases it."""
+        """Claim a slot for this request's upload; :func:`release_slot` releases it."""
         if not request.body_exists:
             return
         if self._busy[access_key_id] >= self._per_key:
@@ -98,20 +97,16 @@ class UploadSlots:
             del self._busy[access_key_id]
 
 
-def limits_middleware(slots: UploadSlots, body_seconds: float) -> Middleware:
-    """Give every request body an :class:`IdleBodyTimer`, and release the request's upload
-    slot (:meth:`UploadSlots.take`) once its answer is done, however it ended. One
-    middleware for both: each layer costs every request a coroutine."""
+def arm_body_timer(request: web.Request, body_seconds: float) -> None:
+    """Give the request's body an :class:`IdleBodyTimer` (the front middleware calls it
+    before the handler)."""
+    if request.body_exists and isinstance(request.content, StreamReader):
+        request.content._timer = IdleBodyTimer(request.content, body_seconds)
 
-    @web.middleware
-    async def limits(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.body_exists and isinstance(request.content, StreamReader):
-            request.content._timer = IdleBodyTimer(request.content, body_seconds)
-        try:
-            return await handler(request)
-        finally:
-            holder = request.get(UPLOAD_SLOT)
-            if holder is not None:
-                slots.release(holder)
 
-    return limits
+def release_slot(request: web.Request, slots: UploadSlots) -> None:
+    """Release the request's upload slot (:meth:`UploadSlots.take`) once its answer is
+    done, however it ended."""
+    holder = request.get(UPLOAD_SLOT)
+    if holder is not None:
+        slots.release(holder)
