@@ -58,7 +58,7 @@ from s3proxy.forward import (
     relay_streaming,
     send_continue,
 )
-from s3proxy.limits import UploadSlots, arm_body_timer, release_slot
+from s3proxy.limits import UploadSlots, arm_body_timer, release_limits
 from s3proxy.owners import OWNED, BucketOwners
 from s3proxy.post_form import BrowserUploads, is_browser_post
 from s3proxy.sigv4 import STREAMING_MODES
@@ -171,7 +171,7 @@ def front_middleware(proxy: S3Proxy, metrics: Metrics) -> Middleware:
         try:
             return await handler(request)
         finally:
-            release_slot(request, proxy.uploads)
+            release_limits(request, proxy.uploads)
             if target is not None:
                 after_answer(proxy.cors, request.method, target)
 
