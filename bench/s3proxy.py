@@ -1,8 +1,10 @@
-"""Benchmark the s3proxy against its backend and against nginx as a plain pass-through.
+"""Benchmark the s3proxy against its backend, nginx and a bare aiohttp pass-through.
 
-Three endpoints in one run, rounds rotating their order: the backend (SeaweedFS)
-directly, the s3proxy in front of it, and Debian's nginx in front of it with zero logic
-(:mod:`bench.nginx`, the reference for what any proxy in the path costs here).
+Four endpoints in one run, rounds rotating their order: the backend (SeaweedFS)
+directly, the s3proxy in front of it, Debian's nginx in front of it with zero logic
+(:mod:`bench.nginx`, the reference for what any proxy in the path costs here), and a
+bare aiohttp pass-through (:mod:`bench.passthrough`, the ``floor``: what any aiohttp
+proxy on the s3proxy's loop costs; the proxy's CPU above it is Nebula's own code).
 
 * Small objects: 4 KiB PUT then GET at concurrency 32, driven by the lean client of
   :mod:`bench.lean_s3` (aiohttp, SigV4 with a cached signing key); ops/s, p50/p99, and
@@ -47,6 +49,7 @@ from botocore.config import Config as BotoConfig
 
 from bench.lean_s3 import PhaseResult, put_then_get
 from bench.nginx import pass_through
+from bench.passthrough import floor
 from nebulacore.s3 import delete_keys, ensure_buckets, list_keys
 from tests.stacks import start_proxy, start_seaweed
 
@@ -75,7 +78,7 @@ SMALL_CPU_US = 150.0
 LARGE_PUT_RATIO = 0.90
 SMALL_DIRECT_GETS = 5000.0
 RSS_LIMIT_MB = 150.0
-DIRECT, PROXY, NGINX = "direct", "proxy", "nginx"
+DIRECT, PROXY, NGINX, FLOOR = "direct", "proxy", "nginx", "floor"
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class Endpoint:
     url: str
     key: str
     secret: str
-    # The process serving this endpoint (proxy, nginx), None for the backend itself.
+    # The process serving this endpoint (proxy, nginx, floor), None for the backend itself.
     pid: int | None = None
 
     def client(self, pool: int = 32) -> Any:
@@ -110,7 +113,7 @@ class Small:
     """One small-object pass (PUT or GET) at one endpoint, with everyone's CPU."""
 
     phase: PhaseResult
-    server_cpu: float  # CPU seconds of the proxy or nginx (0 direct)
+    server_cpu: float  # CPU seconds of the proxy, nginx or the floor (0 direct)
     backend_cpu: float  # CPU seconds of SeaweedFS (0 when its pid is unknown)
     machine_cpu: float  # CPU seconds every process on the machine used meanwhile
 
@@ -374,19 +377,23 @@ class Stack:
     direct: Endpoint
     proxy: Endpoint
     nginx: Endpoint
+    floor: Endpoint
     backend_pid: int | None
 
 
 @contextlib.contextmanager
 def own_stack(root: Path) -> Iterator[Stack]:
-    """SeaweedFS + s3proxy started the way the test fixtures start them, and nginx."""
+    """SeaweedFS + s3proxy started the way the test fixtures start them, nginx, the floor."""
     seaweed = start_seaweed(root / "seaweed")
     try:
         proxy = start_proxy(root / "proxy", seaweed)
         try:
             env = seaweed.env
             key, secret = env["NEBULA_BACKEND_ACCESS_KEY"], env["NEBULA_BACKEND_SECRET_KEY"]
-            with pass_through(root / "nginx", seaweed.endpoint) as nginx:
+            with (
+                pass_through(root / "nginx", seaweed.endpoint) as nginx,
+                floor(root / "floor", seaweed.endpoint) as bare,
+            ):
                 yield Stack(
                     Endpoint(DIRECT, seaweed.endpoint, key, secret),
                     Endpoint(
@@ -397,6 +404,7 @@ def own_stack(root: Path) -> Iterator[Stack]:
                         proxy.process.pid,
                     ),
                     Endpoint(NGINX, nginx.url, key, secret, nginx.pid),
+                    Endpoint(FLOOR, bare.url, key, secret, bare.pid),
                     seaweed.process.pid,
                 )
         finally:
@@ -407,8 +415,11 @@ def own_stack(root: Path) -> Iterator[Stack]:
 
 @contextlib.contextmanager
 def given_stack(args: argparse.Namespace, root: Path) -> Iterator[Stack]:
-    """A running proxy and backend (e.g. `nebula up`), and our nginx in front of it."""
-    with pass_through(root / "nginx", args.backend) as nginx:
+    """A running proxy and backend (e.g. `nebula up`), and our nginx and floor in front of it."""
+    with (
+        pass_through(root / "nginx", args.backend) as nginx,
+        floor(root / "floor", args.backend) as bare,
+    ):
         yield Stack(
             Endpoint(DIRECT, args.backend, args.backend_key, args.backend_secret),
             Endpoint(
@@ -419,6 +430,7 @@ def given_stack(args: argparse.Namespace, root: Path) -> Iterator[Stack]:
                 args.proxy_pid or listening_pid(args.proxy),
             ),
             Endpoint(NGINX, nginx.url, args.backend_key, args.backend_secret, nginx.pid),
+            Endpoint(FLOOR, bare.url, args.backend_key, args.backend_secret, bare.pid),
             listening_pid(args.backend),
         )
 
@@ -466,11 +478,13 @@ def print_small(results: Results, args: argparse.Namespace) -> None:
         ratio = median([s.phase.ops for s in proxy]) / direct_ops
         p99 = median([s.phase.p99_ms for s in proxy]) / direct_p99
         cpu = median([s.server_us() for s in proxy])
+        bare = median([s.server_us() for s in by_endpoint[FLOOR]])
         print(
             f"  {method}: ratio {ratio:.2f} >= {SMALL_RATIO:.2f} {verdict(ratio >= SMALL_RATIO)}; "
             f"p99 {p99:.2f} x direct <= {SMALL_P99_FACTOR:.0f} "
             f"{verdict(p99 <= SMALL_P99_FACTOR)}; proxy CPU {cpu:.0f} us <= "
-            f"{SMALL_CPU_US:.0f} {verdict(cpu <= SMALL_CPU_US)}"
+            f"{SMALL_CPU_US:.0f} {verdict(cpu <= SMALL_CPU_US)} "
+            f"(aiohttp floor {bare:.0f} us, Nebula's own {cpu - bare:.0f} us)"
         )
     gets = median([s.phase.ops for s in results.small["GET"][DIRECT]])
     print(
@@ -563,10 +577,10 @@ def bench(args: argparse.Namespace, stack: Stack, work: Path) -> None:
     print(
         f"large object {args.size_mib} MiB; {args.small_count} x 4 KiB at concurrency "
         f"{args.concurrency}; proxy pid {stack.proxy.pid}, nginx pid {stack.nginx.pid}, "
-        f"SeaweedFS pid {stack.backend_pid}"
+        f"floor pid {stack.floor.pid}, SeaweedFS pid {stack.backend_pid}"
     )
     print(f"load average at the start: {os.getloadavg()[0]:.1f}")
-    endpoints = [stack.proxy, stack.direct, stack.nginx]
+    endpoints = [stack.proxy, stack.direct, stack.nginx, stack.floor]
     for number in range(args.rounds):
         # Rotating order: no endpoint always runs on a warmer (or fuller) backend.
         shift = number % len(endpoints)

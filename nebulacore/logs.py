@@ -26,11 +26,17 @@ def _redact(name: str, value: Any) -> Any:
     return "[redacted]" if _is_secret(name) else value
 
 
+@lru_cache(maxsize=4)
+def _second(epoch: int) -> str:
+    """The timestamp up to the second, formatted once per second (the access log writes
+    a record per request)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch))
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": f"{_second(int(record.created))}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),

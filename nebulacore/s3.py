@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-import boto3
 from botocore.auth import (  # type: ignore[attr-defined]  # the stubs omit the private helper
     SIGNED_HEADERS_BLACKLIST,
     SIGV4_TIMESTAMP,
@@ -81,6 +80,9 @@ def backend_credentials(settings: Settings) -> BackendCredentials:
 
 def backend_client(settings: Settings, **config: Any) -> S3Client:
     """A boto3 S3 client for the backend (path-style, retries from botocore's standard mode)."""
+    # boto3 (~6 MB) only where a client is made: the async services sign with BackendSigner.
+    import boto3
+
     creds = backend_credentials(settings)
     boto_config = BotoConfig(
         s3={"addressing_style": "path"},
@@ -167,6 +169,12 @@ class BackendSigner:
         self._region = settings.backend_region
         self._day_key: tuple[str, bytes] = ("", b"")
         self._hosts: dict[str, str] = {}
+        self._second = -1
+        self._stamp = ""
+        base = urlsplit(self.endpoint)
+        # URLs under a bare endpoint (no path of its own) are split without urlsplit.
+        self._bare = "" if base.path or base.query else self.endpoint + "/"
+        self._netloc = base.netloc
 
     def url(self, bucket: str, key: str = "", query: str = "") -> str:
         path = f"/{bucket}/{quote(key, safe='/~')}" if key else f"/{bucket}"
@@ -176,6 +184,22 @@ class BackendSigner:
         if self._day_key[0] != day:  # a new day, a new key
             self._day_key = (day, signing_key(self._secret, day, self._region, "s3"))
         return self._day_key[1]
+
+    def _now(self) -> str:
+        """The current second as SigV4 writes it, formatted once per second."""
+        now = int(time.time())
+        if now != self._second:
+            self._second, self._stamp = now, time.strftime(SIGV4_TIMESTAMP, time.gmtime(now))
+        return self._stamp
+
+    def _split(self, url: str) -> tuple[str, str, str]:
+        """(path, query, netloc) of ``url`` as ``urlsplit`` gives them; our own URLs
+        (:meth:`url`: percent-encoded, no fragment) are cut at the ``?`` directly."""
+        if self._bare and url.startswith(self._bare) and not _UNSPLIT.intersection(url):
+            path, _, query = url[len(self.endpoint) :].partition("?")
+            return path, query, self._netloc
+        parts = urlsplit(url)
+        return parts.path, parts.query, parts.netloc
 
     def _host(self, netloc: str, url: str) -> str:
         """The ``host`` botocore signs for a URL (default port dropped, lower case)."""
@@ -195,8 +219,8 @@ class BackendSigner:
         """Return ``headers`` plus ``Authorization``, ``X-Amz-Date`` and the payload hash.
 
         ``timestamp`` (``YYYYMMDDTHHMMSSZ``) is now unless given."""
-        stamp = timestamp or time.strftime(SIGV4_TIMESTAMP, time.gmtime())
-        parts = urlsplit(url)
+        stamp = timestamp or self._now()
+        path, query, netloc = self._split(url)
         signed: dict[str, str] = {}
         to_sign: dict[str, list[str]] = {}
         date = False
@@ -217,13 +241,13 @@ class BackendSigner:
         signed["X-Amz-Content-SHA256"] = payload_hash
         to_sign["x-amz-content-sha256"] = [payload_hash]
         if "host" not in to_sign:
-            to_sign["host"] = [self._host(parts.netloc, url)]
+            to_sign["host"] = [self._host(netloc, url)]
         canonical_headers, signed_names = canonical_header_lines(list(to_sign.items()))
         canonical = "\n".join(
             (
                 method.upper(),
-                parts.path,
-                canonical_query(parts.query),
+                path,
+                canonical_query(query),
                 canonical_headers + "\n",
                 signed_names,
                 payload_hash,
@@ -238,6 +262,8 @@ class BackendSigner:
         return signed
 
 
+# Characters that make urlsplit do more than cut at "?" (a fragment; stripped whitespace).
+_UNSPLIT = frozenset("#\t\r\n")
 # Headers the signer sets itself (botocore deletes what the caller gave).
 _REPLACED = frozenset({"authorization", "x-amz-date", "x-amz-content-sha256", "date"})
 

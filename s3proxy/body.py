@@ -39,6 +39,8 @@ class UploadBody:
     payload_hash: str
     trailers: Callable[[], Mapping[str, str]] = dict
     error: S3Error | None = None
+    # A plain (not aws-chunked) body's reader: a small one is read in one call.
+    plain: StreamReader | None = None
 
     async def stream(self) -> AsyncIterator[bytes]:
         """The payload for the backend, holding back its last piece until all is verified.
@@ -74,12 +76,30 @@ class UploadBody:
     async def read_whole(self) -> bytes:
         """A small body read whole, every check passed before any of it is sent (one
         bytes payload costs aiohttp far less per request than an async iterator)."""
+        if self.plain is not None and self.length is not None:
+            return await self._read_plain(self.plain, self.length)
         try:
             return b"".join([piece async for piece in self.stream()])
         except S3Error:
             raise
         except Exception as exc:  # stream() recorded what the client is told
             assert self.error is not None
+            raise self.error from exc
+
+    async def _read_plain(self, reader: StreamReader, length: int) -> bytes:
+        """:meth:`read_whole` of a plain body: the same checks as :meth:`stream`'s, without
+        its three async iterators per request."""
+        try:
+            data = await reader.readexactly(length)
+            self.digests.update(data)
+            self.digests.verify(self.trailers())
+            return data
+        except S3Error as exc:
+            self.error = exc
+            raise
+        except Exception as exc:  # the client went away, or sent less than it said
+            log.info("upload body ended early: %s", exc)
+            self.error = incomplete_body()
             raise self.error from exc
 
     async def verify_whole(self) -> None:
@@ -147,4 +167,4 @@ def upload_body(
             "InvalidArgument",
             "x-amz-content-sha256 must be UNSIGNED-PAYLOAD, STREAMING-… or a SHA-256 hex value",
         )
-    return UploadBody(_plain_pieces(reader), digests, content_length, payload_hash)
+    return UploadBody(_plain_pieces(reader), digests, content_length, payload_hash, plain=reader)

@@ -13,9 +13,10 @@ signature, a busy backend) need the headers too.
 - Any other request with an ``Origin`` gets the headers of the first rule matching its
   origin and method, on whatever answer it gets (errors included), as S3 does.
 
-Two hooks: :func:`cors_middleware` (after the allow-list and the access log, before any
-authentication) and :func:`add_cors_headers` (``on_response_prepare``: streamed answers
-send their headers from inside the handler).
+Hooks: :func:`preflight`, :func:`ask_for_cors` and :func:`after_answer`, called by the
+proxy's front middleware (after the allow-list, before any authentication), and
+:func:`add_cors_headers` (``on_response_prepare``: streamed answers send their headers
+from inside the handler).
 """
 
 from __future__ import annotations
@@ -30,13 +31,11 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 from multidict import CIMultiDict
 
 from nebulacore.backend import Backend
-from nebulacore.config import Settings
 from nebulacore.s3 import UNSIGNED_PAYLOAD
-from s3proxy.addressing import Target, parse_target
+from s3proxy.addressing import Target
 from s3proxy.errors import S3Error, local_name
 from s3proxy.exchange import EXCHANGE, Operation, bucket_operation
 from s3proxy.forward import close_if_body_unread, open_upstream, read_limited
@@ -236,31 +235,18 @@ async def preflight(request: web.Request, target: Target, cors: BucketCors) -> w
     return response
 
 
-def cors_middleware(settings: Settings, cors: BucketCors) -> Middleware:
-    """Answers preflights; marks requests with an ``Origin`` for :func:`add_cors_headers`;
-    forgets a bucket's rules once a request that may change them is answered."""
+def ask_for_cors(request: web.Request, target: Target) -> None:
+    """Mark a request with an ``Origin`` for :func:`add_cors_headers` (the proxy's front
+    middleware calls it before any authentication, preflights aside)."""
+    origin = request.headers.get("Origin")
+    if origin and target.bucket:
+        request[CORS_ASK] = CorsAsk(target.bucket, origin, request.method)
 
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method == "OPTIONS":
-            request[EXCHANGE].operation = Operation.PREFLIGHT
-            return await preflight(
-                request, parse_target(request.raw_path, request.host, settings), cors
-            )
-        try:
-            target = parse_target(request.raw_path, request.host, settings)
-        except S3Error:
-            return await handler(request)  # the handler refuses it the same way
-        origin = request.headers.get("Origin")
-        if origin and target.bucket:
-            request[CORS_ASK] = CorsAsk(target.bucket, origin, request.method)
-        try:
-            return await handler(request)
-        finally:
-            if target.bucket and changes_cors(request.method, target):
-                cors.forget(target.bucket)
 
-    return middleware
+def after_answer(cors: BucketCors, method: str, target: Target) -> None:
+    """Forget a bucket's rules once a request that may change them is answered."""
+    if target.bucket and changes_cors(method, target):
+        cors.forget(target.bucket)
 
 
 def changes_cors(method: str, target: Target) -> bool:

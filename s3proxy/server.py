@@ -1,10 +1,10 @@
 """The s3proxy aiohttp application: verify, authorize, re-sign, stream, announce uploads.
 
-Middlewares run in this order: the network allow-list (refusing with S3 XML), the
-metrics of :func:`nebulacore.ops.install_ops`, the access log (request id, one structured
-line per request, S3 errors rendered as XML), CORS (preflights answered, :mod:`s3proxy.cors`),
-the per-key upload slots and the idle timer on request bodies (:mod:`s3proxy.limits`, one
-middleware).
+Two middlewares: the network allow-list (refusing with S3 XML), then the proxy's front
+(:func:`front_middleware`): the request id and the access log (one structured line per
+request, S3 errors rendered as XML), the request metrics of :mod:`nebulacore.ops`, CORS
+(preflights answered, :mod:`s3proxy.cors`), the idle timer on request bodies and the
+per-key upload slots (:mod:`s3proxy.limits`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from nebulacore.ops import (
     ERROR_CODE_KEY,
     STATUS_KEY,
     Check,
+    Metrics,
     blocking_check,
     blocking_gauges,
     install_ops,
@@ -44,7 +45,7 @@ from s3proxy.addressing import Target, parse_target
 from s3proxy.auth import KeyStore, authorize, identify
 from s3proxy.body import upload_body
 from s3proxy.claims import read_claim
-from s3proxy.cors import BucketCors, add_cors_headers, cors_middleware
+from s3proxy.cors import BucketCors, add_cors_headers, after_answer, ask_for_cors, preflight
 from s3proxy.errors import S3Error, error_xml, new_request_id
 from s3proxy.events import UploadEvents, deleted_keys, etag_from_xml
 from s3proxy.exchange import EXCHANGE, Exchange, Operation, operation
@@ -57,7 +58,7 @@ from s3proxy.forward import (
     relay_streaming,
     send_continue,
 )
-from s3proxy.limits import UploadSlots, limits_middleware
+from s3proxy.limits import UploadSlots, arm_body_timer, release_limits
 from s3proxy.owners import ACL_WRITES, LISTINGS, OWNED, BucketOwners, names_acl
 from s3proxy.post_form import BrowserUploads, is_browser_post
 from s3proxy.sigv4 import STREAMING_MODES
@@ -108,16 +109,81 @@ def answer_error_code(response: web.StreamResponse) -> str:
     return status_code_name(response.status)
 
 
-def access_log_middleware() -> Middleware:
+# The request's address, when the front middleware could parse it (else the handler
+# parses it again and refuses the request with the same error).
+TARGET = web.RequestKey("s3proxy.target", Target)
+
+
+def write_access_log(
+    request: web.Request,
+    x: Exchange,
+    status: int,
+    response: web.StreamResponse | None,
+    seconds: float,
+) -> None:
+    """One structured line per request. The record is made and handed to the handlers
+    directly: ``Logger.info`` would also look up the caller's frame, which no formatter
+    prints."""
+    if not log.isEnabledFor(logging.INFO):
+        return
+    client = request.get(CLIENT_IP_KEY)  # the guard's; request.remote costs a lookup
+    method, path = request.method, request.path  # never the query: presigned URLs carry signatures
+    extra = {
+        "request_id": x.request_id,
+        "method": method,
+        "path": path,
+        "status": status,
+        "operation": x.operation,
+        "error": request.get(ERROR_CODE),
+        "access_key": x.access_key,
+        "client": request.remote if client is None else client,
+        "bytes_in": request.content_length,
+        "bytes_out": sent_bytes(response),
+        "duration_ms": round(seconds * 1000, 1),
+    }
+    record = log.makeRecord(
+        log.name, logging.INFO, "", 0, "%s %s %d", (method, path, status), None, extra=extra
+    )
+    log.handle(record)
+
+
+def front_middleware(proxy: S3Proxy, metrics: Metrics) -> Middleware:
+    """Everything around the handler, in one layer (each middleware costs every request a
+    coroutine and its frames), in this order: the request id and the access log, with
+    S3 errors rendered as XML; the request metrics (:mod:`nebulacore.ops`, as its own
+    middleware would count them); CORS (:mod:`s3proxy.cors`: preflights answered, other
+    requests marked); the idle timer on the request body and the release of its upload
+    slot (:mod:`s3proxy.limits`)."""
+
+    async def within(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method == "OPTIONS":
+            request[EXCHANGE].operation = Operation.PREFLIGHT
+            asked = parse_target(request.raw_path, request.host, proxy.settings)
+            return await preflight(request, asked, proxy.cors)
+        target: Target | None
+        try:
+            target = request[TARGET] = parse_target(request.raw_path, request.host, proxy.settings)
+        except S3Error:
+            target = None  # the handler refuses it the same way; the limits still apply
+        else:
+            ask_for_cors(request, target)
+        arm_body_timer(request, proxy.settings.body_timeout_seconds)
+        try:
+            return await handler(request)
+        finally:
+            release_limits(request, proxy.uploads)
+            if target is not None:
+                after_answer(proxy.cors, request.method, target)
+
     @web.middleware
-    async def access_log(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
         request_id = new_request_id()
         x = request[EXCHANGE] = Exchange(request_id)
         started = time.monotonic()
         status = 500
         response: web.StreamResponse | None = None
         try:
-            response = await handler(request)
+            response = await within(request, handler)
             status = response.status
             if status >= 400 and ERROR_CODE not in request:  # the backend's own error
                 request[ERROR_CODE] = answer_error_code(response)
@@ -146,31 +212,22 @@ def access_log_middleware() -> Middleware:
             internal = S3Error(
                 "InternalError", "We encountered an internal error. Please try again."
             )
-            return error_response(request, internal, request_id, request.path)
+            response = error_response(request, internal, request_id, request.path)
+            return response
         finally:
             request[STATUS_KEY] = status
-            client = request.get(CLIENT_IP_KEY)  # the guard's; request.remote costs a lookup
-            log.info(
-                "%s %s %d",
+            seconds = time.monotonic() - started
+            metrics.observe(
                 request.method,
-                request.path,  # never the query: presigned URLs carry signatures
                 status,
-                extra={
-                    "request_id": request_id,
-                    "method": request.method,
-                    "path": request.path,
-                    "status": status,
-                    "operation": x.operation,
-                    "error": request.get(ERROR_CODE),
-                    "access_key": x.access_key,
-                    "client": request.remote if client is None else client,
-                    "bytes_in": request.content_length,
-                    "bytes_out": sent_bytes(response),
-                    "duration_ms": round((time.monotonic() - started) * 1000, 1),
-                },
+                seconds,
+                request.content.total_bytes,
+                sent_bytes(response),
+                request.get(ERROR_CODE),
             )
+            write_access_log(request, x, status, response, seconds)
 
-    return access_log
+    return front
 
 
 async def no_early_continue(request: web.Request) -> None:
@@ -201,7 +258,10 @@ class S3Proxy:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         x = request[EXCHANGE]
         x.headers = headers = lower_headers(request.headers)
-        x.target = target = parse_target(request.raw_path, request.host, self.settings)
+        target = request.get(TARGET)  # parsed by the front middleware
+        if target is None:
+            target = parse_target(request.raw_path, request.host, self.settings)
+        x.target = target
         if is_browser_post(request.method, target, headers):  # signed by its form's policy
             return await self.posts.handle(request, x)
         claim = read_claim(headers, target, self.settings.allow_sigv2)
@@ -332,12 +392,7 @@ def create_app(settings: Settings, enqueue: Enqueue | None = None) -> web.Applic
     worker's reconcile relays them)."""
     proxy = S3Proxy(settings, enqueue)
     app = web.Application(
-        middlewares=[
-            allowlist_middleware(settings, refuse_outsider),
-            access_log_middleware(),
-            cors_middleware(settings, proxy.cors),
-            limits_middleware(proxy.uploads, settings.body_timeout_seconds),
-        ],
+        middlewares=[allowlist_middleware(settings, refuse_outsider)],
         # Client bodies are read in the pieces the backend's answers are read in.
         handler_args={"max_field_size": 65536, "read_bufsize": proxy.backend.policy.read_bufsize},
     )
@@ -346,7 +401,8 @@ def create_app(settings: Settings, enqueue: Enqueue | None = None) -> web.Applic
         "catalog": blocking_check(proxy.catalog.ping),
     }
     gauges = [blocking_gauges(partial(read_gauges, proxy.catalog)), queue_gauges(settings)]
-    install_ops(app, "s3proxy", checks, gauges=gauges)
+    metrics = install_ops(app, "s3proxy", checks, gauges=gauges, middleware=False)
+    app.middlewares.append(front_middleware(proxy, metrics))
     app.router.add_route("*", "/{path:.*}", proxy.handle, expect_handler=no_early_continue)
     app.on_response_prepare.append(add_cors_headers(proxy.cors))
     app.on_startup.append(proxy.start)

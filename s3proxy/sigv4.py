@@ -321,6 +321,17 @@ def verified_headers(claim: Claim, headers: Mapping[str, str]) -> dict[str, str]
     }
 
 
+def _url_path(canonical_path: str) -> str:
+    """The path botocore signs (``urlsplit(url).path``); a percent-encoded path without
+    a ``?``, ``#`` or whitespace, starting at ``/``, is that already."""
+    if canonical_path.startswith("/") and _UNSPLIT.isdisjoint(canonical_path):
+        return canonical_path
+    return urlsplit("http://s3" + canonical_path).path
+
+
+_UNSPLIT = frozenset("?#\t\r\n")
+
+
 def canonical_request(
     claim: Claim,
     method: str,
@@ -353,7 +364,7 @@ def canonical_request(
     return "\n".join(
         (
             method.upper(),
-            urlsplit("http://s3" + canonical_path).path,
+            _url_path(canonical_path),
             "&".join(f"{k}={v}" for k, v in pairs),
             canonical_headers + "\n",
             signed_names,

@@ -13,7 +13,6 @@ import re
 import shlex
 from typing import Any
 
-import boto3
 from botocore.config import Config
 
 from catalog.keys import KeyError_, SecretBox, active_key, admin_key, allows
@@ -80,6 +79,9 @@ def signing_key(args: argparse.Namespace, settings: Settings) -> tuple[str, str]
 
 
 def presigned_post(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    # boto3 here, not at the top: every service starts through this CLI and would carry it.
+    import boto3
+
     access_key_id, secret = signing_key(args, settings)
     client = boto3.client(
         "s3",
