@@ -296,7 +296,8 @@ class BucketOwners:
         body = x.body
         if body.length is None or body.length > ACL_BODY_LIMIT:
             raise malformed_acl()
-        document = await body.read_whole()
+        # An empty body was verified whole before this (verify_whole): read it once only.
+        document = await body.read_whole() if body.length else b""
         if document.strip():
             bucket = x.target.bucket or ""
             if not policy_only(document, await self.owner(bucket)):
