@@ -80,14 +80,7 @@ def allowlist_middleware(
 ) -> Middleware:
     """aiohttp middleware: 403 (``refuse`` builds the body, e.g. S3 XML) for other networks."""
 
-    @functools.lru_cache(maxsize=DECISIONS_CACHED)
-    def decide(peer: str | None, chain: str | None) -> tuple[str | None, bool]:
-        # The same few peers ask again and again: parsing addresses and walking networks
-        # once per peer (and forwarded chain), not per request, keeps small answers cheap.
-        address = client_address(peer, chain, settings.trusted_proxies)
-        return (None if address is None else str(address)), is_allowed(
-            address, settings.allow_cidrs
-        )
+    decide = allowlist_decision(settings)
 
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -116,3 +109,23 @@ def allowlist_middleware(
 def guard_is_first(app: web.Application) -> bool:
     """True when the allow-list is the app's first middleware, so it runs before anything."""
     return bool(app.middlewares) and getattr(app.middlewares[0], ALLOWLIST_MARK, False)
+
+
+# (peer, forwarded chain) -> (the client address, whether it is allowed)
+Decision = Callable[[str | None, str | None], tuple[str | None, bool]]
+
+
+def allowlist_decision(settings: Settings) -> Decision:
+    """The allow-list's decision, for a front that answers past the app's middlewares
+    (the origin's): call it with ``request.remote`` and :func:`forwarded_chain`."""
+
+    @functools.lru_cache(maxsize=DECISIONS_CACHED)
+    def decide(peer: str | None, chain: str | None) -> tuple[str | None, bool]:
+        # The same few peers ask again and again: parsing addresses and walking networks
+        # once per peer (and forwarded chain), not per request, keeps small answers cheap.
+        address = client_address(peer, chain, settings.trusted_proxies)
+        return (None if address is None else str(address)), is_allowed(
+            address, settings.allow_cidrs
+        )
+
+    return decide

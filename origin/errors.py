@@ -1,4 +1,4 @@
-"""One way a refusal becomes an answer: handlers raise, :func:`answer_errors` answers.
+"""One way a refusal becomes an answer: handlers raise, :func:`measured_answers` answers.
 
 Every expected failure has its exception and its status here; none is logged with a
 traceback (a bad token or a bad name is the viewer's mistake, not the origin's; a viewer
@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from typing import cast
 
 from aiohttp import hdrs, web
+from aiohttp.typedefs import Middleware
 
+from nebulacore.ops import ERROR_CODE_KEY, STATUS_KEY, Metrics, sent_bytes
+from nebulacore.web import Handler as BaseHandler
 from origin.backend import BackendDown, Missing
 from origin.ids import BadName
 from origin.signing import Refused
@@ -23,6 +28,7 @@ RETRY_AFTER_DOWN = "5"
 # What the access log shows for a request whose viewer hung up (nginx's "client closed").
 HUNG_UP = 499
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Outer = Callable[[web.BaseRequest, BaseHandler], Awaitable[web.StreamResponse]]
 
 
 class CatalogDown(Exception):
@@ -33,34 +39,90 @@ def plain(status: int, text: str, headers: dict[str, str] | None = None) -> web.
     return web.Response(status=status, text=text + "\n", headers=headers)
 
 
-@web.middleware
-async def answer_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except BadName as exc:
+def error_answer(request: web.BaseRequest, exc: Exception) -> web.StreamResponse | None:
+    """The answer to a handler's expected failure ``exc``; None: not one (re-raise it)."""
+    if isinstance(exc, BadName):
         return plain(400, str(exc))
-    except Refused as exc:
+    if isinstance(exc, Refused):
         return plain(403, str(exc))
-    except Missing as exc:
+    if isinstance(exc, Missing):
         return plain(404, str(exc))
-    except BackendDown as exc:
+    if isinstance(exc, BackendDown):
         log.warning("backend down serving %s: %s", request.path, exc)
         return plain(503, "storage unavailable", {hdrs.RETRY_AFTER: RETRY_AFTER_DOWN})
-    except CatalogDown as exc:
+    if isinstance(exc, CatalogDown):
         log.warning("catalog unavailable serving %s: %s", request.path, exc)
         return plain(503, "catalog unavailable", {hdrs.RETRY_AFTER: RETRY_AFTER_DOWN})
-    except ConnectionError as exc:  # reset, or "Connection lost" while waiting to write
-        if not viewer_gone(request):
-            raise
+    # A reset, or "Connection lost" while waiting to write.
+    if isinstance(exc, ConnectionError) and viewer_gone(request):
         # A player that seeks or switches quality drops the request it no longer needs.
         log.debug("viewer hung up during %s: %s", request.path, exc)
         # Never sent: aiohttp finds the connection closed and drops it quietly.
         return web.Response(status=HUNG_UP)
-    except asyncio.CancelledError:
-        log.debug("cancelled while serving %s", request.path)
-        raise
+    return None
 
 
-def viewer_gone(request: web.Request) -> bool:
+def measured_answers(metrics: Metrics) -> Outer:
+    """The origin's layer right inside the allow-list, in one function: error answers
+    (:func:`error_answer`) and one :meth:`Metrics.observe` per request, as the
+    metrics middleware outside ``answer_errors`` would count it (the status and body
+    bytes of the answer made of an error; an HTTP exception's status; 500, or the status
+    a handler recorded, for anything else). One layer instead of two, and no per-request
+    lookups of what the origin never sets (``ERROR_CODE_KEY`` on a success)."""
+    observe = metrics.observe
+
+    async def outer(request: web.BaseRequest, handler: BaseHandler) -> web.StreamResponse:
+        started = time.monotonic()
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            answer = None if isinstance(exc, web.HTTPException) else error_answer(request, exc)
+            if answer is None:
+                failed(request, _failed_status(request, exc), started)
+                raise
+            response = answer
+        except asyncio.CancelledError:
+            log.debug("cancelled while serving %s", request.path)
+            failed(request, 500, started)
+            raise
+        status = response.status
+        observe(
+            request.method,
+            status,
+            time.monotonic() - started,
+            request.content.total_bytes,
+            sent_bytes(response),
+            request.get(ERROR_CODE_KEY) if status >= 400 else None,
+        )
+        return response
+
+    def failed(request: web.BaseRequest, status: int, started: float) -> None:
+        seconds = time.monotonic() - started
+        code = request.get(ERROR_CODE_KEY)
+        observe(request.method, status, seconds, request.content.total_bytes, 0, code)
+
+    return outer
+
+
+def _failed_status(request: web.BaseRequest, exc: Exception) -> int:
+    """An HTTP exception's status; else the status a handler recorded before its answer
+    was cut (``STATUS_KEY``), or 500."""
+    if isinstance(exc, web.HTTPException):
+        return exc.status
+    return request.get(STATUS_KEY, 500)
+
+
+def measured_answers_middleware(metrics: Metrics) -> Middleware:
+    """:func:`measured_answers` as the app's middleware, for the routes past the front."""
+    outer = measured_answers(metrics)
+
+    @web.middleware
+    async def measure_and_answer(request: web.Request, handler: Handler) -> web.StreamResponse:
+        return await outer(request, cast(BaseHandler, handler))
+
+    return measure_and_answer
+
+
+def viewer_gone(request: web.BaseRequest) -> bool:
     transport = request.transport
     return transport is None or transport.is_closing()

@@ -4,22 +4,26 @@ Almost every request a player makes is for a ladder file, and on a small answer 
 own path (routing, its per-request middleware wrapping, the response signal) costs about
 as much as the origin's work. The front, the handler the server calls first
 (:data:`nebulacore.web.FRONT`), takes those requests straight to
-:func:`origin.media.ladder_file` through the app's own middlewares (the allow-list,
-metrics, error answers), called in the same order; the CORS headers the app's signal
-adds are in the answers already (:class:`origin.content.LadderHeaders`), and added here
-to the error answers. Every other request, and any ``/hls/`` path the router could read
-otherwise (percent-escapes, an Expect header), goes to the app unchanged.
+:func:`origin.media.ladder_file` in one function: the allow-list's decision (cached per
+peer), then :func:`origin.errors.measured_answers` (error answers and one metrics
+observation), what the app's middlewares do on every other route. A client the allow-list
+refuses goes to the app, whose guard refuses and logs it as on any route. The CORS
+headers the app's signal adds are in the answers already
+(:class:`origin.content.LadderHeaders`), and added here to the error answers. Every other
+request, and any ``/hls/`` path the router could read otherwise (percent-escapes, an
+Expect header), goes to the app unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import partial
 from typing import cast
 
 from aiohttp import hdrs, web
 
+from nebulacore.netguard import CLIENT_IP_KEY, Decision, forwarded_chain
 from nebulacore.web import Front, Handler
+from origin.errors import Outer
 from origin.media import ladder_file
 from origin.state import Origin
 
@@ -42,21 +46,23 @@ def ladder_parts(request: web.BaseRequest) -> tuple[str, str] | None:
     return (asset_id, path) if asset_id and path else None
 
 
-def hls_front(app: web.Application, origin: Origin, cors: Mapping[str, str]) -> Front:
+def hls_front(origin: Origin, decide: Decision, outer: Outer, cors: Mapping[str, str]) -> Front:
+    """``decide``: :func:`nebulacore.netguard.allowlist_decision`; ``outer``: the layer the
+    app runs inside its allow-list (:func:`origin.errors.measured_answers`)."""
+
     async def answer(request: web.BaseRequest) -> web.StreamResponse:
         asset_id, _, path = request.rel_url.raw_path[len(PREFIX) :].partition("/")
         return await ladder_file(cast(web.Request, request), origin, asset_id, path)
 
     def front(app_handler: Handler) -> Handler:
-        # Built when the server starts: the app's middlewares are final by then.
-        chain: Handler = answer
-        for middleware in reversed(app.middlewares):
-            chain = cast(Handler, partial(middleware, handler=chain))
-
         async def handle(request: web.BaseRequest) -> web.StreamResponse:
             if ladder_parts(request) is None:
                 return await app_handler(request)
-            response = await chain(request)
+            client, allowed = decide(request.remote, forwarded_chain(request.headers))
+            if not allowed:
+                return await app_handler(request)  # the app's guard refuses and logs it
+            request[CLIENT_IP_KEY] = str(client)
+            response = await outer(request, answer)
             if response.status >= 400 and not response.prepared:
                 response.headers.update(cors)  # an error answer (the files' have them)
             return response

@@ -12,13 +12,13 @@ from aiohttp import web
 
 from catalog.metrics import read_gauges
 from nebulacore.config import Settings
-from nebulacore.netguard import allowlist_middleware
+from nebulacore.netguard import allowlist_decision, allowlist_middleware
 from nebulacore.ops import blocking_check, blocking_gauges, install_ops
 from nebulacore.web import FRONT, same_settings, serve_service
 from nebulaqueue.metrics import queue_gauges
 from origin import media, pages
 from origin.cors import cors_headers, install_cors
-from origin.errors import answer_errors
+from origin.errors import measured_answers, measured_answers_middleware
 from origin.front import PREFIX, hls_front
 from origin.state import ORIGIN, Origin
 
@@ -26,7 +26,7 @@ STATIC_DIR = Path(__file__).with_name("static")
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[allowlist_middleware(settings), answer_errors])
+    app = web.Application(middlewares=[allowlist_middleware(settings)])
     origin = Origin.build(settings)
     app[ORIGIN] = origin
     metrics = install_ops(
@@ -40,7 +40,11 @@ def create_app(settings: Settings) -> web.Application:
             blocking_gauges(partial(read_gauges, origin.assets.catalog)),
             queue_gauges(settings),
         ],
+        middleware=False,  # the origin's own layer observes (measured_answers)
     )
+    # Error answers and metrics in one layer inside the allow-list; the front runs the
+    # same function for /hls/ (origin.front).
+    app.middlewares.append(measured_answers_middleware(metrics))
 
     def cache_gauges() -> dict[str, float]:
         return {
@@ -52,7 +56,12 @@ def create_app(settings: Settings) -> web.Application:
     # Each worker has its own cache: /metrics sums them over the workers.
     metrics.add_worker_gauges(cache_gauges)
     install_cors(app, settings.cors_allow_origin, (PREFIX, "/files/"))
-    app[FRONT] = hls_front(app, origin, cors_headers(settings.cors_allow_origin))
+    app[FRONT] = hls_front(
+        origin,
+        allowlist_decision(settings),
+        measured_answers(metrics),
+        cors_headers(settings.cors_allow_origin),
+    )
     app.router.add_get("/hls/{asset_id}/{path:.+}", media.hls)
     app.router.add_get("/files/{asset_id}", media.original)
     app.router.add_get("/", pages.index)

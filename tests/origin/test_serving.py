@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from tests.origin.conftest import Published
@@ -176,6 +177,18 @@ def test_the_front_and_the_router_answer_alike(
         "206": 2,
         "404": 2,
     }
+
+
+def test_the_front_refuses_outside_the_allow_list_as_the_router_does(
+    launch: Callable[..., OriginUnderTest], published: Published
+) -> None:
+    """The front decides the allow-list itself; a client outside it (here: every local
+    peer) is passed to the app, whose guard refuses it: the same 403 both ways."""
+    guarded = launch(NEBULA_ALLOW_CIDRS="100.64.0.0/10")
+    front = request(guarded.url, hls(published, "master.m3u8"))
+    routed = request(guarded.url, hls(published, "master%2Em3u8"))
+    assert front.status == routed.status == 403
+    assert front.body == routed.body == b"403 Forbidden: your network is not allowed\n"
 
 
 def requests_of(base_url: str, status: str) -> float:
