@@ -113,6 +113,15 @@ def write_identities(layout: StorageLayout, creds: BackendCredentials) -> None:
     write_private(layout.identities_file, json.dumps(identities))
 
 
+# Every bucket is a SeaweedFS collection with volumes of its own. Left at 0, the volume
+# count is capped at the free disk at start divided by the volume size (1 GiB in `weed
+# mini`): on a disk with 60 GiB free, the 61st bucket could not store a byte ("no free
+# volumes left", InternalError to the client), however empty the others were. Volumes are
+# not preallocated, so the count says nothing about disk use; the disk itself is guarded
+# by the volume server's own minimum free space (1 %), which turns volumes read-only.
+VOLUME_COUNT_LIMIT = 10_000
+
+
 def weed_argv(layout: StorageLayout) -> list[str]:
     ports = {name: free_internal_port(layout.host) for name in _INTERNAL_PORTS}
     argv = [
@@ -136,6 +145,7 @@ def weed_argv(layout: StorageLayout) -> list[str]:
         "-disableHttp",
         f"-filer.localSocket={layout.filer_socket}",
         f"-s3.localSocket={layout.s3_socket}",
+        f"-volume.max={VOLUME_COUNT_LIMIT}",
     ]
     argv += [f"-{name}={port}" for name, port in ports.items()]
     return argv

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import ssl
 import stat
@@ -341,6 +342,30 @@ def test_weed_runs_without_telemetry_and_keeps_non_empty_buckets(seaweed: Seawee
     # No socket in /tmp where any user could reach it.
     assert Path(flags["filer.localSocket"]).parent == seaweed.root / "storage"
     assert Path(flags["s3.localSocket"]).parent == seaweed.root / "storage"
+
+
+def test_more_buckets_than_free_gibibytes_each_store_an_object(tmp_path: Path) -> None:
+    """Each bucket is a collection with volumes of its own; SeaweedFS's automatic volume
+    cap (free disk / 1 GiB at start) refused writes to the bucket past it with
+    InternalError ("no free volumes left"), however little was stored."""
+    free_gib = shutil.disk_usage(tmp_path).free // (1 << 30)
+    count = free_gib + 8
+    weed = start_seaweed(tmp_path)
+    try:
+        client = backend_client(weed.settings)
+        names = [f"many-{i}-{uuid.uuid4().hex[:8]}" for i in range(count)]
+
+        def fill(name: str) -> None:
+            client.create_bucket(Bucket=name)
+            client.put_object(Bucket=name, Key="k", Body=b"x")
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(fill, names))
+        stored = [client.get_object(Bucket=n, Key="k")["Body"].read() for n in names]
+        assert stored == [b"x"] * count
+        assert weed_flags(weed)["volume.max"] == str(storage.VOLUME_COUNT_LIMIT)
+    finally:
+        weed.stop()
 
 
 def test_a_data_dir_too_deep_for_the_local_socket_is_refused_clearly(tmp_path: Path) -> None:
