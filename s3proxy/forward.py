@@ -150,10 +150,20 @@ def response_headers(upstream: aiohttp.ClientResponse, request_id: str) -> CIMul
 
 
 async def read_limited(upstream: aiohttp.ClientResponse, limit: int) -> bytes:
-    body = await upstream.content.read(limit + 1)
-    if len(body) > limit:
-        raise S3Error("InternalError", "The backend's answer is larger than expected.")
-    return body
+    """The backend's whole answer body, refused past ``limit`` bytes.
+
+    Not ``content.read(limit + 1)``: that returns what has arrived so far, which for an
+    answer that comes in several pieces is only its start (a long ListBuckets reached
+    s3cmd cut off mid-element that way)."""
+    too_large = S3Error("InternalError", "The backend's answer is larger than expected.")
+    if upstream.content_length is not None and upstream.content_length > limit:
+        raise too_large
+    body = bytearray()
+    async for piece in upstream.content.iter_any():
+        body += piece
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
 
 
 async def send_continue(request: web.Request, headers: Mapping[str, str]) -> None:
