@@ -37,6 +37,7 @@ STATUS = {
     "MalformedTrailerError": 400,
     "MaxPostPreDataLengthExceededError": 400,
     "MissingContentLength": 411,
+    "NoSuchBucket": 404,
     "RequestTimeTooSkewed": 403,
     "RequestTimeout": 400,
     "ServiceUnavailable": 503,

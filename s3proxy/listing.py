@@ -65,14 +65,9 @@ def name_person(person: ET.Element, owner: str) -> None:
 
 
 def set_owner(root: ET.Element, owner: str) -> None:
-    """The ``Owner`` and every grantee naming a canonical user now name ``owner``: every
-    key reaches the backend as one identity, so any canonical user in a backend's answer
-    is that identity (or another backend account), never someone a Nebula key knows."""
-    people = [*children(root, "Owner")]
-    for acl in children(root, "AccessControlList"):
-        for grant in children(acl, "Grant"):
-            people += [g for g in children(grant, "Grantee") if children(g, "ID")]
-    for person in people:
+    """The document's ``Owner`` now names ``owner``: every key reaches the backend as one
+    identity, so the backend's ``Owner`` is that identity, never someone a Nebula key knows."""
+    for person in children(root, "Owner"):
         name_person(person, owner)
 
 
@@ -88,13 +83,27 @@ def listing_for(body: bytes, key: AccessKey) -> bytes:
     return serialize(root)
 
 
-def with_owner(body: bytes, owner: str) -> bytes:
-    """GetBucketAcl's or GetObjectAcl's AccessControlPolicy with the bucket's owner."""
+def owner_alone(body: bytes, owner: str) -> bytes:
+    """GetBucketAcl's or GetObjectAcl's AccessControlPolicy as S3 answers it under "bucket
+    owner enforced": the bucket's owner, and one grant, to that owner, of FULL_CONTROL.
+
+    That is what the proxy enforces (it never grants anyone else, s3proxy.owners), and the
+    proxy is the only way in: a grant the backend holds besides (made on the backend
+    directly, to AllUsers or another backend account) gives nobody anything here, and
+    showing it would show the backend's identities. A body that is not an
+    AccessControlPolicy passes unchanged."""
     root = parse(body, "AccessControlPolicy")
     if root is None:
         return body
-    set_owner(root, owner)
-    return serialize(root)
+    namespace = root.tag[: -len(local_name(root.tag))]
+    policy = ET.Element(root.tag)
+    name_person(ET.SubElement(policy, namespace + "Owner"), owner)
+    acl = ET.SubElement(policy, namespace + "AccessControlList")
+    grant = ET.SubElement(acl, namespace + "Grant")
+    user = {f"{{{XSI_NAMESPACE}}}type": "CanonicalUser"}
+    name_person(ET.SubElement(grant, namespace + "Grantee", user), owner)
+    ET.SubElement(grant, namespace + "Permission").text = "FULL_CONTROL"
+    return serialize(policy)
 
 
 # The element a batch of entries is serialized in, and the lengths of its start and end

@@ -17,12 +17,16 @@ owner's id) is accepted; the backend then gets canned ``private`` (PutBucketAcl,
 PutObjectAcl) or no ACL at all (uploads, copies, CreateBucket). Any other ACL is refused
 with S3's ``AccessControlListNotSupported`` (``InvalidBucketAclWithObjectOwnership`` for
 CreateBucket), so no key can make the backend serve a bucket or object to anyone else.
+GetBucketAcl and GetObjectAcl answer, as S3 does there, the owner alone with FULL_CONTROL,
+whatever grants the backend holds besides (:func:`s3proxy.listing.owner_alone`).
 
 S3's bucket owner condition (``x-amz-expected-bucket-owner``, and
 ``x-amz-source-expected-bucket-owner`` for the source of a copy) is judged here against the
 bucket's Nebula owner ID, the one the answers show: a mismatch is S3's ``403 AccessDenied``
 before anything reaches the backend, and the backend never sees the condition (it would
-compare it with its own identity, the wrong way round).
+compare it with its own identity, the wrong way round). S3 says whether the bucket exists
+before it judges its owner, so a mismatch on a bucket the backend does not have is ``404
+NoSuchBucket``; only a mismatch pays for asking the backend.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from catalog.buckets import ADMIN_OWNER, forget_owner, owner_id, record_owner, r
 from nebulacore.backend import Backend
 from nebulacore.blocking import Offload
 from nebulacore.s3 import UNSIGNED_PAYLOAD
-from s3proxy.addressing import Target, copy_source_bucket
+from s3proxy.addressing import Target, check_bucket_name, copy_source_bucket
 from s3proxy.chunked import PIECE
 from s3proxy.errors import S3Error, local_name
 from s3proxy.exchange import Exchange, Operation, operation
@@ -61,7 +65,7 @@ from s3proxy.listing import (
     child_text,
     children,
     listing_for,
-    with_owner,
+    owner_alone,
 )
 
 log = logging.getLogger(__name__)
@@ -124,6 +128,10 @@ def stated(name: str, headers: Mapping[str, str], query: Sequence[tuple[str, str
 
 def owner_mismatch() -> S3Error:
     return S3Error("AccessDenied", "Access Denied")
+
+
+def no_such_bucket(bucket: str) -> S3Error:
+    return S3Error("NoSuchBucket", "The specified bucket does not exist", BucketName=bucket)
 
 
 def acl_not_supported(operation: Operation | None) -> S3Error:
@@ -268,11 +276,18 @@ class BucketOwners:
         return target
 
     async def _expect(self, bucket: str, values: list[str]) -> None:
-        """403 AccessDenied unless every stated ID is the bucket's Nebula owner's (IDs are
-        hex: compared stripped and lower-cased; not secret, so plain equality)."""
+        """Nothing if every stated ID is the bucket's Nebula owner's (IDs are hex: compared
+        stripped and lower-cased; not secret, so plain equality); else 404 NoSuchBucket if
+        the backend has no such bucket (S3 judges existence first; a bucket with no row
+        counts as the admin's, and a row can outlive a bucket deleted on the backend), and
+        403 AccessDenied if it has. Only a mismatch asks the backend."""
         actual = owner_id(await self.owner(bucket))
-        if any(value.strip().lower() != actual for value in values):
-            raise owner_mismatch()
+        if all(value.strip().lower() == actual for value in values):
+            return
+        check_bucket_name(bucket)  # a copy source's name was not checked yet
+        if not await self._exists(bucket):
+            raise no_such_bucket(bucket)
+        raise owner_mismatch()
 
     async def refuse_foreign_acl(self, x: Exchange) -> None:
         """A request setting an ACL with headers: refused unless the ACL leaves the owner
@@ -352,7 +367,7 @@ class BucketOwners:
             case Operation.DELETE_BUCKET if ok:
                 await self._after_success(self._forget, bucket)
             case Operation.GET_BUCKET_ACL | Operation.GET_OBJECT_ACL if ok:
-                response.body = with_owner(data, await self.owner(bucket))
+                response.body = owner_alone(data, await self.owner(bucket))
             case Operation.LIST_BUCKETS if ok:
                 response.body = listing_for(data, x.key.record)
         return response

@@ -352,6 +352,78 @@ def test_acls_name_the_owner_alone(owned: ProxyUnderTest) -> None:
         assert [g["Grantee"].get("URI") for g in grants] == [None]
 
 
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+
+
+def owner_alone(name: str) -> list[dict[str, Any]]:
+    """The grants S3 answers under "bucket owner enforced": the owner's FULL_CONTROL."""
+    grantee = {"Type": "CanonicalUser", "ID": owner_id(name), "DisplayName": name}
+    return [{"Grantee": grantee, "Permission": "FULL_CONTROL"}]
+
+
+def test_acl_answers_show_the_owner_alone(owned: ProxyUnderTest, tmp_path: Path) -> None:
+    """Grants made on the backend directly (public-read, AllUsers) give nobody anything
+    through the proxy, the only way in: GetBucketAcl and GetObjectAcl say what the proxy
+    enforces, the owner alone with FULL_CONTROL, as S3 does under "bucket owner enforced"."""
+    _, alice, bucket = alices_bucket(owned)
+    backend = backend_client(owned.settings)
+    backend.put_bucket_acl(Bucket=bucket, ACL="public-read")
+    backend_owner = backend.get_object_acl(Bucket=bucket, Key="a.txt")["Owner"]
+    everyone = {"Type": "Group", "URI": ALL_USERS}
+    policy: Any = {
+        "Owner": backend_owner,
+        "Grants": [
+            {"Grantee": everyone, "Permission": "READ"},
+            {"Grantee": everyone, "Permission": "READ_ACP"},
+        ],
+    }
+    backend.put_object_acl(Bucket=bucket, Key="a.txt", AccessControlPolicy=policy)
+    # The backend holds the public grants (else the checks below would prove nothing).
+    for grants in (
+        backend.get_bucket_acl(Bucket=bucket)["Grants"],
+        backend.get_object_acl(Bucket=bucket, Key="a.txt")["Grants"],
+    ):
+        assert ALL_USERS in [g["Grantee"].get("URI") for g in grants]
+
+    reader = s3_client(owned.endpoint, scoped_key(owned, f"r-{bucket}", bucket, "r", "carol"))
+    for client in (alice, reader):
+        answers = raw_answers(client)
+        for acl in (
+            client.get_bucket_acl(Bucket=bucket),
+            client.get_object_acl(Bucket=bucket, Key="a.txt"),
+        ):
+            assert shows(acl["Owner"], "alice")
+            assert acl["Grants"] == owner_alone("alice")
+        assert len(answers) == 2
+        assert_hidden(owned, answers, "alice")
+        for body in answers:
+            for group in (b"AllUsers", b"acs.amazonaws.com", b"Group", b"READ<"):
+                assert group not in body, body
+
+    # dave may read every bucket; he sees alice as this one's owner.
+    dave = scoped_key(owned, f"dave-{uuid.uuid4().hex[:6]}", "*", "r", "dave")
+    env = aws_env(Target("proxy", owned.endpoint, owned.admin, None), dave, tmp_path)
+    for args in (["get-bucket-acl"], ["get-object-acl", "--key", "a.txt"]):
+        out = run(
+            ["aws", "--endpoint-url", owned.endpoint, "s3api", *args, "--bucket", bucket], env
+        )
+        acl = json.loads(out.stdout)
+        assert acl["Owner"] == {"DisplayName": "alice", "ID": owner_id("alice")}
+        assert acl["Grants"] == owner_alone("alice")
+        for shown in ["AllUsers", *(s.decode() for s in backend_identity(owned))]:
+            assert shown not in out.stdout
+
+    # Errors stay the backend's (or the proxy's own): only a 2xx ACL is rewritten.
+    assert code_of(alice.get_object_acl, Bucket=bucket, Key="none.txt") == ("NoSuchKey", 404)
+    assert code_of(alice.get_bucket_acl, Bucket=new_bucket()) == ("NoSuchBucket", 404)
+    other = new_bucket()
+    alice.create_bucket(Bucket=other)
+    assert code_of(reader.get_bucket_acl, Bucket=other) == ("AccessDenied", 403)
+    # Answering is all it does: the backend's grants are as they were.
+    still = backend.get_bucket_acl(Bucket=bucket)["Grants"]
+    assert ALL_USERS in [g["Grantee"].get("URI") for g in still]
+
+
 def test_aws_cli_sees_the_owner_of_objects(owned: ProxyUnderTest, tmp_path: Path) -> None:
     bucket, upload = a_bucket_with_history(owned, "dave")
     reader = scoped_key(owned, f"cli-{bucket}", bucket, "admin", "erin")
@@ -490,6 +562,73 @@ def test_expected_source_bucket_owner_on_copies(owned: ProxyUnderTest) -> None:
     alice.upload_part_copy(**part, ExpectedSourceBucketOwner=owner_id("bob"))
 
 
+def no_such_bucket(call: Any, bucket: str, **kwargs: Any) -> bool:
+    """Whether ``call`` is refused with S3's 404 NoSuchBucket naming ``bucket``."""
+    with pytest.raises(ClientError) as caught:
+        call(**kwargs)
+    answer = caught.value.response
+    code = answer["Error"]["Code"], answer["ResponseMetadata"]["HTTPStatusCode"]
+    return code == ("NoSuchBucket", 404) and answer["Error"].get("BucketName") == bucket
+
+
+def on_backend(proxy: ProxyUnderTest, bucket: str) -> bool:
+    listing = backend_client(proxy.settings).list_buckets()["Buckets"]
+    return bucket in [b["Name"] for b in listing]
+
+
+def test_expected_owner_of_a_missing_bucket_is_no_such_bucket(owned: ProxyUnderTest) -> None:
+    """S3 says whether a bucket exists before it judges its owner: a bucket with no owner
+    row counts as the admin's, yet one the backend does not have is NoSuchBucket, not
+    AccessDenied; one it has (made on the backend directly) is still AccessDenied."""
+    _, alice, bucket = alices_bucket(owned)
+    missing = new_bucket()
+    wrong = owner_id("bob")
+    answers = raw_answers(alice)
+
+    assert no_such_bucket(
+        alice.get_object, missing, Bucket=missing, Key="a.txt", ExpectedBucketOwner=wrong
+    )
+    head = {"Bucket": missing, "Key": "a.txt", "ExpectedBucketOwner": wrong}
+    assert code_of(alice.head_object, **head) == ("404", 404)  # HEAD: no XML body
+    put = {"Bucket": missing, "Key": "w.txt", "Body": b"w", "ExpectedBucketOwner": wrong}
+    assert no_such_bucket(alice.put_object, missing, **put)
+    # The copy's missing source bucket, judged by its own condition.
+    copy = {"Bucket": bucket, "Key": "c.txt", "CopySource": {"Bucket": missing, "Key": "a.txt"}}
+    assert no_such_bucket(alice.copy_object, missing, **copy, ExpectedSourceBucketOwner=wrong)
+    assert not exists_on_backend(owned, bucket, "c.txt")
+    # A missing destination, its source alice's and named right.
+    into = {"Bucket": missing, "Key": "c.txt", "CopySource": {"Bucket": bucket, "Key": "a.txt"}}
+    assert no_such_bucket(
+        alice.copy_object,
+        missing,
+        **into,
+        ExpectedSourceBucketOwner=owner_id("alice"),
+        ExpectedBucketOwner=wrong,
+    )
+    assert b"<BucketName>" + missing.encode() + b"</BucketName>" in answers[0]
+    assert not on_backend(owned, missing) and owner_row(owned, missing) is None
+
+    # Made on the backend directly (no row, the admin's): a wrong owner is still refused.
+    direct = new_bucket()
+    backend_client(owned.settings).create_bucket(Bucket=direct)
+    backend_client(owned.settings).put_object(Bucket=direct, Key="a.txt", Body=b"a")
+    assert refused(alice.put_object, **{**put, "Bucket": direct})
+    from_direct = {**copy, "CopySource": {"Bucket": direct, "Key": "a.txt"}}
+    assert refused(alice.copy_object, **from_direct, ExpectedSourceBucketOwner=wrong)
+    assert not exists_on_backend(owned, direct, "w.txt")
+    assert not exists_on_backend(owned, bucket, "c.txt")
+    alice.put_object(**{**put, "Bucket": direct, "ExpectedBucketOwner": owner_id("admin")})
+    assert exists_on_backend(owned, direct, "w.txt")
+
+    # A row that outlived its bucket (deleted on the backend directly): NoSuchBucket too.
+    gone = new_bucket()
+    alice.create_bucket(Bucket=gone)
+    backend_client(owned.settings).delete_bucket(Bucket=gone)
+    assert owner_row(owned, gone) == "alice"
+    assert no_such_bucket(alice.put_object, gone, **{**put, "Bucket": gone})
+    assert not on_backend(owned, gone)
+
+
 def test_expected_bucket_owner_in_presigned_urls(owned: ProxyUnderTest) -> None:
     key, alice, bucket = alices_bucket(owned, signature_version="s3v4")
     backend_id = backend_client(owned.settings).list_buckets()["Owner"]["ID"]
@@ -561,3 +700,7 @@ def test_the_backend_never_sees_the_condition(tmp_path: Path, seaweed: Seaweed) 
     assert len(forwarded) == 3  # the health pings aside
     for head in forwarded:
         assert b"expected-bucket-owner" not in head.lower(), head
+    # Met, the condition cost no backend request; refused, one HEAD asked whether the
+    # bucket exists (it did: 403, not NoSuchBucket).
+    lines = [head.split(b"\r\n", 1)[0] for head in heads]
+    assert [line for line in lines if line.startswith(b"HEAD /media ")] == [b"HEAD /media HTTP/1.1"]
