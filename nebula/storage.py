@@ -140,6 +140,10 @@ def weed_argv(layout: StorageLayout) -> list[str]:
         "-master.telemetry=false",
         # S3's DeleteBucket answers 409 BucketNotEmpty; SeaweedFS's default deletes it all.
         "-s3.allowDeleteBucketNotEmpty=false",
+        # S3 answers NoSuchBucket to a write into a missing bucket; SeaweedFS's default
+        # creates it for an admin identity, which the proxy's backend key is, so a key
+        # allowed to write (not to create buckets) made buckets with a PutObject.
+        "-s3.autoCreateBucket=false",
         # The master's and filer's HTTP APIs hand out volume JWTs and files to any caller;
         # every component here speaks gRPC (mTLS) to them instead.
         "-disableHttp",

@@ -251,6 +251,11 @@ class BucketOwners:
             raise S3Error("ServiceUnavailable", "The storage backend failed to answer.")
         return answer.status != 404
 
+    async def refuse_if_missing(self, bucket: str) -> None:
+        """404 NoSuchBucket when the backend has no ``bucket``."""
+        if not await self._exists(bucket):
+            raise no_such_bucket(bucket)
+
     expects_owner = staticmethod(expects_owner)  # the server's hook, no import to add
 
     async def check_expected(self, x: Exchange, method: str, verified: dict[str, str]) -> Target:

@@ -323,6 +323,9 @@ class S3Proxy:
             return await self.owners.answer(x, response, data)
         if ok and op in LISTINGS:
             return await self.owners.relay_listing(request, x, upstream)
+        if op is Operation.COPY and upstream.status >= 500 and target.bucket:
+            # SeaweedFS answers a copy into a missing bucket 500 InternalError.
+            await self.owners.refuse_if_missing(target.bucket)
         watched = ok and self.events.watches(target.bucket)
         if upstream.status >= 300 or op in BUFFERED:
             response, data = await relay_buffered(upstream, request.method, x.request_id)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from nebulacore.s3 import backend_client
 from tests.s3proxy.signing import s3_client
 from tests.stacks import ProxyUnderTest
 
@@ -67,6 +69,27 @@ def test_only_admin_scope_creates_buckets(proxy: ProxyUnderTest) -> None:
     owner = s3_client(proxy.endpoint, proxy.make_key({"owned-bucket": "admin"}, "owner"))
     owner.create_bucket(Bucket="owned-bucket")
     owner.delete_bucket(Bucket="owned-bucket")
+
+
+def test_writing_into_a_missing_bucket_creates_no_bucket(proxy: ProxyUnderTest) -> None:
+    """A key that may write everywhere but not create buckets tries every write that could
+    make the backend create the bucket: each is NoSuchBucket, and no bucket appears."""
+    writer = s3_client(proxy.endpoint, proxy.make_key({"*": "rw"}, "wide-writer"))
+    admin = s3_client(proxy.endpoint, proxy.admin)
+    missing = f"never-made-{uuid.uuid4().hex[:12]}"
+    source = {"Bucket": "media", "Key": "scopes/in-media.txt"}
+    attempts: list[tuple[Any, dict[str, Any]]] = [
+        (writer.put_object, {"Key": "a.txt", "Body": b"x"}),
+        (writer.create_multipart_upload, {"Key": "a.bin"}),
+        (writer.copy_object, {"Key": "copied.txt", "CopySource": source}),
+        (admin.put_object, {"Key": "a.txt", "Body": b"x"}),  # S3 says NoSuchBucket to all
+    ]
+    for call, kwargs in attempts:
+        with pytest.raises(ClientError) as caught:
+            call(Bucket=missing, **kwargs)
+        assert caught.value.response["Error"]["Code"] == "NoSuchBucket", kwargs
+    names = {b["Name"] for b in backend_client(proxy.settings).list_buckets()["Buckets"]}
+    assert missing not in names
 
 
 def test_key_with_no_scope_cannot_list_buckets(proxy: ProxyUnderTest) -> None:
