@@ -791,3 +791,13 @@ def test_chromium_submits_the_html_form(
     head = stored(backend, prefix + "holiday.mp4")
     assert head is not None and head["ContentLength"] == 300_000
     assert head["ContentType"] == "video/mp4"
+
+
+def test_a_form_into_a_missing_bucket_is_no_such_bucket(
+    proxy: ProxyUnderTest, backend: Any
+) -> None:
+    missing = f"never-made-{uuid.uuid4().hex[:12]}"
+    writer = proxy.make_key({"*": "rw"}, "form-writer")
+    answer = submit(presigned(proxy, "clip.mp4", bucket=missing, keypair=writer))
+    assert (answer.status_code, error_code(answer)) == (404, "NoSuchBucket"), answer.text
+    assert missing not in {b["Name"] for b in backend.list_buckets()["Buckets"]}
