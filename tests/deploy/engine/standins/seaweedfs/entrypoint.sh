@@ -20,4 +20,5 @@ with open(sys.argv[1], "w") as out:
 PY
 chmod 600 "$config"
 exec weed mini -dir="$dir" -ip.bind=0.0.0.0 -s3.port=9000 -s3.config="$config" \
-  -s3.port.iceberg=0 -s3.port.lance=0 -webdav=false -admin.ui=false
+  -s3.port.iceberg=0 -s3.port.lance=0 -webdav=false -admin.ui=false \
+  -s3.autoCreateBucket=false -master.telemetry=false  # as MinIO: no bucket made by a write, no reports
