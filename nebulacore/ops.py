@@ -103,14 +103,19 @@ class Metrics:
 
     def observe(
         self,
-        method: str,
+        request: web.BaseRequest,
         status: int,
-        seconds: float,
-        bytes_in: int,
-        bytes_out: int,
-        error_code: str | None = None,
-    ) -> None:
+        started: float,
+        response: web.StreamResponse | None,
+    ) -> float:
+        """Count one request, answered with ``status`` (a failed one's:
+        :func:`failed_status`) and ``response`` (None: its answer never became one), since
+        ``started`` (``time.monotonic()``); its error code is the one the service recorded
+        (``ERROR_CODE_KEY``), else the status phrase. Returns the seconds it took, for the
+        access log. The one place each service's outermost layer counts a request in."""
+        seconds = time.monotonic() - started
         store = self.store
+        method = request.method
         if method not in KNOWN_METHODS:
             method = "OTHER"
         try:
@@ -119,18 +124,22 @@ class Metrics:
             slot = self._requests[(method, status)] = store.slot(("requests", method, str(status)))
         store.add(slot, 1)
         if status >= 400:
-            code = error_code or status_code_name(status)
+            # Looked up on errors only: a missing key costs ``request.get`` an exception.
+            code = request.get(ERROR_CODE_KEY) or status_code_name(status)
             try:
                 slot = self._errors[(status, code)]
             except KeyError:
                 slot = self._errors[(status, code)] = store.slot(("errors", str(status), code))
             store.add(slot, 1)
+        bytes_in = request.content.total_bytes
         if bytes_in:
             store.add(self._bytes_in, bytes_in)
+        bytes_out = sent_bytes(response)
         if bytes_out:
             store.add(self._bytes_out, bytes_out)
         store.add(self._latency[bisect.bisect_left(LATENCY_BUCKETS, seconds)], 1)
         store.add(self._latency_sum, seconds)
+        return seconds
 
     def add_gauge_source(self, source: GaugeSource) -> None:
         """``source()`` returns ``{"metric_name{label=\"x\"}": value}`` at scrape time.
@@ -256,32 +265,30 @@ def sent_bytes(response: web.StreamResponse | None) -> int:
     return response.content_length or 0
 
 
+def failed_status(request: web.BaseRequest, exc: Exception) -> int:
+    """The status to count for a request whose handler raised ``exc``: an HTTP
+    exception's own; else the status the service recorded (``STATUS_KEY``) when it sent
+    the answer's head before the answer was cut; else 500."""
+    if isinstance(exc, web.HTTPException):
+        return exc.status
+    return request.get(STATUS_KEY, 500)
+
+
 def metrics_middleware(metrics: Metrics) -> Middleware:
     @web.middleware
     async def measure(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.monotonic()
-        status = 500
+        status = 500  # also when cancelled
         response: web.StreamResponse | None = None
         try:
             response = await handler(request)
             status = response.status
             return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        except Exception:
-            # An answer cut after its status was sent: the service recorded that status.
-            status = request.get(STATUS_KEY, 500)
+        except Exception as exc:
+            status = failed_status(request, exc)
             raise
         finally:
-            metrics.observe(
-                request.method,
-                status,
-                time.monotonic() - started,
-                request.content.total_bytes,
-                sent_bytes(response),
-                request.get(ERROR_CODE_KEY),
-            )
+            metrics.observe(request, status, started, response)
 
     return measure
 

@@ -16,7 +16,7 @@ from typing import cast
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 
-from nebulacore.ops import ERROR_CODE_KEY, STATUS_KEY, Metrics, sent_bytes
+from nebulacore.ops import Metrics, failed_status
 from nebulacore.web import Handler as BaseHandler
 from origin.backend import BackendDown, Missing
 from origin.ids import BadName
@@ -66,9 +66,8 @@ def measured_answers(metrics: Metrics) -> Outer:
     """The origin's layer right inside the allow-list, in one function: error answers
     (:func:`error_answer`) and one :meth:`Metrics.observe` per request, as the
     metrics middleware outside ``answer_errors`` would count it (the status and body
-    bytes of the answer made of an error; an HTTP exception's status; 500, or the status
-    a handler recorded, for anything else). One layer instead of two, and no per-request
-    lookups of what the origin never sets (``ERROR_CODE_KEY`` on a success)."""
+    bytes of the answer made of an error; :func:`nebulacore.ops.failed_status` for
+    anything else). One layer instead of two."""
     observe = metrics.observe
 
     async def outer(request: web.BaseRequest, handler: BaseHandler) -> web.StreamResponse:
@@ -78,38 +77,17 @@ def measured_answers(metrics: Metrics) -> Outer:
         except Exception as exc:
             answer = None if isinstance(exc, web.HTTPException) else error_answer(request, exc)
             if answer is None:
-                failed(request, _failed_status(request, exc), started)
+                observe(request, failed_status(request, exc), started, None)
                 raise
             response = answer
         except asyncio.CancelledError:
             log.debug("cancelled while serving %s", request.path)
-            failed(request, 500, started)
+            observe(request, 500, started, None)
             raise
-        status = response.status
-        observe(
-            request.method,
-            status,
-            time.monotonic() - started,
-            request.content.total_bytes,
-            sent_bytes(response),
-            request.get(ERROR_CODE_KEY) if status >= 400 else None,
-        )
+        observe(request, response.status, started, response)
         return response
 
-    def failed(request: web.BaseRequest, status: int, started: float) -> None:
-        seconds = time.monotonic() - started
-        code = request.get(ERROR_CODE_KEY)
-        observe(request.method, status, seconds, request.content.total_bytes, 0, code)
-
     return outer
-
-
-def _failed_status(request: web.BaseRequest, exc: Exception) -> int:
-    """An HTTP exception's status; else the status a handler recorded before its answer
-    was cut (``STATUS_KEY``), or 500."""
-    if isinstance(exc, web.HTTPException):
-        return exc.status
-    return request.get(STATUS_KEY, 500)
 
 
 def measured_answers_middleware(metrics: Metrics) -> Middleware:

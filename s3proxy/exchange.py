@@ -8,6 +8,7 @@ from enum import StrEnum
 from aiohttp import web
 from botocore.auth import HmacV1Auth
 
+from nebulacore.ops import STATUS_KEY
 from s3proxy.addressing import Target
 from s3proxy.auth import KnownKey
 from s3proxy.body import UploadBody
@@ -132,3 +133,11 @@ class Exchange:
 
 
 EXCHANGE = web.RequestKey("s3proxy.exchange", Exchange)
+
+
+def answer_started(request: web.Request, x: Exchange, response: web.StreamResponse) -> None:
+    """Note that ``response``'s head is sent: an error can no longer become XML, and if
+    the answer is cut, /metrics and the access log count it under the status sent
+    (:func:`nebulacore.ops.failed_status`)."""
+    x.answer_started = response
+    request[STATUS_KEY] = response.status

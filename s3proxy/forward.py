@@ -16,7 +16,7 @@ from s3proxy.addressing import Target
 from s3proxy.body import UploadBody
 from s3proxy.chunked import PIECE
 from s3proxy.errors import S3Error, with_request_id
-from s3proxy.exchange import Exchange
+from s3proxy.exchange import Exchange, answer_started
 from s3proxy.sigv4 import AMZ_PREFIX
 
 HOP_BY_HOP = frozenset(
@@ -241,7 +241,7 @@ async def relay_streaming(
         response.content_length = upstream.content_length
     close_if_body_unread(request, response)
     await response.prepare(request)
-    x.answer_started = response
+    answer_started(request, x, response)
     if has_body(request.method, upstream.status):
         async for piece in upstream.content.iter_chunked(PIECE):
             await response.write(piece)

@@ -47,7 +47,7 @@ from nebulacore.s3 import UNSIGNED_PAYLOAD
 from s3proxy.addressing import Target, check_bucket_name, copy_source_bucket
 from s3proxy.chunked import PIECE
 from s3proxy.errors import S3Error, local_name
-from s3proxy.exchange import Exchange, Operation, operation
+from s3proxy.exchange import Exchange, Operation, answer_started, operation
 from s3proxy.forward import (
     SMALL_BODY,
     close_if_body_unread,
@@ -350,7 +350,7 @@ class BucketOwners:
         )
         close_if_body_unread(request, response)
         await response.prepare(request)
-        x.answer_started = response
+        answer_started(request, x, response)
         async for piece in upstream.content.iter_chunked(PIECE):
             out = rewriter.feed(piece)
             if out:

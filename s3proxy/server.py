@@ -28,11 +28,11 @@ from nebulacore.config import Settings
 from nebulacore.netguard import CLIENT_IP_KEY, allowlist_middleware
 from nebulacore.ops import (
     ERROR_CODE_KEY,
-    STATUS_KEY,
     Check,
     Metrics,
     blocking_check,
     blocking_gauges,
+    failed_status,
     install_ops,
     sent_bytes,
     status_code_name,
@@ -197,13 +197,14 @@ def front_middleware(proxy: S3Proxy, metrics: Metrics) -> Middleware:
             close_if_body_unread(request, response)
             return response
         except web.HTTPException as exc:
-            status = exc.status
+            status = failed_status(request, exc)
             raise
         except Exception as exc:
             if x.answer_started is not None:
-                # The backend or the client broke the stream after the status was sent;
-                # aiohttp closes the connection, so the client sees a cut answer.
-                status = x.answer_started.status
+                # The backend or the client broke the stream after the status was sent
+                # (and recorded: answer_started); aiohttp closes the connection, so the
+                # client sees a cut answer.
+                status = failed_status(request, exc)
                 request[ERROR_CODE] = "StreamInterrupted"
                 log.warning("answer cut: %r", exc, extra={"request_id": request_id})
                 raise
@@ -215,16 +216,7 @@ def front_middleware(proxy: S3Proxy, metrics: Metrics) -> Middleware:
             response = error_response(request, internal, request_id, request.path)
             return response
         finally:
-            request[STATUS_KEY] = status
-            seconds = time.monotonic() - started
-            metrics.observe(
-                request.method,
-                status,
-                seconds,
-                request.content.total_bytes,
-                sent_bytes(response),
-                request.get(ERROR_CODE),
-            )
+            seconds = metrics.observe(request, status, started, response)
             write_access_log(request, x, status, response, seconds)
 
     return front

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 from origin.server import STATIC_DIR as STATIC
 from tests.origin.conftest import SIGNING_KEY, Published, add_transcoding_asset
 from tests.origin.http import request
-from tests.services import environ_without
+from tests.services import environ_without, metric_sample
 from tests.stacks import OriginUnderTest
 
 
@@ -58,6 +58,37 @@ def test_healthz_and_metrics(origin: OriginUnderTest) -> None:
     assert "nebula_origin_requests_total" in metrics and "nebula_origin_cache_bytes" in metrics
     # The shared gauges from the catalog and the queue, as on the s3proxy.
     assert 'nebula_jobs{state="done"}' in metrics and "nebula_queue_depth" in metrics
+
+
+def test_an_http_error_raised_by_the_router_is_counted_under_its_status(
+    origin: OriginUnderTest,
+) -> None:
+    """aiohttp's router raises an HTTP exception for a method a route lacks (405) and a
+    path no route has (404): /metrics counts each under that status and its phrase
+    (``nebulacore.ops.failed_status``, which also counts the s3proxy's cut answers under
+    the status they sent), never as 500."""
+    cases = (("POST", "/api/assets", 405, "MethodNotAllowed"), ("GET", NO_ROUTE, 404, "NotFound"))
+    before = [_counts(origin, method, status, code) for method, _, status, code in cases]
+    for method, path, status, _ in cases:
+        assert request(origin.url, path, method=method).status == status, path
+    after = [_counts(origin, method, status, code) for method, _, status, code in cases]
+    assert [(a[0] - b[0], a[1] - b[1]) for a, b in zip(after, before, strict=True)] == [
+        (1, 1),
+        (1, 1),
+    ]
+    assert metric_sample(origin.url, REQUESTS, method="POST", status="500") == 0
+
+
+NO_ROUTE = "/no-such-route"
+REQUESTS = "nebula_origin_requests_total"
+
+
+def _counts(origin: OriginUnderTest, method: str, status: int, code: str) -> tuple[float, float]:
+    """Requests counted with ``method`` and ``status``, and errors with ``status`` and
+    ``code``, so far."""
+    requests = metric_sample(origin.url, REQUESTS, method=method, status=str(status))
+    errors = metric_sample(origin.url, "nebula_origin_errors_total", status=str(status), code=code)
+    return requests, errors
 
 
 def _nebula(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -3,11 +3,14 @@ the session's SeaweedFS, and a scripted socket standing in for a misbehaving bac
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,3 +67,16 @@ def proxy_to_scripted_backend(
             yield server, heads
         finally:
             server.stop()
+
+
+def access_line(server: ProxyUnderTest, request_id: str) -> dict[str, Any]:
+    """The access log's line for ``request_id`` (written once the answer is done)."""
+    deadline = time.monotonic() + 10
+    while True:
+        for line in server.log().splitlines():
+            if request_id in line and line.startswith("{"):
+                entry = json.loads(line)
+                if entry.get("request_id") == request_id and "status" in entry:
+                    return entry
+        assert time.monotonic() < deadline, f"no access line for {request_id}"
+        time.sleep(0.2)

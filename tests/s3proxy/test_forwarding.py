@@ -15,8 +15,9 @@ import aiohttp
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.s3proxy.conftest import proxy_to_scripted_backend
+from tests.s3proxy.conftest import access_line, proxy_to_scripted_backend
 from tests.s3proxy.signing import s3_client, send, signed_headers
+from tests.services import metric_sample
 from tests.stacks import ProxyUnderTest, Seaweed, start_proxy
 
 
@@ -291,16 +292,32 @@ def test_healthz_and_metrics(proxy: ProxyUnderTest) -> None:
 
 
 def test_backend_cut_mid_answer_cuts_the_client(tmp_path: Path, seaweed: Seaweed) -> None:
-    """A backend that dies mid-body must not look like a complete (shorter) object."""
+    """A backend that dies mid-body must not look like a complete (shorter) object. The
+    answer is counted and logged under the status its head carried (the client saw a 200,
+    cut), with ``StreamInterrupted`` in the access log, never as a 500."""
     import http.client
 
     cut_answer = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 1000
     with proxy_to_scripted_backend(tmp_path, seaweed, cut_answer) as (server, _):
         url = f"{server.endpoint}/media/cut.bin"
         host, proxy_port = server.endpoint.rsplit("/", 1)[1].split(":")
+        total = "nebula_s3proxy_requests_total"
+        before = {
+            status: metric_sample(server.endpoint, total, method="GET", status=status)
+            for status in ("200", "500")
+        }
         conn = http.client.HTTPConnection(host, int(proxy_port), timeout=30)
         conn.request("GET", "/media/cut.bin", headers=signed_headers("GET", url, server.admin))
         response = conn.getresponse()
         assert response.status == 200
         with pytest.raises(http.client.IncompleteRead):
             response.read()
+        entry = access_line(server, response.headers["x-amz-request-id"])
+        assert (entry["status"], entry["error"]) == (200, "StreamInterrupted")
+        after = {
+            status: metric_sample(server.endpoint, total, method="GET", status=status)
+            for status in ("200", "500")
+        }
+        # 200: the cut answer, and the two scrapes before this one (each is counted once
+        # it is answered, so not by itself).
+        assert {s: after[s] - before[s] for s in after} == {"200": 3, "500": 0}

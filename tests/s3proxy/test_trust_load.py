@@ -35,6 +35,7 @@ from catalog.assets import find_asset
 from catalog.keys import KeyPair
 from catalog.models import Job, JobKind
 from nebulacore.s3 import backend_client
+from tests.s3proxy.conftest import access_line
 from tests.s3proxy.signing import Answer, presign, send, signed_headers
 from tests.services import create_pg_database, drop_pg_database
 from tests.stacks import ProxyUnderTest, Seaweed, start_proxy
@@ -335,18 +336,6 @@ def counted(
     samples: dict[str, dict[tuple[tuple[str, str], ...], float]], name: str, **labels: str
 ) -> float:
     return samples.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
-
-
-def access_line(server: ProxyUnderTest, request_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 10
-    while True:
-        for line in server.log().splitlines():
-            if request_id in line and line.startswith("{"):
-                entry = json.loads(line)
-                if entry.get("request_id") == request_id and "status" in entry:
-                    return entry
-        assert time.monotonic() < deadline, f"no access line for {request_id}"
-        time.sleep(0.2)
 
 
 def test_metrics_and_access_log_carry_the_real_status_and_code(guarded: ProxyUnderTest) -> None:
