@@ -22,6 +22,12 @@ from origin.media import token_query
 from origin.state import ORIGIN, Origin
 
 TEMPLATES = Path(__file__).with_name("templates")
+# The pages' own files, named once at start: a request picks one of these by its name, and
+# a name that is not one is a 404 before any answer exists (aiohttp's static route made
+# it a 404 only while sending, after the request was counted as a 200).
+STATIC_FILES = {
+    path.name: path for path in Path(__file__).with_name("static").iterdir() if path.is_file()
+}
 # Pages poll the API for progress: an answer is only ever about now.
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -155,3 +161,10 @@ def _api(request: web.Request, asset: AssetView, playable: bool) -> dict[str, ob
         data["poster"] = hls_path(asset.id, hls.POSTER)
         data["original"] = f"/files/{asset.id}"
     return data
+
+
+async def static_file(request: web.Request) -> web.FileResponse:
+    path = STATIC_FILES.get(request.match_info["name"])
+    if path is None:
+        raise web.HTTPNotFound()
+    return web.FileResponse(path)

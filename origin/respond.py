@@ -23,6 +23,7 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 from multidict import CIMultiDict
 
+from nebulacore.ops import STATUS_KEY
 from origin.backend import CHUNK, BackendDown, ObjectInfo, RangeRefused, Store, object_info
 
 ETAG_ANY = "*"
@@ -287,6 +288,8 @@ async def _headers_only(
     )
     response.content_length = stop - start
     await response.prepare(request)
+    # A body cut after this point is counted under the status the viewer was sent.
+    request[STATUS_KEY] = status
     return response
 
 

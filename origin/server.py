@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from functools import partial
-from pathlib import Path
 
 from aiohttp import web
 
@@ -21,8 +20,6 @@ from origin.cors import cors_headers, install_cors
 from origin.errors import measured_answers, measured_answers_middleware
 from origin.front import PREFIX, hls_front
 from origin.state import ORIGIN, Origin
-
-STATIC_DIR = Path(__file__).with_name("static")
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -68,7 +65,7 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/watch/{asset_id}", pages.watch)
     app.router.add_get("/api/assets", pages.api_assets)
     app.router.add_get("/api/assets/{asset_id}", pages.api_asset)
-    app.router.add_static("/static", STATIC_DIR)
+    app.router.add_get("/static/{name}", pages.static_file)
     app.router.add_get("/favicon.ico", _no_icon)
     app.cleanup_ctx.append(_lifetime)
     return app

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from origin.signing import PlaybackSigner
 from tests.origin.conftest import SIGNING_KEY, Published, add_transcoding_asset
 from tests.origin.http import request
+from tests.services import metric_sample
 from tests.stacks import OriginUnderTest
 
 TRAVERSALS = [
@@ -270,6 +271,9 @@ def test_catalog_down_still_streams_published_ladders(
     assert health.status == 503 and b"catalog" in health.body
 
 
+REQUESTS = "nebula_origin_requests_total"
+
+
 class _CutShortBackend(socketserver.ThreadingTCPServer):
     """A backend that promises a megabyte, sends a kilobyte and hangs up."""
 
@@ -302,9 +306,14 @@ def test_backend_failing_mid_body_is_never_cached_or_passed_off_as_whole(
         metrics = request(flaky.url, "/metrics").body.decode()
         assert "nebula_origin_cache_objects 0" in metrics
         assert not list((flaky.cache_dir / "objects").iterdir())
-        # A streamed original has sent its headers already: the viewer sees a cut body.
+        # A streamed original has sent its headers already: the viewer sees a cut body,
+        # counted under the 200 it was sent, never as a 500 it was not.
+        counted = metric_sample(flaky.url, REQUESTS, method="GET", status="200")
         with pytest.raises(http.client.IncompleteRead):
             request(flaky.url, f"/files/{published.asset_id}")
+        # + the /files answer and the /metrics read that gave ``counted``
+        assert metric_sample(flaky.url, REQUESTS, method="GET", status="200") == counted + 2
+        assert metric_sample(flaky.url, REQUESTS, method="GET", status="500") == 0
     finally:
         backend.shutdown()
         backend.server_close()

@@ -8,7 +8,7 @@ import sys
 import time
 from urllib.parse import parse_qs, urlsplit
 
-from origin.server import STATIC_DIR as STATIC
+from origin.pages import STATIC_FILES
 from tests.origin.conftest import SIGNING_KEY, Published, add_transcoding_asset
 from tests.origin.http import request
 from tests.services import environ_without, metric_sample
@@ -35,7 +35,20 @@ def test_watch_page_loads_vendored_hls_js_and_the_master(
     assert 'id="quality"' in page and f"/hls/{published.asset_id}/thumbnails.vtt" in page
     script = request(origin.url, "/static/hls.min.js")
     assert script.status == 200 and len(script.body) > 100_000
-    assert script.body == (STATIC / "hls.min.js").read_bytes()
+    assert script.body == STATIC_FILES["hls.min.js"].read_bytes()
+
+
+def test_static_names_outside_the_list_are_404_and_counted_so(origin: OriginUnderTest) -> None:
+    """Only the pages' own files by their names: anything else (missing, another folder,
+    escapes) is a 404, counted as one and never as the 200 it was not."""
+    before = _counts(origin, "GET", 404, "NotFound")
+    asked = ["/static/nope.js", "/static/..%2Fserver.py", "/static/%2e%2e/server.py"]
+    for path in asked:
+        reply = request(origin.url, path)
+        assert reply.status == 404, path
+        assert b"def create_app" not in reply.body
+    after = _counts(origin, "GET", 404, "NotFound")
+    assert (after[0] - before[0], after[1] - before[1]) == (len(asked), len(asked))
 
 
 def test_api_assets_is_the_list_as_json(origin: OriginUnderTest, published: Published) -> None:
