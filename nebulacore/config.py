@@ -111,8 +111,13 @@ class Settings(BaseModel):
     # An upload whose client sends no byte for this long is cut (idle time, not a total:
     # a slow phone that keeps sending is never cut).
     body_timeout_seconds: float = Field(60.0, gt=0)
+    # A streamed answer whose client reads none of it for this long is cut (idle time, not
+    # a total: a slow reader that keeps reading is never cut).
+    answer_timeout_seconds: float = Field(60.0, gt=0)
     # Concurrent uploads (requests with a body) one access key may have; more get SlowDown.
     uploads_per_key: int = Field(32, ge=1)
+    # Concurrent other requests (downloads, listings, HEADs) one access key may have.
+    downloads_per_key: int = Field(64, ge=1)
     # Processes serving the S3 port (SO_REUSEPORT); "auto": one per core, at most 4.
     s3proxy_workers: int = Field(default_factory=default_workers, ge=1, le=64)
     # Connections to the storage backend, and how long a request waits for a free one

@@ -12,6 +12,7 @@ from nebulacore.ops import STATUS_KEY
 from s3proxy.addressing import Target
 from s3proxy.auth import KnownKey
 from s3proxy.body import UploadBody
+from s3proxy.limits import READERS
 
 # Object sub-resources: a PUT or DELETE with one of these is not an upload or deletion.
 SUBRESOURCES = frozenset(
@@ -138,6 +139,8 @@ EXCHANGE = web.RequestKey("s3proxy.exchange", Exchange)
 def answer_started(request: web.Request, x: Exchange, response: web.StreamResponse) -> None:
     """Note that ``response``'s head is sent: an error can no longer become XML, and if
     the answer is cut, /metrics and the access log count it under the status sent
-    (:func:`nebulacore.ops.failed_status`)."""
+    (:func:`nebulacore.ops.failed_status`); from now on the answer is cut if its client
+    stops reading (:class:`s3proxy.limits.StalledReaders`)."""
     x.answer_started = response
     request[STATUS_KEY] = response.status
+    request.app[READERS].watch(request)

@@ -2,28 +2,36 @@
 
 * :class:`IdleBodyTimer`: an upload whose client stops sending is cut after an idle time
   (never a total: a slow phone that keeps sending is never cut).
-* :class:`UploadSlots`: one access key (or one presigned URL, which is the same key) may
-  have only so many uploads in flight; each holds a backend connection for as long as
-  its client takes to send.
+* :class:`StalledReaders`: a streamed answer whose client stops reading is cut after an
+  idle time (never a total either).
+* :class:`KeySlots`: one access key (or one presigned URL, which is the same key) may have
+  only so many uploads, and so many other requests (downloads), in flight; each holds a
+  backend connection for as long as its client takes to send or to read.
 
-The wait for a free backend connection lives in :class:`nebulacore.backend.Backend`
-(``BackendBusy``, answered 503 ``SlowDown`` by :func:`s3proxy.forward.open_upstream`); the
-header timeout is aiohttp's keep-alive timer (:func:`nebulacore.web.serve`).
+:class:`Limits` is how the front middleware and the handler apply them. The wait for a
+free backend connection lives in :class:`nebulacore.backend.Backend` (``BackendBusy``,
+answered 503 ``SlowDown`` by :func:`s3proxy.forward.open_upstream`); the header timeout is
+aiohttp's keep-alive timer (:func:`nebulacore.web.serve`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import socket
+import struct
+import sys
+import termios
 from collections import Counter
+from contextlib import suppress
 from types import TracebackType
 
 from aiohttp import StreamReader, web
 from aiohttp.helpers import BaseTimerContext
 
+from nebulacore.config import Settings
+from nebulacore.ops import ERROR_CODE_KEY
 from s3proxy.errors import S3Error
-
-# The access key whose upload slot this request holds.
-UPLOAD_SLOT = web.RequestKey("s3proxy.upload_slot", str)
 
 
 def request_timeout() -> S3Error:
@@ -90,25 +98,135 @@ class IdleBodyTimer(BaseTimerContext):
             self._handle = None
 
 
-class UploadSlots:
-    """At most ``per_key`` concurrent uploads for each access key; the next is refused
-    at once with 503 ``SlowDown`` (S3 clients back off and retry it)."""
+def kernel_queue(transport: asyncio.Transport) -> int:
+    """Bytes in the socket's kernel send queue (sent and not yet acknowledged, or not
+    yet sent); 0 where the system cannot tell (SIOCOUTQ is Linux's)."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return 0
+    try:
+        answer = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, bytes(4))
+    except OSError:
+        return 0
+    return int.from_bytes(answer, sys.byteorder, signed=True)
 
-    def __init__(self, per_key: int) -> None:
+
+def delivered(request: web.Request) -> int | None:
+    """How many bytes of the connection's answers its client has acknowledged (an offset
+    good for differences only), or None when nothing waits for the client to read it."""
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return None  # gone: the write in progress fails by itself
+    pending = transport.get_write_buffer_size() + kernel_queue(transport)
+    return request.writer.output_size - pending if pending else None
+
+
+def cut(request: web.Request) -> None:
+    """Close the client's connection with a reset: the kernel drops what it still holds
+    for the client, and the write in progress fails, which ends the answer and releases
+    its backend connection and slot."""
+    request[ERROR_CODE_KEY] = "RequestTimeout"  # what the access log and /metrics report
+    transport = request.transport
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with suppress(OSError):  # closed anyway, without the reset
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+class _Reader:
+    """One streamed answer being watched: what its client had acknowledged at the last
+    look, and since when that has not changed."""
+
+    __slots__ = ("delivered", "request", "since")
+
+    def __init__(self, request: web.Request, now: float) -> None:
+        self.request = request
+        self.delivered = delivered(request)
+        self.since = now
+
+
+WATCHED = web.RequestKey("s3proxy.watched", _Reader)
+
+
+class StalledReaders:
+    """Cuts a streamed answer whose client stopped reading it for ``seconds``.
+
+    A client that reads nothing fills its socket's buffers, then the transport's, and
+    aiohttp's ``write`` then waits (in ``drain``) for as long as the client pleases, holding
+    a backend connection and a download slot. What the client reads shows as what its TCP
+    acknowledges: the bytes written less those still in the transport's buffer and in the
+    kernel's send queue. So a slow reader shows progress as it reads, not only when the
+    kernel has room for another write (a third of a send buffer of up to 4 MiB, which a
+    reader of a few KiB/s would take minutes to free). An answer with nothing pending waits
+    for the backend, not for its client, and is never cut.
+
+    One timer per worker looks at every streamed answer each quarter of ``seconds`` (a cut
+    comes between 1 and 1.25 times ``seconds`` after the last progress seen); the writes
+    themselves pay nothing (a timer per wait cost uploads 9 % of the CPU, see
+    :class:`IdleBodyTimer`).
+    """
+
+    LOOKS_PER_TIMEOUT = 4
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._readers: set[_Reader] = set()
+        self._handle: asyncio.TimerHandle | None = None
+
+    def watch(self, request: web.Request) -> None:
+        """From now (the answer's head is sent) until :meth:`forget`."""
+        loop = asyncio.get_running_loop()
+        reader = request[WATCHED] = _Reader(request, loop.time())
+        self._readers.add(reader)
+        if self._handle is None:
+            self._handle = loop.call_later(self._seconds / self.LOOKS_PER_TIMEOUT, self._look)
+
+    def forget(self, request: web.Request) -> None:
+        reader = request.get(WATCHED)
+        if reader is not None:
+            self._readers.discard(reader)
+
+    def _look(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for reader in list(self._readers):
+            acknowledged = delivered(reader.request)
+            if acknowledged is None or acknowledged != reader.delivered:
+                reader.delivered, reader.since = acknowledged, now
+            elif now - reader.since >= self._seconds:
+                self._readers.discard(reader)
+                cut(reader.request)
+        self._handle = None
+        if self._readers:  # else the next watch arms it again
+            self._handle = loop.call_later(self._seconds / self.LOOKS_PER_TIMEOUT, self._look)
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+
+class KeySlots:
+    """At most ``per_key`` requests of one kind in flight for each access key; the next
+    is refused at once with 503 ``SlowDown`` (S3 clients back off and retry it)."""
+
+    def __init__(self, per_key: int, kind: str) -> None:
         self._per_key = per_key
+        self._kind = kind
         self._busy: Counter[str] = Counter()
 
     def take(self, request: web.Request, access_key_id: str) -> None:
-        """Claim a slot for this request's upload; :func:`release_limits` releases it."""
-        if not request.body_exists:
-            return
+        """Claim a slot for this request; :meth:`Limits.release` releases it."""
         if self._busy[access_key_id] >= self._per_key:
             raise S3Error(
                 "SlowDown",
-                f"This key already has {self._per_key} uploads in progress; retry later.",
+                f"This key already has {self._per_key} {self._kind} in progress; retry later.",
             )
         self._busy[access_key_id] += 1
-        request[UPLOAD_SLOT] = access_key_id
+        request[SLOT] = (self, access_key_id)
 
     def release(self, access_key_id: str) -> None:
         self._busy[access_key_id] -= 1
@@ -116,19 +234,45 @@ class UploadSlots:
             del self._busy[access_key_id]
 
 
-def arm_body_timer(request: web.Request, body_seconds: float) -> None:
-    """Give the request's body an :class:`IdleBodyTimer` (the front middleware calls it
-    before the handler, and :func:`release_limits` after)."""
-    if request.body_exists and isinstance(request.content, StreamReader):
-        request.content._timer = IdleBodyTimer(request.content, body_seconds)
+# The slot this request holds: its kind's slots and the access key.
+SLOT: web.RequestKey[tuple[KeySlots, str]] = web.RequestKey("s3proxy.slot")
 
 
-def release_limits(request: web.Request, slots: UploadSlots) -> None:
-    """Once the request's answer is done, however it ended: stop its body timer and
-    release its upload slot (:meth:`UploadSlots.take`)."""
-    timer = getattr(request.content, "_timer", None)
-    if isinstance(timer, IdleBodyTimer):
-        timer.disarm()
-    holder = request.get(UPLOAD_SLOT)
-    if holder is not None:
-        slots.release(holder)
+class Limits:
+    """The bounds of one worker: a request with a body holds an upload slot, any other
+    (GETs, listings, HEADs, DELETEs) a download slot, from before it takes a backend
+    connection until its answer is done; a body has its idle timer, a streamed answer
+    its stalled-reader watch."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.uploads = KeySlots(settings.uploads_per_key, "uploads")
+        self.downloads = KeySlots(settings.downloads_per_key, "downloads")
+        self.readers = StalledReaders(settings.answer_timeout_seconds)
+        self._body_seconds = settings.body_timeout_seconds
+
+    def arm(self, request: web.Request) -> None:
+        """Give the request's body an :class:`IdleBodyTimer` (the front middleware calls it
+        before the handler, and :meth:`release` after)."""
+        if request.body_exists and isinstance(request.content, StreamReader):
+            request.content._timer = IdleBodyTimer(request.content, self._body_seconds)
+
+    def take(self, request: web.Request, access_key_id: str) -> None:
+        """Claim the request's slot (an upload's or a download's); raises SlowDown."""
+        slots = self.uploads if request.body_exists else self.downloads
+        slots.take(request, access_key_id)
+
+    def release(self, request: web.Request) -> None:
+        """Once the request's answer is done, however it ended: stop its body timer and
+        its reader's watch, and release its slot."""
+        timer = getattr(request.content, "_timer", None)
+        if isinstance(timer, IdleBodyTimer):
+            timer.disarm()
+        self.readers.forget(request)
+        held = request.get(SLOT)
+        if held is not None:
+            slots, access_key_id = held
+            slots.release(access_key_id)
+
+
+# The worker's stalled-reader watch, for :func:`s3proxy.exchange.answer_started`.
+READERS = web.AppKey("s3proxy.readers", StalledReaders)

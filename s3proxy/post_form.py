@@ -31,7 +31,7 @@ from s3proxy.errors import S3Error
 from s3proxy.events import UploadEvents
 from s3proxy.exchange import Exchange, Operation
 from s3proxy.forward import close_if_body_unread, open_upstream, relay_buffered, send_continue
-from s3proxy.limits import UploadSlots
+from s3proxy.limits import Limits
 from s3proxy.owners import BucketOwners, names_acl
 from s3proxy.post_policy import (
     Policy,
@@ -205,7 +205,7 @@ class BrowserUploads:
         keys: KeyStore,
         backend: Backend,
         events: UploadEvents,
-        uploads: UploadSlots,
+        limits: Limits,
         regions: Sequence[str],
         owners: BucketOwners,
         allow_sigv2: bool = True,
@@ -215,7 +215,7 @@ class BrowserUploads:
         self.keys = keys
         self.backend = backend
         self.events = events
-        self.uploads = uploads
+        self.limits = limits
         self.regions = regions
 
     async def handle(self, request: web.Request, x: Exchange) -> web.StreamResponse:
@@ -230,7 +230,7 @@ class BrowserUploads:
             bucket, fields["key"], (), quote(f"/{bucket}/{fields['key']}", safe="/~")
         )
         authorize(x.key, "PUT", target, None)  # a POST writes an object like a PUT
-        self.uploads.take(request, x.key.record.access_key_id)
+        self.limits.take(request, x.key.record.access_key_id)
         x.headers = headers = object_headers(fields, form.content_type)
         if names_acl(headers):  # the form's ``acl`` and grants: owner-only, as a PUT's
             await self.owners.refuse_foreign_acl(x)

@@ -3,8 +3,8 @@
 Two middlewares: the network allow-list (refusing with S3 XML), then the proxy's front
 (:func:`front_middleware`): the request id and the access log (one structured line per
 request, S3 errors rendered as XML), the request metrics of :mod:`nebulacore.ops`, CORS
-(preflights answered, :mod:`s3proxy.cors`), the idle timer on request bodies and the
-per-key upload slots (:mod:`s3proxy.limits`).
+(preflights answered, :mod:`s3proxy.cors`), the idle timer on request bodies, the watch
+on streamed answers' readers and the per-key slots (:mod:`s3proxy.limits`).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ from s3proxy.forward import (
     relay_streaming,
     send_continue,
 )
-from s3proxy.limits import UploadSlots, arm_body_timer, release_limits
+from s3proxy.limits import READERS, Limits
 from s3proxy.owners import ACL_WRITES, LISTINGS, OWNED, BucketOwners, names_acl
 from s3proxy.post_form import BrowserUploads, is_browser_post
 from s3proxy.sigv4 import STREAMING_MODES
@@ -152,8 +152,8 @@ def front_middleware(proxy: S3Proxy, metrics: Metrics) -> Middleware:
     coroutine and its frames), in this order: the request id and the access log, with
     S3 errors rendered as XML; the request metrics (:mod:`nebulacore.ops`, as its own
     middleware would count them); CORS (:mod:`s3proxy.cors`: preflights answered, other
-    requests marked); the idle timer on the request body and the release of its upload
-    slot (:mod:`s3proxy.limits`)."""
+    requests marked); the idle timer on the request body, and the release of the request's
+    slot and watch (:mod:`s3proxy.limits`)."""
 
     async def within(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.method == "OPTIONS":
@@ -167,11 +167,11 @@ def front_middleware(proxy: S3Proxy, metrics: Metrics) -> Middleware:
             target = None  # the handler refuses it the same way; the limits still apply
         else:
             ask_for_cors(request, target)
-        arm_body_timer(request, proxy.settings.body_timeout_seconds)
+        proxy.limits.arm(request)
         try:
             return await handler(request)
         finally:
-            release_limits(request, proxy.uploads)
+            proxy.limits.release(request)
             if target is not None:
                 after_answer(proxy.cors, request.method, target)
 
@@ -205,7 +205,8 @@ def front_middleware(proxy: S3Proxy, metrics: Metrics) -> Middleware:
                 # (and recorded: answer_started); aiohttp closes the connection, so the
                 # client sees a cut answer.
                 status = failed_status(request, exc)
-                request[ERROR_CODE] = "StreamInterrupted"
+                # RequestTimeout if its client stopped reading (s3proxy.limits.cut).
+                request.setdefault(ERROR_CODE, "StreamInterrupted")
                 log.warning("answer cut: %r", exc, extra={"request_id": request_id})
                 raise
             log.exception("request failed", extra={"request_id": request_id})
@@ -233,7 +234,7 @@ class S3Proxy:
         self.keys = KeyStore(self.catalog, SecretBox.from_settings(settings))
         self.backend = Backend(settings, BackendPolicy.proxy(settings))
         self.events = UploadEvents(settings, self.catalog, enqueue)
-        self.uploads = UploadSlots(settings.uploads_per_key)
+        self.limits = Limits(settings)
         self.cors = BucketCors(self.backend)
         self.owners = BucketOwners(self.catalog, self.backend)
         self.regions = list(dict.fromkeys([settings.region, "us-east-1"]))
@@ -241,7 +242,7 @@ class S3Proxy:
             self.keys,
             self.backend,
             self.events,
-            self.uploads,
+            self.limits,
             self.regions,
             self.owners,
             settings.allow_sigv2,
@@ -271,9 +272,10 @@ class S3Proxy:
         verified = claim.verified_headers(headers)
         x.operation = operation(request.method, target, verified)
         authorize(key, request.method, target, verified.get("x-amz-copy-source"))
+        # Before anything that may take a backend connection.
+        self.limits.take(request, key.record.access_key_id)
         if self.owners.expects_owner(verified, target.query):  # S3's bucket owner condition
             target = await self.owners.check_expected(x, request.method, verified)
-        self.uploads.take(request, key.record.access_key_id)
         if x.operation is Operation.CREATE_BUCKET:
             await self.owners.before_create(x)
         if names_acl(verified):  # owner-only ACLs alone (s3proxy.owners)
@@ -374,6 +376,7 @@ class S3Proxy:
         await self.backend.start()
 
     async def close(self, _app: web.Application) -> None:
+        self.limits.readers.close()
         await self.events.drain()
         await self.backend.close()
         self.keys.close()
@@ -399,6 +402,7 @@ def create_app(settings: Settings, enqueue: Enqueue | None = None) -> web.Applic
     metrics = install_ops(app, "s3proxy", checks, gauges=gauges, middleware=False)
     app.middlewares.append(front_middleware(proxy, metrics))
     app.router.add_route("*", "/{path:.*}", proxy.handle, expect_handler=no_early_continue)
+    app[READERS] = proxy.limits.readers
     app.on_response_prepare.append(add_cors_headers(proxy.cors))
     app.on_startup.append(proxy.start)
     app.on_cleanup.append(proxy.close)
@@ -409,9 +413,9 @@ def run(settings: Settings, enqueue: Enqueue | None = None) -> None:
     """Serve in ``s3proxy_workers`` processes (:func:`nebulacore.web.serve_service`).
 
     What each worker holds alone: its key cache (a revoked key stops within
-    :data:`s3proxy.auth.CACHE_SECONDS` in each), its upload slots (``uploads_per_key`` is
-    per worker) and its outbox relays (concurrent relays are harmless: see
-    :mod:`nebulaqueue.relay`). Request metrics are summed over the workers."""
+    :data:`s3proxy.auth.CACHE_SECONDS` in each), its slots (``uploads_per_key`` and
+    ``downloads_per_key`` are per worker) and its outbox relays (concurrent relays are
+    harmless: see :mod:`nebulaqueue.relay`). Request metrics are summed over the workers."""
     serve_service(
         "s3proxy",
         settings,

@@ -56,13 +56,12 @@ def scripted_backend(answer: bytes) -> Iterator[tuple[int, list[bytes]]]:
 
 @contextmanager
 def proxy_to_scripted_backend(
-    root: Path, seaweed: Seaweed, answer: bytes
+    root: Path, seaweed: Seaweed, answer: bytes, extra_env: dict[str, str] | None = None
 ) -> Iterator[tuple[ProxyUnderTest, list[bytes]]]:
     """A proxy whose backend is a :func:`scripted_backend`; yields it and the heads."""
     with scripted_backend(answer) as (port, heads):
-        server = start_proxy(
-            root, seaweed, {"NEBULA_BACKEND_URL": f"http://127.0.0.1:{port}"}, create_buckets=False
-        )
+        env = {"NEBULA_BACKEND_URL": f"http://127.0.0.1:{port}", **(extra_env or {})}
+        server = start_proxy(root, seaweed, env, create_buckets=False)
         try:
             yield server, heads
         finally:

@@ -294,11 +294,13 @@ def test_healthz_and_metrics(proxy: ProxyUnderTest) -> None:
 def test_backend_cut_mid_answer_cuts_the_client(tmp_path: Path, seaweed: Seaweed) -> None:
     """A backend that dies mid-body must not look like a complete (shorter) object. The
     answer is counted and logged under the status its head carried (the client saw a 200,
-    cut), with ``StreamInterrupted`` in the access log, never as a 500."""
+    cut), with ``StreamInterrupted`` in the access log, never as a 500; its download slot
+    (one per key here) comes back."""
     import http.client
 
     cut_answer = b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + b"x" * 1000
-    with proxy_to_scripted_backend(tmp_path, seaweed, cut_answer) as (server, _):
+    one = {"NEBULA_DOWNLOADS_PER_KEY": "1"}
+    with proxy_to_scripted_backend(tmp_path, seaweed, cut_answer, one) as (server, _):
         url = f"{server.endpoint}/media/cut.bin"
         host, proxy_port = server.endpoint.rsplit("/", 1)[1].split(":")
         total = "nebula_s3proxy_requests_total"
@@ -321,3 +323,7 @@ def test_backend_cut_mid_answer_cuts_the_client(tmp_path: Path, seaweed: Seaweed
         # 200: the cut answer, and the two scrapes before this one (each is counted once
         # it is answered, so not by itself).
         assert {s: after[s] - before[s] for s in after} == {"200": 3, "500": 0}
+        # The slot is free again: a leaked one would make this 503 SlowDown.
+        conn = http.client.HTTPConnection(host, int(proxy_port), timeout=30)
+        conn.request("GET", "/media/cut.bin", headers=signed_headers("GET", url, server.admin))
+        assert conn.getresponse().status == 200

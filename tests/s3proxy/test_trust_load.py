@@ -1,5 +1,6 @@
-"""One client cannot take the door down: slow uploads, slow request heads, a full backend
-pool, a locked catalog, and the error accounting under that load (issue 9).
+"""One client cannot take the door down: slow uploads, slow readers of answers, slow request
+heads, a full backend pool, a locked catalog, and the error accounting under that load
+(issue 9).
 
 Each test performs the attack against a real proxy in front of the session's SeaweedFS,
 with small limits from ``NEBULA_*`` settings so a few sockets stand for hundreds. No test
@@ -10,8 +11,10 @@ ends a wait that would otherwise never end.
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
+import os
 import select
 import socket
 import sqlite3
@@ -46,6 +49,8 @@ UNSIGNED = "UNSIGNED-PAYLOAD"
 LIMITS = {
     "NEBULA_UPLOADS_PER_KEY": "4",
     "NEBULA_BODY_TIMEOUT_SECONDS": "2",
+    "NEBULA_DOWNLOADS_PER_KEY": "2",
+    "NEBULA_ANSWER_TIMEOUT_SECONDS": "2",
     "NEBULA_HEADER_TIMEOUT_SECONDS": "2",
     "NEBULA_BACKEND_CONNECTIONS": "8",
     "NEBULA_BACKEND_WAIT_SECONDS": "1",
@@ -55,6 +60,12 @@ LIMITS = {
 HANG = 20.0
 # The gap between the bytes of a slow but steady upload: under the 2 s body timeout.
 DRIP_GAP = 0.4
+# A slow reader's receive buffer: this small, the proxy's writes wait for the client after
+# a few MiB at most (its send buffer grows to 4 MiB), well before the end of BIG.
+RCVBUF = 16 << 10
+BIG = 8 << 20
+# The gap between a steady slow reader's reads: under the 2 s answer timeout.
+READ_GAP = 0.25
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +139,54 @@ class Dripper:
     def __exit__(self, *_exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+class SlowDownload:
+    """A GET whose client reads the answer's head at once, then only what it is told to."""
+
+    def __init__(self, url: str, headers: dict[str, str] | None = None) -> None:
+        parts = urlsplit(url)
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+        self.sock.settimeout(HANG)
+        self.sock.connect((parts.hostname, parts.port))
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        lines = [f"GET {path} HTTP/1.1", f"Host: {parts.netloc}"]
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.response = http.client.HTTPResponse(self.sock)
+        self.response.begin()
+        self.status = self.response.status
+        self.request_id = self.response.getheader("x-amz-request-id", "")
+
+    def read(self, size: int) -> bytes:
+        return self.response.read(size)
+
+    def rest(self) -> bytes:
+        """What the client still receives, until the answer ends or the proxy cuts it."""
+        data = bytearray()
+        try:
+            while piece := self.response.read1(1 << 20):
+                data += piece
+        except ConnectionResetError:
+            pass
+        return bytes(data)
+
+    def answer(self) -> Answer:
+        headers = {k.lower(): v for k, v in self.response.getheaders()}
+        answer = Answer(self.status, headers, self.rest())
+        self.close()
+        return answer
+
+    def cut(self, wait: float = HANG) -> bool:
+        """Whether the proxy closes the connection within ``wait``, reading nothing."""
+        poll = select.poll()
+        poll.register(self.sock, select.POLLRDHUP)
+        return bool(poll.poll(wait * 1000))
+
+    def close(self) -> None:
+        self.response.close()
+        self.sock.close()
 
 
 def open_slow_uploads(urls_and_headers: list[tuple[str, dict[str, str]]]) -> list[SlowUpload]:
@@ -315,6 +374,110 @@ def test_a_slow_request_head_is_cut(guarded: ProxyUnderTest) -> None:
         sock.close()
     assert len(closed) == len(socks), "slow request heads were kept open"
     assert get_object(f"{guarded.endpoint}/media/load/served.txt", guarded.admin).body == b"served"
+
+
+# ----- slow readers of answers -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def big(guarded: ProxyUnderTest) -> tuple[str, str]:
+    """An object large enough to be streamed, and to outlast every buffer on the way to a
+    client that does not read: its key and SHA-256."""
+    data = os.urandom(BIG)
+    put_plain(guarded, "load/big.bin", data)
+    return "load/big.bin", hashlib.sha256(data).hexdigest()
+
+
+def test_one_key_cannot_hold_the_backend_with_slow_downloads(
+    tmp_path: Path, seaweed: Seaweed, big: tuple[str, str]
+) -> None:
+    """Ten GETs of a large object through one presigned URL of a read-only key, whose
+    client reads nothing past the head: four are streamed (the per-key bound), the other
+    six refused at once with 503 SlowDown, and another key reads the whole object while
+    the four are held. Without the bound the ten would fill the eight-connection pool.
+    Once the four clients hang up, their slots are free again."""
+    server = start_proxy(
+        tmp_path,
+        seaweed,
+        {
+            "NEBULA_DOWNLOADS_PER_KEY": "4",
+            "NEBULA_BACKEND_CONNECTIONS": "8",
+            "NEBULA_BACKEND_WAIT_SECONDS": "1",
+        },
+    )
+    try:
+        key, digest = big
+        attacker = server.make_key({"media": "r"}, "slow-reader")
+        reader = server.make_key({"media": "r"}, "reader")
+        url = presign("GET", f"{server.endpoint}/media/{key}", attacker)
+        downloads = [SlowDownload(url) for _ in range(10)]
+        held, refused = downloads[:4], downloads[4:]
+        assert [d.status for d in held] == [200] * 4
+        answers = [d.answer() for d in refused]
+        assert [(a.status, a.code) for a in answers] == [(503, "SlowDown")] * 6
+
+        whole = get_object(f"{server.endpoint}/media/{key}", reader)
+        assert whole.status == 200 and hashlib.sha256(whole.body).hexdigest() == digest
+        # Served while the four still hold their connections.
+        assert not any(d.cut(wait=0) for d in held)
+        for download in held:
+            download.close()
+            assert access_line(server, download.request_id)["status"] == 200
+        # Released: four more are streamed to the same URL.
+        again = [SlowDownload(url) for _ in range(4)]
+        assert [d.status for d in again] == [200] * 4
+        for download in again:
+            download.close()
+    finally:
+        server.stop()
+
+
+def test_a_stalled_reader_is_cut_and_its_slot_comes_back(
+    guarded: ProxyUnderTest, big: tuple[str, str]
+) -> None:
+    """Two GETs whose clients read the head and then nothing hold the key's two download
+    slots (a third GET is refused); after the 2 s answer timeout both are cut, logged as
+    RequestTimeout, and the key streams two answers again."""
+    key, digest = big
+    slow = guarded.make_key({"media": "r"}, "stalled")
+    url = f"{guarded.endpoint}/media/{key}"
+    stalled = [SlowDownload(url, signed_headers("GET", url, slow)) for _ in range(2)]
+    assert [d.status for d in stalled] == [200, 200]
+    third = get_object(url, slow)
+    assert (third.status, third.code) == (503, "SlowDown")
+
+    for download in stalled:
+        assert download.cut(), "a client that reads nothing was never cut"
+        assert len(download.rest()) < BIG
+        download.close()
+        entry = access_line(guarded, download.request_id)
+        assert (entry["status"], entry["error"]) == (200, "RequestTimeout")
+    again = [SlowDownload(url, signed_headers("GET", url, slow)) for _ in range(2)]
+    assert [d.status for d in again] == [200, 200]
+    body = again[0].rest()
+    assert hashlib.sha256(body).hexdigest() == digest
+    for download in again:
+        download.close()
+
+
+def test_a_slow_but_steady_reader_is_not_cut(guarded: ProxyUnderTest, big: tuple[str, str]) -> None:
+    """A client reading 16 KiB every quarter second, for three times the answer timeout,
+    while the proxy's writes wait for it, then the rest at once: it gets the whole object,
+    and the answer is logged without an error."""
+    key, digest = big
+    url = f"{guarded.endpoint}/media/{key}"
+    download = SlowDownload(url, signed_headers("GET", url, guarded.admin))
+    assert download.status == 200
+    hasher = hashlib.sha256()
+    steps = int(3 * float(LIMITS["NEBULA_ANSWER_TIMEOUT_SECONDS"]) / READ_GAP)
+    for _ in range(steps):
+        hasher.update(download.read(RCVBUF))
+        time.sleep(READ_GAP)
+    hasher.update(download.rest())
+    download.close()
+    assert hasher.hexdigest() == digest
+    entry = access_line(guarded, download.request_id)
+    assert (entry["status"], entry["error"]) == (200, None)
 
 
 # ----- what /metrics and the access log say about errors ------------------------------
