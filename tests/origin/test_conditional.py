@@ -266,8 +266,8 @@ def test_original_file_answers_the_same_edges(
 def test_a_large_hot_segment_is_whole_and_exact_from_memory(
     tiers: dict[str, OriginUnderTest], published: Published
 ) -> None:
-    """From 256 KiB on a body in memory leaves after its head (respond._HeadFirst): the
-    same bytes and headers as the streamed tier, whole, in ranges, and for HEAD."""
+    """From 256 KiB on a body in memory leaves after its head, corked (respond._HeadFirst):
+    the same bytes and headers as the streamed tier, whole, in ranges, and for HEAD."""
     import os
 
     from nebulacore.config import load_settings
