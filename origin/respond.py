@@ -207,7 +207,9 @@ def _set_cork(sock: socket.socket, value: int) -> bool:
     assert TCP_CORK is not None
     try:
         sock.setsockopt(socket.IPPROTO_TCP, TCP_CORK, value)
-    except OSError:  # the viewer hung up: aiohttp finds the connection closed
+    # The viewer hung up: aiohttp finds the connection closed. Once it is, uvloop's
+    # stand-in socket has no descriptor left and raises ValueError, not OSError.
+    except (OSError, ValueError):
         return False
     return True
 

@@ -106,7 +106,7 @@ def kernel_queue(transport: asyncio.Transport) -> int:
         return 0
     try:
         answer = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, bytes(4))
-    except OSError:
+    except (OSError, ValueError):  # ValueError: closed meanwhile, its descriptor is -1
         return 0
     return int.from_bytes(answer, sys.byteorder, signed=True)
 

@@ -9,11 +9,14 @@ the next request (a cork left on would hold the next small answer in the kernel)
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
+import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
 import uvloop
 from aiohttp import web
 
@@ -109,3 +112,55 @@ def test_large_answers_arrive_whole_and_leave_the_connection_uncorked() -> None:
     # Every request came in on the one connection, uncorked (the previous answer's cork
     # was lifted when it ended).
     assert len(seen) == len(expected) and all(corked == 0 for _, corked in seen), seen
+
+
+HUGE = bytes(64 << 20)  # more than the socket buffers of both ends hold
+
+
+async def hang_up_after_the_head() -> Seen:
+    """A viewer that asks for a huge answer, reads its head and resets the connection
+    while the server is still writing the body (corked)."""
+    seen: Seen = []
+
+    async def answer(request: web.Request) -> web.StreamResponse:
+        seen.append((request.path, cork_of(request)))
+        return body_response(request, HUGE, ObjectInfo(len(HUGE), 1_700_000_000), HEADERS)
+
+    app = web.Application()
+    app.router.add_get("/huge", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        viewer = socket.create_connection(("127.0.0.1", runner.addresses[0][1]))
+        viewer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        viewer.sendall(b"GET /huge HTTP/1.1\r\nHost: t\r\n\r\n")
+        viewer.setblocking(False)
+        head = b""
+        while b"\r\n\r\n" not in head:
+            await asyncio.sleep(0.01)
+            try:
+                head += viewer.recv(1024)
+            except BlockingIOError:
+                continue
+        # Reset, not a polite close: the server's next write fails at once.
+        viewer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        viewer.close()
+        await asyncio.sleep(0.5)  # the server's write finds the connection gone
+    finally:
+        await runner.cleanup()
+    return seen
+
+
+def test_a_viewer_resetting_mid_body_leaves_no_unhandled_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The cork is lifted from a socket that is already closed (uvloop's stand-in socket
+    then has no descriptor and raises ValueError, not OSError): a hang-up, never an
+    "Unhandled exception" in aiohttp's log."""
+    with caplog.at_level(logging.DEBUG, logger="aiohttp"):
+        seen = uvloop.run(hang_up_after_the_head())
+    assert seen == [("/huge", 0)]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, [r.getMessage() for r in errors]
