@@ -54,10 +54,15 @@ def hide_unreadable(root: ET.Element, key: AccessKey) -> None:
                 buckets.remove(bucket)
 
 
+def namespace_of(node: ET.Element) -> str:
+    """``node``'s namespace as ElementTree writes it in tags (``{uri}``, or empty)."""
+    return node.tag[: -len(local_name(node.tag))]
+
+
 def name_person(person: ET.Element, owner: str) -> None:
     """``person`` (an ``Owner``, ``Initiator`` or grantee) now names ``owner`` alone: its
     canonical id and its name as the display name, whatever the backend had put there."""
-    namespace = person.tag[: -len(local_name(person.tag))]
+    namespace = namespace_of(person)
     for node in [c for c in person if local_name(c.tag) in ("ID", "DisplayName")]:
         person.remove(node)
     ET.SubElement(person, namespace + "ID").text = owner_id(owner)
@@ -95,7 +100,7 @@ def owner_alone(body: bytes, owner: str) -> bytes:
     root = parse(body, "AccessControlPolicy")
     if root is None:
         return body
-    namespace = root.tag[: -len(local_name(root.tag))]
+    namespace = namespace_of(root)
     policy = ET.Element(root.tag)
     name_person(ET.SubElement(policy, namespace + "Owner"), owner)
     acl = ET.SubElement(policy, namespace + "AccessControlList")
@@ -219,7 +224,7 @@ class OwnerRewriter:
         if local_name(root.tag) != self._shape.root:
             return self._pass_through()
         self._root, self._held = root, []
-        self._namespace = root.tag[: -len(local_name(root.tag))]
+        self._namespace = namespace_of(root)
         # Only S3's namespace is written as the default one (registered above).
         self._strip = self._namespace == "{" + S3_NAMESPACE + "}"
         shell = ET.Element(root.tag, root.attrib)

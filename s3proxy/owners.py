@@ -290,8 +290,7 @@ class BucketOwners:
         if all(value.strip().lower() == actual for value in values):
             return
         check_bucket_name(bucket)  # a copy source's name was not checked yet
-        if not await self._exists(bucket):
-            raise no_such_bucket(bucket)
+        await self.refuse_if_missing(bucket)
         raise owner_mismatch()
 
     async def refuse_foreign_acl(self, x: Exchange) -> None:

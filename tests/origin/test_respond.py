@@ -25,6 +25,7 @@ from origin.respond import HEAD_FIRST_BYTES, TCP_CORK, body_response
 
 BIG = os.urandom(HEAD_FIRST_BYTES * 4 + 17)
 SMALL = b"#EXTM3U\n" * 40
+HUGE = bytes(16 << 20)  # more than the socket buffers of both ends hold
 HEADERS = {"Content-Type": "video/mp4", "Cache-Control": "public, max-age=31536000, immutable"}
 # Each request the handler saw: (path, whether its connection was corked when it came in).
 Seen = list[tuple[str, int]]
@@ -40,7 +41,7 @@ def cork_of(request: web.BaseRequest) -> int:
 async def serving(seen: Seen) -> AsyncIterator[int]:
     async def answer(request: web.Request) -> web.StreamResponse:
         seen.append((request.path, cork_of(request)))
-        body = BIG if request.path == "/big" else SMALL
+        body = {"/big": BIG, "/huge": HUGE}.get(request.path, SMALL)
         return body_response(request, body, ObjectInfo(len(body), 1_700_000_000), HEADERS)
 
     app = web.Application()
@@ -114,26 +115,12 @@ def test_large_answers_arrive_whole_and_leave_the_connection_uncorked() -> None:
     assert len(seen) == len(expected) and all(corked == 0 for _, corked in seen), seen
 
 
-HUGE = bytes(64 << 20)  # more than the socket buffers of both ends hold
-
-
 async def hang_up_after_the_head() -> Seen:
     """A viewer that asks for a huge answer, reads its head and resets the connection
     while the server is still writing the body (corked)."""
     seen: Seen = []
-
-    async def answer(request: web.Request) -> web.StreamResponse:
-        seen.append((request.path, cork_of(request)))
-        return body_response(request, HUGE, ObjectInfo(len(HUGE), 1_700_000_000), HEADERS)
-
-    app = web.Application()
-    app.router.add_get("/huge", answer)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        viewer = socket.create_connection(("127.0.0.1", runner.addresses[0][1]))
+    async with serving(seen) as port:
+        viewer = socket.create_connection(("127.0.0.1", port))
         viewer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         viewer.sendall(b"GET /huge HTTP/1.1\r\nHost: t\r\n\r\n")
         viewer.setblocking(False)
@@ -148,8 +135,6 @@ async def hang_up_after_the_head() -> Seen:
         viewer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         viewer.close()
         await asyncio.sleep(0.5)  # the server's write finds the connection gone
-    finally:
-        await runner.cleanup()
     return seen
 
 
