@@ -6,7 +6,9 @@ directory is 0600 and every directory 0700, so another local user reads nothing.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from pathlib import Path
 
 # Processes Nebula starts (and Nebula itself under ``nebula up``) create 0600/0700 files.
@@ -20,17 +22,25 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def write_private(path: Path, data: bytes | str) -> None:
-    """Atomically replace ``path`` with ``data``, 0600 from the first byte (no readable window)."""
+def write_private(path: Path, data: bytes | str, replace: bool = True) -> None:
+    """Atomically replace ``path`` with ``data``, 0600 from the first byte (no readable
+    window). ``replace=False``: create it only if it does not exist, the first writer
+    winning when several processes race (s3proxy workers starting on a new data dir)."""
     payload = data.encode() if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    # A stale .tmp left by a crash may have other bits: fix them before writing.
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "wb") as file:
-        file.write(payload)
-    tmp.replace(path)
+    # A name of this writer's own: racing writers never rename each other's file.
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as file:  # mkstemp made it 0600
+            file.write(payload)
+        if replace:
+            tmp.replace(path)
+        else:
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def ensure_private_file(path: Path) -> None:

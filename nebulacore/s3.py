@@ -61,7 +61,8 @@ def ensure_embedded_credentials(settings: Settings) -> BackendCredentials:
             "access_key": "nebula-" + secrets.token_hex(8),
             "secret_key": secrets.token_hex(24),
         }
-        write_private(path, json.dumps(creds))
+        # Workers may start together on a new data dir: one pair wins, all read it.
+        write_private(path, json.dumps(creds), replace=False)
     data = json.loads(path.read_text())
     return BackendCredentials(data["access_key"], data["secret_key"])
 

@@ -14,6 +14,7 @@ import socket
 import ssl
 import stat
 import subprocess
+import threading
 import time
 import tomllib
 import uuid
@@ -461,3 +462,23 @@ def test_storage_stays_under_its_memory_bound_through_1_gib_and_1000_objects(
         assert peak < STORAGE_RSS_BOUND_MB, f"weed peaked at {peak:.0f} MB"
     finally:
         server.stop()
+
+
+def test_workers_starting_together_on_a_new_data_dir_share_one_key_pair(tmp_path: Path) -> None:
+    """s3proxy workers start at once on a new data dir and each makes sure the embedded
+    key pair exists (CI saw one fail renaming a temporary file another had renamed): the
+    first writer wins, nobody fails, and every worker reads that one pair, 0600."""
+    settings = load_settings({}, data_dir=str(tmp_path / "data"))
+    together = threading.Barrier(16)
+
+    def new_worker(_: int) -> tuple[str, str]:
+        together.wait(timeout=30)
+        creds = storage.ensure_embedded_credentials(settings)
+        return creds.access_key, creds.secret_key
+
+    with ThreadPoolExecutor(16) as pool:
+        pairs = list(pool.map(new_worker, range(16)))
+    assert len(set(pairs)) == 1
+    path = tmp_path / "data" / "storage" / "credentials.json"
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["credentials.json"]
