@@ -64,8 +64,8 @@ def fresh_redis_url() -> str:
     """A Redis DB number no other key lives in (emptied first: it belongs to this run)."""
     for db in range(15, 0, -1):
         client = redis.Redis(host=REDIS_HOST, db=db)
-        if client.dbsize() == 0:
-            client.set("nebula-test-claim", "1")
+        # SET NX makes the claim atomic: two test runs started together never share a DB.
+        if client.dbsize() == 0 and client.set("nebula-test-claim", "1", nx=True):
             return f"redis://{REDIS_HOST}:6379/{db}"
     client = redis.Redis(host=REDIS_HOST, db=15)
     client.flushdb()
