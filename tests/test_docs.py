@@ -107,8 +107,10 @@ LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 def anchors(path: Path) -> set[str]:
     """GitHub's anchors for the headings of a Markdown file."""
     found = set()
+    in_code = False
     for line in path.read_text().splitlines():
-        if line.startswith("#"):
+        in_code ^= line.startswith("```")
+        if line.startswith("#") and not in_code:
             title = line.lstrip("#").strip().lower().replace("`", "")
             found.add(re.sub(r"[^\w\- ]", "", title).replace(" ", "-"))
     return found
@@ -129,3 +131,22 @@ def test_links_between_the_docs_lead_somewhere(page: Path) -> None:
         ):
             broken.append(target)
     assert not broken, f"{page.name} links to nothing: {broken}"
+
+
+POINTER = re.compile(r"docs/([\w-]+\.md)(?:#([\w-]+))?")
+CODE_FOLDERS = (
+    *("nebulacore", "catalog", "nebulaqueue", "s3proxy", "transcoder", "origin", "nebula"),
+    *("bench", "tests"),
+)
+
+
+def test_pointers_from_the_code_to_the_docs_lead_somewhere() -> None:
+    """Comments such as "(docs/benchmarks.md#origin)" name a page and heading that exist."""
+    sources = [p for f in CODE_FOLDERS for p in (ROOT / f).rglob("*.py")]
+    broken = []
+    for source in sources:
+        for page, anchor in POINTER.findall(source.read_text()):
+            target = DOCS / page
+            if not target.exists() or (anchor and anchor not in anchors(target)):
+                broken.append(f"{source.relative_to(ROOT)}: docs/{page}#{anchor}")
+    assert not broken, f"pointers to no page or heading: {broken}"
