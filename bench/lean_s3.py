@@ -1,7 +1,7 @@
 """A lean S3 load generator for small objects: aiohttp and a SigV4 signer built for speed.
 
-boto3 spends ~1.4 ms of CPU per request (~700 req/s at concurrency 32 on two cores), so a
-boto3-driven small-object bench measures boto3. This client signs each request by
+boto3 spends more CPU per request than the proxy under test (docs/benchmarks.md#clients),
+so a boto3-driven small-object bench measures boto3. This client signs each request by
 building the canonical request as one string, with the signing key derived once a day,
 and runs on one event loop in one thread whose own CPU time (``RUSAGE_THREAD``) is
 reported, so a reader sees whether the client was the bottleneck.

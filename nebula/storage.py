@@ -11,7 +11,7 @@ SeaweedFS's defaults that do not fit a private media cloud are turned off too:
 telemetry, and DeleteBucket removing a bucket that still has objects.
 
 Its memory is bounded (NEBULA_STORAGE_MEMORY_LIMIT_MB, see ``memory_args``): unbounded,
-one 1 GiB upload held about 1 GB of RSS and eight at once 2.5-2.9 GB.
+it grew with the bytes uploaded at once (docs/benchmarks.md#storage-memory).
 """
 
 from __future__ import annotations
@@ -176,7 +176,8 @@ _INTERNAL_PORTS = (
 # per request, copies each into a multipart body for the volume server, which reads it
 # once more as a needle; so the heap grows with the bytes in flight, and Go's default GC
 # (GOGC=100) lets it double again before collecting. The fixed part (filer leveldb
-# memtables, metadata log buffers, the in-memory needle index) is ~150 MB idle.
+# memtables, metadata log buffers, the in-memory needle index) is most of its idle RSS
+# (docs/benchmarks.md#storage-memory).
 
 # Upload bytes in flight per MiB of limit: each in-flight byte is held ~4 times, plus
 # the fixed part and GC headroom must fit; 768 MiB admits 64 MiB (four 16 MiB parts).

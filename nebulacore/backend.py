@@ -100,8 +100,8 @@ class PoolConnector(aiohttp.TCPConnector):
     """aiohttp's connector, noting when a request queues for a pooled connection.
 
     It is where aiohttp's own ``on_connection_queued_*`` trace signals fire; tracing
-    instead cost every request a ``Trace`` and a dozen signal sends (3-10 % of the
-    s3proxy's CPU per small request), for an answer needed only when a request fails."""
+    instead cost every request a ``Trace`` and a dozen signal sends, for an answer needed
+    only when a request fails (docs/benchmarks.md#s3proxy)."""
 
     async def _wait_for_available_connection(self, key: Any, traces: list[Any]) -> None:
         _QUEUED.set(True)

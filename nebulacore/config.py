@@ -104,7 +104,7 @@ class Settings(BaseModel):
         default_factory=lambda: _split_csv(VIDEO_EXTENSIONS)  # type: ignore[arg-type]
     )
     reconcile_seconds: int = Field(60, ge=5)
-    # One client cannot starve the others (see the README's Security section).
+    # One client cannot starve the others (docs/security.md).
     # A request's head must arrive within this long of the connection opening (or of the
     # previous answer on a kept-alive connection); idle connections close after it too.
     header_timeout_seconds: float = Field(60.0, gt=0)

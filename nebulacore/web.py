@@ -142,10 +142,10 @@ def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:
 
 
 def event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop: where it wins on small and large answers alike (README, bench
-    sections), the origin (about a fifth less CPU per small answer, segments unchanged)
-    and the bare aiohttp reference. Under the s3proxy it saved 5-10 % per small request
-    but doubled the CPU per GiB downloaded, so the s3proxy keeps asyncio's loop."""
+    """uvloop's loop: where it wins on small and large answers alike, the origin (less
+    CPU per small answer, segments unchanged) and the bare aiohttp reference. Under the
+    s3proxy it saved a little per small request but cost far more per GiB downloaded, so
+    the s3proxy keeps asyncio's loop (docs/benchmarks.md#s3proxy, #origin)."""
     return uvloop.new_event_loop()
 
 

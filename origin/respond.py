@@ -157,13 +157,11 @@ class _HeadFirst(web.Response):
     leaves at ``prepare``, so its body is written as it is; this asks for that.
 
     Sent on its own (aiohttp sets ``TCP_NODELAY``), the head left as a segment of a few
-    hundred bytes ahead of the body, and the client paid: under ``wrk -t2 -c64`` on
-    loopback a 1.5 MB answer took 39-44 TCP segments instead of 27-28, 3-5 zero-window
-    stalls instead of 0.3 and 10-13 window updates instead of 2-3, and each update's
-    ``read`` ran the server's pending transmission inside the client (``wrk`` spent
-    615-650 CPU-ms per 1,000 answers instead of 480; README, bench origin). Corked, the
-    head waits in the kernel and leaves with the body's first bytes in full segments, as
-    one joined write would send them, without the copy."""
+    hundred bytes ahead of the body, and the client paid: more TCP segments, zero-window
+    stalls and window updates, and each update's ``read`` ran the server's pending
+    transmission inside the client (docs/benchmarks.md#origin). Corked, the head waits in
+    the kernel and leaves with the body's first bytes in full segments, as one joined
+    write would send them, without the copy."""
 
     _send_headers_immediately = True
     _corked: socket.socket | None = None

@@ -106,5 +106,5 @@ def run(settings: Settings) -> None:
     count = settings.origin_workers
     per_worker = worker_settings if count > 1 else same_settings
     port = settings.origin_port
-    # uvloop: a fifth less CPU per small answer, the same per segment (README, bench).
+    # uvloop: less CPU per small answer, the same per segment (docs/benchmarks.md#origin).
     serve_service("origin", settings, port, count, create_app, per_worker, fast_loop=True)

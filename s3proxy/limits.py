@@ -53,8 +53,9 @@ class IdleBodyTimer(BaseTimerContext):
     backend (which stops the proxy reading) never counts against the client.
 
     One timer serves every wait: when it fires it looks at the wait in progress and
-    either expires it or sleeps until that wait's own deadline. A timer per wait cost
-    a large upload about 9 % of the proxy's CPU (a wait per 64 KiB the socket delivers).
+    either expires it or sleeps until that wait's own deadline. A timer per wait was a
+    measurable share of a large upload's CPU, as there is a wait per 64 KiB the socket
+    delivers (docs/benchmarks.md#s3proxy).
     :meth:`disarm` cancels it when the request is done.
     """
 
@@ -165,8 +166,7 @@ class StalledReaders:
 
     One timer per worker looks at every streamed answer each quarter of ``seconds`` (a cut
     comes between 1 and 1.25 times ``seconds`` after the last progress seen); the writes
-    themselves pay nothing (a timer per wait cost uploads 9 % of the CPU, see
-    :class:`IdleBodyTimer`).
+    themselves pay nothing (a timer per wait is what :class:`IdleBodyTimer` avoids).
     """
 
     LOOKS_PER_TIMEOUT = 4

@@ -429,10 +429,9 @@ def frozen_app(settings: Settings, enqueue: Enqueue | None = None) -> web.Applic
     """The app, with what is allocated by now left out of the cyclic collector's passes.
 
     What exists at this point (modules, botocore's tables, the app) lives as long as the
-    worker: full passes scanned all of it (~70 ms each, several a minute under
-    small-request load). A young generation of 10,000 instead of 700 stops in-flight
-    requests' objects being promoted and rescanned: the collector's share of the CPU fell
-    from ~7 % to ~0.2 % (README, bench section)."""
+    worker, yet every full pass scanned all of it, several times a minute under
+    small-request load. A young generation of 10,000 instead of 700 stops in-flight
+    requests' objects being promoted and rescanned (docs/benchmarks.md#s3proxy)."""
     app = create_app(settings, enqueue)
     gc.freeze()
     gc.set_threshold(10_000)

@@ -80,18 +80,6 @@ def test_cli_exits_non_zero_with_a_message_on_bad_config(tmp_path: Path) -> None
     assert "NEBULA_ORIGIN_PORT" in result.stderr
 
 
-def test_readme_documents_every_variable() -> None:
-    from nebulacore.config import Settings
-
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    missing = [
-        f"NEBULA_{n.upper()}"
-        for n in Settings.model_fields
-        if f"`NEBULA_{n.upper()}`" not in readme
-    ]
-    assert not missing, f"README configuration table lacks {missing}"
-
-
 def test_workers_default_to_one_per_core_up_to_four() -> None:
     from nebulacore.config import default_workers, usable_cores
 

@@ -380,7 +380,7 @@ def test_a_data_dir_too_deep_for_the_local_socket_is_refused_clearly(tmp_path: P
 # ----- memory (issue 14) -------------------------------------------------------------
 
 MIB = 1 << 20
-# What `nebula up` promises for the storage process (the README's "under 1 GB").
+# What `nebula up` promises for the storage process (docs/benchmarks.md#storage-memory).
 STORAGE_RSS_BOUND_MB = 1000
 
 

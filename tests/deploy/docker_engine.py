@@ -199,7 +199,7 @@ class Key:
 
 
 def create_key(stack: Stack, name: str) -> Key:
-    """``docker compose exec s3proxy nebula keys create``, as the README says."""
+    """``docker compose exec s3proxy nebula keys create``, as docs/deployment.md says."""
     out = stack.exec("s3proxy", "nebula", "keys", "create", "--name", name, "--admin")
     fields = dict(line.split(":", 1) for line in out.splitlines() if ":" in line)
     return Key(fields["access key"].strip(), fields["secret key"].strip())

@@ -64,7 +64,7 @@ def running(docker_engine: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         "ORIGIN_PORT": str(origin_port),
         "NEBULA_S3PROXY_PUBLIC_URL": f"http://127.0.0.1:{s3_port}",
         "NEBULA_ORIGIN_PUBLIC_URL": f"http://127.0.0.1:{origin_port}",
-        "DRI_DEVICE": "/dev/null",  # no GPU on the test machines (README, QuickSync)
+        "DRI_DEVICE": "/dev/null",  # no GPU on the test machines (docs/deployment.md#quicksync)
     }
     # cp .env.example .env, secrets filled in.
     (clone / ".env").write_text(filled_env((ROOT / ".env.example").read_text(), settings))
