@@ -102,7 +102,10 @@ def required_access(
 
 
 def authorize(key: KnownKey, method: str, target: Target, copy_source: str | None) -> None:
-    for bucket, need in required_access(method, target, copy_source):
-        if not allows(key.record, bucket, need):
+    for index, (bucket, need) in enumerate(required_access(method, target, copy_source)):
+        # A prefix scope may grant the target's own object (listed first), never the
+        # source of a copy, which would read outside the prefix.
+        object_key = target.key if index == 0 else ""
+        if not allows(key.record, bucket, need, object_key):
             where = f"bucket '{bucket}'" if bucket else "this service"
             raise S3Error("AccessDenied", f"Access Denied: this key lacks '{need}' on {where}.")

@@ -37,7 +37,9 @@ from catalog.keys import (
     create_key,
     ensure_admin_key,
     list_keys,
+    new_secret,
     parse_scopes,
+    prefix_scope,
     revoke_key,
 )
 from tests.services import create_pg_database, drop_pg_database
@@ -186,7 +188,33 @@ def test_admin_key_is_created_once(catalog: Catalog, tmp_path) -> None:
     assert allows(key2, "anything", "admin")
 
 
-@pytest.mark.parametrize("spec", ["media:write", ":rw", "media:x"])
+def test_new_secrets_never_start_with_a_dash() -> None:
+    """`aws configure set ... -Xyz` and `rclone config create ... -Xyz` read it as a flag."""
+    secrets = [new_secret() for _ in range(5000)]
+    assert all(len(s) == 40 and s.isascii() and s.isalnum() for s in secrets)
+    assert len(set(secrets)) == len(secrets)
+
+
+def test_prefix_scopes_reach_only_their_objects(catalog: Catalog, tmp_path: Path) -> None:
+    box = SecretBox.from_key_file(tmp_path / "secret.key")
+    scopes = parse_scopes(["media/forms/a1/:rw"])
+    assert scopes == {prefix_scope("media", "forms/a1/"): "rw"}
+    with catalog.session() as s:
+        pair = create_key(s, box, "form", scopes)
+        key = active_key(s, pair.access_key_id)
+        assert key is not None
+        assert allows(key, "media", "rw", "forms/a1/clip.mp4")
+        assert allows(key, "media", "r", "forms/a1/clip.mp4")
+        assert not allows(key, "media", "rw", "forms/a2/clip.mp4")
+        assert not allows(key, "media", "rw", "forms/a1")  # the prefix is not its object
+        assert not allows(key, "media", "r")  # listings, bucket configuration
+        assert not allows(key, "media2", "rw", "forms/a1/clip.mp4")
+        assert not allows(key, "hls", "rw", "forms/a1/clip.mp4")
+
+
+@pytest.mark.parametrize(
+    "spec", ["media:write", ":rw", "media:x", "media/:rw", "media/p/:admin", "*/p/:rw"]
+)
 def test_bad_scope_is_refused(spec: str) -> None:
     with pytest.raises(KeyError_):
         parse_scopes([spec])
@@ -232,7 +260,8 @@ def test_upgrade_from_0001_keeps_keys_and_gives_them_owners(
             )
     engine.dispose()
     upgrade(catalog_at_0001)
-    assert current_revision(catalog_at_0001) == "0004"
+    head = ScriptDirectory.from_config(alembic_config(catalog_at_0001)).get_current_head()
+    assert current_revision(catalog_at_0001) == head
     catalog = Catalog(catalog_at_0001)
     try:
         with catalog.session() as s:
