@@ -23,11 +23,13 @@ from catalog.assets import (
 from catalog.buckets import (
     ADMIN_OWNER,
     bucket_owner,
+    forget_bucket,
     forget_owner,
     owner_id,
     record_owner,
     recorded_owner,
 )
+from catalog.cors import cors_revision, cors_rules, delete_cors, put_cors
 from catalog.db import alembic_config, current_revision, make_engine, upgrade
 from catalog.keys import (
     KeyError_,
@@ -289,3 +291,25 @@ def test_bucket_owner_rows(catalog: Catalog) -> None:
         assert recorded_owner(s, "photos") is None
         assert bucket_owner(s, "photos") == ADMIN_OWNER
     assert owner_id("alice") != owner_id("bob") and len(owner_id("alice")) == 64
+
+
+def test_bucket_cors_rows(catalog: Catalog) -> None:
+    """Every write gives a new revision (a delete then the same put included), so a worker
+    comparing revisions never keeps stale rules; a deleted bucket loses its rules."""
+    rules = [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}]
+    with catalog.session() as s:
+        assert cors_revision(s, "photos") is None and cors_rules(s, "photos") is None
+        first = put_cors(s, "photos", rules)
+    with catalog.session() as s:
+        assert cors_rules(s, "photos") == (first, rules)
+        second = put_cors(s, "photos", rules)
+        assert second != first and cors_revision(s, "photos") == second
+        delete_cors(s, "photos")
+        assert cors_revision(s, "photos") is None
+        third = put_cors(s, "photos", rules)
+        assert third not in (first, second)
+        record_owner(s, "photos", "alice")
+    with catalog.session() as s:
+        forget_bucket(s, "photos")
+    with catalog.session() as s:
+        assert cors_revision(s, "photos") is None and recorded_owner(s, "photos") is None
