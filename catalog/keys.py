@@ -16,8 +16,10 @@ from catalog.models import AccessKey, utcnow
 from nebulacore.config import ConfigError, Settings
 from nebulacore.private import write_private
 
-PERMISSIONS = ("r", "rw", "admin")
-RANK = {"r": 1, "rw": 2, "admin": 3}
+# "create": write objects that do not exist yet, nothing else (no read, overwrite or
+# delete): the kind of key `nebula upload-form` makes, so a form never overwrites.
+PERMISSIONS = ("r", "rw", "admin", "create")
+RANK = {"r": 1, "rw": 2, "admin": 3}  # "create" is in no order with them
 # Secrets: letters and digits only. Unlike token_urlsafe's, they never start with "-"
 # (which `aws configure set` and `rclone config create` read as an option), and need no
 # quoting in a shell, a URL or an .env file.
@@ -90,8 +92,8 @@ def parse_scopes(specs: list[str]) -> dict[str, str]:
         valid = bucket and perm in PERMISSIONS and not (slash and (not prefix or bucket == "*"))
         if not valid or (slash and perm == "admin"):
             raise KeyError_(
-                f"scope {spec!r} must be BUCKET:r, BUCKET:rw, BUCKET:admin, "
-                "or BUCKET/PREFIX:r or :rw"
+                f"scope {spec!r} must be BUCKET:PERM or BUCKET/PREFIX:PERM, PERM one of "
+                "r, rw, create (and admin for a whole bucket)"
             )
         scopes[where] = perm
     return scopes
@@ -148,10 +150,22 @@ def list_keys(session: Session, include_revoked: bool = False) -> list[AccessKey
     return list(session.scalars(query))
 
 
-def revoke_key(session: Session, access_key_id: str) -> AccessKey:
-    key = session.get(AccessKey, access_key_id)
+def active_keys_named(session: Session, name: str) -> list[AccessKey]:
+    query = select(AccessKey).where(AccessKey.name == name, AccessKey.revoked_at.is_(None))
+    return list(session.scalars(query))
+
+
+def revoke_key(session: Session, which: str) -> AccessKey:
+    """Revoke the key whose access key id is ``which``, else the one active key named so."""
+    key = session.get(AccessKey, which)
     if key is None:
-        raise KeyError_(f"no access key {access_key_id!r}")
+        named = active_keys_named(session, which)
+        if len(named) > 1:
+            ids = ", ".join(k.access_key_id for k in named)
+            raise KeyError_(f"several active keys are named {which!r} ({ids}): give its id")
+        if not named:
+            raise KeyError_(f"no access key {which!r}")
+        key = named[0]
     if key.revoked_at is None:
         key.revoked_at = utcnow()
     return key
@@ -184,12 +198,23 @@ def allows(key: AccessKey, bucket: str | None, need: str, object_key: str = "") 
         return True
     if bucket is None:  # service-level calls (ListBuckets) need any scope at all
         return bool(key.scopes) if need == "r" else False
-    granted = key.scopes.get(bucket) or key.scopes.get("*")
-    if granted is not None and RANK[granted] >= RANK[need]:
-        return True
-    return bool(object_key) and any(
-        RANK[perm] >= RANK[need]
-        for scope, perm in key.scopes.items()
-        if scope.startswith(bucket + PREFIX_SEPARATOR)
-        and object_key.startswith(scope[len(bucket) + 1 :])
-    )
+    return any(RANK.get(perm, 0) >= RANK[need] for perm in granted(key, bucket, object_key))
+
+
+def may_create(key: AccessKey, bucket: str, object_key: str) -> bool:
+    """Does ``key`` hold ``create`` on that object (a write that must not overwrite)?"""
+    return "create" in granted(key, bucket, object_key)
+
+
+def granted(key: AccessKey, bucket: str, object_key: str) -> list[str]:
+    """The permissions ``key``'s scopes give on ``bucket`` (on its object ``object_key``,
+    when given: prefix scopes count then)."""
+    perms = [perm for name in (bucket, "*") if (perm := key.scopes.get(name)) is not None]
+    if object_key:
+        perms += [
+            perm
+            for scope, perm in key.scopes.items()
+            if scope.startswith(bucket + PREFIX_SEPARATOR)
+            and object_key.startswith(scope[len(bucket) + 1 :])
+        ]
+    return perms

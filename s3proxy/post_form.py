@@ -24,7 +24,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from nebulacore.backend import Backend
 from nebulacore.s3 import UNSIGNED_PAYLOAD
 from s3proxy.addressing import Target
-from s3proxy.auth import KeyStore, authorize, known_key
+from s3proxy.auth import KeyStore, authorize, known_key, never_overwrite
 from s3proxy.body import UploadBody
 from s3proxy.checksums import BodyDigests
 from s3proxy.chunked import PIECE
@@ -242,9 +242,11 @@ class BrowserUploads:
         x.target = target = Target(
             bucket, fields["key"], (), quote(f"/{bucket}/{fields['key']}", safe="/~")
         )
-        authorize(x.key, "PUT", target, None)  # a POST writes an object like a PUT
+        create_only = authorize(x.key, "PUT", target, None)  # a POST writes like a PUT
         self.limits.take(request, x.key.record.access_key_id)
         x.headers = headers = object_headers(fields, form.content_type)
+        if create_only:  # a form's key (nebula upload-form): never overwrite
+            never_overwrite(headers)
         if names_acl(headers):  # the form's ``acl`` and grants: owner-only, as a PUT's
             await self.owners.refuse_foreign_acl(x)
         x.body = body = UploadBody(

@@ -42,7 +42,7 @@ from nebulacore.web import serve_service
 from nebulaqueue.metrics import queue_gauges
 from nebulaqueue.relay import Enqueue
 from s3proxy.addressing import Target, parse_target
-from s3proxy.auth import KeyStore, authorize, identify
+from s3proxy.auth import KeyStore, authorize, identify, never_overwrite
 from s3proxy.body import upload_body
 from s3proxy.claims import read_claim
 from s3proxy.cors import CORS_CALLS, BucketCors, add_cors_headers, ask_for_cors, preflight
@@ -268,7 +268,8 @@ class S3Proxy:
         # What the request does is decided from what its signature covers, nothing else.
         verified = claim.verified_headers(headers)
         x.operation = operation(request.method, target, verified)
-        authorize(key, request.method, target, verified.get("x-amz-copy-source"))
+        if authorize(key, request.method, target, verified.get("x-amz-copy-source")):
+            never_overwrite(headers)  # the key may only create objects
         # Before anything that may take a backend connection.
         self.limits.take(request, key.record.access_key_id)
         if self.owners.expects_owner(verified, target.query):  # S3's bucket owner condition

@@ -39,6 +39,7 @@ from catalog.keys import (
     create_key,
     ensure_admin_key,
     list_keys,
+    may_create,
     new_secret,
     parse_scopes,
     prefix_scope,
@@ -212,6 +213,25 @@ def test_prefix_scopes_reach_only_their_objects(catalog: Catalog, tmp_path: Path
         assert not allows(key, "media", "r")  # listings, bucket configuration
         assert not allows(key, "media2", "rw", "forms/a1/clip.mp4")
         assert not allows(key, "hls", "rw", "forms/a1/clip.mp4")
+
+
+def test_create_scopes_and_revoking_by_name(catalog: Catalog, tmp_path: Path) -> None:
+    box = SecretBox.from_key_file(tmp_path / "secret.key")
+    with catalog.session() as s:
+        form = create_key(s, box, "form-a", parse_scopes(["media/up/a/:create"]))
+        twin1 = create_key(s, box, "twin", {"media": "r"})
+        twin2 = create_key(s, box, "twin", {"media": "r"})
+        key = active_key(s, form.access_key_id)
+        assert key is not None and may_create(key, "media", "up/a/clip.mp4")
+        assert not may_create(key, "media", "up/b/clip.mp4")
+        assert not any(allows(key, "media", need, "up/a/clip.mp4") for need in ("r", "rw"))
+        assert revoke_key(s, "form-a").access_key_id == form.access_key_id
+        with pytest.raises(KeyError_, match="several active keys"):
+            revoke_key(s, "twin")
+        revoke_key(s, twin1.access_key_id)
+        assert revoke_key(s, "twin").access_key_id == twin2.access_key_id
+        with pytest.raises(KeyError_, match="no access key"):
+            revoke_key(s, "form-a")  # revoked: no active key has that name now
 
 
 @pytest.mark.parametrize(

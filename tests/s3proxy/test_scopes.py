@@ -6,6 +6,7 @@ import uuid
 from typing import Any
 
 import pytest
+import requests
 from botocore.exceptions import ClientError
 
 from catalog.keys import KeyPair, SecretBox
@@ -144,3 +145,29 @@ def test_a_key_made_before_with_a_dash_led_secret_still_works(proxy: ProxyUnderT
         )
     s3 = s3_client(proxy.endpoint, KeyPair("NKOLDDASHSECRET", "-Xy_z" * 8))
     assert s3.get_object(Bucket="media", Key="scopes/in-media.txt")["Body"].read() == b"m"
+
+
+def test_a_create_key_writes_new_objects_only(proxy: ProxyUnderTest) -> None:
+    """The kind of key `nebula upload-form` makes: a taken name is 412 and keeps its bytes
+    on the backend; nothing can be read, listed, deleted or copied."""
+    backend = backend_client(proxy.settings)
+    mine = f"forms/{uuid.uuid4().hex[:8]}/"
+    s3 = s3_client(proxy.endpoint, proxy.make_key({f"media/{mine}": "create"}, "create-key"))
+    s3.put_object(Bucket="media", Key=mine + "a.bin", Body=b"first")
+    with pytest.raises(ClientError) as caught:
+        s3.put_object(Bucket="media", Key=mine + "a.bin", Body=b"second")
+    assert caught.value.response["Error"]["Code"] == "PreconditionFailed"
+    put = s3.generate_presigned_url("put_object", Params={"Bucket": "media", "Key": mine + "a.bin"})
+    assert requests.put(put, data=b"third", timeout=30).status_code == 412
+    assert backend.get_object(Bucket="media", Key=mine + "a.bin")["Body"].read() == b"first"
+    denied(s3.get_object, Bucket="media", Key=mine + "a.bin")
+    denied(s3.list_objects_v2, Bucket="media", Prefix=mine)
+    denied(s3.delete_object, Bucket="media", Key=mine + "a.bin")
+    denied(s3.create_multipart_upload, Bucket="media", Key=mine + "b.bin")
+    source = {"Bucket": "media", "Key": mine + "a.bin"}
+    denied(s3.copy_object, Bucket="media", Key=mine + "c.bin", CopySource=source)
+    denied(s3.put_object, Bucket="media", Key="elsewhere/" + mine, Body=b"x")
+    assert exists_on_backend(backend, mine + "a.bin")
+    assert not exists_on_backend(backend, mine + "b.bin")
+    assert not exists_on_backend(backend, mine + "c.bin")
+    assert not exists_on_backend(backend, "elsewhere/" + mine)
