@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from s3proxy.errors import S3Error
 from tests.harness import wait_until
 from tests.s3proxy.conftest import proxy_to_scripted_backend
 from tests.s3proxy.signing import s3_client
-from tests.services import counters_by_worker
+from tests.services import counters_by_worker, create_pg_database, drop_pg_database
 from tests.stacks import ProxyUnderTest, Seaweed, start_proxy
 
 APP = "http://app.example.org"
@@ -244,13 +244,25 @@ def answered_by_every_worker(proxy: ProxyUnderTest, before: dict[str, float]) ->
     return len(after) == WORKERS and all(after[name] > before.get(name, 0) for name in after)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The proxy's catalog on each engine (SQLite: the default, in its data dir)."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    url = create_pg_database()
+    yield {"NEBULA_DATABASE_URL": url}
+    drop_pg_database(url)
+
+
 def test_a_change_through_one_worker_reaches_every_worker_at_once(
-    tmp_path: Path, seaweed: Seaweed
+    tmp_path: Path, seaweed: Seaweed, catalog_env: dict[str, str]
 ) -> None:
     """Every worker answers preflights first (the old code then kept the rules 5 s in
     each); a change made through whichever worker takes it is what every worker answers
     next, checked on enough new connections that each worker answers some."""
-    pooled = start_proxy(tmp_path, seaweed, {"NEBULA_S3PROXY_WORKERS": str(WORKERS)})
+    env = {"NEBULA_S3PROXY_WORKERS": str(WORKERS), **catalog_env}
+    pooled = start_proxy(tmp_path, seaweed, env)
     try:
         s3 = s3_client(pooled.endpoint, pooled.admin)
         bucket = f"cors-workers-{uuid.uuid4().hex[:8]}"
