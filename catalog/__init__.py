@@ -2,7 +2,8 @@
 
 Owns the SQLAlchemy models and sessions, Alembic migrations, and the queries and state
 changes of assets, renditions, jobs (claiming, leases, progress, cancelling: ``jobs``),
-workers, access keys, bucket owners (``buckets``) and the outbox. A job or asset changes
+workers, access keys, bucket owners (``buckets``), bucket CORS rules (``cors``) and the
+outbox. A job or asset changes
 state here and nowhere else.
 
 May import: ``nebulacore`` only.
@@ -14,6 +15,7 @@ from catalog.models import (
     Asset,
     AssetStatus,
     BucketOwner,
+    CorsConfiguration,
     Job,
     JobKind,
     JobStatus,
@@ -28,6 +30,7 @@ __all__ = [
     "AssetStatus",
     "BucketOwner",
     "Catalog",
+    "CorsConfiguration",
     "Job",
     "JobKind",
     "JobStatus",

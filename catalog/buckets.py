@@ -11,10 +11,10 @@ from __future__ import annotations
 import hashlib
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from catalog.cors import delete_cors
+from catalog.db import upsert_insert
 from catalog.models import BucketOwner
 
 ADMIN_OWNER = "admin"
@@ -45,9 +45,7 @@ def bucket_owner(session: Session, bucket: str) -> str:
 def record_owner(session: Session, bucket: str, owner: str) -> None:
     """``owner`` created ``bucket``: a row left by an earlier bucket of that name is
     replaced (the backend said the name was free)."""
-    dialect = session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(BucketOwner).values(bucket=bucket, owner=owner)
+    statement = upsert_insert(session)(BucketOwner).values(bucket=bucket, owner=owner)
     session.execute(
         statement.on_conflict_do_update(index_elements=["bucket"], set_={"owner": owner})
     )
@@ -56,3 +54,10 @@ def record_owner(session: Session, bucket: str, owner: str) -> None:
 def forget_owner(session: Session, bucket: str) -> None:
     """``bucket`` was deleted: its name is free for anyone."""
     session.execute(delete(BucketOwner).where(BucketOwner.bucket == bucket))
+
+
+def forget_bucket(session: Session, bucket: str) -> None:
+    """``bucket`` was deleted: its owner and its CORS rules go (a new bucket of that name
+    starts bare, as on S3)."""
+    forget_owner(session, bucket)
+    delete_cors(session, bucket)

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from nebulacore.config import Settings
@@ -54,6 +56,12 @@ class Catalog:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def upsert_insert(session: Session) -> Any:
+    """The dialect's ``insert`` (PostgreSQL's or SQLite's): both have
+    ``on_conflict_do_update``, which the portable one lacks."""
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
 
 
 def normalize_url(url: str) -> str:

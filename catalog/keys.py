@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,18 @@ from catalog.models import AccessKey, utcnow
 from nebulacore.config import ConfigError, Settings
 from nebulacore.private import write_private
 
-PERMISSIONS = ("r", "rw", "admin")
+# "create": write objects that do not exist yet, nothing else (no read, overwrite or
+# delete): the kind of key `nebula upload-form` makes, so a form never overwrites.
+PERMISSIONS = ("r", "rw", "admin", "create")
+RANK = {"r": 1, "rw": 2, "admin": 3}  # "create" is in no order with them
+# Secrets: letters and digits only. Unlike token_urlsafe's, they never start with "-"
+# (which `aws configure set` and `rclone config create` read as an option), and need no
+# quoting in a shell, a URL or an .env file.
+SECRET_ALPHABET = string.ascii_letters + string.digits
+SECRET_LENGTH = 40  # AWS's length; 62**40 is about 2**238
+# A prefix scope names a bucket and a key prefix: "media/forms/x/". Bucket names have no
+# "/", so the first one separates them.
+PREFIX_SEPARATOR = "/"
 
 
 class KeyError_(Exception):
@@ -62,16 +74,34 @@ class SecretBox:
             raise KeyError_("key secret cannot be decrypted: wrong NEBULA_SECRET_KEY?") from None
 
 
+def new_secret() -> str:
+    """A key secret (see :data:`SECRET_ALPHABET`)."""
+    return "".join(secrets.choice(SECRET_ALPHABET) for _ in range(SECRET_LENGTH))
+
+
 def parse_scopes(specs: list[str]) -> dict[str, str]:
-    """``["media:rw", "hls:r"]`` -> ``{"media": "rw", "hls": "r"}``."""
+    """``["media:rw", "hls:r", "media/forms/:rw"]`` -> ``{"media": "rw", "hls": "r",
+    "media/forms/": "rw"}``. A scope ``BUCKET/PREFIX`` reaches only the objects whose keys
+    start with PREFIX, and nothing at the bucket's level (listings, configuration)."""
     scopes: dict[str, str] = {}
     for spec in specs:
-        bucket, _, perm = spec.partition(":")
-        perm = perm or "rw"
-        if not bucket or perm not in PERMISSIONS:
-            raise KeyError_(f"scope {spec!r} must be BUCKET:r, BUCKET:rw or BUCKET:admin")
-        scopes[bucket] = perm
+        where, colon, perm = spec.rpartition(":")
+        if not colon:
+            where, perm = spec, "rw"
+        bucket, slash, prefix = where.partition(PREFIX_SEPARATOR)
+        valid = bucket and perm in PERMISSIONS and not (slash and (not prefix or bucket == "*"))
+        if not valid or (slash and perm == "admin"):
+            raise KeyError_(
+                f"scope {spec!r} must be BUCKET:PERM or BUCKET/PREFIX:PERM, PERM one of "
+                "r, rw, create (and admin for a whole bucket)"
+            )
+        scopes[where] = perm
     return scopes
+
+
+def prefix_scope(bucket: str, prefix: str) -> str:
+    """The scope name of the objects of ``bucket`` under ``prefix`` (not empty)."""
+    return f"{bucket}{PREFIX_SEPARATOR}{prefix}"
 
 
 def create_key(
@@ -89,7 +119,7 @@ def create_key(
         raise KeyError_(
             f"owner {owner!r}: 1-128 printable characters, no leading or trailing space"
         )
-    pair = KeyPair("NK" + secrets.token_hex(9).upper(), secrets.token_urlsafe(30))
+    pair = KeyPair("NK" + secrets.token_hex(9).upper(), new_secret())
     session.add(
         AccessKey(
             access_key_id=pair.access_key_id,
@@ -120,10 +150,22 @@ def list_keys(session: Session, include_revoked: bool = False) -> list[AccessKey
     return list(session.scalars(query))
 
 
-def revoke_key(session: Session, access_key_id: str) -> AccessKey:
-    key = session.get(AccessKey, access_key_id)
+def active_keys_named(session: Session, name: str) -> list[AccessKey]:
+    query = select(AccessKey).where(AccessKey.name == name, AccessKey.revoked_at.is_(None))
+    return list(session.scalars(query))
+
+
+def revoke_key(session: Session, which: str) -> AccessKey:
+    """Revoke the key whose access key id is ``which``, else the one active key named so."""
+    key = session.get(AccessKey, which)
     if key is None:
-        raise KeyError_(f"no access key {access_key_id!r}")
+        named = active_keys_named(session, which)
+        if len(named) > 1:
+            ids = ", ".join(k.access_key_id for k in named)
+            raise KeyError_(f"several active keys are named {which!r} ({ids}): give its id")
+        if not named:
+            raise KeyError_(f"no access key {which!r}")
+        key = named[0]
     if key.revoked_at is None:
         key.revoked_at = utcnow()
     return key
@@ -149,12 +191,30 @@ def ensure_admin_key(session: Session, box: SecretBox) -> tuple[AccessKey, str, 
     return key, pair.secret, True
 
 
-def allows(key: AccessKey, bucket: str | None, need: str) -> bool:
-    """Does ``key`` grant ``need`` (``r``, ``rw`` or ``admin``) on ``bucket``?"""
+def allows(key: AccessKey, bucket: str | None, need: str, object_key: str = "") -> bool:
+    """Does ``key`` grant ``need`` (``r``, ``rw`` or ``admin``) on ``bucket`` (on its
+    object ``object_key``, when given: a prefix scope may grant that)?"""
     if key.is_admin:
         return True
     if bucket is None:  # service-level calls (ListBuckets) need any scope at all
         return bool(key.scopes) if need == "r" else False
-    granted = key.scopes.get(bucket) or key.scopes.get("*")
-    rank = {"r": 1, "rw": 2, "admin": 3}
-    return granted is not None and rank[granted] >= rank[need]
+    return any(RANK.get(perm, 0) >= RANK[need] for perm in granted(key, bucket, object_key))
+
+
+def may_create(key: AccessKey, bucket: str, object_key: str) -> bool:
+    """Does ``key`` hold ``create`` on that object (a write that must not overwrite)?"""
+    return "create" in granted(key, bucket, object_key)
+
+
+def granted(key: AccessKey, bucket: str, object_key: str) -> list[str]:
+    """The permissions ``key``'s scopes give on ``bucket`` (on its object ``object_key``,
+    when given: prefix scopes count then)."""
+    perms = [perm for name in (bucket, "*") if (perm := key.scopes.get(name)) is not None]
+    if object_key:
+        perms += [
+            perm
+            for scope, perm in key.scopes.items()
+            if scope.startswith(bucket + PREFIX_SEPARATOR)
+            and object_key.startswith(scope[len(bucket) + 1 :])
+        ]
+    return perms

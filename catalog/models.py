@@ -242,6 +242,20 @@ class BucketOwner(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class CorsConfiguration(Base):
+    """A bucket's CORS rules (``catalog.cors``), as S3's CORSRule fields: AllowedOrigins,
+    AllowedMethods, AllowedHeaders, ExposeHeaders (lists), MaxAgeSeconds, ID."""
+
+    __tablename__ = "bucket_cors"
+
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    rules: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # A fresh random value on every write (never a counter a delete and a put could
+    # repeat): a worker holding rules parsed at another revision reads them again.
+    revision: Mapped[str] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class OutboxEvent(Base):
     """An event written in the same transaction as the change it announces, sent later."""
 

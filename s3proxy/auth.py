@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from catalog import Catalog
-from catalog.keys import SecretBox, active_key, allows
+from catalog.keys import SecretBox, active_key, allows, may_create
 from catalog.models import AccessKey
 from nebulacore.blocking import Offload
 from s3proxy.addressing import Target, copy_source_bucket
@@ -101,8 +101,33 @@ def required_access(
     return needs
 
 
-def authorize(key: KnownKey, method: str, target: Target, copy_source: str | None) -> None:
-    for bucket, need in required_access(method, target, copy_source):
-        if not allows(key.record, bucket, need):
-            where = f"bucket '{bucket}'" if bucket else "this service"
-            raise S3Error("AccessDenied", f"Access Denied: this key lacks '{need}' on {where}.")
+def authorize(key: KnownKey, method: str, target: Target, copy_source: str | None) -> bool:
+    """AccessDenied unless ``key`` may do this. True when it may only because it may
+    create the object: the write must then not overwrite (``If-None-Match: *``)."""
+    create_only = False
+    for index, (bucket, need) in enumerate(required_access(method, target, copy_source)):
+        # A prefix scope may grant the target's own object (listed first), never the
+        # source of a copy, which would read outside the prefix.
+        object_key = target.key if index == 0 else ""
+        if allows(key.record, bucket, need, object_key):
+            continue
+        if index == 0 and creates(method, target, copy_source):
+            assert bucket is not None  # an object's
+            if may_create(key.record, bucket, object_key):
+                create_only = True
+                continue
+        where = f"bucket '{bucket}'" if bucket else "this service"
+        raise S3Error("AccessDenied", f"Access Denied: this key lacks '{need}' on {where}.")
+    return create_only
+
+
+def creates(method: str, target: Target, copy_source: str | None) -> bool:
+    """A plain PutObject (a POST form's too): no copy, no part, no sub-resource."""
+    return method == "PUT" and bool(target.key) and not copy_source and not target.backend_query()
+
+
+def never_overwrite(headers: dict[str, str]) -> None:
+    """Make a PutObject conditional on its key being free (S3's conditional write): the
+    backend answers 412 PreconditionFailed, and stores nothing, when it is taken."""
+    headers.pop("if-match", None)
+    headers["if-none-match"] = "*"

@@ -1,10 +1,11 @@
 """CORS as Amazon S3 does it, from each bucket's CORS configuration.
 
-The configuration itself lives in the backend (Put/Get/DeleteBucketCors are forwarded like
-any bucket call); the proxy reads it with the backend key, keeps it a few seconds, and
-forgets it when a Put/DeleteBucketCors or DeleteBucket goes through. It cannot leave CORS
-to the backend: preflights carry no signature, and the proxy's own answers (a refused
-signature, a busy backend) need the headers too.
+The configuration lives in the catalog, as bucket owners do (:mod:`catalog.cors`):
+Put/Get/DeleteBucketCors are answered here and never forwarded (MinIO's community edition
+keeps no per-bucket CORS), and every worker and replica reads the rules' revision per
+request, so a change applies at once everywhere. DeleteBucket drops them. The proxy
+cannot leave CORS to the backend anyway: preflights carry no signature, and the proxy's
+own answers (a refused signature, a busy backend) need the headers too.
 
 - A preflight (``OPTIONS``) is answered here, never forwarded: 200 with the
   ``Access-Control-*`` headers of the first rule that matches its ``Origin``,
@@ -13,39 +14,44 @@ signature, a busy backend) need the headers too.
 - Any other request with an ``Origin`` gets the headers of the first rule matching its
   origin and method, on whatever answer it gets (errors included), as S3 does.
 
-Hooks: :func:`preflight`, :func:`ask_for_cors` and :func:`after_answer`, called by the
-proxy's front middleware (after the allow-list, before any authentication), and
+Hooks: :func:`preflight` and :func:`ask_for_cors`, called by the proxy's front middleware (after the allow-list, before any authentication), and
 :func:`add_cors_headers` (``on_response_prepare``: streamed answers send their headers
 from inside the handler).
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import re
-import time
-import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 
-from nebulacore.backend import Backend
-from nebulacore.s3 import UNSIGNED_PAYLOAD
+from catalog import Catalog
+from catalog.cors import cors_revision, cors_rules, delete_cors, put_cors
+from nebulacore.blocking import Offload
 from s3proxy.addressing import Target
-from s3proxy.errors import S3Error, local_name
-from s3proxy.exchange import EXCHANGE, Operation, bucket_operation
-from s3proxy.forward import close_if_body_unread, open_upstream, read_limited
+from s3proxy.cors_config import (
+    MAX_DOCUMENT,
+    configuration_xml,
+    no_configuration,
+    read_configuration,
+    too_large,
+)
+from s3proxy.errors import S3Error
+from s3proxy.exchange import EXCHANGE, Exchange, Operation
+from s3proxy.forward import close_if_body_unread
 
-log = logging.getLogger(__name__)
-
-CACHE_SECONDS = 5.0  # a configuration changed on another proxy takes effect within this
-CACHE_LIMIT = 10_000  # buckets remembered (names nobody owns included); then start afresh
-CONFIG_LIMIT = 1 << 20  # S3 caps a CORS configuration at 64 KiB; leave room
-READ_SECONDS = 10.0  # a silent backend must not hold preflights for the proxy's long read
+T = TypeVar("T")
+CACHE_LIMIT = 10_000  # buckets whose parsed rules are kept; then start afresh
+READ_SECONDS = 10.0  # a stalled catalog must not hold preflights for the proxy's long read
+READ_THREADS = 2
+# The bucket calls answered here from the catalog.
+CORS_CALLS = frozenset(
+    {Operation.PUT_BUCKET_CORS, Operation.GET_BUCKET_CORS, Operation.DELETE_BUCKET_CORS}
+)
 # What a cacheable answer may vary on (S3 sends all three on every CORS answer).
 VARY = ("Origin", "Access-Control-Request-Headers", "Access-Control-Request-Method")
 NOT_ALLOWED = (
@@ -81,29 +87,25 @@ class CorsRule:
         )
 
 
-def parse_rules(body: bytes) -> tuple[CorsRule, ...]:
-    """The rules of a ``CORSConfiguration`` document, in order (the first match wins)."""
-    rules = []
-    for node in ET.fromstring(body):
-        if local_name(node.tag) != "CORSRule":
-            continue
-        values: dict[str, list[str]] = {}
-        for child in node:
-            values.setdefault(local_name(child.tag), []).append((child.text or "").strip())
-        origins = values.get("AllowedOrigin", [])
-        rules.append(
-            CorsRule(
-                origins=tuple(wildcard(o, ignore_case=False) for o in origins),
-                any_origin="*" in origins,
-                methods=tuple(values.get("AllowedMethod", [])),
-                headers=tuple(
-                    wildcard(h, ignore_case=True) for h in values.get("AllowedHeader", [])
-                ),
-                expose=tuple(values.get("ExposeHeader", [])),
-                max_age=next(iter(values.get("MaxAgeSeconds", [])), None),
-            )
+def compile_rules(rules: list[dict[str, Any]]) -> tuple[CorsRule, ...]:
+    """The catalog's rules (:mod:`s3proxy.cors_config`'s dicts), ready to match, in order
+    (the first match wins)."""
+    return tuple(
+        CorsRule(
+            origins=tuple(wildcard(o, ignore_case=False) for o in rule["AllowedOrigins"]),
+            any_origin="*" in rule["AllowedOrigins"],
+            methods=tuple(rule["AllowedMethods"]),
+            headers=tuple(wildcard(h, ignore_case=True) for h in rule.get("AllowedHeaders", [])),
+            expose=tuple(rule.get("ExposeHeaders", [])),
+            max_age=None if rule.get("MaxAgeSeconds") is None else str(rule["MaxAgeSeconds"]),
         )
-    return tuple(rules)
+        for rule in rules
+    )
+
+
+def parse_rules(body: bytes) -> tuple[CorsRule, ...]:
+    """The rules of a ``CORSConfiguration`` document (S3Error when S3 would refuse it)."""
+    return compile_rules(read_configuration(body))
 
 
 def requested_headers(value: str | None) -> list[str]:
@@ -129,7 +131,7 @@ def rule_headers(rule: CorsRule, origin: str, requested: list[str]) -> dict[str,
         headers["Access-Control-Allow-Headers"] = ", ".join(requested)
     if rule.expose:
         headers["Access-Control-Expose-Headers"] = ", ".join(rule.expose)
-    if rule.max_age and rule.max_age != "0":  # SeaweedFS stores an absent one as 0
+    if rule.max_age is not None:
         headers["Access-Control-Max-Age"] = rule.max_age
     return headers
 
@@ -142,64 +144,100 @@ def merge_vary(headers: CIMultiDict[str], names: tuple[str, ...]) -> None:
 
 
 class BucketCors:
-    """Each bucket's CORS rules as the backend holds them, cached for a few seconds.
+    """Each bucket's CORS rules, kept in the catalog (:mod:`catalog.cors`).
 
-    Concurrent misses for one bucket share one backend read; an entry dropped by
-    :meth:`forget` is never written back by a read that started before.
+    Per request it reads only the rules' revision; rules parsed at that revision are
+    reused, so a change made through any worker or replica applies to the next request
+    everywhere. Reads run on threads of their own (a busy catalog must not hold the loop).
     """
 
-    def __init__(self, backend: Backend, ttl: float = CACHE_SECONDS) -> None:
-        self._backend = backend
-        self._ttl = ttl
-        self._cache: dict[str, tuple[float, asyncio.Future[tuple[CorsRule, ...] | None]]] = {}
+    def __init__(self, catalog: Catalog) -> None:
+        self._catalog = catalog
+        self._parsed: dict[str, tuple[str, tuple[CorsRule, ...]]] = {}
+        self._threads = Offload(READ_THREADS, "bucket-cors")
+
+    def close(self) -> None:
+        self._threads.close()
+
+    async def _in_catalog(self, fn: Callable[..., T], *args: object) -> T:
+        """``fn(*args)`` on the threads; ServiceUnavailable if the catalog fails or stalls."""
+        try:
+            return await self._threads.run_within(READ_SECONDS, fn, *args)
+        except Exception as exc:
+            raise S3Error("ServiceUnavailable", "The catalog is unavailable.") from exc
 
     async def rules(self, bucket: str) -> tuple[CorsRule, ...] | None:
-        """The bucket's rules; None when it has no configuration (or does not exist).
-        Raises S3Error when the backend cannot say."""
-        now = time.monotonic()
-        cached = self._cache.get(bucket)
-        if cached is None or cached[0] <= now:
-            if len(self._cache) >= CACHE_LIMIT:
-                self._cache.clear()
-            read = asyncio.ensure_future(self._read_within(bucket))
-            # Its waiters may all be gone (clients hung up): its failure is still seen here.
-            read.add_done_callback(lambda done: done.cancelled() or done.exception())
-            cached = (now + self._ttl, read)
-            self._cache[bucket] = cached
-        try:
-            return await asyncio.shield(cached[1])
-        except S3Error:
-            if self._cache.get(bucket) is cached:  # a failure is not remembered
-                del self._cache[bucket]
-            raise
+        """The bucket's rules; None when it has none. S3Error when the catalog cannot say."""
+        return await self._in_catalog(self._current, bucket)
 
-    def forget(self, bucket: str) -> None:
-        self._cache.pop(bucket, None)
-
-    async def _read_within(self, bucket: str) -> tuple[CorsRule, ...] | None:
-        try:
-            return await asyncio.wait_for(self._read(bucket), READ_SECONDS)
-        except TimeoutError as exc:
-            raise S3Error("ServiceUnavailable", "The storage backend failed to answer.") from exc
-
-    async def _read(self, bucket: str) -> tuple[CorsRule, ...] | None:
-        target = Target(bucket, "", (("cors", ""),), f"/{bucket}")
-        answer = await open_upstream(self._backend, "GET", target, {}, None, UNSIGNED_PAYLOAD)
-        try:
-            if answer.status >= 500:
-                raise S3Error("ServiceUnavailable", "The storage backend failed to answer.")
-            if answer.status != 200:  # NoSuchCORSConfiguration, NoSuchBucket, NotImplemented
+    def _current(self, bucket: str) -> tuple[CorsRule, ...] | None:
+        with self._catalog.session() as session:
+            revision = cors_revision(session, bucket)
+            if revision is None:
+                self._parsed.pop(bucket, None)
                 return None
-            body = await read_limited(answer, CONFIG_LIMIT)
-        except (aiohttp.ClientError, TimeoutError) as exc:  # cut mid-answer
-            raise S3Error("ServiceUnavailable", "The storage backend failed to answer.") from exc
-        finally:
-            answer.release()
-        try:
-            return parse_rules(body)
-        except ET.ParseError:
-            log.warning("bucket %s: the backend's CORS configuration is not XML", bucket)
+            parsed = self._parsed.get(bucket)
+            if parsed is not None and parsed[0] == revision:
+                return parsed[1]
+            found = cors_rules(session, bucket)
+        if found is None:  # deleted between the two reads
             return None
+        rules = compile_rules(found[1])
+        if len(self._parsed) >= CACHE_LIMIT:
+            self._parsed.clear()
+        self._parsed[bucket] = (found[0], rules)
+        return rules
+
+    async def write(self, bucket: str, rules: list[dict[str, Any]] | None) -> None:
+        """Put (``rules``) or delete (None) the bucket's configuration."""
+        await self._in_catalog(self._write, bucket, rules)
+
+    def _write(self, bucket: str, rules: list[dict[str, Any]] | None) -> None:
+        with self._catalog.session() as session:
+            if rules is None:
+                delete_cors(session, bucket)
+            else:
+                put_cors(session, bucket, rules)
+
+    async def stored(self, bucket: str) -> list[dict[str, Any]] | None:
+        found = await self._in_catalog(self._stored, bucket)
+        return None if found is None else found[1]
+
+    def _stored(self, bucket: str) -> tuple[str, list[dict[str, Any]]] | None:
+        with self._catalog.session() as session:
+            return cors_rules(session, bucket)
+
+    async def answer(
+        self, request: web.Request, x: Exchange, exists: Callable[[str], Awaitable[None]]
+    ) -> web.Response:
+        """Put/Get/DeleteBucketCors, answered from the catalog, never forwarded: the
+        backend's own CORS (if it has any) plays no part. ``exists`` raises NoSuchBucket."""
+        bucket = x.target.bucket
+        assert bucket is not None  # a bucket sub-resource
+        headers = {"x-amz-request-id": x.request_id}
+        match x.operation:
+            case Operation.PUT_BUCKET_CORS:
+                if x.body.length is None:
+                    raise S3Error("MissingContentLength", "You must provide the Content-Length.")
+                if x.body.length > MAX_DOCUMENT:
+                    raise too_large()
+                rules = read_configuration(await x.body.read_whole())
+                await exists(bucket)
+                await self.write(bucket, rules)
+                response = web.Response(status=200, headers=headers)
+            case Operation.DELETE_BUCKET_CORS:
+                await exists(bucket)
+                await self.write(bucket, None)
+                response = web.Response(status=204, headers=headers)
+            case _:  # GetBucketCors
+                stored = await self.stored(bucket)
+                if stored is None:
+                    await exists(bucket)
+                    raise no_configuration(bucket)
+                headers["Content-Type"] = "application/xml"
+                response = web.Response(status=200, headers=headers, body=configuration_xml(stored))
+        close_if_body_unread(request, response)
+        return response
 
 
 @dataclass(frozen=True)
@@ -241,21 +279,6 @@ def ask_for_cors(request: web.Request, target: Target) -> None:
     origin = request.headers.get("Origin")
     if origin and target.bucket:
         request[CORS_ASK] = CorsAsk(target.bucket, origin, request.method)
-
-
-def after_answer(cors: BucketCors, method: str, target: Target) -> None:
-    """Forget a bucket's rules once a request that may change them is answered."""
-    if target.bucket and changes_cors(method, target):
-        cors.forget(target.bucket)
-
-
-def changes_cors(method: str, target: Target) -> bool:
-    """Put/DeleteBucketCors, or DeleteBucket (a new bucket of that name starts bare)."""
-    if target.key:
-        return False
-    if method in ("PUT", "DELETE") and target.has("cors"):
-        return True
-    return bucket_operation(method, target) is Operation.DELETE_BUCKET
 
 
 def add_cors_headers(

@@ -36,6 +36,10 @@ class Operation(StrEnum):
     PUT_BUCKET_ACL = "put-bucket-acl"
     GET_OBJECT_ACL = "get-object-acl"
     PUT_OBJECT_ACL = "put-object-acl"
+    # Answered by s3proxy.cors from the catalog, never forwarded.
+    GET_BUCKET_CORS = "get-bucket-cors"
+    PUT_BUCKET_CORS = "put-bucket-cors"
+    DELETE_BUCKET_CORS = "delete-bucket-cors"
     # The listings that name owners (ListObjectsV2 only with fetch-owner=true).
     LIST_OBJECTS = "list-objects"
     LIST_VERSIONS = "list-object-versions"
@@ -83,12 +87,15 @@ def bucket_operation(method: str, target: Target) -> Operation:
         return bucket_read(target)
     if method == "PUT" and target.has("acl"):
         return Operation.PUT_BUCKET_ACL
+    if target.has("cors") and method in ("PUT", "DELETE"):
+        return Operation.PUT_BUCKET_CORS if method == "PUT" else Operation.DELETE_BUCKET_CORS
     return Operation.OTHER
 
 
 # GET on a bucket with one of these sub-resources: the answer names owners.
 BUCKET_READS = {
     "acl": Operation.GET_BUCKET_ACL,
+    "cors": Operation.GET_BUCKET_CORS,
     "versions": Operation.LIST_VERSIONS,
     "uploads": Operation.LIST_UPLOADS,
 }

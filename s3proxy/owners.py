@@ -40,7 +40,7 @@ import aiohttp
 from aiohttp import web
 
 from catalog import Catalog
-from catalog.buckets import ADMIN_OWNER, forget_owner, owner_id, record_owner, recorded_owner
+from catalog.buckets import ADMIN_OWNER, forget_bucket, owner_id, record_owner, recorded_owner
 from nebulacore.backend import Backend
 from nebulacore.blocking import Offload
 from nebulacore.s3 import UNSIGNED_PAYLOAD
@@ -220,7 +220,7 @@ class BucketOwners:
 
     def _forget(self, bucket: str) -> None:
         with self._catalog.session() as session:
-            forget_owner(session, bucket)
+            forget_bucket(session, bucket)
 
     async def recorded(self, bucket: str) -> str | None:
         try:

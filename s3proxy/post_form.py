@@ -19,11 +19,12 @@ from urllib.parse import quote
 
 import aiohttp
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from nebulacore.backend import Backend
 from nebulacore.s3 import UNSIGNED_PAYLOAD
 from s3proxy.addressing import Target
-from s3proxy.auth import KeyStore, authorize, known_key
+from s3proxy.auth import KeyStore, authorize, known_key, never_overwrite
 from s3proxy.body import UploadBody
 from s3proxy.checksums import BodyDigests
 from s3proxy.chunked import PIECE
@@ -54,6 +55,11 @@ FIELD_PIECE = 8192
 # After the file: the closing boundary (and ignored fields) are read this far, so a
 # browser still sending them gets the answer rather than a reset connection.
 MAX_TRAILER = 64 * 1024
+# What a broken form raises as it is read: aiohttp's reader raises ValueError (a line
+# too long for its buffer), its HttpProcessingError family (a part header line over its
+# limit, a body whose Content-Encoding does not decode) and AssertionError (a boundary
+# that is too long); a field that is not UTF-8, UnicodeDecodeError.
+BROKEN_FORM = (ValueError, AssertionError, UnicodeDecodeError, HttpProcessingError)
 
 
 def is_browser_post(method: str, target: Target, headers: Mapping[str, str]) -> bool:
@@ -65,6 +71,14 @@ def is_browser_post(method: str, target: Target, headers: Mapping[str, str]) -> 
         and not target.query
         and headers.get("content-type", "").lower().startswith(FORM_TYPE)
     )
+
+
+def refuse_encoded(headers: Mapping[str, str]) -> None:
+    """S3 never decodes a request body: a form sent with a Content-Encoding is not
+    multipart/form-data as it stands (and is not decoded here either)."""
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise malformed()
 
 
 def malformed() -> S3Error:
@@ -129,9 +143,7 @@ async def read_form(request: web.Request) -> Form:
             fields[name] = value.decode("utf-8")
     except S3Error:
         raise
-    except (ValueError, AssertionError, UnicodeDecodeError) as exc:
-        # aiohttp's reader raises ValueError (and its BadHttpMessage, a ValueError
-        # subclass) on a broken body; an assertion on a boundary that is too long.
+    except BROKEN_FORM as exc:
         log.info("malformed POST form: %r", exc)
         raise malformed() from None
 
@@ -157,7 +169,7 @@ async def file_pieces(
             check_size(size, length_range, final=False)
             if piece:
                 yield piece
-    except (ValueError, AssertionError) as exc:
+    except BROKEN_FORM as exc:
         log.info("malformed POST file part: %r", exc)
         raise malformed() from None
     check_size(size, length_range, final=True)
@@ -173,7 +185,7 @@ async def drain(request: web.Request) -> None:
             if not piece:
                 break
             read += len(piece)
-    except (S3Error, OSError, aiohttp.ClientError) as exc:  # idle timeout, disconnect
+    except (S3Error, OSError, aiohttp.ClientError, *BROKEN_FORM) as exc:  # idle timeout, cut
         log.info("POST form trailer not read: %r", exc)
 
 
@@ -221,6 +233,7 @@ class BrowserUploads:
     async def handle(self, request: web.Request, x: Exchange) -> web.StreamResponse:
         bucket = x.target.bucket
         assert bucket is not None  # is_browser_post
+        refuse_encoded(x.headers)
         # The form carries its own credentials: the body must be read to know who sends it.
         await send_continue(request, x.headers)
         form = await read_form(request)
@@ -229,9 +242,11 @@ class BrowserUploads:
         x.target = target = Target(
             bucket, fields["key"], (), quote(f"/{bucket}/{fields['key']}", safe="/~")
         )
-        authorize(x.key, "PUT", target, None)  # a POST writes an object like a PUT
+        create_only = authorize(x.key, "PUT", target, None)  # a POST writes like a PUT
         self.limits.take(request, x.key.record.access_key_id)
         x.headers = headers = object_headers(fields, form.content_type)
+        if create_only:  # a form's key (nebula upload-form): never overwrite
+            never_overwrite(headers)
         if names_acl(headers):  # the form's ``acl`` and grants: owner-only, as a PUT's
             await self.owners.refuse_foreign_acl(x)
         x.body = body = UploadBody(
@@ -267,5 +282,5 @@ class BrowserUploads:
         x.key = key = await known_key(self.keys, auth.access_key_id)
         check_signature(auth, key.secret, form.fields["policy"])
         fields = {**form.fields, "key": object_key(form.fields, form.filename)}
-        check_policy(policy, fields, bucket)
+        check_policy(policy, fields, bucket, signed_at=auth.signed_at)
         return policy, fields

@@ -24,7 +24,7 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode, urlsplit
 
 from botocore.auth import HmacV1Auth, SigV4Auth
@@ -32,7 +32,13 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from s3proxy.errors import XML_DECLARATION, S3Error
-from s3proxy.sigv4 import ALGORITHM, TIMESTAMP_FORMAT, Credential, parse_credential, same_signature
+from s3proxy.sigv4 import (
+    ALGORITHM,
+    Credential,
+    parse_credential,
+    parse_timestamp,
+    same_signature,
+)
 
 # Fields that authenticate the form or carry the file: no condition names them.
 UNCONDITIONED = frozenset({"x-amz-signature", "signature", "awsaccesskeyid", "file", "policy"})
@@ -59,6 +65,13 @@ SUCCESS_STATUSES = frozenset({200, 201, 204})
 DEFAULT_SUCCESS_STATUS = 204
 FILENAME_VARIABLE = "${filename}"
 MAX_KEY_BYTES = 1024
+# A policy's longest life, from its signing (as a presigned URL's: S3 caps those at 7 days).
+MAX_POLICY_LIFETIME = timedelta(days=7)
+# Characters no field that becomes a header (or the redirect's Location) may hold: a CR or
+# LF would split the header, the others make aiohttp refuse to send it.
+# Fields that reach a header otherwise: the canned ACL, the answer's Location.
+ANSWERED = frozenset({"acl", "success_action_redirect", "redirect"})
+CONTROL_CHARACTERS = frozenset(chr(c) for c in range(32) if chr(c) != "\t") | {"\x7f"}
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,7 @@ class FormAuth:
     signature: str
     credential: Credential | None  # None: SigV2
     timestamp: str = ""
+    signed_at: datetime | None = None  # SigV4's x-amz-date; SigV2 forms carry no date
 
 
 def invalid_policy(reason: str) -> S3Error:
@@ -184,14 +198,23 @@ def decode_policy(policy_b64: str) -> Policy:
     if not isinstance(document.get("conditions"), list):
         raise invalid_policy("Policy missing conditions.")
     conditions: list[Condition] = []
-    length_range = None
+    ranges: list[tuple[int, int]] = []
     for item in document["conditions"]:
         parsed = _parse_condition(item)
         if isinstance(parsed, Condition):
             conditions.append(parsed)
         else:
-            length_range = parsed
-    return Policy(_parse_expiration(document["expiration"]), tuple(conditions), length_range)
+            ranges.append(parsed)
+    expiration = _parse_expiration(document["expiration"])
+    return Policy(expiration, tuple(conditions), tightest(ranges))
+
+
+def tightest(ranges: Sequence[tuple[int, int]]) -> tuple[int, int] | None:
+    """Several content-length-range conditions must all hold: the largest minimum and the
+    smallest maximum (a file then fits none when they do not overlap)."""
+    if not ranges:
+        return None
+    return max(low for low, _ in ranges), min(high for _, high in ranges)
 
 
 def form_auth(
@@ -213,7 +236,7 @@ def form_auth(
         credential = parse_credential(fields["x-amz-credential"], "InvalidArgument")
         timestamp = fields["x-amz-date"]
         try:
-            datetime.strptime(timestamp, TIMESTAMP_FORMAT)
+            signed_at = parse_timestamp(timestamp)
         except ValueError:
             raise S3Error(
                 "InvalidArgument",
@@ -228,7 +251,9 @@ def form_auth(
                 ArgumentName="x-amz-credential",
                 ArgumentValue=fields["x-amz-credential"],
             )
-        return FormAuth(credential.access_key_id, fields["x-amz-signature"], credential, timestamp)
+        return FormAuth(
+            credential.access_key_id, fields["x-amz-signature"], credential, timestamp, signed_at
+        )
     if not allow_sigv2:
         raise S3Error(
             "AccessDenied", "Signature Version 2 is disabled here: sign the form with SigV4."
@@ -272,13 +297,47 @@ def object_key(fields: Mapping[str, str], filename: str | None) -> str:
     return key
 
 
+def check_lifetime(policy: Policy, signed_at: datetime | None, now: datetime) -> None:
+    """``InvalidPolicyDocument`` for a policy that expires more than
+    :data:`MAX_POLICY_LIFETIME` after it was signed (SigV4: its ``x-amz-date``) or from now
+    (a SigV2 form carries no date; a SigV4 date in the future proves nothing)."""
+    start = now if signed_at is None else min(signed_at, now)
+    if policy.expiration - start > MAX_POLICY_LIFETIME:
+        raise invalid_policy(
+            f"Policy expiration must be at most {MAX_POLICY_LIFETIME.days} days after signing."
+        )
+
+
+def check_field_values(fields: Mapping[str, str]) -> None:
+    """``InvalidArgument`` for a field that becomes a header, or the redirect, holding a
+    control character (a CR or LF would split the header): refused before anything is
+    stored, not when the answer is written."""
+    for name, value in fields.items():
+        sent_on = name in HEADER_FIELDS or name.startswith(OBJECT_AMZ_FIELDS) or name in ANSWERED
+        if sent_on and not CONTROL_CHARACTERS.isdisjoint(value):
+            raise S3Error(
+                "InvalidArgument",
+                f"POST form field '{name}' holds a control character.",
+                ArgumentName=name,
+            )
+
+
 def check_policy(
-    policy: Policy, fields: Mapping[str, str], bucket: str, now: datetime | None = None
+    policy: Policy,
+    fields: Mapping[str, str],
+    bucket: str,
+    now: datetime | None = None,
+    signed_at: datetime | None = None,
 ) -> None:
     """AccessDenied unless the policy is in date, every condition holds and every field is
-    named by a condition. ``fields``: lower-case names, ``key`` already substituted."""
-    if (now or datetime.now(UTC)) > policy.expiration:
+    named by a condition (InvalidPolicyDocument when it lives too long, InvalidArgument for a
+    field that would break a header). ``fields``: lower-case names, ``key`` already
+    substituted; ``signed_at``: the form's x-amz-date (SigV4)."""
+    now = now or datetime.now(UTC)
+    check_lifetime(policy, signed_at, now)
+    if now > policy.expiration:
         raise policy_failed("Policy expired.")
+    check_field_values(fields)
     values = {**fields, "bucket": bucket}
     for condition in policy.conditions:
         if not condition.holds(values):

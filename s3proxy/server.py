@@ -42,10 +42,10 @@ from nebulacore.web import serve_service
 from nebulaqueue.metrics import queue_gauges
 from nebulaqueue.relay import Enqueue
 from s3proxy.addressing import Target, parse_target
-from s3proxy.auth import KeyStore, authorize, identify
+from s3proxy.auth import KeyStore, authorize, identify, never_overwrite
 from s3proxy.body import upload_body
 from s3proxy.claims import read_claim
-from s3proxy.cors import BucketCors, add_cors_headers, after_answer, ask_for_cors, preflight
+from s3proxy.cors import CORS_CALLS, BucketCors, add_cors_headers, ask_for_cors, preflight
 from s3proxy.errors import S3Error, error_xml, new_request_id
 from s3proxy.events import UploadEvents, deleted_keys, etag_from_xml
 from s3proxy.exchange import EXCHANGE, Exchange, Operation, operation
@@ -160,11 +160,10 @@ def front_middleware(proxy: S3Proxy, metrics: Metrics) -> Middleware:
             request[EXCHANGE].operation = Operation.PREFLIGHT
             asked = parse_target(request.raw_path, request.host, proxy.settings)
             return await preflight(request, asked, proxy.cors)
-        target: Target | None
         try:
             target = request[TARGET] = parse_target(request.raw_path, request.host, proxy.settings)
         except S3Error:
-            target = None  # the handler refuses it the same way; the limits still apply
+            pass  # the handler refuses it the same way; the limits still apply
         else:
             ask_for_cors(request, target)
         proxy.limits.arm(request)
@@ -172,8 +171,6 @@ def front_middleware(proxy: S3Proxy, metrics: Metrics) -> Middleware:
             return await handler(request)
         finally:
             proxy.limits.release(request)
-            if target is not None:
-                after_answer(proxy.cors, request.method, target)
 
     @web.middleware
     async def front(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -235,7 +232,7 @@ class S3Proxy:
         self.backend = Backend(settings, BackendPolicy.proxy(settings))
         self.events = UploadEvents(settings, self.catalog, enqueue)
         self.limits = Limits(settings)
-        self.cors = BucketCors(self.backend)
+        self.cors = BucketCors(self.catalog)
         self.owners = BucketOwners(self.catalog, self.backend)
         self.regions = list(dict.fromkeys([settings.region, "us-east-1"]))
         self.posts = BrowserUploads(
@@ -271,7 +268,8 @@ class S3Proxy:
         # What the request does is decided from what its signature covers, nothing else.
         verified = claim.verified_headers(headers)
         x.operation = operation(request.method, target, verified)
-        authorize(key, request.method, target, verified.get("x-amz-copy-source"))
+        if authorize(key, request.method, target, verified.get("x-amz-copy-source")):
+            never_overwrite(headers)  # the key may only create objects
         # Before anything that may take a backend connection.
         self.limits.take(request, key.record.access_key_id)
         if self.owners.expects_owner(verified, target.query):  # S3's bucket owner condition
@@ -293,6 +291,8 @@ class S3Proxy:
         )
         if body.length == 0:
             await body.verify_whole()
+        if x.operation in CORS_CALLS:  # kept in the catalog (s3proxy.cors)
+            return await self.cors.answer(request, x, self.owners.refuse_if_missing)
         chunked = claim.payload_hash in STREAMING_MODES
         if x.operation in ACL_WRITES:  # checked, then sent as canned "private"
             upstream = await self.owners.put_acl(x)
@@ -381,6 +381,7 @@ class S3Proxy:
         await self.backend.close()
         self.keys.close()
         self.owners.close()
+        self.cors.close()
         self.events.close()
         self.catalog.dispose()
 

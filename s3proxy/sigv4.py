@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ STREAMING_MODES = frozenset(
 MAX_SKEW = timedelta(minutes=15)
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 TIMESTAMP_FORMAT = "%Y%m%dT%H%M%SZ"
+TIMESTAMP_SHAPE = re.compile(r"[0-9]{8}T[0-9]{6}Z", re.ASCII)
 SIGV4_REQUIRED = (
     "The authorization mechanism you have provided is not supported. "
     "Please use AWS4-HMAC-SHA256 (Signature Version 4)."
@@ -46,7 +48,10 @@ AMZ_PREFIX = "x-amz-"
 @lru_cache(maxsize=256)
 def parse_timestamp(value: str) -> datetime:
     """``20260101T120000Z`` as an aware datetime; ValueError if it is not one. Cached:
-    concurrent requests carry the same few seconds, and strptime is slow."""
+    concurrent requests carry the same few seconds, and strptime is slow. strptime alone
+    takes fields of fewer digits (``20260101T12000Z``): the shape is checked first."""
+    if not TIMESTAMP_SHAPE.fullmatch(value):
+        raise ValueError(f"not an ISO 8601 basic timestamp: {value!r}")
     return datetime.strptime(value, TIMESTAMP_FORMAT).replace(tzinfo=UTC)
 
 

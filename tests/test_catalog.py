@@ -23,11 +23,13 @@ from catalog.assets import (
 from catalog.buckets import (
     ADMIN_OWNER,
     bucket_owner,
+    forget_bucket,
     forget_owner,
     owner_id,
     record_owner,
     recorded_owner,
 )
+from catalog.cors import cors_revision, cors_rules, delete_cors, put_cors
 from catalog.db import alembic_config, current_revision, make_engine, upgrade
 from catalog.keys import (
     KeyError_,
@@ -37,7 +39,10 @@ from catalog.keys import (
     create_key,
     ensure_admin_key,
     list_keys,
+    may_create,
+    new_secret,
     parse_scopes,
+    prefix_scope,
     revoke_key,
 )
 from tests.services import create_pg_database, drop_pg_database
@@ -186,7 +191,52 @@ def test_admin_key_is_created_once(catalog: Catalog, tmp_path) -> None:
     assert allows(key2, "anything", "admin")
 
 
-@pytest.mark.parametrize("spec", ["media:write", ":rw", "media:x"])
+def test_new_secrets_never_start_with_a_dash() -> None:
+    """`aws configure set ... -Xyz` and `rclone config create ... -Xyz` read it as a flag."""
+    secrets = [new_secret() for _ in range(5000)]
+    assert all(len(s) == 40 and s.isascii() and s.isalnum() for s in secrets)
+    assert len(set(secrets)) == len(secrets)
+
+
+def test_prefix_scopes_reach_only_their_objects(catalog: Catalog, tmp_path: Path) -> None:
+    box = SecretBox.from_key_file(tmp_path / "secret.key")
+    scopes = parse_scopes(["media/forms/a1/:rw"])
+    assert scopes == {prefix_scope("media", "forms/a1/"): "rw"}
+    with catalog.session() as s:
+        pair = create_key(s, box, "form", scopes)
+        key = active_key(s, pair.access_key_id)
+        assert key is not None
+        assert allows(key, "media", "rw", "forms/a1/clip.mp4")
+        assert allows(key, "media", "r", "forms/a1/clip.mp4")
+        assert not allows(key, "media", "rw", "forms/a2/clip.mp4")
+        assert not allows(key, "media", "rw", "forms/a1")  # the prefix is not its object
+        assert not allows(key, "media", "r")  # listings, bucket configuration
+        assert not allows(key, "media2", "rw", "forms/a1/clip.mp4")
+        assert not allows(key, "hls", "rw", "forms/a1/clip.mp4")
+
+
+def test_create_scopes_and_revoking_by_name(catalog: Catalog, tmp_path: Path) -> None:
+    box = SecretBox.from_key_file(tmp_path / "secret.key")
+    with catalog.session() as s:
+        form = create_key(s, box, "form-a", parse_scopes(["media/up/a/:create"]))
+        twin1 = create_key(s, box, "twin", {"media": "r"})
+        twin2 = create_key(s, box, "twin", {"media": "r"})
+        key = active_key(s, form.access_key_id)
+        assert key is not None and may_create(key, "media", "up/a/clip.mp4")
+        assert not may_create(key, "media", "up/b/clip.mp4")
+        assert not any(allows(key, "media", need, "up/a/clip.mp4") for need in ("r", "rw"))
+        assert revoke_key(s, "form-a").access_key_id == form.access_key_id
+        with pytest.raises(KeyError_, match="several active keys"):
+            revoke_key(s, "twin")
+        revoke_key(s, twin1.access_key_id)
+        assert revoke_key(s, "twin").access_key_id == twin2.access_key_id
+        with pytest.raises(KeyError_, match="no access key"):
+            revoke_key(s, "form-a")  # revoked: no active key has that name now
+
+
+@pytest.mark.parametrize(
+    "spec", ["media:write", ":rw", "media:x", "media/:rw", "media/p/:admin", "*/p/:rw"]
+)
 def test_bad_scope_is_refused(spec: str) -> None:
     with pytest.raises(KeyError_):
         parse_scopes([spec])
@@ -232,7 +282,8 @@ def test_upgrade_from_0001_keeps_keys_and_gives_them_owners(
             )
     engine.dispose()
     upgrade(catalog_at_0001)
-    assert current_revision(catalog_at_0001) == "0004"
+    head = ScriptDirectory.from_config(alembic_config(catalog_at_0001)).get_current_head()
+    assert current_revision(catalog_at_0001) == head
     catalog = Catalog(catalog_at_0001)
     try:
         with catalog.session() as s:
@@ -260,3 +311,25 @@ def test_bucket_owner_rows(catalog: Catalog) -> None:
         assert recorded_owner(s, "photos") is None
         assert bucket_owner(s, "photos") == ADMIN_OWNER
     assert owner_id("alice") != owner_id("bob") and len(owner_id("alice")) == 64
+
+
+def test_bucket_cors_rows(catalog: Catalog) -> None:
+    """Every write gives a new revision (a delete then the same put included), so a worker
+    comparing revisions never keeps stale rules; a deleted bucket loses its rules."""
+    rules = [{"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]}]
+    with catalog.session() as s:
+        assert cors_revision(s, "photos") is None and cors_rules(s, "photos") is None
+        first = put_cors(s, "photos", rules)
+    with catalog.session() as s:
+        assert cors_rules(s, "photos") == (first, rules)
+        second = put_cors(s, "photos", rules)
+        assert second != first and cors_revision(s, "photos") == second
+        delete_cors(s, "photos")
+        assert cors_revision(s, "photos") is None
+        third = put_cors(s, "photos", rules)
+        assert third not in (first, second)
+        record_owner(s, "photos", "alice")
+    with catalog.session() as s:
+        forget_bucket(s, "photos")
+    with catalog.session() as s:
+        assert cors_revision(s, "photos") is None and recorded_owner(s, "photos") is None

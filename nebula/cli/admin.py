@@ -35,7 +35,8 @@ def register(commands: Commands) -> None:
         action="append",
         default=[],
         metavar="BUCKET:PERM",
-        help="scope, repeatable: media:rw, hls:r, media:admin (* for every bucket)",
+        help="scope, repeatable: media:rw, hls:r, media:admin (* for every bucket), "
+        "media/phone/:create (only new objects under a prefix)",
     )
     create.add_argument("--admin", action="store_true", help="full access, may create buckets")
     create.add_argument(
@@ -47,8 +48,8 @@ def register(commands: Commands) -> None:
     listing = add_command(key_commands, "list", "list keys (never their secrets)")
     listing.add_argument("--all", action="store_true", help="include revoked keys")
     listing.set_defaults(handler=keys_list)
-    revoke = add_command(key_commands, "revoke", "revoke a key at once")
-    revoke.add_argument("access_key_id")
+    revoke = add_command(key_commands, "revoke", "revoke a key at once (by its id or name)")
+    revoke.add_argument("access_key_id", metavar="KEY", help="an access key id, or a key's name")
     revoke.set_defaults(handler=keys_revoke)
     show_admin = add_command(
         key_commands, "show-admin", "print the admin key and its secret (reads the local catalog)"

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,16 +16,21 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
-from nebulacore.backend import Backend, BackendPolicy
+from catalog import Catalog
+from catalog.cors import put_cors
 from nebulacore.s3 import backend_client
+from nebulacore.web import runtime_dir
 from s3proxy.cors import NOT_ALLOWED, NOT_ENABLED, BucketCors, first_match, parse_rules
+from s3proxy.errors import S3Error
+from tests.harness import wait_until
 from tests.s3proxy.conftest import proxy_to_scripted_backend
 from tests.s3proxy.signing import s3_client
+from tests.services import counters_by_worker, create_pg_database, drop_pg_database
 from tests.stacks import ProxyUnderTest, Seaweed, start_proxy
 
 APP = "http://app.example.org"
 EVIL = "http://evil.example.com"
-RULES = {
+RULES: dict[str, list[dict[str, Any]]] = {
     "CORSRules": [
         {
             "AllowedOrigins": ["http://*.example.org"],
@@ -35,6 +42,11 @@ RULES = {
         {"AllowedOrigins": ["*"], "AllowedMethods": ["GET"]},
     ]
 }
+EVIL_ONLY = {"CORSRules": [{"AllowedOrigins": [EVIL], "AllowedMethods": ["PUT"]}]}
+# The same rules as the catalog keeps them (s3proxy.cors_config).
+RULE_DICTS: list[dict[str, Any]] = [
+    {"AllowedHeaders": [], "ExposeHeaders": [], **rule} for rule in RULES["CORSRules"]
+]
 
 
 def preflight(
@@ -188,32 +200,98 @@ def test_only_bucket_admins_change_cors(proxy: ProxyUnderTest, configured: str) 
     assert rules["CORSRules"][0]["AllowedOrigins"] == ["http://*.example.org"]
 
 
-def test_the_cache_holds_until_forgotten(seaweed: Seaweed, proxy: ProxyUnderTest) -> None:
-    """Read with the backend key, kept for the TTL (an hour here), dropped by forget()."""
-    direct: Any = backend_client(seaweed.settings)
-    name = f"cors-cache-{uuid.uuid4().hex[:8]}"
-    direct.create_bucket(Bucket=name)
-    direct.put_bucket_cors(Bucket=name, CORSConfiguration=RULES)
+def test_workers_sharing_a_catalog_see_each_change_at_once(catalog: Catalog) -> None:
+    """Two BucketCors on one catalog, as two workers or replicas (on each engine): a change
+    written by one is what the other answers next; parsed rules are reused while their
+    revision holds."""
 
-    async def scenario() -> tuple[int, int, bool]:
-        backend = Backend(proxy.settings, BackendPolicy.proxy(proxy.settings))
-        await backend.start()
+    async def scenario() -> None:
+        one, other = BucketCors(catalog), BucketCors(catalog)
         try:
-            cors = BucketCors(backend, ttl=3600)
-            first = await cors.rules(name)
-            direct.delete_bucket_cors(Bucket=name)
-            cached = await cors.rules(name)
-            cors.forget(name)
-            return len(first or ()), len(cached or ()), await cors.rules(name) is None
+            assert await other.rules("shared") is None
+            await one.write("shared", RULE_DICTS)
+            first = await other.rules("shared")
+            assert first is not None and len(first) == 2
+            assert await other.rules("shared") is first  # same revision: not parsed again
+            await one.write("shared", RULE_DICTS[1:])
+            assert len(await other.rules("shared") or ()) == 1
+            await one.write("shared", None)
+            assert await other.rules("shared") is None
+            await one.write("shared", RULE_DICTS[1:])  # the same rules again, a new revision
+            assert len(await other.rules("shared") or ()) == 1
         finally:
-            await backend.close()
+            one.close()
+            other.close()
 
-    assert asyncio.run(scenario()) == (2, 2, True)
+    asyncio.run(scenario())
 
 
-def test_preflight_never_reaches_the_backend(tmp_path: Path, seaweed: Seaweed) -> None:
-    """Only the proxy's own GET ?cors (signed with the backend key) reaches the backend
-    (besides the health probe's GET /)."""
+WORKERS = 2
+ROUNDS = 24  # preflights per step, each on a new connection: the kernel spreads them
+
+
+def preflights_by_worker(proxy: ProxyUnderTest) -> dict[str, float]:
+    """How many preflights each worker has answered (200 or 403), from its counters file."""
+    files = counters_by_worker(runtime_dir(proxy.settings, "s3proxy", proxy.port))
+    return {
+        name: sum(values.get(("requests", "OPTIONS", status), 0) for status in ("200", "403"))
+        for name, values in files.items()
+    }
+
+
+def answered_by_every_worker(proxy: ProxyUnderTest, before: dict[str, float]) -> bool:
+    after = preflights_by_worker(proxy)
+    return len(after) == WORKERS and all(after[name] > before.get(name, 0) for name in after)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def catalog_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """The proxy's catalog on each engine (SQLite: the default, in its data dir)."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    url = create_pg_database()
+    yield {"NEBULA_DATABASE_URL": url}
+    drop_pg_database(url)
+
+
+def test_a_change_through_one_worker_reaches_every_worker_at_once(
+    tmp_path: Path, seaweed: Seaweed, catalog_env: dict[str, str]
+) -> None:
+    """Every worker answers preflights first (the old code then kept the rules 5 s in
+    each); a change made through whichever worker takes it is what every worker answers
+    next, checked on enough new connections that each worker answers some."""
+    env = {"NEBULA_S3PROXY_WORKERS": str(WORKERS), **catalog_env}
+    pooled = start_proxy(tmp_path, seaweed, env)
+    try:
+        s3 = s3_client(pooled.endpoint, pooled.admin)
+        bucket = f"cors-workers-{uuid.uuid4().hex[:8]}"
+        s3.create_bucket(Bucket=bucket)
+        s3.put_bucket_cors(Bucket=bucket, CORSConfiguration=RULES)
+        path = f"/{bucket}/a.txt"
+        steps: list[tuple[Callable[[], object], str, int]] = [
+            (lambda: None, APP, 200),
+            (lambda: s3.put_bucket_cors(Bucket=bucket, CORSConfiguration=EVIL_ONLY), APP, 403),
+            (lambda: None, EVIL, 200),
+            (lambda: s3.delete_bucket_cors(Bucket=bucket), EVIL, 403),
+        ]
+        for change, origin, status in steps:
+            change()
+            before = preflights_by_worker(pooled)
+            for _ in range(ROUNDS):
+                answer = preflight(pooled, path, origin, "PUT")
+                assert answer.status_code == status, (origin, answer.text)
+            # Counters are written once each answer is sent: wait for the last ones.
+            every = partial(answered_by_every_worker, pooled, before)
+            wait_until(every, "every worker answered some of the preflights", 10)
+    finally:
+        pooled.stop()
+
+
+def test_cors_calls_never_reach_the_backend(tmp_path: Path, seaweed: Seaweed) -> None:
+    """Rules kept in the catalog answer the preflight; the backend sees nothing but the
+    health probe's GET / (a backend without per-bucket CORS, as MinIO's community
+    edition, serves browsers the same)."""
     body = b"<Error><Code>NoSuchCORSConfiguration</Code></Error>"
     answer = (
         b"HTTP/1.1 404 Not Found\r\nContent-Type: application/xml\r\n"
@@ -221,10 +299,65 @@ def test_preflight_never_reaches_the_backend(tmp_path: Path, seaweed: Seaweed) -
     )
     with proxy_to_scripted_backend(tmp_path, seaweed, answer) as (proxy, heads):
         refused(preflight(proxy, "/media/a.txt", APP, "PUT", "content-type"), NOT_ENABLED)
-    reads = [head for head in heads if head.startswith(b"GET /media?cors")]
-    assert reads, heads
-    assert all(b"authorization: aws4-hmac-sha256" in head.lower() for head in reads)
-    assert [h for h in heads if not h.startswith(b"GET /")] == []
+        with proxy.catalog.session() as session:
+            put_cors(session, "media", RULE_DICTS)
+        allowed = preflight(proxy, "/media/a.txt", APP, "PUT", "content-type")
+        assert allowed.headers["Access-Control-Allow-Origin"] == APP, allowed.text
+        s3 = s3_client(proxy.endpoint, proxy.admin)
+        assert s3.get_bucket_cors(Bucket="media")["CORSRules"][0]["MaxAgeSeconds"] == 600
+    assert [h for h in heads if not h.startswith(b"GET / ")] == []
+
+
+def test_put_get_delete_bucket_cors(
+    seaweed: Seaweed, proxy: ProxyUnderTest, configured: str
+) -> None:
+    s3 = s3_client(proxy.endpoint, proxy.admin)
+    rules = s3.get_bucket_cors(Bucket=configured)["CORSRules"]
+    assert rules == RULES["CORSRules"]
+    direct: Any = backend_client(seaweed.settings)
+    with pytest.raises(ClientError):  # kept in the catalog, not on the backend
+        direct.get_bucket_cors(Bucket=configured)
+    s3.delete_bucket_cors(Bucket=configured)
+    with pytest.raises(ClientError) as caught:
+        s3.get_bucket_cors(Bucket=configured)
+    assert caught.value.response["Error"]["Code"] == "NoSuchCORSConfiguration"
+    with pytest.raises(ClientError) as caught:
+        s3.put_bucket_cors(Bucket="no-such-bucket-cors", CORSConfiguration=RULES)
+    assert caught.value.response["Error"]["Code"] == "NoSuchBucket"
+
+
+@pytest.mark.parametrize(
+    ("document", "code"),
+    [
+        (b"not xml", "MalformedXML"),
+        (b"<CORSConfiguration/>", "MalformedXML"),
+        (
+            b"<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin></CORSRule>"
+            b"</CORSConfiguration>",
+            "MalformedXML",
+        ),
+        (
+            b"<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin>"
+            b"<AllowedMethod>PATCH</AllowedMethod></CORSRule></CORSConfiguration>",
+            "InvalidRequest",
+        ),
+        (
+            b"<CORSConfiguration><CORSRule><AllowedOrigin>http://*.*.org</AllowedOrigin>"
+            b"<AllowedMethod>GET</AllowedMethod></CORSRule></CORSConfiguration>",
+            "InvalidRequest",
+        ),
+        (
+            b"<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin>"
+            b"<AllowedMethod>GET</AllowedMethod><MaxAgeSeconds>-1</MaxAgeSeconds></CORSRule>"
+            b"</CORSConfiguration>",
+            "MalformedXML",
+        ),
+    ],
+)
+def test_configurations_s3_refuses(document: bytes, code: str) -> None:
+    with pytest.raises(S3Error) as caught:
+        parse_rules(document)
+    assert caught.value.code == code
 
 
 def test_outside_the_allow_list_no_preflight(tmp_path: Path, seaweed: Seaweed) -> None:

@@ -40,7 +40,7 @@ from s3proxy.post_policy import (
     object_key,
     success_answer,
 )
-from tests.harness import nebula_argv
+from tests.harness import nebula_argv, wait_until
 from tests.s3proxy.signing import s3_client, send
 from tests.stacks import S3_DOMAIN, ProxyUnderTest, Seaweed, start_proxy
 
@@ -692,17 +692,26 @@ def upload_form(proxy: ProxyUnderTest, *args: str) -> subprocess.CompletedProces
     )
 
 
-def test_cli_prints_a_form_that_uploads(proxy: ProxyUnderTest, backend: Any) -> None:
-    prefix = unique("cli")
-    done = upload_form(
-        proxy, "--bucket", "media", "--expires", "15m", "--max-size", "1M", "--key-prefix", prefix
-    )
+def printed_form(done: subprocess.CompletedProcess[str]) -> Post:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     url = lines[0].removeprefix("url: ")
-    assert url == f"{proxy.endpoint}/media"
     fields = dict(line.strip().split(": ", 1) for line in lines[2:] if line.startswith("  "))
+    return {"url": url, "fields": fields}
+
+
+def test_cli_prints_a_form_that_uploads(proxy: ProxyUnderTest, backend: Any) -> None:
+    prefix, name = unique("cli"), f"form-cli-{uuid.uuid4().hex[:8]}"
+    done = upload_form(
+        proxy, "--bucket", "media", "--expires", "15m", "--max-size", "1M",
+        "--key-prefix", prefix, "--name", name,
+    )  # fmt: skip
+    post = printed_form(done)
+    url, fields = post["url"], post["fields"]
+    assert url == f"{proxy.endpoint}/media"
+    prefix += name + "/"  # each form's uploads under a prefix of its own
     assert fields["key"] == prefix + "${filename}"
+    assert f"nebula keys revoke {name}" in done.stdout
     assert {"policy", "x-amz-signature", "x-amz-credential", "success_action_status"} <= set(fields)
     policy = json.loads(base64.b64decode(fields["policy"]))
     assert ["content-length-range", 1, 1 << 20] in policy["conditions"]
@@ -749,7 +758,9 @@ def test_curl_form_upload_waits_for_100_continue(
     [
         (["--expires", "soon"], "is not a duration"),
         (["--max-size", "huge"], "is not a size"),
-        (["--access-key", "nebula-nobody"], "no active key"),
+        (["--expires", "8d"], "at most 7d"),
+        (["--max-size", "6G"], "at most 5G"),
+        (["--name", "Bad Name"], "lower-case letters"),
     ],
 )
 def test_cli_refuses_bad_arguments(proxy: ProxyUnderTest, args: list[str], message: str) -> None:
@@ -757,10 +768,56 @@ def test_cli_refuses_bad_arguments(proxy: ProxyUnderTest, args: list[str], messa
     assert done.returncode != 0 and message in done.stderr, done.stderr
 
 
-def test_cli_refuses_a_key_that_may_not_write_the_bucket(proxy: ProxyUnderTest) -> None:
-    reader = proxy.make_key({"media": "r"}, "cli-reader")
-    done = upload_form(proxy, "--bucket", "media", "--access-key", reader.access_key_id)
-    assert done.returncode == 2 and "may not write to bucket 'media'" in done.stderr
+def test_cli_forms_cap_size_and_life_by_default(proxy: ProxyUnderTest) -> None:
+    post = printed_form(upload_form(proxy, "--bucket", "media"))
+    policy = json.loads(base64.b64decode(post["fields"]["policy"]))
+    assert ["content-length-range", 1, 4 << 30] in policy["conditions"]
+    expires = datetime.fromisoformat(policy["expiration"].replace("Z", "+00:00"))
+    assert expires - datetime.now(UTC) <= timedelta(hours=1)
+
+
+def test_a_cli_form_never_overwrites(proxy: ProxyUnderTest, backend: Any) -> None:
+    """A second upload of the same name is refused (412) and the first stays as it was;
+    the form's key can reach nothing outside its own prefix."""
+    name = f"form-again-{uuid.uuid4().hex[:8]}"
+    post = printed_form(upload_form(proxy, "--bucket", "media", "--name", name))
+    key = f"uploads/{name}/clip.mp4"
+    assert submit(post, b"first").status_code == 201
+    again = submit(post, b"second")
+    assert (again.status_code, error_code(again)) == (412, "PreconditionFailed"), again.text
+    assert backend.get_object(Bucket="media", Key=key)["Body"].read() == b"first"
+    backend.put_object(Bucket="media", Key="taken/clip.mp4", Body=b"someone else's")
+    outside = submit({**post, "fields": {**post["fields"], "key": "taken/${filename}"}})
+    assert outside.status_code == 403, outside.text
+    assert backend.get_object(Bucket="media", Key="taken/clip.mp4")["Body"].read() == (
+        b"someone else's"
+    )
+
+
+def test_a_cli_form_is_listed_and_revoked_by_name(proxy: ProxyUnderTest, backend: Any) -> None:
+    name = f"form-revoked-{uuid.uuid4().hex[:8]}"
+    post = printed_form(upload_form(proxy, "--bucket", "media", "--name", name))
+    listed = subprocess.run(
+        nebula_argv("keys", "list"), env=proxy.env, capture_output=True, text=True, timeout=60
+    )
+    assert name in listed.stdout and f"media/uploads/{name}/:create" in listed.stdout
+    revoked = subprocess.run(
+        nebula_argv("keys", "revoke", name),
+        env=proxy.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert revoked.returncode == 0, revoked.stderr
+    tries = iter(range(1000))
+
+    def refused() -> bool:  # the proxy caches a key a few seconds (s3proxy.auth)
+        answer = submit(post, b"late", filename=f"late-{next(tries)}.bin")
+        return answer.status_code == 403 and error_code(answer) == "InvalidAccessKeyId"
+
+    wait_until(refused, "the revoked form refused", 30)
+    last = next(tries) - 1
+    assert stored(backend, f"uploads/{name}/late-{last}.bin") is None
 
 
 def test_chromium_submits_the_html_form(
@@ -770,8 +827,9 @@ def test_chromium_submits_the_html_form(
     assert (BROWSER_DIR / "node_modules" / "playwright-core").is_dir(), (
         "run npm ci in tests/origin/browser"
     )
-    prefix = unique("browser")
-    done = upload_form(proxy, "--bucket", "media", "--key-prefix", prefix, "--html")
+    prefix, name = unique("browser"), f"form-browser-{uuid.uuid4().hex[:8]}"
+    done = upload_form(proxy, "--bucket", "media", "--key-prefix", prefix, "--name", name, "--html")
+    prefix += name + "/"
     assert done.returncode == 0, done.stderr
     page = tmp_path / "upload.html"
     page.write_text(done.stdout)

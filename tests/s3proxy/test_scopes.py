@@ -6,8 +6,11 @@ import uuid
 from typing import Any
 
 import pytest
+import requests
 from botocore.exceptions import ClientError
 
+from catalog.keys import KeyPair, SecretBox
+from catalog.models import AccessKey
 from nebulacore.s3 import backend_client
 from tests.s3proxy.signing import s3_client
 from tests.stacks import ProxyUnderTest
@@ -97,3 +100,74 @@ def test_key_with_no_scope_cannot_list_buckets(proxy: ProxyUnderTest) -> None:
     assert s3_client(proxy.endpoint, proxy.make_key({"media": "r"}, "some")).list_buckets()[
         "Buckets"
     ]
+
+
+def exists_on_backend(backend: Any, key: str, bucket: str = "media") -> bool:
+    return "Contents" in backend.list_objects_v2(Bucket=bucket, Prefix=key)
+
+
+def test_a_prefix_scoped_key_reaches_only_its_prefix(proxy: ProxyUnderTest) -> None:
+    """Checked on the backend: every refused write stored nothing, the refused delete
+    removed nothing."""
+    backend = backend_client(proxy.settings)
+    mine = f"forms/{uuid.uuid4().hex[:8]}/"
+    s3 = s3_client(proxy.endpoint, proxy.make_key({f"media/{mine}": "rw"}, "form-key"))
+    s3.put_object(Bucket="media", Key=mine + "clip.bin", Body=b"mine")
+    assert s3.get_object(Bucket="media", Key=mine + "clip.bin")["Body"].read() == b"mine"
+    outside = f"forms/{uuid.uuid4().hex[:8]}/clip.bin"
+    denied(s3.put_object, Bucket="media", Key=outside, Body=b"x")
+    denied(s3.put_object, Bucket="media", Key=mine.rstrip("/"), Body=b"x")
+    denied(s3.put_object, Bucket="hls", Key=mine + "clip.bin", Body=b"x")
+    denied(s3.delete_object, Bucket="media", Key="scopes/in-media.txt")
+    denied(s3.get_object, Bucket="media", Key="scopes/in-media.txt")
+    denied(s3.list_objects_v2, Bucket="media", Prefix=mine)
+    denied(s3.delete_objects, Bucket="media", Delete={"Objects": [{"Key": mine + "clip.bin"}]})
+    source = {"Bucket": "media", "Key": "scopes/in-media.txt"}
+    denied(s3.copy_object, Bucket="media", Key=mine + "copied.bin", CopySource=source)
+    assert not exists_on_backend(backend, outside)
+    assert not exists_on_backend(backend, mine.rstrip("/"), "hls")
+    assert not exists_on_backend(backend, mine + "copied.bin")
+    assert exists_on_backend(backend, "scopes/in-media.txt")
+    assert exists_on_backend(backend, mine + "clip.bin")
+
+
+def test_a_key_made_before_with_a_dash_led_secret_still_works(proxy: ProxyUnderTest) -> None:
+    """Secrets were token_urlsafe's, which may start with "-": those keys keep working."""
+    with proxy.catalog.session() as session:
+        session.add(
+            AccessKey(
+                access_key_id="NKOLDDASHSECRET",
+                name="old-dash",
+                secret_encrypted=SecretBox.from_settings(proxy.settings).encrypt("-Xy_z" * 8),
+                scopes={"media": "r"},
+                owner="old-dash",
+            )
+        )
+    s3 = s3_client(proxy.endpoint, KeyPair("NKOLDDASHSECRET", "-Xy_z" * 8))
+    assert s3.get_object(Bucket="media", Key="scopes/in-media.txt")["Body"].read() == b"m"
+
+
+def test_a_create_key_writes_new_objects_only(proxy: ProxyUnderTest) -> None:
+    """The kind of key `nebula upload-form` makes: a taken name is 412 and keeps its bytes
+    on the backend; nothing can be read, listed, deleted or copied."""
+    backend = backend_client(proxy.settings)
+    mine = f"forms/{uuid.uuid4().hex[:8]}/"
+    s3 = s3_client(proxy.endpoint, proxy.make_key({f"media/{mine}": "create"}, "create-key"))
+    s3.put_object(Bucket="media", Key=mine + "a.bin", Body=b"first")
+    with pytest.raises(ClientError) as caught:
+        s3.put_object(Bucket="media", Key=mine + "a.bin", Body=b"second")
+    assert caught.value.response["Error"]["Code"] == "PreconditionFailed"
+    put = s3.generate_presigned_url("put_object", Params={"Bucket": "media", "Key": mine + "a.bin"})
+    assert requests.put(put, data=b"third", timeout=30).status_code == 412
+    assert backend.get_object(Bucket="media", Key=mine + "a.bin")["Body"].read() == b"first"
+    denied(s3.get_object, Bucket="media", Key=mine + "a.bin")
+    denied(s3.list_objects_v2, Bucket="media", Prefix=mine)
+    denied(s3.delete_object, Bucket="media", Key=mine + "a.bin")
+    denied(s3.create_multipart_upload, Bucket="media", Key=mine + "b.bin")
+    source = {"Bucket": "media", "Key": mine + "a.bin"}
+    denied(s3.copy_object, Bucket="media", Key=mine + "c.bin", CopySource=source)
+    denied(s3.put_object, Bucket="media", Key="elsewhere/" + mine, Body=b"x")
+    assert exists_on_backend(backend, mine + "a.bin")
+    assert not exists_on_backend(backend, mine + "b.bin")
+    assert not exists_on_backend(backend, mine + "c.bin")
+    assert not exists_on_backend(backend, "elsewhere/" + mine)
