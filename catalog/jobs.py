@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from catalog import Asset, AssetStatus, Catalog, Job, JobKind, JobStatus, OutboxEvent, ladders
@@ -77,7 +77,6 @@ def claim(
                 lease_expires_at=now + timedelta(seconds=lease_seconds),
                 attempts=Job.attempts + 1,
                 started_at=now,
-                progress=0.0,
                 error=None,
             )
             .execution_options(synchronize_session=False)
@@ -87,8 +86,16 @@ def claim(
         job = session.get(Job, job_id)
         assert job is not None
         if job.kind == JobKind.TRANSCODE:
-            _set_asset(session, job.asset_id, AssetStatus.PROCESSING, None)
+            _start_processing(session, job.asset_id)
         return Claim(job.id, job.asset_id, job.kind, owner, job.attempts)
+
+
+def _start_processing(session: Session, asset_id: str) -> None:
+    """A claimed transcode processes its asset; one already playable (a resumed job: its
+    first segments and provisional master are still published) stays playable."""
+    asset = session.get(Asset, asset_id)
+    if asset is not None and asset.status not in (AssetStatus.DELETED, AssetStatus.PLAYABLE):
+        asset.status, asset.error = AssetStatus.PROCESSING, None
 
 
 def renew(
@@ -99,10 +106,15 @@ def renew(
     fps: float | None = None,
     speed: float | None = None,
 ) -> bool:
-    """Extend the lease (and record progress); False when the job is no longer ours."""
+    """Extend the lease (and record progress); False when the job is no longer ours.
+
+    Progress never goes backwards: a resumed job re-encodes from the last segment
+    boundary every rendition published, behind where the previous attempt had got to."""
     values: dict[str, object] = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
     if progress is not None:
-        values.update(progress=round(progress, 2), fps=fps, speed=speed)
+        rounded = round(progress, 2)
+        ahead = case((Job.progress < rounded, rounded), else_=Job.progress)
+        values.update(progress=ahead, fps=fps, speed=speed)
     with catalog.session() as session:
         result = session.execute(
             update(Job)
@@ -188,17 +200,23 @@ def requeue_interrupted(catalog: Catalog, claim_: Claim) -> bool:
         if job is None:
             return False
         job.attempts = max(0, job.attempts - 1)
-        _back_to_queue(session, job, "worker stopped; re-queued")
+        _back_to_queue(session, job, "worker stopped; re-queued", resumes=True)
     log.info("job %d re-queued (worker stopping)", claim_.job_id)
     return True
 
 
-def _back_to_queue(session: Session, job: Job, reason: str | None) -> None:
+def _back_to_queue(session: Session, job: Job, reason: str | None, resumes: bool = False) -> None:
+    """``resumes``: the job stopped without touching storage (its worker stopped or died),
+    so its next attempt resumes after what it published: the asset stays playable if it
+    was, and the progress stays where it was."""
     job.status, job.error = JobStatus.QUEUED, reason
     job.lease_owner, job.lease_expires_at = None, None
-    job.progress = 0.0
+    if not resumes:
+        job.progress = 0.0
     if job.kind == JobKind.TRANSCODE:
-        _set_asset(session, job.asset_id, AssetStatus.QUEUED, None)
+        asset = session.get(Asset, job.asset_id)
+        if asset is not None and not (resumes and asset.status == AssetStatus.PLAYABLE):
+            _set_asset(session, job.asset_id, AssetStatus.QUEUED, None)
     _announce(session, job)
 
 
@@ -245,7 +263,7 @@ def _give_back(session: Session, job: Job, why: str, max_attempts: int) -> None:
     if job.attempts >= max_attempts:
         _end_failed(session, job, f"worker lost {job.attempts} times ({why}); giving up")
     else:
-        _back_to_queue(session, job, f"{why}; re-queued")
+        _back_to_queue(session, job, f"{why}; re-queued", resumes=True)
 
 
 def release_owner(

@@ -28,14 +28,16 @@ VIDEO_EXTENSIONS = (
 
 
 MAX_DEFAULT_WORKERS = 4
+# cgroup v2's CPU quota of this process's group: "<quota> <period>" or "max <period>".
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
-def usable_cores() -> int:
+def usable_cores(cpu_max: Path = CGROUP_CPU_MAX) -> int:
     """Cores this process may run on: its CPU affinity, less a cgroup CPU quota
     (a container's ``cpus:``), which affinity does not show."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        quota, period = cpu_max.read_text().split()
         if quota != "max":
             cores = min(cores or 1, max(1, -(-int(quota) // int(period))))
     except (OSError, ValueError):
@@ -43,9 +45,10 @@ def usable_cores() -> int:
     return cores or 1
 
 
-def default_workers() -> int:
-    """Worker processes of a web service: one per usable core, at most 4."""
-    return min(MAX_DEFAULT_WORKERS, usable_cores())
+def default_workers(cores: int | None = None) -> int:
+    """Worker processes of a web service: one per usable core (``cores``: this
+    process's), at most 4."""
+    return min(MAX_DEFAULT_WORKERS, usable_cores() if cores is None else cores)
 
 
 class ConfigError(Exception):

@@ -57,33 +57,32 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "P
 # A worker's own gauges (its cache) reach the files its siblings read this often.
 WORKER_GAUGE_SECONDS = 1.0
 _WORKER_GAUGE = "gauge"
-# Set by :func:`share_metrics` in each worker of a multi-process service.
-_shared: tuple[Path, int] | None = None
-
-
-def share_metrics(directory: Path, worker: int) -> None:
-    """Make this process's :class:`Metrics` write to ``directory`` and sum every worker's
-    file there when answering /metrics (call before the app is built)."""
-    global _shared
-    _shared = (directory, worker)
 
 
 class Metrics:
     """Request counters of this service, summed over its workers at scrape time.
 
-    Counts live in a :class:`nebulacore.counters.CounterFile` (a file in the service's
-    runtime directory when it runs as workers); the slots of the per-request counters are
-    looked up once, so a request costs a few dict hits and shared-memory adds.
+    Counts live in a :class:`nebulacore.counters.CounterFile`: private memory, or a file
+    in the service's runtime directory once the worker that serves the app calls
+    :meth:`share`; the slots of the per-request counters are looked up once, so a request
+    costs a few dict hits and shared-memory adds.
     """
 
     def __init__(self, service: str) -> None:
         self.service = service
-        if _shared is None:
-            self._directory: Path | None = None
-            self.store = CounterFile()
-        else:
-            self._directory, worker = _shared
-            self.store = CounterFile(self._directory / counter_file_name(worker))
+        self._directory: Path | None = None
+        self._gauge_sources: list[GaugeSource] = []
+        self._worker_gauges: list[Callable[[], dict[str, float]]] = []
+        self._count_in(CounterFile())
+
+    def share(self, directory: Path, worker: int) -> None:
+        """Count in worker ``worker``'s file in ``directory`` and answer /metrics with
+        the sum of every worker's file there (a multi-process service, before it serves)."""
+        self._directory = directory
+        self._count_in(CounterFile(directory / counter_file_name(worker)))
+
+    def _count_in(self, store: CounterFile) -> None:
+        self.store = store
         self._requests: dict[tuple[str, int], int] = {}
         self._errors: dict[tuple[int, str], int] = {}
         self._bytes_in = self.store.slot(("received_bytes",))
@@ -93,8 +92,6 @@ class Metrics:
         ]
         self._latency_sum = self.store.slot(("latency_sum",))
         self._gauge_errors = self.store.slot(("gauge_errors",))
-        self._gauge_sources: list[GaugeSource] = []
-        self._worker_gauges: list[Callable[[], dict[str, float]]] = []
 
     @property
     def shared(self) -> bool:
@@ -310,6 +307,9 @@ async def run_checks(checks: dict[str, Check]) -> tuple[bool, dict[str, str]]:
 
 
 async def _publishing(metrics: Metrics, _app: web.Application) -> AsyncIterator[None]:
+    if not metrics.shared:  # served alone: /metrics reads this worker's gauges itself
+        yield
+        return
     task = asyncio.create_task(metrics.keep_publishing())
     yield
     task.cancel()
@@ -355,8 +355,7 @@ def install_ops(
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_handler)
-    if metrics.shared:
-        app.cleanup_ctx.append(partial(_publishing, metrics))
+    app.cleanup_ctx.append(partial(_publishing, metrics))
     return metrics
 
 

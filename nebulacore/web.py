@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -35,7 +36,7 @@ from aiohttp.web_server import Server
 from nebulacore.config import Settings
 from nebulacore.counters import fresh_runtime_dir
 from nebulacore.lifeline import die_with_parent
-from nebulacore.ops import share_metrics
+from nebulacore.ops import METRICS_KEY
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_SECONDS = 10.0
@@ -54,6 +55,9 @@ Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 Front = Callable[[Handler], Handler]
 # Where an app keeps its front (:func:`serve` installs it).
 FRONT = web.AppKey[Front]("nebula.front")
+# An app that asks for it (set True) is served by a process whose start-up heap is left
+# out of the cyclic collector's passes (:func:`serve`).
+LONG_LIVED_HEAP = web.AppKey("nebula.long_lived_heap", bool)
 
 
 def serve(
@@ -73,6 +77,8 @@ def serve(
     dribble a head are cut by it; idle kept-alive connections close after it too).
     """
     log.info("%s listening on %s:%d", name, settings.bind, port)
+    if app.get(LONG_LIVED_HEAP):
+        settle_heap()
     runner = _FrontRunner(
         app,
         access_log=None,
@@ -83,6 +89,16 @@ def serve(
     site = partial(web.TCPSite, host=settings.bind, port=port, reuse_port=reuse_port or None)
     loop = event_loop() if fast_loop else asyncio.new_event_loop()
     _run(loop, _until_stopped(runner, site))
+
+
+def settle_heap() -> None:
+    """What this process allocated by now (modules, botocore's tables, the app) lives as
+    long as it does: full collections would rescan all of it, so it is frozen out of them;
+    a young generation of 10,000 objects keeps in-flight requests' objects from being
+    promoted and rescanned (figures: docs/benchmarks.md). A serving process's own state,
+    so it is done where the process starts serving, not where an app is built."""
+    gc.freeze()
+    gc.set_threshold(10_000)
 
 
 class _FrontRunner(web.AppRunner):
@@ -220,8 +236,10 @@ def _serve_worker(
     # defaults until aiohttp installs its graceful ones.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_DFL)
-    share_metrics(directory, index)
     app = build(settings)
+    metrics = app.get(METRICS_KEY)
+    if metrics is not None:  # its counters are summed with its siblings' for /metrics
+        metrics.share(directory, index)
     serve(app, settings, port, f"{name} worker {index}", reuse_port=True, fast_loop=fast_loop)
 
 

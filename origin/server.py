@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
 
 from aiohttp import web
@@ -12,17 +12,20 @@ from aiohttp import web
 from catalog.metrics import read_gauges
 from nebulacore.config import Settings
 from nebulacore.netguard import allowlist_decision, allowlist_middleware
-from nebulacore.ops import blocking_check, blocking_gauges, install_ops
+from nebulacore.ops import GaugeSource, blocking_check, blocking_gauges, install_ops
 from nebulacore.web import FRONT, same_settings, serve_service
-from nebulaqueue.metrics import queue_gauges
 from origin import media, pages
 from origin.cors import cors_headers, install_cors
 from origin.errors import measured_answers, measured_answers_middleware
 from origin.front import PREFIX, hls_front
 from origin.state import ORIGIN, Origin
 
+# Makes a gauge source for /metrics from a worker's settings, in that worker. The origin
+# knows storage and the catalog only: the shell passes the queue's (``nebula origin``).
+GaugeMaker = Callable[[Settings], GaugeSource]
 
-def create_app(settings: Settings) -> web.Application:
+
+def create_app(settings: Settings, more_gauges: Sequence[GaugeMaker] = ()) -> web.Application:
     app = web.Application(middlewares=[allowlist_middleware(settings)])
     origin = Origin.build(settings)
     app[ORIGIN] = origin
@@ -35,7 +38,7 @@ def create_app(settings: Settings) -> web.Application:
         },
         gauges=[
             blocking_gauges(partial(read_gauges, origin.assets.catalog)),
-            queue_gauges(settings),
+            *(make(settings) for make in more_gauges),
         ],
         middleware=False,  # the origin's own layer observes (measured_answers)
     )
@@ -101,10 +104,12 @@ def worker_settings(settings: Settings, index: int, count: int) -> Settings:
     )
 
 
-def run(settings: Settings) -> None:
-    """Serve in ``origin_workers`` processes (:func:`nebulacore.web.serve_service`)."""
+def run(settings: Settings, more_gauges: Sequence[GaugeMaker] = ()) -> None:
+    """Serve in ``origin_workers`` processes (:func:`nebulacore.web.serve_service`),
+    /metrics with ``more_gauges`` besides the origin's own."""
     count = settings.origin_workers
     per_worker = worker_settings if count > 1 else same_settings
     port = settings.origin_port
+    build = partial(create_app, more_gauges=more_gauges)
     # uvloop: less CPU per small answer, the same per segment (docs/benchmarks.md#origin).
-    serve_service("origin", settings, port, count, create_app, per_worker, fast_loop=True)
+    serve_service("origin", settings, port, count, build, per_worker, fast_loop=True)

@@ -9,7 +9,6 @@ on streamed answers' readers and the per-key slots (:mod:`s3proxy.limits`).
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 import xml.etree.ElementTree as ET
@@ -38,7 +37,7 @@ from nebulacore.ops import (
     status_code_name,
 )
 from nebulacore.s3 import UNSIGNED_PAYLOAD
-from nebulacore.web import serve_service
+from nebulacore.web import LONG_LIVED_HEAP, serve_service
 from nebulaqueue.metrics import queue_gauges
 from nebulaqueue.relay import Enqueue
 from s3proxy.addressing import Target, parse_target
@@ -395,6 +394,7 @@ def create_app(settings: Settings, enqueue: Enqueue | None = None) -> web.Applic
         # Client bodies are read in the pieces the backend's answers are read in.
         handler_args={"max_field_size": 65536, "read_bufsize": proxy.backend.policy.read_bufsize},
     )
+    app[LONG_LIVED_HEAP] = True  # many small requests: the collector's passes cost (serve)
     checks: dict[str, Check] = {
         "backend": partial(ping, proxy.backend),
         "catalog": blocking_check(proxy.catalog.ping),
@@ -422,18 +422,5 @@ def run(settings: Settings, enqueue: Enqueue | None = None) -> None:
         settings,
         settings.s3proxy_port,
         settings.s3proxy_workers,
-        partial(frozen_app, enqueue=enqueue),
+        partial(create_app, enqueue=enqueue),
     )
-
-
-def frozen_app(settings: Settings, enqueue: Enqueue | None = None) -> web.Application:
-    """The app, with what is allocated by now left out of the cyclic collector's passes.
-
-    What exists at this point (modules, botocore's tables, the app) lives as long as the
-    worker, yet every full pass scanned all of it, several times a minute under
-    small-request load. A young generation of 10,000 instead of 700 stops in-flight
-    requests' objects being promoted and rescanned (docs/benchmarks.md#s3proxy)."""
-    app = create_app(settings, enqueue)
-    gc.freeze()
-    gc.set_threshold(10_000)
-    return app

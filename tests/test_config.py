@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -80,17 +81,63 @@ def test_cli_exits_non_zero_with_a_message_on_bad_config(tmp_path: Path) -> None
     assert "NEBULA_ORIGIN_PORT" in result.stderr
 
 
-def test_workers_default_to_one_per_core_up_to_four() -> None:
-    from nebulacore.config import default_workers, usable_cores
+def _in_a_child(code: str, cpus: set[int]) -> str:
+    """Run ``code`` in a Python child pinned to ``cpus``; its output."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
 
-    expected = min(4, usable_cores())
-    assert default_workers() == expected
-    s = load_settings({})
-    assert s.s3proxy_workers == expected and s.origin_workers == expected
-    auto = load_settings({"NEBULA_S3PROXY_WORKERS": "auto", "NEBULA_ORIGIN_WORKERS": "auto"})
-    assert auto.s3proxy_workers == expected and auto.origin_workers == expected
-    set_ = load_settings({"NEBULA_S3PROXY_WORKERS": "3", "NEBULA_ORIGIN_WORKERS": "5"})
-    assert set_.s3proxy_workers == 3 and set_.origin_workers == 5
+
+SETTINGS_WORKERS = (
+    "from nebulacore.config import load_settings as load; s = load({}); "
+    "auto = load({'NEBULA_S3PROXY_WORKERS': 'auto', 'NEBULA_ORIGIN_WORKERS': 'auto'}); "
+    "print(s.s3proxy_workers, s.origin_workers, auto.s3proxy_workers, auto.origin_workers)"
+)
+
+
+def test_workers_default_to_one_per_cpu_the_process_may_use() -> None:
+    assert _in_a_child(SETTINGS_WORKERS, {0}) == "1 1 1 1"
+    if len(os.sched_getaffinity(0)) >= 2:
+        assert _in_a_child(SETTINGS_WORKERS, {0, 1}) == "2 2 2 2"
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "cpus", "expected"),
+    [
+        (None, {0}, 1),  # no cgroup v2 quota: the affinity
+        ("max 100000\n", {0}, 1),
+        ("50000 100000\n", {0, 1}, 1),  # half a core: one
+        ("150000 100000\n", {0, 1}, 2),  # a core and a half: two
+        ("250000 100000\n", {0, 1}, 2),  # a quota above the affinity: the affinity
+        ("garbage\n", {0, 1}, 2),
+    ],
+)
+def test_usable_cores_is_the_affinity_less_the_cgroup_quota(
+    tmp_path: Path, cpu_max: str | None, cpus: set[int], expected: int
+) -> None:
+    if not cpus <= os.sched_getaffinity(0):
+        pytest.skip(f"this machine cannot pin to CPUs {sorted(cpus)}")
+    path = tmp_path / "cpu.max"
+    if cpu_max is not None:
+        path.write_text(cpu_max)
+    code = "from pathlib import Path; from nebulacore.config import usable_cores; "
+    code += f"print(usable_cores(Path({str(path)!r})))"
+    assert _in_a_child(code, cpus) == str(expected)
+
+
+def test_default_workers_stop_at_four() -> None:
+    from nebulacore.config import default_workers
+
+    assert [default_workers(cores) for cores in (1, 3, 4, 5, 64)] == [1, 3, 4, 4, 4]
+
+
+def test_worker_counts_can_be_set() -> None:
+    s = load_settings({"NEBULA_S3PROXY_WORKERS": "3", "NEBULA_ORIGIN_WORKERS": "5"})
+    assert s.s3proxy_workers == 3 and s.origin_workers == 5
     with pytest.raises(ConfigError) as err:
         load_settings({"NEBULA_S3PROXY_WORKERS": "many"})
     assert "NEBULA_S3PROXY_WORKERS" in str(err.value)

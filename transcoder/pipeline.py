@@ -2,11 +2,10 @@
 
 probe (presigned URL) -> ladder -> ONE ffmpeg, its segments published as they come
 (:mod:`transcoder.live`; a restarted job resumes after what is published) -> verify ->
-master + thumbnails -> publish (the rest, ended playlists, measured master) -> catalog
-(renditions, asset ``ready``).
-
-:func:`transcode_asset` runs it all without a queue (origin tests, benchmarks); the
-Huey task runs the same steps under a job lease (:mod:`transcoder.work`).
+master + thumbnails -> publish (the rest, ended playlists, measured master). The catalog
+commit (renditions, asset ``ready``) is the caller's: :func:`transcode_asset` without a
+queue (origin tests, benchmarks), :meth:`transcoder.work.JobRunner.run` under a job lease.
+Everything here reaches storage through the one client the caller passes.
 """
 
 from __future__ import annotations
@@ -17,9 +16,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
-
-from sqlalchemy.orm import Session
 
 from catalog import Asset, Catalog, Rendition, assets
 from nebulacore import hls
@@ -173,11 +169,11 @@ def _thumbnails(
     return poster, webvtt(layout, info.duration, f"{version}/{hls.SPRITE}")
 
 
-def record_ready(session: Session, asset_id: str, built: Built) -> None:
-    """Record the published ladder in the catalog: the asset is ready with these renditions."""
-    renditions = [
+def renditions_of(built: Built) -> list[Rendition]:
+    """The catalog rows of a published ladder's renditions."""
+    return [
         Rendition(
-            asset_id=asset_id,
+            asset_id=built.ladder.asset_id,
             name=item.name,
             width=item.width,
             height=item.height,
@@ -189,12 +185,10 @@ def record_ready(session: Session, asset_id: str, built: Built) -> None:
         )
         for item in built.renditions
     ]
-    assets.record_ready(session, asset_id, renditions, built.info.duration)
 
 
-def check_source(settings: Settings, bucket: str, key: str, **client_config: Any) -> None:
+def check_source(client: S3Client, bucket: str, key: str) -> None:
     """Fail early, with a clear reason (MediaError), on a source that is missing or empty."""
-    client = backend_client(settings, **client_config)
     try:
         head = client.head_object(Bucket=bucket, Key=key)
     except client.exceptions.ClientError as exc:
@@ -212,15 +206,15 @@ def has_ladder(catalog: Catalog, asset_id: str) -> bool:
         return asset is not None and bool(asset.renditions)
 
 
-def probe_asset(settings: Settings, catalog: Catalog, asset_id: str) -> tuple[str, SourceInfo]:
+def probe_asset(catalog: Catalog, client: S3Client, asset_id: str) -> tuple[str, SourceInfo]:
     """Probe the asset's source through a presigned URL and store the result in its row."""
     with catalog.session() as session:
         asset = session.get(Asset, asset_id)
         if asset is None:
             raise MediaError(f"asset {asset_id} does not exist")
         bucket, key = asset.bucket, asset.key
-    check_source(settings, bucket, key)
-    url = presigned_url(settings, bucket, key)
+    check_source(client, bucket, key)
+    url = presigned_url(client, bucket, key)
     info = probe(url)
     with catalog.session() as session:
         row = session.get(Asset, asset_id)
@@ -232,17 +226,16 @@ def probe_asset(settings: Settings, catalog: Catalog, asset_id: str) -> tuple[st
 def produce_and_publish(
     settings: Settings,
     catalog: Catalog,
+    client: S3Client,
     asset_id: str,
     version: str,
     guard: Guard,
-    commit: Callable[[Session, Built], None],
 ) -> Built:
-    """probe -> transcode -> verify -> publish -> ``commit`` (in one catalog transaction)."""
-    url, info = probe_asset(settings, catalog, asset_id)
+    """probe -> transcode -> verify -> publish; the caller records the result."""
+    url, info = probe_asset(catalog, client, asset_id)
     guard.check()
     work = settings.transcode_dir / f"{asset_id}-{version}"
     shutil.rmtree(work, ignore_errors=True)
-    client = backend_client(settings)
     live = Live(
         client,
         settings.hls_bucket,
@@ -276,8 +269,6 @@ def produce_and_publish(
         )
         guard.check()  # a cancelled or superseded job publishes nothing
         publish(client, settings.hls_bucket, built.ladder, guard.confirm, built.published)
-        with catalog.session() as session:
-            commit(session, built)
         return built
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -293,11 +284,8 @@ def transcode_asset(
 ) -> Built:
     """Transcode and publish ``asset_id`` now, without a queue or a job lease."""
     version = version or hls.version_name(int(time.time() * 1000))
-    return produce_and_publish(
-        settings,
-        catalog,
-        asset_id,
-        version,
-        NoGuard(),
-        lambda session, built: record_ready(session, asset_id, built),
-    )
+    client = backend_client(settings)
+    built = produce_and_publish(settings, catalog, client, asset_id, version, NoGuard())
+    with catalog.session() as session:
+        assets.record_ready(session, asset_id, renditions_of(built), built.info.duration)
+    return built

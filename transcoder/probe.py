@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
 
-from nebulacore.config import Settings
-from nebulacore.s3 import backend_client
+from nebulacore.s3 import S3Client
 from transcoder.errors import MediaError, one_line
 
 PRESIGN_SECONDS = 6 * 3600  # long enough for a long transcode of a big file
@@ -42,8 +41,7 @@ class SourceInfo:
         return asdict(self)
 
 
-def presigned_url(settings: Settings, bucket: str, key: str) -> str:
-    client = backend_client(settings)
+def presigned_url(client: S3Client, bucket: str, key: str) -> str:
     return str(
         client.generate_presigned_url(
             "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=PRESIGN_SECONDS

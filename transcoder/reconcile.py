@@ -1,6 +1,10 @@
 """The periodic reconcile: relay the outbox, reap expired leases, compare each ingest
 bucket with the catalog, and delete retired ladder versions whose retention is over.
 
+It has one schedule, :class:`Schedule`: every ``NEBULA_RECONCILE_SECONDS`` exactly, on a
+thread of each worker process, from its consumer's start to its stop (Huey's startup and
+shutdown hooks), whether ``nebula worker`` or ``huey_consumer`` started it.
+
 A video that reached a bucket without the proxy (written straight to the backend, or
 whose event was lost) gets its asset and job recorded here; an asset whose source
 vanished the same way gets its ladder removed. Objects younger than
@@ -10,6 +14,8 @@ vanished the same way gets its ladder removed. Objects younger than
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -102,3 +108,38 @@ def reconcile_bucket(
 
 def _etag(asset: Asset) -> str | None:
     return asset.etag.strip('"') if asset.etag else None
+
+
+class Schedule:
+    """Runs :func:`run_once` every ``settings.reconcile_seconds`` on a thread of its own
+    (the first run one period after :meth:`start`). Starting it again is harmless: a
+    consumer calls its startup hooks once per worker thread."""
+
+    def __init__(self, settings: Settings, catalog: Callable[[], Catalog], enqueue: Enqueue):
+        self.settings, self.catalog, self.enqueue = settings, catalog, enqueue
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._loop, daemon=True, name="reconcile")
+            self._thread.start()
+        log.info("reconcile every %d s", self.settings.reconcile_seconds)
+
+    def stop(self) -> None:
+        with self._lock:
+            thread, self._thread = self._thread, None
+        self._stop.set()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.reconcile_seconds):
+            try:
+                run_once(self.settings, self.catalog(), self.enqueue)
+            except Exception as exc:  # storage or catalog down: try again next period
+                log.warning("reconcile failed: %s", exc)

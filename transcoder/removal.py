@@ -40,14 +40,18 @@ def stored_versions(client: S3Client, bucket: str, asset_id: str) -> set[str]:
 
 
 def remove_deleted(
-    settings: Settings, catalog: Catalog, claim: Claim, confirm: Callable[[], None]
+    settings: Settings,
+    catalog: Catalog,
+    client: S3Client,
+    claim: Claim,
+    confirm: Callable[[], None],
 ) -> int:
     """The REMOVE job: the deleted source's master and images, then the versions it owns.
 
     ``confirm`` raises when the job was cancelled (the key was uploaded again): from then
     on the asset's root files are the new upload's.
     """
-    client, bucket = backend_client(settings), settings.hls_bucket
+    bucket = settings.hls_bucket
     owned = ladders.of_job(catalog, claim.job_id)
     confirm()
     count = 0

@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from huey import Huey
@@ -28,20 +27,22 @@ from catalog import Catalog
 from catalog.models import Topic
 from nebulacore.config import Settings, load_settings
 from nebulaqueue.huey import make_huey
-from transcoder.reconcile import run_once
-from transcoder.work import interrupt_all, run_job
+from transcoder.reconcile import Schedule
+from transcoder.work import JobRunner
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Tasks:
-    """The tasks declared on one queue, running with one process's settings."""
+    """The tasks declared on one queue, running with one process's settings: the job
+    runner they share and the reconcile schedule of the consumer that runs them."""
 
     huey: Huey
     transcode: TaskWrapper
     remove: TaskWrapper
-    reconcile: TaskWrapper
+    runner: Callable[[], JobRunner]
+    reconcile: Schedule
 
     def enqueue(self, topic: str, job_id: int) -> None:
         """Queue the task of one outbox event (the relay's ``Enqueue``)."""
@@ -53,47 +54,40 @@ class Tasks:
             raise ValueError(f"unknown outbox topic {topic!r}")
 
 
-def _every_reconcile_period(now: datetime, seconds: int = 60) -> bool:
-    # Huey wakes periodic tasks once a minute; NEBULA_RECONCILE_SECONDS rounds up to minutes
-    # here. `nebula worker` runs its own timer at the exact period instead.
-    minutes = max(1, math.ceil(seconds / 60))
-    return (now.hour * 60 + now.minute) % minutes == 0
-
-
 def bind(huey: Huey, settings: Settings) -> Tasks:
     """Declare the tasks on ``huey``, running with ``settings``.
 
     Huey names a task after its function's module and name, so on every queue these are
-    ``transcoder.tasks.transcode``, ``.remove`` and ``.reconcile``: the names queued
-    messages carry, whichever process queued them.
+    ``transcoder.tasks.transcode`` and ``.remove``: the names queued messages carry,
+    whichever process queued them. A consumer of ``huey`` runs the reconcile schedule
+    from its start to its stop (Huey's startup and shutdown hooks).
     """
-    # This binding's catalog engine, made on first use (binding stays cheap).
+    # This binding's catalog engine and job runner, made on first use (binding stays cheap).
     catalog = functools.cache(functools.partial(Catalog.from_settings, settings))
+    runner = functools.cache(lambda: JobRunner(settings, catalog()))
 
     # Tasks return None: Huey would otherwise keep every return value in the queue's storage.
     @huey.task()
     def transcode(job_id: int) -> None:
         """Claim job ``job_id`` and publish its asset's HLS ladder."""
-        log.info("job %d: %s", job_id, run_job(settings, catalog(), job_id))
+        log.info("job %d: %s", job_id, runner().run(job_id))
 
     @huey.task()
     def remove(job_id: int) -> None:
         """Delete an asset's HLS output (after a DeleteObject of its source)."""
-        log.info("job %d: %s", job_id, run_job(settings, catalog(), job_id))
+        log.info("job %d: %s", job_id, runner().run(job_id))
 
-    period = functools.partial(_every_reconcile_period, seconds=settings.reconcile_seconds)
+    def enqueue(topic: str, job_id: int) -> None:
+        tasks.enqueue(topic, job_id)
 
-    @huey.periodic_task(period)
-    def reconcile() -> None:
-        """Relay the outbox, reap expired leases, record videos that bypassed the proxy."""
-        run_once(settings, catalog(), tasks.enqueue)
-
-    tasks = Tasks(huey, transcode, remove, reconcile)
+    tasks = Tasks(huey, transcode, remove, runner, Schedule(settings, catalog, enqueue))
+    huey.on_startup("reconcile")(tasks.reconcile.start)
+    huey.on_shutdown("reconcile")(tasks.reconcile.stop)
 
     @huey.signal(SIGNAL_INTERRUPTED)
     def _requeue_on_shutdown(signal: str, task: Any, *args: Any) -> None:
         """SIGTERM stops the consumer with tasks in flight: kill their ffmpeg, give jobs back."""
-        requeued = interrupt_all(catalog(), tasks.enqueue)
+        requeued = runner().interrupt_all(tasks.enqueue)
         if requeued:
             log.warning("worker stopping: re-queued jobs %s", requeued)
 

@@ -1,5 +1,9 @@
 """A job under its lease: what the Huey tasks run.
 
+:class:`JobRunner` runs one process's jobs and owns what they share: whether the worker
+is stopping, and the leases held right now (SIGTERM re-queues them). Each job reaches
+storage through one S3 client, made when it is claimed.
+
 The :class:`Lease` renews the job row from a heartbeat thread while ffmpeg runs (also when
 ffmpeg prints nothing for a while), writes progress, and kills ffmpeg when the lease is
 lost or the worker is stopping. Failures split in two: the source's fault (ffmpeg's
@@ -13,26 +17,20 @@ import logging
 import subprocess
 import threading
 
-from sqlalchemy.orm import Session
-
-from catalog import Asset, Catalog, Job, JobKind, JobStatus, jobs, ladders, workers
+from catalog import Asset, Catalog, Job, JobKind, JobStatus, assets, jobs, ladders, workers
 from catalog.jobs import Claim
 from nebulacore import hls
 from nebulacore.config import Settings
-from nebulacore.s3 import backend_client
+from nebulacore.s3 import S3Client, backend_client
 from nebulaqueue.relay import Enqueue, relay_pending
 from transcoder.errors import Interrupted, LeaseLost, MediaError, transient_reason
-from transcoder.pipeline import Built, check_source, produce_and_publish, record_ready
+from transcoder.pipeline import check_source, produce_and_publish, renditions_of
 from transcoder.progress import Progress
 from transcoder.publish import abandon
 from transcoder.removal import remove_deleted, stored_versions
 
 log = logging.getLogger(__name__)
 
-# The worker is stopping (SIGTERM): running jobs go back to the queue, nothing publishes.
-STOPPING = threading.Event()
-# Leases held by this process, by job id: the SIGTERM handler re-queues them.
-ACTIVE: dict[int, Lease] = {}
 # The catalog sees a running job's progress at least this often.
 PROGRESS_SECONDS = 2.0
 
@@ -46,8 +44,11 @@ def heartbeat_seconds(lease_seconds: int) -> float:
 class Lease:
     """The guard of one claimed job: heartbeat, progress, and the kill switch."""
 
-    def __init__(self, catalog: Catalog, claim: Claim, lease_seconds: int) -> None:
+    def __init__(
+        self, catalog: Catalog, claim: Claim, lease_seconds: int, stopping: threading.Event
+    ) -> None:
         self.catalog, self.claim, self.lease_seconds = catalog, claim, lease_seconds
+        self.stopping = stopping  # the worker's: set, running jobs go back to the queue
         self.lost = threading.Event()
         self.done = threading.Event()
         self._process: subprocess.Popen[str] | None = None
@@ -58,19 +59,17 @@ class Lease:
         )
 
     def __enter__(self) -> Lease:
-        ACTIVE[self.claim.job_id] = self
         workers.set_current_job(self.catalog, self.claim.job_id)
         self._beat.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.done.set()
-        ACTIVE.pop(self.claim.job_id, None)
         workers.set_current_job(self.catalog, None)
 
     # Guard protocol
     def check(self) -> None:
-        if STOPPING.is_set():
+        if self.stopping.is_set():
             raise Interrupted("worker stopping")
         if self.lost.is_set():
             raise LeaseLost(f"job {self.claim.job_id} is no longer ours")
@@ -86,7 +85,7 @@ class Lease:
     def attach(self, process: subprocess.Popen[str] | None) -> None:
         with self._lock:
             self._process = process
-        if process is not None and (self.lost.is_set() or STOPPING.is_set()):
+        if process is not None and (self.lost.is_set() or self.stopping.is_set()):
             self.kill()
 
     def progress(self, snapshot: Progress, duration: float) -> None:
@@ -115,103 +114,125 @@ class Lease:
                 log.warning("lease renewal of job %d failed: %s", self.claim.job_id, exc)
 
 
-def run_job(settings: Settings, catalog: Catalog, job_id: int) -> str:
-    """Claim and run job ``job_id``; return what happened (for logs and tests)."""
-    if STOPPING.is_set():
-        return "stopping"
-    claim = jobs.claim(
-        catalog, job_id, jobs.new_owner(), settings.job_lease_seconds, settings.job_max_attempts
-    )
-    if claim is None:
-        return "not claimable"  # done, cancelled, running elsewhere, or a duplicate delivery
-    with Lease(catalog, claim, settings.job_lease_seconds) as lease:
+class JobRunner:
+    """Runs the jobs of one worker process, and gives them back when it stops."""
+
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.settings, self.catalog = settings, catalog
+        # Set on SIGTERM: running jobs go back to the queue, nothing publishes.
+        self.stopping = threading.Event()
+        self._active: dict[int, Lease] = {}  # by job id: what a stop gives back
+
+    def run(self, job_id: int) -> str:
+        """Claim and run job ``job_id``; return what happened (for logs and tests)."""
+        if self.stopping.is_set():
+            return "stopping"
+        settings, catalog = self.settings, self.catalog
+        claim = jobs.claim(
+            catalog, job_id, jobs.new_owner(), settings.job_lease_seconds, settings.job_max_attempts
+        )
+        if claim is None:
+            return "not claimable"  # done, cancelled, running elsewhere, or a duplicate delivery
+        with Lease(catalog, claim, settings.job_lease_seconds, self.stopping) as lease:
+            self._active[job_id] = lease
+            try:
+                return self._run_claimed(claim, lease)
+            finally:
+                del self._active[job_id]
+
+    def _run_claimed(self, claim: Claim, lease: Lease) -> str:
+        settings, catalog = self.settings, self.catalog
+        client: S3Client | None = None
         try:
+            client = backend_client(settings)  # the job's one S3 client
             if claim.kind == JobKind.REMOVE:
-                remove_deleted(settings, catalog, claim, lease.confirm)
+                remove_deleted(settings, catalog, client, claim, lease.confirm)
             else:
-                _transcode(settings, catalog, claim, lease)
+                self._transcode(client, claim, lease)
             workers.count_job(catalog, done=True)
             return "done"
         except Interrupted:
             jobs.requeue_interrupted(catalog, claim)
             return "re-queued"
         except LeaseLost:
-            _abandon_if_cancelled(settings, catalog, claim)
+            if client is not None:
+                self._abandon_if_cancelled(client, claim)
             return "lease lost"
         except MediaError as exc:
-            log.warning("job %d: the source failed: %s", job_id, exc.detail)
-            return _media_failure(settings, catalog, claim, str(exc))
+            log.warning("job %d: the source failed: %s", claim.job_id, exc.detail)
+            assert client is not None  # a MediaError comes from the work with it
+            return self._media_failure(client, claim, str(exc))
         except Exception as exc:
-            log.exception("job %d hit a transient error", job_id)
+            log.exception("job %d hit a transient error", claim.job_id)
             jobs.retry_later(catalog, claim, transient_reason(exc), settings.job_max_attempts)
             workers.count_job(catalog, done=False)
             return "retry"
 
-
-def _transcode(settings: Settings, catalog: Catalog, claim: Claim, lease: Lease) -> None:
-    version = hls.version_name(claim.job_id)
-
-    def commit(session: Session, built: Built) -> None:
-        closed = jobs.close_held(session, claim, jobs.JobStatus.DONE, None)
-        if closed is None:
-            raise LeaseLost("lease lost before the catalog commit")
-        # Every other version in storage is retired: the one the new master replaced (also
-        # retired by record_ready) and any a killed or cancelled job left behind.
-        client = backend_client(settings)
-        others = stored_versions(client, settings.hls_bucket, claim.asset_id) - {version}
-        ladders.retire(session, claim.asset_id, others)
-        record_ready(session, claim.asset_id, built)
-
-    produce_and_publish(settings, catalog, claim.asset_id, version, lease, commit)
-
-
-def _abandon_if_cancelled(settings: Settings, catalog: Catalog, claim: Claim) -> None:
-    """A cancelled job's segments published so far will never be completed (a job lost to
-    another worker is resumed from them instead, so those stay)."""
-    with catalog.session() as session:
-        row = session.get(Job, claim.job_id)
-        cancelled = row is not None and row.status == JobStatus.CANCELLED
-    if cancelled:
+    def _transcode(self, client: S3Client, claim: Claim, lease: Lease) -> None:
+        """A transcode, top to bottom: make and publish the ladder, then commit it."""
+        bucket, asset_id = self.settings.hls_bucket, claim.asset_id
         version = hls.version_name(claim.job_id)
-        abandon(backend_client(settings), settings.hls_bucket, claim.asset_id, version)
+        built = produce_and_publish(self.settings, self.catalog, client, asset_id, version, lease)
+        # Every other version in storage is retired: the one the new master replaced and
+        # any a killed or cancelled job left behind. Listed before the job row is locked:
+        # an overwrite of this video (jobs.supersede) waits on that lock, never on storage.
+        leftovers = stored_versions(client, bucket, asset_id) - {version}
+        with self.catalog.session() as session:  # the commit: catalog rows only
+            if jobs.close_held(session, claim, JobStatus.DONE, None) is None:
+                raise LeaseLost("lease lost before the catalog commit")
+            ladders.retire(session, asset_id, leftovers)
+            assets.record_ready(session, asset_id, renditions_of(built), built.info.duration)
 
+    def _abandon_if_cancelled(self, client: S3Client, claim: Claim) -> None:
+        """A cancelled job's segments published so far will never be completed (a job lost
+        to another worker is resumed from them instead, so those stay)."""
+        with self.catalog.session() as session:
+            row = session.get(Job, claim.job_id)
+            cancelled = row is not None and row.status == JobStatus.CANCELLED
+        if cancelled:
+            version = hls.version_name(claim.job_id)
+            abandon(client, self.settings.hls_bucket, claim.asset_id, version)
 
-def _media_failure(settings: Settings, catalog: Catalog, claim: Claim, reason: str) -> str:
-    # ffmpeg also fails when the backend is down; that is not the source's fault.
-    if not _source_reachable(settings, catalog, claim.asset_id):
-        jobs.retry_later(catalog, claim, f"source unreachable: {reason}", settings.job_max_attempts)
-        return "retry"
-    jobs.fail(catalog, claim, reason)
-    workers.count_job(catalog, done=False)
-    return "failed"
+    def _media_failure(self, client: S3Client, claim: Claim, reason: str) -> str:
+        catalog, max_attempts = self.catalog, self.settings.job_max_attempts
+        # ffmpeg also fails when the backend is down; that is not the source's fault.
+        if not self._source_reachable(client, claim.asset_id):
+            jobs.retry_later(catalog, claim, f"source unreachable: {reason}", max_attempts)
+            return "retry"
+        jobs.fail(catalog, claim, reason)
+        workers.count_job(catalog, done=False)
+        return "failed"
 
-
-def _source_reachable(settings: Settings, catalog: Catalog, asset_id: str) -> bool:
-    with catalog.session() as session:
-        asset = session.get(Asset, asset_id)
-        if asset is None:
+    def _source_reachable(self, client: S3Client, asset_id: str) -> bool:
+        with self.catalog.session() as session:
+            asset = session.get(Asset, asset_id)
+            if asset is None:
+                return True
+            bucket, key = asset.bucket, asset.key
+        try:
+            check_source(client, bucket, key)
+        except MediaError:  # missing or empty: a source problem, not a transient one
             return True
-        bucket, key = asset.bucket, asset.key
-    try:
-        check_source(settings, bucket, key, connect_timeout=5, read_timeout=10)
-    except MediaError:  # missing or empty: a source problem, not a transient one
+        except Exception:
+            return False
         return True
-    except Exception:
-        return False
-    return True
+
+    def interrupt_all(self, enqueue: Enqueue) -> list[int]:
+        """SIGTERM: stop every running ffmpeg of this process and give the jobs back."""
+        self.stopping.set()
+        requeued = []
+        for job_id, lease in list(self._active.items()):
+            lease.kill()
+            if jobs.requeue_interrupted(self.catalog, lease.claim):
+                requeued.append(job_id)
+        if requeued:
+            try:  # hand them to the other workers now rather than at the next reconcile
+                relay_pending(self.catalog, enqueue)
+            except Exception as exc:
+                log.warning("re-queued jobs stay in the outbox until the next reconcile: %s", exc)
+        return requeued
 
 
-def interrupt_all(catalog: Catalog, enqueue: Enqueue) -> list[int]:
-    """SIGTERM: stop every running ffmpeg of this process and give the jobs back."""
-    STOPPING.set()
-    requeued = []
-    for job_id, lease in list(ACTIVE.items()):
-        lease.kill()
-        if jobs.requeue_interrupted(catalog, lease.claim):
-            requeued.append(job_id)
-    if requeued:
-        try:  # hand them to the other workers now rather than at the next reconcile
-            relay_pending(catalog, enqueue)
-        except Exception as exc:
-            log.warning("re-queued jobs stay in the outbox until the next reconcile: %s", exc)
-    return requeued
+def run_job(settings: Settings, catalog: Catalog, job_id: int) -> str:
+    """Run one job outside a worker (tests, one-off runs): :meth:`JobRunner.run`."""
+    return JobRunner(settings, catalog).run(job_id)

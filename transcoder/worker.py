@@ -1,4 +1,5 @@
-"""``nebula worker``: a Huey consumer, a heartbeat row in the catalog, and the reconcile timer.
+"""``nebula worker``: a Huey consumer (which runs the reconcile schedule of
+:mod:`transcoder.tasks`) and a heartbeat row in the catalog.
 
 At start it gives back the leases of this host's dead workers (killed without a supervisor
 that noticed) and relays them, so their jobs run again now, not when the lease expires.
@@ -16,7 +17,6 @@ from nebulacore.config import Settings
 from nebulaqueue.huey import consumer_options
 from nebulaqueue.relay import Enqueue, relay_pending
 from transcoder import hwaccel
-from transcoder.reconcile import run_once
 from transcoder.tasks import Tasks, tasks_for
 
 log = logging.getLogger(__name__)
@@ -34,21 +34,9 @@ def heartbeat(
         stop.wait(HEARTBEAT_SECONDS)
 
 
-def reconcile_loop(
-    settings: Settings, catalog: Catalog, enqueue: Enqueue, stop: threading.Event
-) -> None:
-    while not stop.wait(settings.reconcile_seconds):
-        try:
-            run_once(settings, catalog, enqueue)
-        except Exception as exc:  # storage or catalog down: try again next period
-            log.warning("reconcile failed: %s", exc)
-
-
 def make_consumer(tasks: Tasks) -> Consumer:
-    """One thread consuming the queue, polling it at most ``CONSUMER_MAX_DELAY`` apart.
-
-    Periodic tasks off: the reconcile timer of :func:`run` runs at the exact period.
-    """
+    """One thread consuming the queue, polling it at most ``CONSUMER_MAX_DELAY`` apart
+    (no periodic tasks: the reconcile has its own schedule, started by the consumer)."""
     return tasks.huey.create_consumer(
         workers=1, worker_type="thread", periodic=False, **consumer_options()
     )
@@ -76,14 +64,8 @@ def run(settings: Settings) -> None:
     wid = workers.worker_id()
     # The row exists before the first job is claimed (which names itself in it).
     workers.beat(catalog, wid, choice.mode)
-    threads = [
-        threading.Thread(target=heartbeat, args=(catalog, wid, stop, choice.mode), daemon=True),
-        threading.Thread(
-            target=reconcile_loop, args=(settings, catalog, tasks.enqueue, stop), daemon=True
-        ),
-    ]
-    for thread in threads:
-        thread.start()
+    beat = (catalog, wid, stop, choice.mode)
+    threading.Thread(target=heartbeat, args=beat, daemon=True, name="heartbeat").start()
     try:
         make_consumer(tasks).run()
     finally:

@@ -56,6 +56,10 @@ def run_service(args: argparse.Namespace) -> int:
     runner = getattr(importlib.import_module(module_name), function)
     if args.service == "s3proxy":
         runner(settings, enqueue=upload_relay(settings))
+    elif args.service == "origin":  # the queue's depth on /metrics, as on the s3proxy
+        from nebulaqueue.metrics import queue_gauges
+
+        runner(settings, more_gauges=[queue_gauges])
     else:
         runner(settings)
     return 0

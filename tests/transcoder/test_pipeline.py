@@ -164,3 +164,17 @@ def test_cancel_after_ffmpeg_before_the_master_publishes_nothing(
     with env.catalog.session() as session:
         assert existing(session, Job, job_id).status == JobStatus.CANCELLED
         assert existing(session, Asset, asset_id).status != AssetStatus.READY
+
+
+def test_a_stopped_runner_stops_its_own_jobs_only(make_env, tmp_path: Path) -> None:
+    """Whether a worker is stopping belongs to its runner, not to the process: another
+    runner in the same process still runs jobs."""
+    from transcoder.work import JobRunner
+
+    env: Env = make_env(ladder="144:150")
+    asset_id, job_id = env.upload(make_source(tmp_path / "a.mp4", seconds=1))
+    stopped = JobRunner(env.settings, env.catalog)
+    assert stopped.interrupt_all(lambda topic, job: None) == []
+    assert stopped.run(job_id) == "stopping"
+    assert JobRunner(env.settings, env.catalog).run(job_id) == "done"
+    assert f"{asset_id}/master.m3u8" in env.hls_keys(asset_id)

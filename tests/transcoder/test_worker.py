@@ -216,6 +216,44 @@ def test_sigterm_requeues_the_job_and_huey_consumer_finishes_it(
     assert f"{asset_id}/master.m3u8" in env.hls_keys(asset_id)
 
 
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_a_job_restarted_after_a_stop_stays_playable_and_its_progress_goes_on(
+    make_env, workers, tasks_module, tmp_path: Path, how: signal.Signals
+) -> None:
+    """Stopped (SIGTERM) or killed mid-way, a job resumes after what it published: its
+    asset, watchable since the first segments, stays playable through the stop and the
+    restart, and the progress ``nebula jobs`` shows never goes back."""
+    env: Env = make_env(job_lease_seconds=600)  # a killed worker's lease: released, not expired
+    pool = workers(env)
+    asset_id, job_id, first, ffmpegs = start_slow_job(env, pool, tmp_path)
+    seen: list[tuple[AssetStatus, JobStatus, float]] = []
+
+    def look() -> tuple[AssetStatus, JobStatus, float]:
+        with env.catalog.session() as session:
+            asset, row = existing(session, Asset, asset_id), existing(session, Job, job_id)
+            seen.append((asset.status, row.status, row.progress))
+        return seen[-1]
+
+    def playable_with_progress() -> bool:
+        status, _, progress = look()
+        return status == AssetStatus.PLAYABLE and progress > 0
+
+    wait_for(playable_with_progress, "a playable asset with progress", 180, pool.logs)
+    os.killpg(first.pid, how)
+    first.wait(timeout=20)
+    wait_for(lambda: not any(alive(p) for p in ffmpegs), "ffmpeg to stop", 10, pool.logs)
+    look()
+    pool.start()
+    wait_for(lambda: look()[1] == JobStatus.DONE, "the restarted job", 240, pool.logs)
+
+    since_playable = seen[[status for status, _, _ in seen].index(AssetStatus.PLAYABLE) :]
+    statuses = {status for status, job_status, _ in since_playable if job_status != JobStatus.DONE}
+    assert statuses == {AssetStatus.PLAYABLE}, seen
+    progress = [p for _, _, p in seen]
+    assert progress == sorted(progress), progress
+    assert seen[-1][0] == AssetStatus.READY
+
+
 @pytest.mark.parametrize(
     ("how", "reason", "asset_status"),
     [
