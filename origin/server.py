@@ -11,7 +11,12 @@ from aiohttp import web
 
 from catalog.metrics import read_gauges
 from nebulacore.config import Settings
-from nebulacore.netguard import allowlist_decision, allowlist_middleware
+from nebulacore.netguard import (
+    allowlist_decision,
+    allowlist_middleware,
+    host_middleware,
+    origin_hosts,
+)
 from nebulacore.ops import blocking_check, blocking_gauges, install_ops
 from nebulacore.web import FRONT, same_settings, serve_service
 from nebulaqueue.metrics import queue_gauges
@@ -23,7 +28,8 @@ from origin.state import ORIGIN, Origin
 
 
 def create_app(settings: Settings) -> web.Application:
-    app = web.Application(middlewares=[allowlist_middleware(settings)])
+    hosts = origin_hosts(settings)
+    app = web.Application(middlewares=[allowlist_middleware(settings), host_middleware(hosts)])
     origin = Origin.build(settings)
     app[ORIGIN] = origin
     metrics = install_ops(
@@ -56,6 +62,7 @@ def create_app(settings: Settings) -> web.Application:
     app[FRONT] = hls_front(
         origin,
         allowlist_decision(settings),
+        hosts,
         measured_answers(metrics),
         cors_headers(settings.cors_allow_origin),
     )
