@@ -17,7 +17,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from catalog.db import Catalog
-from catalog.models import Asset, Rendition, RetiredVersion, utcnow
+from catalog.models import OPEN_JOB, Asset, Job, JobKind, Rendition, RetiredVersion, utcnow
+from nebulacore.hls import version_name
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,39 @@ def pending(catalog: Catalog, asset_id: str) -> list[str]:
     with catalog.session() as session:
         query = select(RetiredVersion.version).where(RetiredVersion.asset_id == asset_id)
         return sorted(session.scalars(query))
+
+
+def swept(session: Session, retired: Retired) -> None:
+    """``retired`` is gone from storage: its row goes, and its asset's row is stamped
+    changed, so every origin worker drops what it cached of the version (it polls for
+    changed assets and keeps only :func:`stored_versions`)."""
+    forget(session, [retired.id])
+    session.execute(
+        update(Asset)
+        .where(Asset.id == retired.asset_id)
+        .values(updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
+def stored_versions(session: Session, asset_ids: Iterable[str]) -> dict[str, set[str]]:
+    """The versions of each asset that storage keeps: its current ladder's, the retired
+    ones not yet deleted, and those of its open transcode jobs (being published)."""
+    wanted = list(set(asset_ids))
+    found: dict[str, set[str]] = {asset_id: set() for asset_id in wanted}
+    if not wanted:
+        return found
+    playlists = select(Rendition.asset_id, Rendition.playlist).where(Rendition.asset_id.in_(wanted))
+    for asset_id, playlist in session.execute(playlists):
+        found[asset_id].add(playlist.split("/", 1)[0])
+    retired = select(RetiredVersion.asset_id, RetiredVersion.version).where(
+        RetiredVersion.asset_id.in_(wanted)
+    )
+    for asset_id, version in session.execute(retired):
+        found[asset_id].add(version)
+    open_jobs = select(Job.asset_id, Job.id).where(
+        Job.asset_id.in_(wanted), Job.kind == JobKind.TRANSCODE, Job.status.in_(OPEN_JOB)
+    )
+    for asset_id, job_id in session.execute(open_jobs):
+        found[asset_id].add(version_name(job_id))
+    return found

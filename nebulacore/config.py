@@ -80,6 +80,10 @@ class Settings(BaseModel):
     # Public URLs printed and used in links; derived from bind/port when unset.
     s3proxy_public_url: str | None = None
     origin_public_url: str | None = None
+    # Host names each listener answers to besides its public URL's, its bind address,
+    # localhost and IP addresses (any other is refused: DNS rebinding); "*": any.
+    s3proxy_hosts: list[str] = Field(default_factory=list)
+    origin_hosts: list[str] = Field(default_factory=list)
 
     # Storage backend. Unset ``backend_url`` means: run the embedded SeaweedFS.
     backend_url: str | None = None
@@ -166,7 +170,9 @@ class Settings(BaseModel):
     def _parse_networks(cls, value: object) -> object:
         return _split_csv(value)
 
-    @field_validator("ingest_buckets", "video_extensions", mode="before")
+    @field_validator(
+        "ingest_buckets", "video_extensions", "s3proxy_hosts", "origin_hosts", mode="before"
+    )
     @classmethod
     def _parse_list(cls, value: object) -> object:
         return _split_csv(value)

@@ -119,3 +119,8 @@ def asset_key(asset_id: str, name: str) -> str:
 def versions_prefix(asset_id: str) -> str:
     """The key prefix every version of an asset's ladder shares."""
     return asset_key(asset_id, VERSION_MARK)
+
+
+def version_of_key(key: str) -> str:
+    """The version a key under :func:`versions_prefix` belongs to (``v<job_id>``)."""
+    return key.split("/", 2)[1]

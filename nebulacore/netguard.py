@@ -1,7 +1,16 @@
-"""The allow-list every listener enforces before anything else, and the client address.
+"""The allow-list every listener enforces before anything else, the client address, and
+the host names a listener answers to.
 
 ``X-Forwarded-For`` is believed only when the peer itself is a trusted proxy, and then it
 is walked from the right across all its header lines, skipping trusted hops.
+
+A page on another site can reach a listener on this machine or the tailnet through DNS
+rebinding (its own name resolved to 127.0.0.1 or 100.x): the browser then believes the
+listener is that site and lets the page read every answer. Such a request always carries
+the page's own name in ``Host``, so each listener answers only its own names
+(:class:`HostAllowList`): the configured ones, its public URL's, ``localhost``, and any
+IP address literal (a page whose origin is an address has no site of its own to hide
+behind: it is that listener).
 """
 
 from __future__ import annotations
@@ -9,9 +18,10 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 from multidict import CIMultiDictProxy
 
@@ -129,3 +139,112 @@ def allowlist_decision(settings: Settings) -> Decision:
         )
 
     return decide
+
+
+# ----- host names ------------------------------------------------------------------------
+
+ANY_HOST = "*"
+LOOPBACK_NAMES = ("localhost",)
+# Longest Host value looked at (a DNS name is at most 253 characters, plus a port).
+HOST_MAX = 300
+
+
+def host_name(value: str) -> str:
+    """The name (or address) of a ``Host`` value: lowercase, without port, brackets or a
+    final dot."""
+    value = value.strip().lower()
+    if value.startswith("["):  # an IPv6 literal, maybe with a port
+        return value[1:].partition("]")[0]
+    name, colon, port = value.rpartition(":")
+    if colon and port.isdigit() and ":" not in name:
+        value = name
+    return value.rstrip(".")
+
+
+def _is_address(name: str) -> bool:
+    return _parse_ip(name) is not None
+
+
+class HostAllowList:
+    """The ``Host`` names one listener answers to; ``setting`` names the variable that
+    adds more (said in every refusal)."""
+
+    def __init__(self, names: Iterable[str], domains: Iterable[str], setting: str) -> None:
+        wanted = {host_name(n) for n in names if n}
+        self.any_name = ANY_HOST in wanted
+        self.names = frozenset(wanted - {ANY_HOST})
+        self.domains = tuple(host_name(d) for d in domains if d)  # and their subdomains
+        self.setting = setting
+
+    @functools.lru_cache(maxsize=DECISIONS_CACHED)  # noqa: B019 (one per listener)
+    def allows(self, host: str | None) -> bool:
+        """Whether a request with this ``Host`` header is for this listener. None (no
+        header: no browser sends that) is allowed."""
+        if host is None or self.any_name:
+            return True
+        if len(host) > HOST_MAX:
+            return False
+        name = host_name(host)
+        return (
+            name in self.names
+            or _is_address(name)
+            or any(name == d or name.endswith("." + d) for d in self.domains)
+        )
+
+    def refusal(self, host: str) -> str:
+        shown = host[:HOST_MAX].encode("ascii", "backslashreplace").decode()
+        return (
+            f"the host name {shown!r} is not one this service answers to (a page on "
+            f"another site reaching it by DNS rebinding); add it to {self.setting}"
+        )
+
+
+def _url_host(url: str | None) -> str | None:
+    return urlsplit(url).hostname if url else None
+
+
+def origin_hosts(settings: Settings) -> HostAllowList:
+    """The origin's names: NEBULA_ORIGIN_HOSTS, its public URL's, its bind address."""
+    names = [
+        *settings.origin_hosts,
+        _url_host(settings.origin_public_url),
+        settings.bind,
+        *LOOPBACK_NAMES,
+    ]
+    return HostAllowList((n for n in names if n), (), "NEBULA_ORIGIN_HOSTS")
+
+
+def s3proxy_hosts(settings: Settings) -> HostAllowList:
+    """The S3 endpoint's names: NEBULA_S3PROXY_HOSTS, its public URL's, its bind address,
+    and the virtual-host domain NEBULA_S3_DOMAIN with every bucket under it."""
+    names = [
+        *settings.s3proxy_hosts,
+        _url_host(settings.s3proxy_public_url),
+        settings.bind,
+        *LOOPBACK_NAMES,
+    ]
+    domains = [settings.s3_domain] if settings.s3_domain else []
+    return HostAllowList((n for n in names if n), domains, "NEBULA_S3PROXY_HOSTS")
+
+
+def host_middleware(
+    hosts: HostAllowList, refuse: Callable[[web.Request, str], web.StreamResponse] | None = None
+) -> Middleware:
+    """aiohttp middleware: 403 (``refuse`` builds the body from the reason, e.g. S3 XML)
+    for a request to a name that is not the listener's. Goes right after the allow-list."""
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        host = request.headers.get(hdrs.HOST)
+        if host is None or hosts.allows(host):
+            return await handler(request)
+        reason = hosts.refusal(host)
+        log.warning(
+            "refused a request for another host name",
+            extra={"host": host[:HOST_MAX], "peer": request.remote, "path": request.path},
+        )
+        if refuse is not None:
+            return refuse(request, reason)
+        return web.Response(status=403, text=f"403 Forbidden: {reason}\n")
+
+    return guard

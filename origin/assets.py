@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from catalog import Catalog
 from catalog.assets import AssetChange, changed_since, deleted_ids, get_asset, list_assets
+from catalog.ladders import stored_versions
 from catalog.models import PENDING_ASSET, Asset, AssetStatus, Job, JobKind
 from nebulacore.blocking import Offload
 from origin.errors import CatalogDown
@@ -53,12 +54,24 @@ class AssetView:
         return self.status in PENDING_ASSET
 
     @property
+    def playing_previous(self) -> bool:
+        """An upload over a ready video failed to transcode: the previous ladder (its
+        renditions, its master) stays published and is what viewers get."""
+        return self.status == AssetStatus.FAILED and bool(self.renditions)
+
+    @property
+    def has_ladder(self) -> bool:
+        """A complete ladder is published: this upload's, or the previous one's."""
+        return self.status == AssetStatus.READY or self.playing_previous
+
+    @property
     def playable(self) -> bool:
-        """A master is published: the complete ladder, or one still being transcoded."""
-        return self.status in (AssetStatus.READY, AssetStatus.PLAYABLE)
+        """A master is published: the complete ladder (this upload's or, after a failed
+        upload over it, the previous one's), or one still being transcoded."""
+        return self.has_ladder or self.status == AssetStatus.PLAYABLE
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self) | {"title": self.title}
+        return asdict(self) | {"title": self.title, "playing_previous": self.playing_previous}
 
 
 def _progress_percent(job: Job) -> float:
@@ -107,6 +120,10 @@ class AssetReader:
         with self.catalog.session() as session:
             return changed_since(session, since)
 
+    def _stored(self, asset_ids: list[str]) -> dict[str, set[str]]:
+        with self.catalog.session() as session:
+            return stored_versions(session, asset_ids)
+
     def _deleted(self) -> list[str]:
         with self.catalog.session() as session:
             return deleted_ids(session)
@@ -129,6 +146,13 @@ class AssetReader:
     async def changed_since(self, since: datetime) -> list[AssetChange]:
         """Assets changed after ``since``; raises CatalogDown."""
         return await self._run(self._changed, since)
+
+    async def stored_versions(self, asset_ids: list[str]) -> dict[str, set[str]]:
+        """The versions storage keeps of each of ``asset_ids`` (none asked: no query);
+        raises CatalogDown."""
+        if not asset_ids:
+            return {}
+        return await self._run(self._stored, asset_ids)
 
     async def deleted_ids(self) -> list[str]:
         """Every deleted asset's id; raises CatalogDown."""

@@ -68,6 +68,9 @@ class SizedLru(Generic[V]):
             evicted.append(old)
         return evicted
 
+    def keys_under(self, prefix: str) -> list[str]:
+        return [key for key in self._entries if key.startswith(prefix)]
+
     def drop_prefix(self, prefix: str) -> list[V]:
         """Remove every key starting with ``prefix``; return their values."""
         doomed = [key for key in self._entries if key.startswith(prefix)]
@@ -157,6 +160,10 @@ class SegmentCache:
             loop.call_later(UNLINK_DELAY_SECONDS, _unlink_quietly, old.path)
         return cached
 
+    def keys_under(self, prefix: str) -> list[str]:
+        """The keys starting with ``prefix`` held or being filled."""
+        return self._files.keys_under(prefix) + [k for k in self._flights if k.startswith(prefix)]
+
     def drop_prefix(self, prefix: str) -> int:
         """Forget every key starting with ``prefix`` and remove its file now (a response
         handed the path but yet to open it answers 404: what a deleted object should get);
@@ -221,6 +228,9 @@ class MemoryTier:
         if key not in self._objects:
             self._objects.add(key, hot, len(hot.body))
         return hot
+
+    def keys_under(self, prefix: str) -> list[str]:
+        return self._objects.keys_under(prefix)
 
     def drop_prefix(self, prefix: str) -> int:
         """Forget every key starting with ``prefix``; returns how many."""

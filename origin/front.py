@@ -5,9 +5,9 @@ own path (routing, its per-request middleware wrapping, the response signal) cos
 as much as the origin's work. The front, the handler the server calls first
 (:data:`nebulacore.web.FRONT`), takes those requests straight to
 :func:`origin.media.ladder_file` in one function: the allow-list's decision (cached per
-peer), then :func:`origin.errors.measured_answers` (error answers and one metrics
-observation), what the app's middlewares do on every other route. A client the allow-list
-refuses goes to the app, whose guard refuses and logs it as on any route. The CORS
+peer) and the host name's, then :func:`origin.errors.measured_answers` (error answers and
+one metrics observation), what the app's middlewares do on every other route. A request
+either guard refuses goes to the app, whose guard refuses and logs it as on any route. The CORS
 headers the app's signal adds are in the answers already
 (:class:`origin.content.LadderHeaders`), and added here to the error answers. Every other
 request, and any ``/hls/`` path the router could read otherwise (percent-escapes, an
@@ -21,7 +21,7 @@ from typing import cast
 
 from aiohttp import hdrs, web
 
-from nebulacore.netguard import CLIENT_IP_KEY, Decision, forwarded_chain
+from nebulacore.netguard import CLIENT_IP_KEY, Decision, HostAllowList, forwarded_chain
 from nebulacore.web import Front, Handler
 from origin.errors import Outer
 from origin.media import ladder_file
@@ -46,9 +46,16 @@ def ladder_parts(request: web.BaseRequest) -> tuple[str, str] | None:
     return (asset_id, path) if asset_id and path else None
 
 
-def hls_front(origin: Origin, decide: Decision, outer: Outer, cors: Mapping[str, str]) -> Front:
-    """``decide``: :func:`nebulacore.netguard.allowlist_decision`; ``outer``: the layer the
-    app runs inside its allow-list (:func:`origin.errors.measured_answers`)."""
+def hls_front(
+    origin: Origin,
+    decide: Decision,
+    hosts: HostAllowList,
+    outer: Outer,
+    cors: Mapping[str, str],
+) -> Front:
+    """``decide``: :func:`nebulacore.netguard.allowlist_decision`; ``hosts``: the names
+    the app's host guard answers to; ``outer``: the layer the app runs inside its guards
+    (:func:`origin.errors.measured_answers`)."""
 
     async def answer(request: web.BaseRequest) -> web.StreamResponse:
         asset_id, _, path = request.rel_url.raw_path[len(PREFIX) :].partition("/")
@@ -59,8 +66,8 @@ def hls_front(origin: Origin, decide: Decision, outer: Outer, cors: Mapping[str,
             if ladder_parts(request) is None:
                 return await app_handler(request)
             client, allowed = decide(request.remote, forwarded_chain(request.headers))
-            if not allowed:
-                return await app_handler(request)  # the app's guard refuses and logs it
+            if not allowed or not hosts.allows(request.headers.get(hdrs.HOST)):
+                return await app_handler(request)  # the app's guards refuse and log it
             request[CLIENT_IP_KEY] = str(client)
             response = await outer(request, answer)
             if response.status >= 400 and not response.prepared:

@@ -7,7 +7,6 @@ by :mod:`origin.errors`; what is served goes through :mod:`origin.respond`.
 from __future__ import annotations
 
 import json
-import mimetypes
 from collections.abc import Mapping
 
 from aiohttp import hdrs, web
@@ -122,11 +121,9 @@ async def original(request: web.Request) -> web.StreamResponse:
     asset = await origin.assets.one(asset_id)
     if asset is None:
         raise Missing("no such asset")
-    kind = asset.content_type or mimetypes.guess_type(asset.key)[0] or "application/octet-stream"
-    headers: dict[str, str] = {
-        hdrs.CONTENT_TYPE: kind,
-        hdrs.CACHE_CONTROL: content.original_cache_control(signed=query is not None),
-    }
+    # Whatever type the uploader declared, never a document that runs in this origin.
+    headers = content.original_headers(asset.content_type, asset.key, asset.title)
+    headers[hdrs.CACHE_CONTROL] = content.original_cache_control(signed=query is not None)
     try:
         return await stream_response(request, origin.backend, asset.bucket, asset.key, headers)
     except Missing:

@@ -15,10 +15,12 @@ from aiohttp import web
 
 from catalog.models import AssetStatus
 from nebulacore import hls
+from origin import content
 from origin.assets import AssetView
 from origin.backend import BackendDown, Missing
 from origin.ids import check_asset_id, hls_path, ladder_key
 from origin.media import token_query
+from origin.signing import LIST_SCOPE
 from origin.state import ORIGIN, Origin
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -28,8 +30,10 @@ TEMPLATES = Path(__file__).with_name("templates")
 STATIC_FILES = {
     path.name: path for path in Path(__file__).with_name("static").iterdir() if path.is_file()
 }
+# Scripts and styles are run only as the types their names give.
+STATIC_HEADERS = {"X-Content-Type-Options": "nosniff"}
 # Pages poll the API for progress: an answer is only ever about now.
-NO_STORE = {"Cache-Control": "no-store"}
+NO_STORE = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 @functools.cache  # read once: the templates ship with the package
@@ -45,15 +49,21 @@ def _duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+PLAYING_PREVIOUS = "playing the previous version"
+
+
 def _status(asset: AssetView) -> str:
     if asset.pending and asset.progress is not None:
         return f"{asset.status} {asset.progress:.0f}%"
+    if asset.playing_previous:
+        return f"{asset.status}, {PLAYING_PREVIOUS}"
     return asset.status
 
 
 def _watchable(asset: AssetView) -> bool:
-    """Ready, or on its way: the watch page shows progress and plays once it can."""
-    return asset.pending or asset.status == AssetStatus.READY
+    """A ladder to play, or one on its way: the watch page shows progress and plays once
+    it can."""
+    return asset.pending or asset.has_ladder
 
 
 async def _playable(origin: Origin, asset: AssetView) -> bool:
@@ -73,10 +83,9 @@ async def _playable(origin: Origin, asset: AssetView) -> bool:
 
 def _card(asset: AssetView, links: bool) -> str:
     e = html.escape
-    ready = asset.status == AssetStatus.READY
     poster = (
         f'<img src="{e(hls_path(asset.id, hls.POSTER))}" alt="" loading="lazy">'
-        if links and ready
+        if links and asset.has_ladder
         else '<div class="noposter"></div>'
     )
     title = e(asset.title)
@@ -97,7 +106,7 @@ async def index(request: web.Request) -> web.Response:
     assets = await origin.assets.listed()
     cards = "\n".join(_card(a, links) for a in assets) or '<li class="empty">No videos yet.</li>'
     page = _template("index.html").substitute(cards=cards, count=_count(len(assets)))
-    return web.Response(text=page, content_type="text/html")
+    return web.Response(text=page, content_type="text/html", headers=content.PAGE_HEADERS)
 
 
 def _count(videos: int) -> str:
@@ -120,18 +129,20 @@ async def watch(request: web.Request) -> web.Response:
         state=e(asset.status),
         playable="true" if await _playable(origin, asset) else "false",
         duration=_duration(asset.duration),
-        api=e(f"/api/assets/{asset_id}"),
+        api=e(f"/api/assets/{asset_id}" + query),
         master=e(hls_path(asset_id, hls.MASTER) + query),
-        poster=e(hls_path(asset_id, hls.POSTER) + query)
-        if asset.status == AssetStatus.READY
-        else "",
+        poster=e(hls_path(asset_id, hls.POSTER) + query) if asset.has_ladder else "",
         thumbnails=e(hls_path(asset_id, hls.THUMBNAILS) + query),
     )
-    return web.Response(text=page, content_type="text/html")
+    return web.Response(text=page, content_type="text/html", headers=content.PAGE_HEADERS)
 
 
 async def api_assets(request: web.Request) -> web.Response:
+    """Every asset's bucket, key, type and error: with signing on, for a list token only
+    (raises Refused)."""
     origin = request.app[ORIGIN]
+    if origin.signer is not None:
+        origin.signer.verify(LIST_SCOPE, request.query)
     assets = await origin.assets.listed()
     playable = await asyncio.gather(*(_playable(origin, a) for a in assets))
     listed = [_api(request, a, p) for a, p in zip(assets, playable, strict=True)]
@@ -140,7 +151,9 @@ async def api_assets(request: web.Request) -> web.Response:
 
 async def api_asset(request: web.Request) -> web.Response:
     origin = request.app[ORIGIN]
-    asset = await origin.assets.one(check_asset_id(request.match_info["asset_id"]))
+    asset_id = check_asset_id(request.match_info["asset_id"])
+    token_query(origin, request, asset_id)  # with signing on, the asset's token (Refused)
+    asset = await origin.assets.one(asset_id)
     if asset is None:
         raise Missing("no such asset")
     body = _api(request, asset, await _playable(origin, asset))
@@ -157,8 +170,9 @@ def _api(request: web.Request, asset: AssetView, playable: bool) -> dict[str, ob
         data["watch"] = f"/watch/{asset.id}"
     if playable:
         data["master"] = hls_path(asset.id, hls.MASTER)
-    if asset.status == AssetStatus.READY:  # the poster is made from the complete ladder
+    if asset.has_ladder:  # the poster is made from the complete ladder
         data["poster"] = hls_path(asset.id, hls.POSTER)
+    if asset.status == AssetStatus.READY:  # after a failed upload, the file that failed
         data["original"] = f"/files/{asset.id}"
     return data
 
@@ -167,4 +181,4 @@ async def static_file(request: web.Request) -> web.FileResponse:
     path = STATIC_FILES.get(request.match_info["name"])
     if path is None:
         raise web.HTTPNotFound()
-    return web.FileResponse(path)
+    return web.FileResponse(path, headers=STATIC_HEADERS)

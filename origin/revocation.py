@@ -5,17 +5,19 @@ changed since its last poll (one query of three columns). A deleted asset is *re
 its keys are dropped from every tier (playlists, memory, the disk cache, whose files are
 removed) and every request for its files is a 404 from then on, even while its files are
 still in storage (the remove job deletes them later). An asset changed otherwise (an
-upload over it, a ladder published) has its replaceable names dropped (master, poster,
-thumbnails); its version prefixes stay: a ``v<job>/`` name never changes, and a
-superseded ladder stays playable while it is kept in storage. An asset uploaded again
-after its deletion is served again.
+upload over it, a ladder published, a retired version swept from storage) has its
+replaceable names dropped (master, poster, thumbnails), and every version it caches that
+storage no longer keeps (neither ``catalog.ladders.stored_versions`` lists it nor storage
+has it): a ``v<job>/`` name never changes, so a superseded ladder stays playable exactly
+while it is kept in storage, and the sweep that deletes it stamps the asset changed. An
+asset uploaded again after its deletion is served again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 
 from catalog.assets import AssetChange
@@ -36,9 +38,15 @@ REPLACEABLE = (hls.MASTER, hls.POSTER, hls.THUMBNAILS)
 
 
 class Revocations:
-    def __init__(self, assets: AssetReader, drop_prefix: Callable[[str], None]) -> None:
+    def __init__(
+        self,
+        assets: AssetReader,
+        drop_prefix: Callable[[str], None],
+        keep_versions: Callable[[str, Collection[str]], Awaitable[None]],
+    ) -> None:
         self._assets = assets
         self._drop_prefix = drop_prefix
+        self._keep_versions = keep_versions
         self.revoked: set[str] = set()
         # The change of each asset already acted on, for as long as polls can see it again.
         self._seen: dict[str, datetime] = {}
@@ -59,15 +67,22 @@ class Revocations:
             self.revoked = set(await self._assets.deleted_ids())
             self._since = self._started
         horizon = self._since - OVERLAP
-        for change in await self._assets.changed_since(horizon):
+        changes = [
+            change
+            for change in await self._assets.changed_since(horizon)
+            if self._seen.get(change.asset_id) != change.updated_at
+        ]
+        # Asked before anything is marked seen: a failed query is retried by the next poll.
+        stored = await self._assets.stored_versions([c.asset_id for c in changes if not c.deleted])
+        for change in changes:
             self._apply(change)
+            if not change.deleted:
+                await self._keep_versions(change.asset_id, stored.get(change.asset_id, set()))
         self._seen = {k: v for k, v in self._seen.items() if v > horizon}
         self._since = started
         self.polls += 1
 
     def _apply(self, change: AssetChange) -> None:
-        if self._seen.get(change.asset_id) == change.updated_at:
-            return
         self._seen[change.asset_id] = change.updated_at
         asset_id = change.asset_id
         if change.deleted:

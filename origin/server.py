@@ -11,7 +11,12 @@ from aiohttp import web
 
 from catalog.metrics import read_gauges
 from nebulacore.config import Settings
-from nebulacore.netguard import allowlist_decision, allowlist_middleware
+from nebulacore.netguard import (
+    allowlist_decision,
+    allowlist_middleware,
+    host_middleware,
+    origin_hosts,
+)
 from nebulacore.ops import GaugeSource, blocking_check, blocking_gauges, install_ops
 from nebulacore.web import FRONT, same_settings, serve_service
 from origin import media, pages
@@ -26,7 +31,8 @@ GaugeMaker = Callable[[Settings], GaugeSource]
 
 
 def create_app(settings: Settings, more_gauges: Sequence[GaugeMaker] = ()) -> web.Application:
-    app = web.Application(middlewares=[allowlist_middleware(settings)])
+    hosts = origin_hosts(settings)
+    app = web.Application(middlewares=[allowlist_middleware(settings), host_middleware(hosts)])
     origin = Origin.build(settings)
     app[ORIGIN] = origin
     metrics = install_ops(
@@ -59,6 +65,7 @@ def create_app(settings: Settings, more_gauges: Sequence[GaugeMaker] = ()) -> we
     app[FRONT] = hls_front(
         origin,
         allowlist_decision(settings),
+        hosts,
         measured_answers(metrics),
         cors_headers(settings.cors_allow_origin),
     )

@@ -1,6 +1,7 @@
 """Signed playback URLs: an expiry and an HMAC over the asset id, checked in constant time.
 
-A token covers one asset: the master URL carries it, and the origin writes it into every
+A token covers one asset (its ladder, its original, its watch page and ``/api/assets/<id>``;
+``/api/assets``, the list, takes a token of its own, :data:`LIST_SCOPE`): the master URL carries it, and the origin writes it into every
 URI of the playlists (and the thumbnail track) it serves, so segments, init segments and
 images are covered by the same token without a token per file.
 """
@@ -18,6 +19,9 @@ from urllib.parse import urlencode
 from nebulacore.hls import MASTER
 from origin.ids import hls_path
 
+# The scope of a token for the list of every asset (``/api/assets``): no asset id has a
+# "*", so no asset's token is one for the list, nor the list's for an asset.
+LIST_SCOPE = "*"
 EXPIRES = "exp"
 SIGNATURE = "sig"
 # The only shapes a token can have: up to 12 ASCII digits (no "²", no sign, no space; about
@@ -50,6 +54,11 @@ class PlaybackSigner:
     def watch_url(self, origin_url: str, asset_id: str, ttl_seconds: int) -> str:
         expires = int(time.time()) + ttl_seconds
         return f"{origin_url.rstrip('/')}/watch/{asset_id}?{self.query(asset_id, expires)}"
+
+    def list_url(self, origin_url: str, ttl_seconds: int) -> str:
+        """``/api/assets`` for ``ttl_seconds``: what every asset is, for one admin."""
+        expires = int(time.time()) + ttl_seconds
+        return f"{origin_url.rstrip('/')}/api/assets?{self.query(LIST_SCOPE, expires)}"
 
     def verify(self, asset_id: str, params: Mapping[str, str], now: float | None = None) -> str:
         """The query string to carry on (``exp=…&sig=…``); raises Refused."""

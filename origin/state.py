@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import partial
 from typing import BinaryIO
@@ -78,8 +79,11 @@ class TextCache:
         ttl = PLAYLIST_TTL_SECONDS if text and not text.growing else GROWING_TTL_SECONDS
         self.entries[key] = (time.monotonic() + ttl, text)
 
+    def keys_under(self, prefix: str) -> list[str]:
+        return [key for key in self.entries if key.startswith(prefix)]
+
     def drop_prefix(self, prefix: str) -> int:
-        doomed = [key for key in self.entries if key.startswith(prefix)]
+        doomed = self.keys_under(prefix)
         for key in doomed:
             del self.entries[key]
         return len(doomed)
@@ -102,7 +106,7 @@ class Origin:
         cap = self.settings.origin_cache_max_mb * 1024 * 1024
         self.cache = SegmentCache(self.settings.cache_dir, cap, self.fetch_segment)
         self.memory = MemoryTier(self.settings.origin_memory_cache_mb * 1024 * 1024)
-        self.revocations = Revocations(self.assets, self.drop_prefix)
+        self.revocations = Revocations(self.assets, self.drop_prefix, self.keep_versions)
         self.ladder_headers = LadderHeaders(cors_headers(self.settings.cors_allow_origin))
 
     @classmethod
@@ -169,6 +173,32 @@ class Origin:
         )
         if any(counts):
             log.info("dropped %s from the caches (texts, memory, disk: %s)", prefix, counts)
+
+    async def keep_versions(self, asset_id: str, kept: Collection[str]) -> None:
+        """Forget, in every tier of this worker, each cached version of ``asset_id`` that
+        storage no longer has: a swept version is a 404 from now on.
+
+        ``kept`` are the versions the catalog says storage keeps; any other is looked up in
+        storage (one of its cached keys), so a version the catalog does not list but
+        storage still holds is served on, and one whose lookup fails is dropped (refetched
+        if it is still there)."""
+        prefix = hls.versions_prefix(asset_id)
+        names = (
+            *self.texts.keys_under(prefix),
+            *self.memory.keys_under(prefix),
+            *self.cache.keys_under(prefix),
+        )
+        sample = {hls.version_of_key(name): name for name in names}
+        for version, key in sorted(sample.items()):
+            if version not in kept and not await self._stored(key):
+                self.drop_prefix(hls.asset_key(asset_id, version) + "/")
+
+    async def _stored(self, key: str) -> bool:
+        try:
+            await self.backend.head(self.bucket, key)
+        except (Missing, BackendDown):
+            return False
+        return True
 
 
 ORIGIN = web.AppKey("nebula.origin", Origin)

@@ -24,7 +24,12 @@ from catalog.keys import SecretBox
 from catalog.metrics import read_gauges
 from nebulacore.backend import Backend, BackendPolicy
 from nebulacore.config import Settings
-from nebulacore.netguard import CLIENT_IP_KEY, allowlist_middleware
+from nebulacore.netguard import (
+    CLIENT_IP_KEY,
+    allowlist_middleware,
+    host_middleware,
+    s3proxy_hosts,
+)
 from nebulacore.ops import (
     ERROR_CODE_KEY,
     Check,
@@ -91,6 +96,11 @@ def error_response(
 
 def refuse_outsider(request: web.Request) -> web.StreamResponse:
     error = S3Error("AccessDenied", "Your network is not allowed to use this endpoint.")
+    return error_response(request, error, new_request_id(), request.path)
+
+
+def refuse_other_host(request: web.Request, reason: str) -> web.StreamResponse:
+    error = S3Error("AccessDenied", reason[0].upper() + reason[1:] + ".")
     return error_response(request, error, new_request_id(), request.path)
 
 
@@ -390,7 +400,10 @@ def create_app(settings: Settings, enqueue: Enqueue | None = None) -> web.Applic
     worker's reconcile relays them)."""
     proxy = S3Proxy(settings, enqueue)
     app = web.Application(
-        middlewares=[allowlist_middleware(settings, refuse_outsider)],
+        middlewares=[
+            allowlist_middleware(settings, refuse_outsider),
+            host_middleware(s3proxy_hosts(settings), refuse_other_host),
+        ],
         # Client bodies are read in the pieces the backend's answers are read in.
         handler_args={"max_field_size": 65536, "read_bufsize": proxy.backend.policy.read_bufsize},
     )

@@ -36,7 +36,7 @@ def delete_version(client: S3Client, bucket: str, asset_id: str, version: str) -
 
 def stored_versions(client: S3Client, bucket: str, asset_id: str) -> set[str]:
     """The versions of ``asset_id`` present in the bucket."""
-    return {key.split("/")[1] for key in list_keys(client, bucket, hls.versions_prefix(asset_id))}
+    return {hls.version_of_key(k) for k in list_keys(client, bucket, hls.versions_prefix(asset_id))}
 
 
 def remove_deleted(
@@ -93,6 +93,7 @@ def sweep(settings: Settings, catalog: Catalog, client: S3Client | None = None) 
 
 def _sweep_one(settings: Settings, catalog: Catalog, client: S3Client, retired: Retired) -> None:
     # Storage first, then the row: a crash in between deletes nothing twice that matters.
+    # The row's removal stamps the asset changed: the origins drop their copies then.
     delete_version(client, settings.hls_bucket, retired.asset_id, retired.version)
     with catalog.session() as session:
-        ladders.forget(session, [retired.id])
+        ladders.swept(session, retired)

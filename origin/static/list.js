@@ -73,11 +73,16 @@
   }
 
   function poll() {
+    var again = true;
     fetch("/api/assets", { cache: "no-store" })
-      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (r) {
+        // 403: signed playback is on and the list needs a token this page does not have.
+        if (r.status === 403) again = false;
+        return r.ok ? r.json() : null;
+      })
       .then(function (data) { if (data) render(data.assets); })
       .catch(function () {})
-      .finally(function () { setTimeout(poll, POLL_MS); });
+      .finally(function () { if (again) setTimeout(poll, POLL_MS); });
   }
 
   setTimeout(poll, POLL_MS);

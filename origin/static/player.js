@@ -135,7 +135,8 @@
       .catch(function () {});
   }
 
-  if (root.dataset.state === "ready") loadThumbnails();
+  // Ready, or failed over a ready video whose previous ladder (thumbnails too) still plays.
+  if (root.dataset.state === "ready" || (root.dataset.state === "failed" && root.dataset.playable === "true")) loadThumbnails();
 
   function cueAt(seconds) {
     for (var i = 0; i < cues.length; i++) {

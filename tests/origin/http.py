@@ -31,7 +31,8 @@ def request(
     parts = urlsplit(base_url)
     conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
     try:
-        conn.putrequest(method, path, skip_accept_encoding=True)
+        own_host = any(name.lower() == "host" for name in headers or {})  # as given
+        conn.putrequest(method, path, skip_host=own_host, skip_accept_encoding=True)
         for name, value in (headers or {}).items():
             conn.putheader(name, value)
         conn.endheaders()

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from email.utils import formatdate
 from pathlib import Path
+from typing import TypeVar
 
 from catalog.assets import find_asset
 from nebulacore.hls import LIVE_CACHE
@@ -22,17 +23,18 @@ from tests.origin.conftest import (
     ladder_names,
     put_ladder_files,
 )
-from tests.origin.http import Reply, gauge, request
+from tests.origin.http import gauge, request
 from tests.s3proxy.signing import s3_client
 from tests.stacks import OriginUnderTest, Seaweed, start_origin, start_proxy
 
+T = TypeVar("T")
 RUNG = "v1/360p/index.m3u8"
 # Generous: every wait below ends as soon as its condition holds; this only bounds a failure.
 CEILING_SECONDS = 10.0
 
 
-def wait_for(ask: Callable[[], Reply], done: Callable[[Reply], bool]) -> Reply:
-    """Ask until ``done``; the last reply either way (the caller asserts on it)."""
+def wait_for(ask: Callable[[], T], done: Callable[[T], bool]) -> T:
+    """Ask until ``done``; the last answer either way (the caller asserts on it)."""
     deadline = time.monotonic() + CEILING_SECONDS
     while True:
         reply = ask()

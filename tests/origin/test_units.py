@@ -246,6 +246,7 @@ def test_ladder_headers_are_what_each_name_would_get_on_its_own(name: str, signe
         assert dict(kind.headers) == {
             "Content-Type": content.content_type(name),
             "Cache-Control": content.cache_control(name, signed),
+            **content.INERT,
             "Access-Control-Allow-Origin": "*",
         }
         assert kind.growing_headers["Cache-Control"] == content.growing_cache_control(signed)

@@ -1,6 +1,6 @@
 // The one way the browser scripts start Debian's chromium: headless, no sandbox (tests may run
 // as root), nothing in the background that would reach the network, and the page's console
-// kept for the report. Imported by watch, early, live, post_form and cors_upload.mjs.
+// kept for the report. Imported by watch, early, live, post_form, cors_upload and stored_script.mjs.
 import { chromium } from "playwright-core";
 
 const FLAGS = [
@@ -10,11 +10,12 @@ const FLAGS = [
 // Video pages start playing by themselves; a real user would have clicked.
 const AUTOPLAY = "--autoplay-policy=no-user-gesture-required";
 
-// Starts chromium ($CHROMIUM, else /usr/bin/chromium). autoplay: let media play without a gesture.
-export async function launch({ autoplay = false } = {}) {
+// Starts chromium ($CHROMIUM, else /usr/bin/chromium). autoplay: let media play without a gesture;
+// args: more switches (e.g. --host-resolver-rules, a DNS answer of the test's choosing).
+export async function launch({ autoplay = false, args = [] } = {}) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: autoplay ? [...FLAGS, AUTOPLAY] : FLAGS,
+    args: [...(autoplay ? [...FLAGS, AUTOPLAY] : FLAGS), ...args],
     headless: true,
     timeout: 60000,
   });
@@ -24,4 +25,19 @@ export async function launch({ autoplay = false } = {}) {
 export function captureConsole(page, lines, { pageErrors = false } = {}) {
   page.on("console", (message) => lines.push(message.type() + ": " + message.text()));
   if (pageErrors) page.on("pageerror", (error) => lines.push("pageerror: " + error.message));
+}
+
+// Runs work() and prints report as one JSON line, with ok and, when work threw, the error; the
+// browser is closed whatever happened.
+export async function runAndReport(browser, report, work) {
+  try {
+    await work();
+    report.ok = true;
+  } catch (error) {
+    report.ok = false;
+    report.error = String(error);
+  } finally {
+    await browser.close();
+  }
+  console.log(JSON.stringify(report));
 }

@@ -2,13 +2,13 @@
 // its <input type=file>, submits, and reports as one JSON line the answer the browser got
 // (status and the page it shows). Usage: node post_form.mjs <page-url> <file-path>
 // (tests/s3proxy/test_post_policy.py)
-import { captureConsole, launch } from "./chromium.mjs";
+import { captureConsole, launch, runAndReport } from "./chromium.mjs";
 
 const [url, file] = process.argv.slice(2);
 
 const browser = await launch();
 const report = { url, console: [] };
-try {
+await runAndReport(browser, report, async () => {
   const page = await browser.newPage();
   captureConsole(page, report.console);
   await page.goto(url, { waitUntil: "load", timeout: 30000 });
@@ -19,11 +19,4 @@ try {
   ]);
   report.status = answer.status();
   report.body = await answer.text();
-  report.ok = true;
-} catch (error) {
-  report.ok = false;
-  report.error = String(error);
-} finally {
-  await browser.close();
-}
-console.log(JSON.stringify(report));
+});

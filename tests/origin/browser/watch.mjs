@@ -1,13 +1,13 @@
 // Opens the watch page in Debian's chromium and reports, as one JSON line, what played:
 // currentTime samples, the hls.js levels, and the level switches seen after picking another
 // quality in the page's menu. Usage: node watch.mjs <watch-url>
-import { captureConsole, launch } from "./chromium.mjs";
+import { captureConsole, launch, runAndReport } from "./chromium.mjs";
 
 const url = process.argv[2];
 
 const browser = await launch({ autoplay: true });
 const report = { url, console: [] };
-try {
+await runAndReport(browser, report, async () => {
   const page = await browser.newPage();
   captureConsole(page, report.console, { pageErrors: true });
   await page.goto(url, { waitUntil: "load", timeout: 30000 });
@@ -41,11 +41,4 @@ try {
     return { image: frame.style.backgroundImage, position: frame.style.backgroundPosition,
              width: frame.style.width, time: document.querySelector("#preview .time").textContent };
   });
-  report.ok = true;
-} catch (error) {
-  report.ok = false;
-  report.error = String(error);
-} finally {
-  await browser.close();
-}
-console.log(JSON.stringify(report));
+});
