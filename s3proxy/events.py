@@ -28,7 +28,7 @@ from catalog.assets import record_delete, record_upload
 from nebulacore.blocking import Offload
 from nebulacore.config import Settings
 from nebulaqueue.relay import Enqueue, relay_pending
-from s3proxy.errors import local_name
+from s3proxy.errors import S3Error, client_document, local_name
 
 log = logging.getLogger(__name__)
 WRITE_THREADS = 2
@@ -60,6 +60,31 @@ def deleted_keys(body: bytes) -> list[str]:
             for child in node:
                 if local_name(child.tag) == "Key" and child.text is not None:
                     keys.append(child.text)
+    return keys
+
+
+def malformed_xml() -> S3Error:
+    return S3Error(
+        "MalformedXML",
+        "The XML you provided was not well-formed or did not validate against our published schema",
+    )
+
+
+def requested_keys(body: bytes) -> list[str]:
+    """The keys a DeleteObjects request names, read as strictly as the backend could
+    read them otherwise: no DOCTYPE (Python would expand entities Go's parser refuses),
+    and exactly one ``Key`` per ``Object`` (of two, each parser may take another)."""
+    if b"<!DOCTYPE" in body.upper():
+        raise malformed_xml()
+    root = client_document(body, "Delete", malformed_xml())
+    keys = []
+    for node in root:
+        if local_name(node.tag) != "Object":
+            continue
+        named = [child.text or "" for child in node if local_name(child.tag) == "Key"]
+        if len(named) != 1:
+            raise malformed_xml()
+        keys.append(named[0])
     return keys
 
 

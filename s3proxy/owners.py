@@ -32,7 +32,6 @@ NoSuchBucket``; only a mismatch pays for asking the backend.
 from __future__ import annotations
 
 import logging
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
@@ -46,7 +45,7 @@ from nebulacore.blocking import Offload
 from nebulacore.s3 import UNSIGNED_PAYLOAD
 from s3proxy.addressing import Target, check_bucket_name, copy_source_bucket
 from s3proxy.chunked import PIECE
-from s3proxy.errors import S3Error, local_name
+from s3proxy.errors import S3Error, client_document
 from s3proxy.exchange import Exchange, Operation, answer_started, operation
 from s3proxy.forward import (
     SMALL_BODY,
@@ -172,12 +171,7 @@ def grants_only(headers: Mapping[str, str], owner: str) -> bool:
 def policy_only(body: bytes, owner: str) -> bool:
     """Whether an AccessControlPolicy document names nobody but ``owner``; raises
     MalformedACLError for anything else than such a document."""
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError as exc:
-        raise malformed_acl() from exc
-    if local_name(root.tag) != "AccessControlPolicy":
-        raise malformed_acl()
+    root = client_document(body, "AccessControlPolicy", malformed_acl())
     me = owner_id(owner)
     if any(child_text(o, "ID") not in (None, me) for o in children(root, "Owner")):
         return False

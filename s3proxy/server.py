@@ -41,13 +41,20 @@ from nebulacore.s3 import UNSIGNED_PAYLOAD
 from nebulacore.web import serve_service
 from nebulaqueue.metrics import queue_gauges
 from nebulaqueue.relay import Enqueue
-from s3proxy.addressing import Target, parse_target
+from s3proxy.addressing import Target, check_object_key, parse_target
 from s3proxy.auth import KeyStore, authorize, identify
-from s3proxy.body import upload_body
+from s3proxy.body import UploadBody, upload_body
+from s3proxy.bucket_operations import check_bucket_operation
 from s3proxy.claims import read_claim
 from s3proxy.cors import BucketCors, add_cors_headers, after_answer, ask_for_cors, preflight
 from s3proxy.errors import S3Error, error_xml, new_request_id
-from s3proxy.events import UploadEvents, deleted_keys, etag_from_xml
+from s3proxy.events import (
+    UploadEvents,
+    deleted_keys,
+    etag_from_xml,
+    malformed_xml,
+    requested_keys,
+)
 from s3proxy.exchange import EXCHANGE, Exchange, Operation, operation
 from s3proxy.forward import (
     backend_headers,
@@ -223,6 +230,22 @@ def front_middleware(proxy: S3Proxy, metrics: Metrics) -> Middleware:
     return front
 
 
+# S3 takes 1,000 keys of at most 1,024 bytes each in one DeleteObjects request.
+DELETE_REQUEST_LIMIT = 2 << 20
+
+
+async def checked_delete_request(body: UploadBody) -> bytes:
+    """A DeleteObjects body, read whole (it is small) and verified, each key named in it
+    held to the rules of a key in a path (:func:`s3proxy.addressing.check_object_key`):
+    a key ``/`` deleted the bucket."""
+    if body.length is None or body.length > DELETE_REQUEST_LIMIT:
+        raise malformed_xml()
+    document = await body.read_whole()
+    for key in requested_keys(document):
+        check_object_key(key)
+    return document
+
+
 async def no_early_continue(request: web.Request) -> None:
     """Send ``100 Continue`` only after authentication (see :meth:`S3Proxy.handle`)."""
 
@@ -271,6 +294,8 @@ class S3Proxy:
         # What the request does is decided from what its signature covers, nothing else.
         verified = claim.verified_headers(headers)
         x.operation = operation(request.method, target, verified)
+        if target.bucket is not None and not target.key:
+            check_bucket_operation(request.method, target)
         authorize(key, request.method, target, verified.get("x-amz-copy-source"))
         # Before anything that may take a backend connection.
         self.limits.take(request, key.record.access_key_id)
@@ -298,8 +323,17 @@ class S3Proxy:
             upstream = await self.owners.put_acl(x)
         else:
             upstream_headers = backend_headers(headers, body, chunked)
+            whole = None
+            if x.operation is Operation.DELETE_OBJECTS:
+                whole = await checked_delete_request(body)
             upstream = await open_upstream(
-                self.backend, request.method, target, upstream_headers, body, body.payload_hash
+                self.backend,
+                request.method,
+                target,
+                upstream_headers,
+                body,
+                body.payload_hash,
+                whole,
             )
         try:
             return await self._answer(request, x, upstream)
@@ -391,8 +425,14 @@ def create_app(settings: Settings, enqueue: Enqueue | None = None) -> web.Applic
     proxy = S3Proxy(settings, enqueue)
     app = web.Application(
         middlewares=[allowlist_middleware(settings, refuse_outsider)],
-        # Client bodies are read in the pieces the backend's answers are read in.
-        handler_args={"max_field_size": 65536, "read_bufsize": proxy.backend.policy.read_bufsize},
+        # Client bodies are read in the pieces the backend's answers are read in, and never
+        # decoded: a body sent with Content-Encoding: gzip is stored as sent (S3 keeps the
+        # header as the object's metadata), and its signature covers those bytes.
+        handler_args={
+            "max_field_size": 65536,
+            "read_bufsize": proxy.backend.policy.read_bufsize,
+            "auto_decompress": False,
+        },
     )
     checks: dict[str, Check] = {
         "backend": partial(ping, proxy.backend),
