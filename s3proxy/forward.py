@@ -72,6 +72,35 @@ BUFFERED_BODY_LIMIT = 16 << 20  # DeleteObjects answers for 1,000 long keys fit
 SMALL_BODY = 64 << 10
 
 
+# Server-side encryption asked of a write: SSE-S3/KMS, SSE-C, and SSE-C of a copy's source.
+ENCRYPTION_HEADERS = frozenset(
+    {
+        "x-amz-server-side-encryption",
+        "x-amz-server-side-encryption-customer-algorithm",
+        "x-amz-copy-source-server-side-encryption-customer-algorithm",
+    }
+)
+
+
+def refuse_encryption(
+    method: str, headers: Mapping[str, str], query: tuple[tuple[str, str], ...]
+) -> None:
+    """Refuse a write that asks for server-side encryption: SeaweedFS (4.48) stores an
+    encrypted object of more than 4 MiB so that it reads back as other bytes or as a 500,
+    to the proxy and to direct clients alike. Reads still pass (SSE-C keys included)."""
+    if method not in ("PUT", "POST"):
+        return
+    asked = ENCRYPTION_HEADERS.intersection(headers) or ENCRYPTION_HEADERS.intersection(
+        name.lower() for name, _ in query
+    )
+    if asked:
+        raise S3Error(
+            "NotImplemented",
+            "Server-side encryption is not supported by this storage (docs/s3.md).",
+            Header=sorted(asked)[0],
+        )
+
+
 def forwarded_header(name: str, chunked: bool) -> bool:
     """Whether the backend receives this (lower-case) client header."""
     if name.startswith(AMZ_PREFIX):  # all of them signed: verify() refused the rest

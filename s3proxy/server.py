@@ -61,6 +61,7 @@ from s3proxy.forward import (
     close_if_body_unread,
     open_upstream,
     ping,
+    refuse_encryption,
     relay_buffered,
     relay_streaming,
     send_continue,
@@ -297,6 +298,7 @@ class S3Proxy:
         if target.bucket is not None and not target.key:
             check_bucket_operation(request.method, target)
         authorize(key, request.method, target, verified.get("x-amz-copy-source"))
+        refuse_encryption(request.method, verified, target.query)
         # Before anything that may take a backend connection.
         self.limits.take(request, key.record.access_key_id)
         if self.owners.expects_owner(verified, target.query):  # S3's bucket owner condition

@@ -24,7 +24,6 @@ from tests.stacks import ProxyUnderTest, Seaweed
 
 REFUSAL = "only Nebula keys give access to a bucket"
 RULE = {"ID": "r", "Status": "Enabled", "Filter": {"Prefix": "tmp/"}, "Expiration": {"Days": 1}}
-SSE = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
 CORS = {"CORSRules": [{"AllowedMethods": ["GET"], "AllowedOrigins": ["https://example.org"]}]}
 Call = Callable[[Any, str], object]
 
@@ -61,9 +60,6 @@ CALLS: dict[str, Call] = {
     ),
     "DeleteBucketLifecycle": lambda s3, b: s3.delete_bucket_lifecycle(Bucket=b),
     "GetBucketEncryption": lambda s3, b: s3.get_bucket_encryption(Bucket=b),
-    "PutBucketEncryption": lambda s3, b: s3.put_bucket_encryption(
-        Bucket=b, ServerSideEncryptionConfiguration=SSE
-    ),
     "DeleteBucketEncryption": lambda s3, b: s3.delete_bucket_encryption(Bucket=b),
     "GetBucketPolicy": lambda s3, b: s3.get_bucket_policy(Bucket=b),
     "DeleteBucketPolicy": lambda s3, b: s3.delete_bucket_policy(Bucket=b),
