@@ -29,6 +29,7 @@ STATUS = {
     "AccessDenied": 403,
     "AccessForbidden": 403,  # a CORS preflight no rule allows
     "BucketAlreadyExists": 409,
+    "BucketAlreadyOwnedByYou": 409,
     "AuthorizationHeaderMalformed": 400,
     "AuthorizationQueryParametersError": 400,
     "BadDigest": 400,

@@ -193,6 +193,14 @@ def already_exists(bucket: str) -> S3Error:
     )
 
 
+def already_owned(bucket: str) -> S3Error:
+    return S3Error(
+        "BucketAlreadyOwnedByYou",
+        "Your previous request to create the named bucket succeeded and you already own it.",
+        BucketName=bucket,
+    )
+
+
 class BucketOwners:
     """The catalog's bucket owners, read and written on threads of their own."""
 
@@ -294,14 +302,25 @@ class BucketOwners:
         headers = x.headers
         canned = headers.get("x-amz-acl")
         if canned is not None and canned not in OWNER_ONLY_CANNED:
-            raise acl_not_supported(x.operation)
+            raise await self._acl_refusal(x)
         if any(name in headers for name in GRANT_HEADERS):
             mine = x.operation is Operation.CREATE_BUCKET or x.target.bucket is None
             owner = x.key.record.owner if mine else await self.owner(x.target.bucket or "")
             if not grants_only(headers, owner):
-                raise acl_not_supported(x.operation)
+                raise await self._acl_refusal(x)
         for name in ACL_HEADERS:
             headers.pop(name, None)
+
+    async def _acl_refusal(self, x: Exchange) -> S3Error:
+        """The error for an ACL that names someone else. S3 says whether a bucket to
+        create exists, and whose it is, before it judges the ACL: re-creating one's own
+        bucket with ``public-read`` is ``BucketAlreadyOwnedByYou``, as without it."""
+        bucket = x.target.bucket
+        if x.operation is Operation.CREATE_BUCKET and bucket and await self._exists(bucket):
+            if await self.owner(bucket) == x.key.record.owner:
+                return already_owned(bucket)
+            return already_exists(bucket)
+        return acl_not_supported(x.operation)
 
     async def put_acl(self, x: Exchange) -> aiohttp.ClientResponse:
         """PutBucketAcl or PutObjectAcl, its headers already checked: the body, if any,

@@ -90,3 +90,20 @@ def test_an_8mb_put_without_encryption_reads_back_through_the_proxy(
     assert send("PUT", url, headers, body).status == 200
     key = url.split("/media/", 1)[1]
     assert read_back(s3_client(proxy.endpoint, proxy.admin), key) == EIGHT_MB
+
+
+def test_re_creating_an_owned_bucket_with_an_acl_is_already_owned(proxy: ProxyUnderTest) -> None:
+    """S3 says whose a bucket is before it judges the CreateBucket's ACL."""
+    s3 = s3_client(proxy.endpoint, proxy.admin)
+    bucket = f"again-{uuid.uuid4().hex[:10]}"
+    s3.create_bucket(Bucket=bucket)
+    for acl in ("private", "public-read"):
+        with pytest.raises(ClientError) as refused:
+            s3.create_bucket(Bucket=bucket, ACL=acl)
+        assert refused.value.response["Error"]["Code"] == "BucketAlreadyOwnedByYou", acl
+    fresh = f"fresh-{uuid.uuid4().hex[:10]}"
+    with pytest.raises(ClientError) as refused:
+        s3.create_bucket(Bucket=fresh, ACL="public-read")
+    assert refused.value.response["Error"]["Code"] == "InvalidBucketAclWithObjectOwnership"
+    names = {b["Name"] for b in backend_client(proxy.settings).list_buckets()["Buckets"]}
+    assert bucket in names and fresh not in names
