@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog import Catalog
-from catalog.assets import record_delete, record_upload
+from catalog.assets import find_asset, record_delete, record_upload
 from nebulacore.blocking import Offload
 from nebulacore.config import Settings
 from nebulaqueue.relay import Enqueue, relay_pending
@@ -70,9 +70,9 @@ def malformed_xml() -> S3Error:
     )
 
 
-def requested_keys(body: bytes) -> list[str]:
-    """The keys a DeleteObjects request names, read as strictly as the backend could
-    read them otherwise: no DOCTYPE (Python would expand entities Go's parser refuses),
+def requested_keys(body: bytes) -> list[tuple[str, bool]]:
+    """The keys a DeleteObjects request names, each with whether it names one version,
+    read as strictly as the backend could read them otherwise: no DOCTYPE (Python would expand entities Go's parser refuses),
     and exactly one ``Key`` per ``Object`` (of two, each parser may take another)."""
     if b"<!DOCTYPE" in body.upper():
         raise malformed_xml()
@@ -82,9 +82,10 @@ def requested_keys(body: bytes) -> list[str]:
         if local_name(node.tag) != "Object":
             continue
         named = [child.text or "" for child in node if local_name(child.tag) == "Key"]
-        if len(named) != 1:
+        versions = [child for child in node if local_name(child.tag) == "VersionId"]
+        if len(named) != 1 or len(versions) > 1:
             raise malformed_xml()
-        keys.append(named[0])
+        keys.append((named[0], bool(versions)))
     return keys
 
 
@@ -114,6 +115,26 @@ class UploadEvents:
                 return f"asset {asset.id} job {job.id}"
 
         await self._in_catalog(record, f"upload of {bucket}/{key}")
+
+    async def version_removed(
+        self, bucket: str, key: str, etag: str | None, size: int | None, content_type: str | None
+    ) -> None:
+        """One version of an object that still exists was deleted: if the object the key
+        now names is not the one the asset was made from (the current version was the one
+        deleted), it is announced as a new upload."""
+        if not self.settings.is_ingest_video(bucket, key, content_type):
+            return
+
+        def record() -> str:
+            with self.catalog.session() as session:
+                self._bound_lock_wait(session)
+                asset = find_asset(session, bucket, key)
+                if asset is not None and asset.etag == etag:
+                    return "the current version is unchanged"
+                asset, job = record_upload(session, bucket, key, etag, size, content_type)
+                return f"asset {asset.id} job {job.id}"
+
+        await self._in_catalog(record, f"version removal in {bucket}/{key}")
 
     async def deleted(self, bucket: str, keys: Iterable[str]) -> None:
         names = list(keys)

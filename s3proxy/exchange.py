@@ -137,6 +137,8 @@ class Exchange:
     headers: dict[str, str] = field(init=False)  # the client's headers, names lower-case
     key: KnownKey = field(init=False)
     body: UploadBody = field(init=False)
+    # The keys a DeleteObjects request names with a VersionId.
+    versioned_keys: frozenset[str] = frozenset()
 
 
 EXCHANGE = web.RequestKey("s3proxy.exchange", Exchange)

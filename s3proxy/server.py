@@ -13,6 +13,7 @@ import gc
 import logging
 import time
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from functools import partial
 
 import aiohttp
@@ -43,7 +44,7 @@ from nebulaqueue.metrics import queue_gauges
 from nebulaqueue.relay import Enqueue
 from s3proxy.addressing import Target, check_object_key, parse_target
 from s3proxy.auth import KeyStore, authorize, identify
-from s3proxy.body import UploadBody, upload_body
+from s3proxy.body import upload_body
 from s3proxy.bucket_operations import check_bucket_operation
 from s3proxy.claims import read_claim
 from s3proxy.cors import BucketCors, add_cors_headers, after_answer, ask_for_cors, preflight
@@ -235,15 +236,18 @@ def front_middleware(proxy: S3Proxy, metrics: Metrics) -> Middleware:
 DELETE_REQUEST_LIMIT = 2 << 20
 
 
-async def checked_delete_request(body: UploadBody) -> bytes:
+async def checked_delete_request(x: Exchange) -> bytes:
     """A DeleteObjects body, read whole (it is small) and verified, each key named in it
     held to the rules of a key in a path (:func:`s3proxy.addressing.check_object_key`):
-    a key ``/`` deleted the bucket."""
+    a key ``/`` deleted the bucket. Notes the keys it deletes one version of."""
+    body = x.body
     if body.length is None or body.length > DELETE_REQUEST_LIMIT:
         raise malformed_xml()
     document = await body.read_whole()
-    for key in requested_keys(document):
+    keys = requested_keys(document)
+    for key, _ in keys:
         check_object_key(key)
+    x.versioned_keys = frozenset(key for key, versioned in keys if versioned)
     return document
 
 
@@ -327,7 +331,7 @@ class S3Proxy:
             upstream_headers = backend_headers(headers, body, chunked)
             whole = None
             if x.operation is Operation.DELETE_OBJECTS:
-                whole = await checked_delete_request(body)
+                whole = await checked_delete_request(x)
             upstream = await open_upstream(
                 self.backend,
                 request.method,
@@ -377,7 +381,10 @@ class S3Proxy:
                 if etag is not None:  # None: S3's "200 with an <Error> body"
                     await self._announce_stored(x.target, etag)
             case Operation.DELETE_OBJECTS:
-                await self.events.deleted(bucket, deleted_keys(data))
+                keys = deleted_keys(data)
+                await self.events.deleted(bucket, [k for k in keys if k not in x.versioned_keys])
+                for key in x.versioned_keys.intersection(keys):
+                    await self._announce_version_removed(replace(x.target, key=key, query=()))
 
     async def _announce_streamed(self, x: Exchange, upstream: aiohttp.ClientResponse) -> None:
         """After an upload or a deletion the backend answered 2xx."""
@@ -392,21 +399,42 @@ class S3Proxy:
                     x.body.digests.size,
                     x.headers.get("content-type"),
                 )
+            case Operation.DELETE if x.target.has("versionId"):
+                await self._announce_version_removed(x.target)
             case Operation.DELETE:
                 await self.events.deleted(bucket, [x.target.key])
+
+    async def _head(self, target: Target) -> aiohttp.ClientResponse:
+        """A HEAD of ``target``'s current version on the backend (the caller releases it)."""
+        head = Target(target.bucket, target.key, (), target.canonical_path)
+        return await open_upstream(self.backend, "HEAD", head, {}, None, UNSIGNED_PAYLOAD)
 
     async def _announce_stored(self, target: Target, etag: str) -> None:
         """After a copy or multipart completion: size and type come from a HEAD."""
         size, content_type = None, None
-        head = Target(target.bucket, target.key, (), target.canonical_path)
         try:
-            answer = await open_upstream(self.backend, "HEAD", head, {}, None, UNSIGNED_PAYLOAD)
-            async with answer:
+            async with await self._head(target) as answer:
                 if answer.status == 200:
                     size, content_type = answer.content_length, answer.headers.get("Content-Type")
         except S3Error:
             pass  # the asset is still worth recording without them
         await self.events.written(target.bucket or "", target.key, etag, size, content_type)
+
+    async def _announce_version_removed(self, target: Target) -> None:
+        """After deleting one version of an object (``versionId``): the object is gone only
+        if no version is left current, which only the backend knows. Unknown (the HEAD
+        failed): the reconcile sets the catalog right."""
+        bucket = target.bucket or ""
+        try:
+            async with await self._head(target) as answer:
+                status, etag = answer.status, answer.headers.get("ETag")
+                size, content_type = answer.content_length, answer.headers.get("Content-Type")
+        except S3Error:
+            return
+        if status == 404:
+            await self.events.deleted(bucket, [target.key])
+        elif status == 200:
+            await self.events.version_removed(bucket, target.key, etag, size, content_type)
 
     async def start(self, _app: web.Application) -> None:
         await self.backend.start()
