@@ -7,7 +7,8 @@ from botocore's S3 model, so no name is typed here twice. Only the operations in
 The refused ones are those that would grant access to someone else than Nebula's keys
 (a bucket policy, a public access block, a website, replication or notification targets,
 logging into another bucket) and those Nebula has no use for. A request naming two
-sub-resources is refused too: which one the backend acts on is its router's choice.
+sub-resources is refused too: which one the backend acts on is its router's choice; so
+is a request on an object naming a bucket's sub-resource (:func:`check_object_operation`).
 """
 
 from __future__ import annotations
@@ -18,23 +19,24 @@ from s3proxy.addressing import Target
 from s3proxy.errors import S3Error
 
 
-def _bucket_operations() -> dict[tuple[str, str], str]:
-    """(method, sub-resource) -> operation name, from the S3 model's request URIs
-    (``/{Bucket}?policy``); "" for the bucket itself. Of two operations on one pair, the
-    current one is named, not its deprecated predecessor."""
+def _operations(resource: str) -> dict[tuple[str, str], str]:
+    """(method, sub-resource) -> operation name, from the S3 model's request URIs on
+    ``resource`` (``/{Bucket}?policy``); "" for the resource itself. Of two operations on
+    one pair, the current one is named, not its deprecated predecessor."""
     model = Loader().load_service_model("s3", "service-2")
     table: dict[tuple[str, str], str] = {}
     for name, op in model["operations"].items():
         path, _, query = op["http"]["requestUri"].partition("?")
-        if path.rstrip("/") != "/{Bucket}":
+        if path.rstrip("/") != resource:
             continue
-        pair = (op["http"]["method"], query.partition("=")[0])
+        pair = (op["http"]["method"], query.partition("=")[0].partition("&")[0])
         if pair not in table or not op.get("deprecated"):
             table[pair] = name
     return table
 
 
-BUCKET_OPERATIONS = _bucket_operations()
+BUCKET_OPERATIONS = _operations("/{Bucket}")
+OBJECT_OPERATIONS = _operations("/{Bucket}/{Key+}")
 SUB_RESOURCES = frozenset(sub for _, sub in BUCKET_OPERATIONS if sub)
 
 # The bucket operations the backend receives (docs/s3.md lists them, each has a test in
@@ -116,3 +118,18 @@ def check_bucket_operation(method: str, target: Target) -> None:
         )
     message = f"{name} is not accepted: only Nebula keys give access to a bucket (docs/s3.md)."
     raise S3Error("AccessDenied" if name in DENIED else "NotImplemented", message)
+
+
+def check_object_operation(method: str, target: Target) -> None:
+    """Refuse a request on an object that names a bucket's sub-resource its method does
+    not take on an object: SeaweedFS routes ``GET /media/x?uploads`` to
+    ListMultipartUploads and ``POST /media/x?delete`` to DeleteObjects, whatever the key,
+    where the proxy saw an object request (unchecked keys, no catalog event)."""
+    for name, _ in target.query:
+        if name in SUB_RESOURCES and (method, name) not in OBJECT_OPERATIONS:
+            raise S3Error(
+                "MethodNotAllowed",
+                "The specified method is not allowed against this resource.",
+                Method=method,
+                ResourceType="OBJECT",
+            )

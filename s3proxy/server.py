@@ -45,7 +45,7 @@ from nebulaqueue.relay import Enqueue
 from s3proxy.addressing import Target, check_object_key, parse_target
 from s3proxy.auth import KeyStore, authorize, identify
 from s3proxy.body import upload_body
-from s3proxy.bucket_operations import check_bucket_operation
+from s3proxy.bucket_operations import check_bucket_operation, check_object_operation
 from s3proxy.claims import read_claim
 from s3proxy.cors import BucketCors, add_cors_headers, after_answer, ask_for_cors, preflight
 from s3proxy.errors import S3Error, error_xml, new_request_id
@@ -299,7 +299,9 @@ class S3Proxy:
         # What the request does is decided from what its signature covers, nothing else.
         verified = claim.verified_headers(headers)
         x.operation = operation(request.method, target, verified)
-        if target.bucket is not None and not target.key:
+        if target.key:
+            check_object_operation(request.method, target)
+        elif target.bucket is not None:
             check_bucket_operation(request.method, target)
         authorize(key, request.method, target, verified.get("x-amz-copy-source"))
         refuse_encryption(request.method, verified, target.query)

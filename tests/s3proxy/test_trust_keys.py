@@ -197,3 +197,20 @@ def test_backend_specific_response_headers_are_not_relayed(proxy: ProxyUnderTest
         assert answer.status == 200
         leaked = [name for name in answer.headers if "seaweed" in name]
         assert leaked == [], leaked
+
+
+def test_an_object_request_naming_a_bucket_sub_resource_is_refused(proxy: ProxyUnderTest) -> None:
+    """SeaweedFS routes these by their query whatever the key: ``POST /media/x?delete``
+    was a DeleteObjects whose keys the proxy never saw, ``GET /media/x?uploads`` a
+    ListMultipartUploads naming the backend identity."""
+    victim = f"victim-{uuid.uuid4().hex[:8]}.mp4"
+    backend_client(proxy.settings).put_object(Bucket="media", Key=victim, Body=b"v")
+    body = f"<Delete><Object><Key>{victim}</Key></Object></Delete>".encode()
+    url = f"{proxy.endpoint}/media/anything?delete"
+    headers = signed_headers("POST", url, proxy.admin, {"Content-MD5": md5_b64(body)}, body=body)
+    answer = send("POST", url, headers, body)
+    assert (answer.status, answer.code) == (405, "MethodNotAllowed"), answer.body
+    assert victim in backend_keys(proxy)
+    url = f"{proxy.endpoint}/media/anything?uploads"
+    answer = send("GET", url, signed_headers("GET", url, proxy.admin))
+    assert (answer.status, answer.code) == (405, "MethodNotAllowed"), answer.body
