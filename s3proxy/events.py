@@ -72,8 +72,9 @@ def malformed_xml() -> S3Error:
 
 def requested_keys(body: bytes) -> list[tuple[str, bool]]:
     """The keys a DeleteObjects request names, each with whether it names one version,
-    read as strictly as the backend could read them otherwise: no DOCTYPE (Python would expand entities Go's parser refuses),
-    and exactly one ``Key`` per ``Object`` (of two, each parser may take another)."""
+    read as strictly as the backend could read them otherwise: no DOCTYPE (Python would
+    expand entities Go's parser refuses), and exactly one ``Key`` and at most one
+    ``VersionId`` per ``Object`` (of two, each parser may take another)."""
     if b"<!DOCTYPE" in body.upper():
         raise malformed_xml()
     root = client_document(body, "Delete", malformed_xml())
