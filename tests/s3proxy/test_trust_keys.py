@@ -23,7 +23,7 @@ from catalog.keys import KeyPair
 from catalog.models import Asset, AssetStatus
 from nebulacore.s3 import backend_client
 from tests.s3proxy.signing import Answer, md5_b64, s3_client, send, signed_headers
-from tests.stacks import ProxyUnderTest
+from tests.stacks import S3_DOMAIN, ProxyUnderTest
 
 # Path segments as a client could spell them; the corpus is every pair, then a video name.
 SEGMENTS = ["a", "", ".", "..", "%2e", "%2E%2e", "%2F", "b%2Fc", "%5C", ";x", "%3B", "~", "+"]
@@ -214,3 +214,18 @@ def test_an_object_request_naming_a_bucket_sub_resource_is_refused(proxy: ProxyU
     url = f"{proxy.endpoint}/media/anything?uploads"
     answer = send("GET", url, signed_headers("GET", url, proxy.admin))
     assert (answer.status, answer.code) == (405, "MethodNotAllowed"), answer.body
+
+
+@pytest.mark.parametrize("path", ["//", "/%2F", "//video.mp4", "/./video.mp4"])
+def test_virtual_hosted_spellings_follow_the_same_rule(proxy: ProxyUnderTest, path: str) -> None:
+    """``Host: <bucket>.s3.nebula.test`` with ``DELETE //``: the key is ``/`` there too."""
+    bucket = f"vhost-{uuid.uuid4().hex[:8]}"
+    backend = backend_client(proxy.settings)
+    backend.create_bucket(Bucket=bucket)
+    backend.put_object(Bucket=bucket, Key="video.mp4", Body=b"v")
+    host = f"{bucket}.{S3_DOMAIN}:{proxy.port}"
+    canonical = quote(unquote(path), safe="/~")
+    headers = signed_headers("DELETE", f"http://{host}{canonical}", proxy.make_key({bucket: "rw"}))
+    answer = send("DELETE", f"{proxy.endpoint}{path}", {**headers, "Host": host})
+    assert (answer.status, answer.code) == (400, "InvalidArgument"), answer.body
+    assert backend_keys(proxy, bucket) == {"video.mp4"}
