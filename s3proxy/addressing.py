@@ -62,13 +62,43 @@ class Target:
 
 
 def parse_query(raw: str) -> tuple[tuple[str, str], ...]:
-    """Split on ``&`` and ``=`` and percent-decode; ``+`` stays ``+`` as S3 clients mean it."""
+    """Split on ``&`` and ``=`` and percent-decode; ``+`` stays ``+`` as S3 clients mean it.
+
+    A name given twice is refused: the proxy and the backend could each take another of
+    its values (``fetch-owner=true&fetch-owner=false``: the proxy read the last, SeaweedFS
+    the first), and no S3 operation takes a parameter twice."""
     pairs = []
+    seen: set[str] = set()
     for part in raw.split("&"):
         if part:
             name, _, value = part.partition("=")
-            pairs.append((unquote(name), unquote(value)))
+            name = unquote(name)
+            if name in seen:
+                raise S3Error(
+                    "InvalidArgument",
+                    f"The query parameter {name} is given more than once.",
+                    ArgumentName=name,
+                )
+            seen.add(name)
+            pairs.append((name, unquote(value)))
     return tuple(pairs)
+
+
+def check_object_key(key: str) -> None:
+    """Refuse a key the backend would read as another: SeaweedFS keeps its objects as
+    files, so an empty segment (a leading ``/``, ``//``: ``DELETE /media//`` deleted the
+    bucket, ``/media//video.mp4`` deleted ``video.mp4``) or a ``.``/``..`` segment names
+    another path than the one the proxy authorized and announces; it also reads ``\\``
+    as ``/``. A trailing ``/`` (a folder marker) is a key of its own on both sides."""
+    segments = key.split("/")
+    if "" in segments[:-1] or "." in segments or ".." in segments or "\\" in key:
+        raise S3Error(
+            "InvalidArgument",
+            "Object keys with an empty segment (a leading '/' or '//'), a '.' or '..' "
+            "segment or a backslash are not supported.",
+            ArgumentName="key",
+            ArgumentValue=key,
+        )
 
 
 def host_bucket(host: str, domain: str | None) -> str | None:
@@ -95,9 +125,23 @@ def parse_target(raw_path: str, host: str, settings: Settings) -> Target:
         bucket = name or None
     if bucket is not None:
         check_bucket_name(bucket)
+    if key:
+        check_object_key(key)
     return Target(bucket, key, parse_query(raw_query), canonical_path, virtual_hosted)
 
 
 def copy_source_bucket(header: str) -> str:
     """``/src-bucket/some%20key?versionId=x`` -> ``src-bucket``."""
     return unquote(header.split("?", 1)[0]).lstrip("/").partition("/")[0]
+
+
+def check_copy_source(header: str) -> None:
+    """The bucket and key of ``x-amz-copy-source`` follow the rules of a request's own:
+    the key is what the bucket's ``r`` scope was checked for, so it may not walk out of
+    it (``/media/../hls/x``) or be read as another."""
+    path = unquote(header.split("?", 1)[0])
+    bucket, _, key = path.removeprefix("/").partition("/")
+    check_bucket_name(bucket)
+    if not key:
+        raise S3Error("InvalidArgument", "Copy Source must mention the source bucket and key")
+    check_object_key(key)

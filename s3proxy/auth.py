@@ -10,7 +10,7 @@ from catalog import Catalog
 from catalog.keys import SecretBox, active_key, allows, may_create
 from catalog.models import AccessKey
 from nebulacore.blocking import Offload
-from s3proxy.addressing import Target, copy_source_bucket
+from s3proxy.addressing import Target, check_copy_source, copy_source_bucket
 from s3proxy.claims import Claim
 from s3proxy.errors import S3Error
 
@@ -97,6 +97,7 @@ def required_access(
         return [(target.bucket, need)]
     needs: list[tuple[str | None, str]] = [(target.bucket, "r" if reading else "rw")]
     if copy_source and method == "PUT":  # CopyObject, UploadPartCopy
+        check_copy_source(copy_source)
         needs.append((copy_source_bucket(copy_source), "r"))
     return needs
 

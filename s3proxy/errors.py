@@ -13,11 +13,23 @@ def local_name(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+def client_document(body: bytes, root_name: str, invalid: S3Error) -> ET.Element:
+    """A client's XML document whose root is ``root_name``, or ``invalid`` raised."""
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError as exc:
+        raise invalid from exc
+    if local_name(root.tag) != root_name:
+        raise invalid
+    return root
+
+
 # code -> HTTP status, as Amazon S3 answers them.
 STATUS = {
     "AccessDenied": 403,
     "AccessForbidden": 403,  # a CORS preflight no rule allows
     "BucketAlreadyExists": 409,
+    "BucketAlreadyOwnedByYou": 409,
     "AuthorizationHeaderMalformed": 400,
     "AuthorizationQueryParametersError": 400,
     "BadDigest": 400,
@@ -38,9 +50,11 @@ STATUS = {
     "MalformedTrailerError": 400,
     "MaxMessageLengthExceeded": 400,
     "MaxPostPreDataLengthExceededError": 400,
+    "MethodNotAllowed": 405,
     "MissingContentLength": 411,
     "NoSuchBucket": 404,
     "NoSuchCORSConfiguration": 404,
+    "NotImplemented": 501,
     "RequestTimeTooSkewed": 403,
     "RequestTimeout": 400,
     "ServiceUnavailable": 503,

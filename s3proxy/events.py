@@ -24,11 +24,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from catalog import Catalog
-from catalog.assets import record_delete, record_upload
+from catalog.assets import find_asset, record_delete, record_upload
 from nebulacore.blocking import Offload
 from nebulacore.config import Settings
 from nebulaqueue.relay import Enqueue, relay_pending
-from s3proxy.errors import local_name
+from s3proxy.errors import S3Error, client_document, local_name
 
 log = logging.getLogger(__name__)
 WRITE_THREADS = 2
@@ -63,6 +63,33 @@ def deleted_keys(body: bytes) -> list[str]:
     return keys
 
 
+def malformed_xml() -> S3Error:
+    return S3Error(
+        "MalformedXML",
+        "The XML you provided was not well-formed or did not validate against our published schema",
+    )
+
+
+def requested_keys(body: bytes) -> list[tuple[str, bool]]:
+    """The keys a DeleteObjects request names, each with whether it names one version,
+    read as strictly as the backend could read them otherwise: no DOCTYPE (Python would
+    expand entities Go's parser refuses), and exactly one ``Key`` and at most one
+    ``VersionId`` per ``Object`` (of two, each parser may take another)."""
+    if b"<!DOCTYPE" in body.upper():
+        raise malformed_xml()
+    root = client_document(body, "Delete", malformed_xml())
+    keys = []
+    for node in root:
+        if local_name(node.tag) != "Object":
+            continue
+        named = [child.text or "" for child in node if local_name(child.tag) == "Key"]
+        versions = [child for child in node if local_name(child.tag) == "VersionId"]
+        if len(named) != 1 or len(versions) > 1:
+            raise malformed_xml()
+        keys.append((named[0], bool(versions)))
+    return keys
+
+
 class UploadEvents:
     def __init__(self, settings: Settings, catalog: Catalog, enqueue: Enqueue | None) -> None:
         self.settings = settings
@@ -89,6 +116,26 @@ class UploadEvents:
                 return f"asset {asset.id} job {job.id}"
 
         await self._in_catalog(record, f"upload of {bucket}/{key}")
+
+    async def version_removed(
+        self, bucket: str, key: str, etag: str | None, size: int | None, content_type: str | None
+    ) -> None:
+        """One version of an object that still exists was deleted: if the object the key
+        now names is not the one the asset was made from (the current version was the one
+        deleted), it is announced as a new upload."""
+        if not self.settings.is_ingest_video(bucket, key, content_type):
+            return
+
+        def record() -> str:
+            with self.catalog.session() as session:
+                self._bound_lock_wait(session)
+                asset = find_asset(session, bucket, key)
+                if asset is not None and asset.etag == etag:
+                    return "the current version is unchanged"
+                asset, job = record_upload(session, bucket, key, etag, size, content_type)
+                return f"asset {asset.id} job {job.id}"
+
+        await self._in_catalog(record, f"version removal in {bucket}/{key}")
 
     async def deleted(self, bucket: str, keys: Iterable[str]) -> None:
         names = list(keys)

@@ -12,6 +12,7 @@ from nebulacore.ops import STATUS_KEY
 from s3proxy.addressing import Target
 from s3proxy.auth import KnownKey
 from s3proxy.body import UploadBody
+from s3proxy.bucket_operations import bucket_operation_name
 from s3proxy.limits import READERS
 
 # Object sub-resources: a PUT or DELETE with one of these is not an upload or deletion.
@@ -75,21 +76,24 @@ def operation(method: str, target: Target, headers: dict[str, str]) -> Operation
     return Operation.OTHER
 
 
+# Bucket operations the proxy acts on, by their S3 names (s3proxy.bucket_operations).
+NAMED_BUCKET_OPERATIONS = {
+    "DeleteObjects": Operation.DELETE_OBJECTS,
+    "CreateBucket": Operation.CREATE_BUCKET,
+    "DeleteBucket": Operation.DELETE_BUCKET,
+    "PutBucketAcl": Operation.PUT_BUCKET_ACL,
+    "PutBucketCors": Operation.PUT_BUCKET_CORS,
+    "DeleteBucketCors": Operation.DELETE_BUCKET_CORS,
+}
+
+
 def bucket_operation(method: str, target: Target) -> Operation:
-    bare = not target.backend_query()  # no sub-resource: the bucket itself
-    if method == "POST" and target.has("delete"):
-        return Operation.DELETE_OBJECTS
-    if method == "PUT" and bare:
-        return Operation.CREATE_BUCKET
-    if method == "DELETE" and bare:
-        return Operation.DELETE_BUCKET
+    """Named as the backend's router names it: by the one sub-resource in the query, so
+    ``PUT /bucket?x-id=CreateBucket`` is a CreateBucket here too."""
     if method == "GET":
         return bucket_read(target)
-    if method == "PUT" and target.has("acl"):
-        return Operation.PUT_BUCKET_ACL
-    if target.has("cors") and method in ("PUT", "DELETE"):
-        return Operation.PUT_BUCKET_CORS if method == "PUT" else Operation.DELETE_BUCKET_CORS
-    return Operation.OTHER
+    name = bucket_operation_name(method, target)
+    return Operation.OTHER if name is None else NAMED_BUCKET_OPERATIONS.get(name, Operation.OTHER)
 
 
 # GET on a bucket with one of these sub-resources: the answer names owners.
@@ -111,7 +115,9 @@ def bucket_read(target: Target) -> Operation:
         return Operation.OTHER  # another sub-resource (?cors, ?location, ?tagging…)
     # V1 always names each object's owner; V2 only when asked to (S3's FetchOwner). Any
     # other parameter is left to the backend: the rewriting passes a non-listing through.
-    if query.get("list-type") != "2" or query.get("fetch-owner", "").lower() == "true":
+    # Any fetch-owner but "false" is rewritten: a value the backend reads as true (Go's
+    # ParseBool takes "1", "t", "TRUE"…) must never let its identity through.
+    if query.get("list-type") != "2" or query.get("fetch-owner", "false").lower() != "false":
         return Operation.LIST_OBJECTS
     return Operation.OTHER
 
@@ -138,6 +144,8 @@ class Exchange:
     headers: dict[str, str] = field(init=False)  # the client's headers, names lower-case
     key: KnownKey = field(init=False)
     body: UploadBody = field(init=False)
+    # The keys a DeleteObjects request names with a VersionId.
+    versioned_keys: frozenset[str] = frozenset()
 
 
 EXCHANGE = web.RequestKey("s3proxy.exchange", Exchange)

@@ -61,10 +61,44 @@ CHUNKED_DROP = frozenset(
 # The service root: ListBuckets, and the health probe.
 ROOT = Target(None, "", (), "/")
 RESPONSE_DROP = HOP_BY_HOP | {"content-length", "x-amz-request-id", "x-amz-id-2", "server"}
+# Response headers that describe the backend, not the object: its own (SeaweedFS's
+# ``Seaweed-X-Amz-Owner`` names the backend identity, ``Seaweed-X-Amz-ETag`` and
+# ``X-Seaweedfs-*`` its internals; MinIO's ``X-Minio-*``) and CORS, which the proxy
+# answers itself (s3proxy.cors).
+BACKEND_ONLY_PREFIXES = ("seaweed-", "x-seaweedfs-", "x-minio-", "access-control-")
 BUFFERED_BODY_LIMIT = 16 << 20  # DeleteObjects answers for 1,000 long keys fit
 # Bodies up to this size, either way, are read whole and sent as one piece: the
 # per-piece machinery of a stream costs more CPU than the copy of a few KiB.
 SMALL_BODY = 64 << 10
+
+
+# Server-side encryption asked of a write: SSE-S3/KMS, SSE-C, and SSE-C of a copy's source.
+ENCRYPTION_HEADERS = frozenset(
+    {
+        "x-amz-server-side-encryption",
+        "x-amz-server-side-encryption-customer-algorithm",
+        "x-amz-copy-source-server-side-encryption-customer-algorithm",
+    }
+)
+
+
+def refuse_encryption(
+    method: str, headers: Mapping[str, str], query: tuple[tuple[str, str], ...]
+) -> None:
+    """Refuse a write that asks for server-side encryption: SeaweedFS (4.48) stores an
+    encrypted object of more than 4 MiB so that it reads back as other bytes or as a 500,
+    to the proxy and to direct clients alike. Reads still pass (SSE-C keys included)."""
+    if method not in ("PUT", "POST"):
+        return
+    asked = ENCRYPTION_HEADERS.intersection(headers) or ENCRYPTION_HEADERS.intersection(
+        name.lower() for name, _ in query
+    )
+    if asked:
+        raise S3Error(
+            "NotImplemented",
+            "Server-side encryption is not supported by this storage (docs/s3.md).",
+            Header=sorted(asked)[0],
+        )
 
 
 def forwarded_header(name: str, chunked: bool) -> bool:
@@ -99,6 +133,13 @@ def backend_url(signer: BackendSigner, target: Target) -> str:
     return signer.url(target.bucket, target.key, query)
 
 
+async def body_data(body: UploadBody) -> bytes | AsyncIterablePayload | None:
+    """What aiohttp sends for ``body``: a small one read whole, else a stream."""
+    if body.length is not None and 0 < body.length <= SMALL_BODY:
+        return await body.read_whole()
+    return None if body.length == 0 else AsyncIterablePayload(body.stream())
+
+
 async def open_upstream(
     backend: Backend,
     method: str,
@@ -106,16 +147,15 @@ async def open_upstream(
     headers: Mapping[str, str],
     body: UploadBody | None,
     payload_hash: str,
+    whole: bytes | None = None,
 ) -> aiohttp.ClientResponse:
     """Re-sign the request for the backend and send it; the caller must release the
-    response. Raises S3Error."""
+    response. ``whole``: ``body``, already read whole and verified. Raises S3Error."""
     url = backend_url(backend.signer, target)
     signed = backend.signer.sign(method, url, headers, payload_hash)
-    data: bytes | AsyncIterablePayload | None = None
-    if body is not None and body.length is not None and 0 < body.length <= SMALL_BODY:
-        data = await body.read_whole()
-    elif body is not None and body.length != 0:
-        data = AsyncIterablePayload(body.stream())
+    data: bytes | AsyncIterablePayload | None = whole
+    if data is None and body is not None:
+        data = await body_data(body)
     try:
         response = await backend.send(method, url, signed, data)
     except BackendBusy as exc:  # every backend connection is busy: the client should back off
@@ -143,7 +183,7 @@ def response_headers(upstream: aiohttp.ClientResponse, request_id: str) -> CIMul
     headers: CIMultiDict[str] = CIMultiDict()
     for name, value in upstream.headers.items():
         lower = name.lower()
-        if lower not in RESPONSE_DROP and not lower.startswith("access-control-"):
+        if lower not in RESPONSE_DROP and not lower.startswith(BACKEND_ONLY_PREFIXES):
             headers.add(name, value)
     headers["x-amz-request-id"] = request_id
     return headers

@@ -32,7 +32,6 @@ NoSuchBucket``; only a mismatch pays for asking the backend.
 from __future__ import annotations
 
 import logging
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
@@ -46,7 +45,7 @@ from nebulacore.blocking import Offload
 from nebulacore.s3 import UNSIGNED_PAYLOAD
 from s3proxy.addressing import Target, check_bucket_name, copy_source_bucket
 from s3proxy.chunked import PIECE
-from s3proxy.errors import S3Error, local_name
+from s3proxy.errors import S3Error, client_document
 from s3proxy.exchange import Exchange, Operation, answer_started, operation
 from s3proxy.forward import (
     SMALL_BODY,
@@ -172,12 +171,7 @@ def grants_only(headers: Mapping[str, str], owner: str) -> bool:
 def policy_only(body: bytes, owner: str) -> bool:
     """Whether an AccessControlPolicy document names nobody but ``owner``; raises
     MalformedACLError for anything else than such a document."""
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError as exc:
-        raise malformed_acl() from exc
-    if local_name(root.tag) != "AccessControlPolicy":
-        raise malformed_acl()
+    root = client_document(body, "AccessControlPolicy", malformed_acl())
     me = owner_id(owner)
     if any(child_text(o, "ID") not in (None, me) for o in children(root, "Owner")):
         return False
@@ -195,6 +189,14 @@ def already_exists(bucket: str) -> S3Error:
         "BucketAlreadyExists",
         "The requested bucket name is not available. The bucket namespace is shared by all "
         "users of the system. Please select a different name and try again.",
+        BucketName=bucket,
+    )
+
+
+def already_owned(bucket: str) -> S3Error:
+    return S3Error(
+        "BucketAlreadyOwnedByYou",
+        "Your previous request to create the named bucket succeeded and you already own it.",
         BucketName=bucket,
     )
 
@@ -300,14 +302,25 @@ class BucketOwners:
         headers = x.headers
         canned = headers.get("x-amz-acl")
         if canned is not None and canned not in OWNER_ONLY_CANNED:
-            raise acl_not_supported(x.operation)
+            raise await self._acl_refusal(x)
         if any(name in headers for name in GRANT_HEADERS):
             mine = x.operation is Operation.CREATE_BUCKET or x.target.bucket is None
             owner = x.key.record.owner if mine else await self.owner(x.target.bucket or "")
             if not grants_only(headers, owner):
-                raise acl_not_supported(x.operation)
+                raise await self._acl_refusal(x)
         for name in ACL_HEADERS:
             headers.pop(name, None)
+
+    async def _acl_refusal(self, x: Exchange) -> S3Error:
+        """The error for an ACL that names someone else. S3 says whether a bucket to
+        create exists, and whose it is, before it judges the ACL: re-creating one's own
+        bucket with ``public-read`` is ``BucketAlreadyOwnedByYou``, as without it."""
+        bucket = x.target.bucket
+        if x.operation is Operation.CREATE_BUCKET and bucket and await self._exists(bucket):
+            if await self.owner(bucket) == x.key.record.owner:
+                return already_owned(bucket)
+            return already_exists(bucket)
+        return acl_not_supported(x.operation)
 
     async def put_acl(self, x: Exchange) -> aiohttp.ClientResponse:
         """PutBucketAcl or PutObjectAcl, its headers already checked: the body, if any,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from functools import partial
 
 import aiohttp
@@ -45,19 +46,27 @@ from nebulacore.s3 import UNSIGNED_PAYLOAD
 from nebulacore.web import LONG_LIVED_HEAP, serve_service
 from nebulaqueue.metrics import queue_gauges
 from nebulaqueue.relay import Enqueue
-from s3proxy.addressing import Target, parse_target
+from s3proxy.addressing import Target, check_object_key, parse_target
 from s3proxy.auth import KeyStore, authorize, identify, never_overwrite
 from s3proxy.body import upload_body
+from s3proxy.bucket_operations import check_bucket_operation, check_object_operation
 from s3proxy.claims import read_claim
 from s3proxy.cors import CORS_CALLS, BucketCors, add_cors_headers, ask_for_cors, preflight
 from s3proxy.errors import S3Error, error_xml, new_request_id
-from s3proxy.events import UploadEvents, deleted_keys, etag_from_xml
+from s3proxy.events import (
+    UploadEvents,
+    deleted_keys,
+    etag_from_xml,
+    malformed_xml,
+    requested_keys,
+)
 from s3proxy.exchange import EXCHANGE, Exchange, Operation, operation
 from s3proxy.forward import (
     backend_headers,
     close_if_body_unread,
     open_upstream,
     ping,
+    refuse_encryption,
     relay_buffered,
     relay_streaming,
     send_continue,
@@ -229,6 +238,25 @@ def front_middleware(proxy: S3Proxy, metrics: Metrics) -> Middleware:
     return front
 
 
+# S3 takes 1,000 keys of at most 1,024 bytes each in one DeleteObjects request.
+DELETE_REQUEST_LIMIT = 2 << 20
+
+
+async def checked_delete_request(x: Exchange) -> bytes:
+    """A DeleteObjects body, read whole (it is small) and verified, each key named in it
+    held to the rules of a key in a path (:func:`s3proxy.addressing.check_object_key`):
+    a key ``/`` deleted the bucket. Notes the keys it deletes one version of."""
+    body = x.body
+    if body.length is None or body.length > DELETE_REQUEST_LIMIT:
+        raise malformed_xml()
+    document = await body.read_whole()
+    keys = requested_keys(document)
+    for key, _ in keys:
+        check_object_key(key)
+    x.versioned_keys = frozenset(key for key, versioned in keys if versioned)
+    return document
+
+
 async def no_early_continue(request: web.Request) -> None:
     """Send ``100 Continue`` only after authentication (see :meth:`S3Proxy.handle`)."""
 
@@ -277,8 +305,13 @@ class S3Proxy:
         # What the request does is decided from what its signature covers, nothing else.
         verified = claim.verified_headers(headers)
         x.operation = operation(request.method, target, verified)
+        if target.key:
+            check_object_operation(request.method, target)
+        elif target.bucket is not None:
+            check_bucket_operation(request.method, target)
         if authorize(key, request.method, target, verified.get("x-amz-copy-source")):
             never_overwrite(headers)  # the key may only create objects
+        refuse_encryption(request.method, verified, target.query)
         # Before anything that may take a backend connection.
         self.limits.take(request, key.record.access_key_id)
         if self.owners.expects_owner(verified, target.query):  # S3's bucket owner condition
@@ -307,8 +340,17 @@ class S3Proxy:
             upstream = await self.owners.put_acl(x)
         else:
             upstream_headers = backend_headers(headers, body, chunked)
+            whole = None
+            if x.operation is Operation.DELETE_OBJECTS:
+                whole = await checked_delete_request(x)
             upstream = await open_upstream(
-                self.backend, request.method, target, upstream_headers, body, body.payload_hash
+                self.backend,
+                request.method,
+                target,
+                upstream_headers,
+                body,
+                body.payload_hash,
+                whole,
             )
         try:
             return await self._answer(request, x, upstream)
@@ -350,7 +392,10 @@ class S3Proxy:
                 if etag is not None:  # None: S3's "200 with an <Error> body"
                     await self._announce_stored(x.target, etag)
             case Operation.DELETE_OBJECTS:
-                await self.events.deleted(bucket, deleted_keys(data))
+                keys = deleted_keys(data)
+                await self.events.deleted(bucket, [k for k in keys if k not in x.versioned_keys])
+                for key in x.versioned_keys.intersection(keys):
+                    await self._announce_version_removed(replace(x.target, key=key, query=()))
 
     async def _announce_streamed(self, x: Exchange, upstream: aiohttp.ClientResponse) -> None:
         """After an upload or a deletion the backend answered 2xx."""
@@ -365,21 +410,42 @@ class S3Proxy:
                     x.body.digests.size,
                     x.headers.get("content-type"),
                 )
+            case Operation.DELETE if x.target.has("versionId"):
+                await self._announce_version_removed(x.target)
             case Operation.DELETE:
                 await self.events.deleted(bucket, [x.target.key])
+
+    async def _head(self, target: Target) -> aiohttp.ClientResponse:
+        """A HEAD of ``target``'s current version on the backend (the caller releases it)."""
+        head = Target(target.bucket, target.key, (), target.canonical_path)
+        return await open_upstream(self.backend, "HEAD", head, {}, None, UNSIGNED_PAYLOAD)
 
     async def _announce_stored(self, target: Target, etag: str) -> None:
         """After a copy or multipart completion: size and type come from a HEAD."""
         size, content_type = None, None
-        head = Target(target.bucket, target.key, (), target.canonical_path)
         try:
-            answer = await open_upstream(self.backend, "HEAD", head, {}, None, UNSIGNED_PAYLOAD)
-            async with answer:
+            async with await self._head(target) as answer:
                 if answer.status == 200:
                     size, content_type = answer.content_length, answer.headers.get("Content-Type")
         except S3Error:
             pass  # the asset is still worth recording without them
         await self.events.written(target.bucket or "", target.key, etag, size, content_type)
+
+    async def _announce_version_removed(self, target: Target) -> None:
+        """After deleting one version of an object (``versionId``): the object is gone only
+        if no version is left current, which only the backend knows. Unknown (the HEAD
+        failed): the reconcile sets the catalog right."""
+        bucket = target.bucket or ""
+        try:
+            async with await self._head(target) as answer:
+                status, etag = answer.status, answer.headers.get("ETag")
+                size, content_type = answer.content_length, answer.headers.get("Content-Type")
+        except S3Error:
+            return
+        if status == 404:
+            await self.events.deleted(bucket, [target.key])
+        elif status == 200:
+            await self.events.version_removed(bucket, target.key, etag, size, content_type)
 
     async def start(self, _app: web.Application) -> None:
         await self.backend.start()
@@ -404,8 +470,14 @@ def create_app(settings: Settings, enqueue: Enqueue | None = None) -> web.Applic
             allowlist_middleware(settings, refuse_outsider),
             host_middleware(s3proxy_hosts(settings), refuse_other_host),
         ],
-        # Client bodies are read in the pieces the backend's answers are read in.
-        handler_args={"max_field_size": 65536, "read_bufsize": proxy.backend.policy.read_bufsize},
+        # Client bodies are read in the pieces the backend's answers are read in, and never
+        # decoded: a body sent with Content-Encoding: gzip is stored as sent (S3 keeps the
+        # header as the object's metadata), and its signature covers those bytes.
+        handler_args={
+            "max_field_size": 65536,
+            "read_bufsize": proxy.backend.policy.read_bufsize,
+            "auto_decompress": False,
+        },
     )
     app[LONG_LIVED_HEAP] = True  # many small requests: the collector's passes cost (serve)
     checks: dict[str, Check] = {

@@ -167,6 +167,8 @@ def _query_claim(params: Mapping[str, str], headers: Mapping[str, str]) -> Claim
         ) from None
     if expires < 0:
         raise S3Error("AuthorizationQueryParametersError", "X-Amz-Expires must be non-negative")
+    if expires == 0:  # S3 takes 1 to 604800 seconds: 0 is a malformed URL, not an expired one
+        raise S3Error("AuthorizationQueryParametersError", "X-Amz-Expires must be at least 1")
     if expires > MAX_PRESIGN_SECONDS:
         raise S3Error(
             "AuthorizationQueryParametersError",
