@@ -23,7 +23,7 @@ from urllib.parse import quote, urlsplit
 from botocore.auth import EMPTY_SHA256_HASH
 
 from nebulacore.s3 import UNSIGNED_PAYLOAD, canonical_header_lines, signing_key, sigv4_signature
-from s3proxy.errors import S3Error
+from s3proxy.errors import ErrorCode, S3Error
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
@@ -81,7 +81,7 @@ class Claim:
         return parse_timestamp(self.timestamp)
 
 
-def parse_credential(value: str, malformed: str) -> Credential:
+def parse_credential(value: str, malformed: ErrorCode) -> Credential:
     parts = value.split("/")
     if len(parts) != 5 or parts[4] != "aws4_request" or not all(parts):
         raise S3Error(
@@ -205,7 +205,9 @@ def check_time(claim: Claim, regions: Sequence[str], now: datetime | None = None
     now = now or datetime.now(UTC)
     signed_at = claim.signed_at
     if claim.credential.date != claim.timestamp[:8]:
-        code = "AuthorizationQueryParametersError" if claim.presigned else "SignatureDoesNotMatch"
+        code: ErrorCode = (
+            "AuthorizationQueryParametersError" if claim.presigned else "SignatureDoesNotMatch"
+        )
         raise S3Error(code, "The credential date does not match the request date.")
     if claim.presigned:
         if signed_at - now > MAX_SKEW:
