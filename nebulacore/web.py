@@ -30,8 +30,8 @@ from typing import Any
 
 import uvloop
 from aiohttp import web
-from aiohttp.web_server import Server
 
+from nebulacore.aiohttp_private import install_front
 from nebulacore.config import Settings
 from nebulacore.counters import fresh_runtime_dir
 from nebulacore.lifeline import die_with_parent
@@ -73,7 +73,7 @@ def serve(
     dribble a head are cut by it; idle kept-alive connections close after it too).
     """
     log.info("%s listening on %s:%d", name, settings.bind, port)
-    runner = _FrontRunner(
+    runner = web.AppRunner(
         app,
         access_log=None,
         shutdown_timeout=5.0,
@@ -85,22 +85,13 @@ def serve(
     _run(loop, _until_stopped(runner, site))
 
 
-class _FrontRunner(web.AppRunner):
-    """aiohttp's runner of an app, whose server calls the app's front first (when set):
-    ``web.run_app`` has no such hook."""
-
-    async def _make_server(self) -> Server:
-        server = await super()._make_server()
-        front = self.app.get(FRONT)
-        if front is not None:
-            server.request_handler = front(server.request_handler)
-        return server
-
-
 async def _until_stopped(
     runner: web.AppRunner, site: Callable[[web.AppRunner], web.TCPSite]
 ) -> None:
     await runner.setup()
+    front = runner.app.get(FRONT)
+    if front is not None:  # web.run_app has no such hook
+        install_front(runner, front)
     try:
         await site(runner).start()
         await asyncio.Event().wait()  # until a signal's GracefulExit ends the loop's run
