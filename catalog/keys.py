@@ -18,7 +18,7 @@ from nebulacore.private import write_private
 PERMISSIONS = ("r", "rw", "admin")
 
 
-class KeyError_(Exception):
+class AccessKeyError(Exception):
     """A key operation that cannot be done (unknown key, bad scope)."""
 
 
@@ -59,7 +59,9 @@ class SecretBox:
         try:
             return self._fernet.decrypt(token).decode()
         except InvalidToken:
-            raise KeyError_("key secret cannot be decrypted: wrong NEBULA_SECRET_KEY?") from None
+            raise AccessKeyError(
+                "key secret cannot be decrypted: wrong NEBULA_SECRET_KEY?"
+            ) from None
 
 
 def parse_scopes(specs: list[str]) -> dict[str, str]:
@@ -69,7 +71,7 @@ def parse_scopes(specs: list[str]) -> dict[str, str]:
         bucket, _, perm = spec.partition(":")
         perm = perm or "rw"
         if not bucket or perm not in PERMISSIONS:
-            raise KeyError_(f"scope {spec!r} must be BUCKET:r, BUCKET:rw or BUCKET:admin")
+            raise AccessKeyError(f"scope {spec!r} must be BUCKET:r, BUCKET:rw or BUCKET:admin")
         scopes[bucket] = perm
     return scopes
 
@@ -86,7 +88,7 @@ def create_key(
     admin for an admin key and the key's own name for any other."""
     owner = owner or default_owner(name, is_admin)
     if not valid_owner(owner):
-        raise KeyError_(
+        raise AccessKeyError(
             f"owner {owner!r}: 1-128 printable characters, no leading or trailing space"
         )
     pair = KeyPair("NK" + secrets.token_hex(9).upper(), secrets.token_urlsafe(30))
@@ -123,7 +125,7 @@ def list_keys(session: Session, include_revoked: bool = False) -> list[AccessKey
 def revoke_key(session: Session, access_key_id: str) -> AccessKey:
     key = session.get(AccessKey, access_key_id)
     if key is None:
-        raise KeyError_(f"no access key {access_key_id!r}")
+        raise AccessKeyError(f"no access key {access_key_id!r}")
     if key.revoked_at is None:
         key.revoked_at = utcnow()
     return key

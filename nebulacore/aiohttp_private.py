@@ -34,7 +34,7 @@ __all__ = [
     "set_read_timer",
 ]
 
-# What a server calls for every request (nebulacore.web.Handler, which imports this).
+# What a server calls for every request (nebulacore.web.ServerHandler, which imports this).
 _ServerHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 

@@ -48,10 +48,10 @@ PerWorker = Callable[[Settings, int, int], Settings]
 
 
 # The handler a server calls for every request.
-Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+ServerHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 # Given the app's own handler (router, middlewares, signals), the handler the server calls
 # instead: it answers the requests it takes on a shorter path and passes the rest on.
-Front = Callable[[Handler], Handler]
+Front = Callable[[ServerHandler], ServerHandler]
 # Where an app keeps its front (:func:`serve` installs it).
 FRONT = web.AppKey[Front]("nebula.front")
 

@@ -24,8 +24,8 @@ from typing import cast
 from aiohttp import hdrs, web
 
 from nebulacore.aiohttp_private import route_to
-from nebulacore.netguard import CLIENT_IP_KEY, Decision, forwarded_chain
-from nebulacore.web import Front, Handler
+from nebulacore.netguard import CLIENT_IP_KEY, AllowlistDecider, forwarded_chain
+from nebulacore.web import Front, ServerHandler
 from origin.errors import Outer
 from origin.media import ladder_file
 from origin.state import Origin
@@ -52,7 +52,7 @@ def ladder_parts(request: web.BaseRequest) -> tuple[str, str] | None:
 def hls_front(
     origin: Origin,
     route: web.AbstractRoute,
-    decide: Decision,
+    decide: AllowlistDecider,
     outer: Outer,
     cors: Mapping[str, str],
 ) -> Front:
@@ -65,7 +65,7 @@ def hls_front(
         match = request.match_info
         return await ladder_file(request, origin, match["asset_id"], match["path"])
 
-    def front(app_handler: Handler) -> Handler:
+    def front(app_handler: ServerHandler) -> ServerHandler:
         async def handle(base: web.BaseRequest) -> web.StreamResponse:
             parts = ladder_parts(base)
             if parts is None:

@@ -43,12 +43,12 @@ from nebulaqueue.metrics import queue_gauges
 from nebulaqueue.relay import Enqueue
 from s3proxy.addressing import Target, parse_target
 from s3proxy.auth import KeyStore, authorize, identify
-from s3proxy.body import upload_body
+from s3proxy.body import UploadBody, upload_body
 from s3proxy.claims import read_claim
 from s3proxy.cors import BucketCors, add_cors_headers, after_answer, ask_for_cors, preflight
 from s3proxy.errors import S3Error, error_xml, new_request_id
 from s3proxy.events import UploadEvents, deleted_keys, etag_from_xml
-from s3proxy.exchange import EXCHANGE, Exchange, Operation, operation
+from s3proxy.exchange import EXCHANGE, AuthenticatedExchange, Exchange, Operation, operation
 from s3proxy.forward import (
     backend_headers,
     close_if_body_unread,
@@ -249,28 +249,29 @@ class S3Proxy:
         )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        x = request[EXCHANGE]
-        x.headers = headers = lower_headers(request.headers)
+        exchange = request[EXCHANGE]
+        headers = lower_headers(request.headers)
         target = request.get(TARGET)  # parsed by the front middleware
         if target is None:
             target = parse_target(request.raw_path, request.host, self.settings)
-        x.target = target
         if is_browser_post(request.method, target, headers):  # signed by its form's policy
-            return await self.posts.handle(request, x)
+            return await self.posts.handle(request, exchange, target, headers)
         claim = read_claim(headers, target, self.settings.allow_sigv2)
         if claim is None:
             raise S3Error(
                 "AccessDenied",
                 "Anonymous access is not allowed: sign requests with a Nebula key.",
             )
-        x.access_key = claim.access_key_id
-        x.key = key = await identify(claim, self.keys, self.regions)
+        exchange.access_key = claim.access_key_id
+        key = await identify(claim, self.keys, self.regions)
         signer = claim.verify(
             key.secret, request.method, target, request.raw_path, request.headers, headers
         )
         # What the request does is decided from what its signature covers, nothing else.
         verified = claim.verified_headers(headers)
-        x.operation = operation(request.method, target, verified)
+        x = AuthenticatedExchange(
+            exchange, operation(request.method, target, verified), target, headers, key
+        )
         authorize(key, request.method, target, verified.get("x-amz-copy-source"))
         # Before anything that may take a backend connection.
         self.limits.take(request, key.record.access_key_id)
@@ -282,7 +283,7 @@ class S3Proxy:
             await self.owners.refuse_foreign_acl(x)
         await send_continue(request, headers)
         length = request.content_length if request.body_exists else 0
-        x.body = body = upload_body(
+        body = upload_body(
             request.content,
             headers,
             length,
@@ -295,19 +296,23 @@ class S3Proxy:
             await body.verify_whole()
         chunked = claim.payload_hash in STREAMING_MODES
         if x.operation in ACL_WRITES:  # checked, then sent as canned "private"
-            upstream = await self.owners.put_acl(x)
+            upstream = await self.owners.put_acl(x, body)
         else:
             upstream_headers = backend_headers(headers, body, chunked)
             upstream = await open_upstream(
                 self.backend, request.method, target, upstream_headers, body, body.payload_hash
             )
         try:
-            return await self._answer(request, x, upstream)
+            return await self._answer(request, x, body, upstream)
         finally:
             upstream.release()
 
     async def _answer(
-        self, request: web.Request, x: Exchange, upstream: aiohttp.ClientResponse
+        self,
+        request: web.Request,
+        x: AuthenticatedExchange,
+        body: UploadBody,
+        upstream: aiohttp.ClientResponse,
     ) -> web.StreamResponse:
         target, op = x.target, x.operation
         ok = 200 <= upstream.status < 300
@@ -328,10 +333,10 @@ class S3Proxy:
                 await self._announce_buffered(x, data)
             return response
         if watched:
-            await self._announce_streamed(x, upstream)
-        return await relay_streaming(request, x, upstream)
+            await self._announce_streamed(x, body, upstream)
+        return await relay_streaming(request, x.exchange, upstream)
 
-    async def _announce_buffered(self, x: Exchange, data: bytes) -> None:
+    async def _announce_buffered(self, x: AuthenticatedExchange, data: bytes) -> None:
         """After a copy, a multipart completion or a multi-delete the backend answered 2xx."""
         bucket = x.target.bucket
         assert bucket is not None  # watched: a bucket the events watch
@@ -343,7 +348,9 @@ class S3Proxy:
             case Operation.DELETE_OBJECTS:
                 await self.events.deleted(bucket, deleted_keys(data))
 
-    async def _announce_streamed(self, x: Exchange, upstream: aiohttp.ClientResponse) -> None:
+    async def _announce_streamed(
+        self, x: AuthenticatedExchange, body: UploadBody, upstream: aiohttp.ClientResponse
+    ) -> None:
         """After an upload or a deletion the backend answered 2xx."""
         bucket = x.target.bucket
         assert bucket is not None  # watched: a bucket the events watch
@@ -353,7 +360,7 @@ class S3Proxy:
                     bucket,
                     x.target.key,
                     upstream.headers.get("ETag"),
-                    x.body.digests.size,
+                    body.digests.size,
                     x.headers.get("content-type"),
                 )
             case Operation.DELETE:

@@ -65,7 +65,7 @@ class Credential:
 
 
 @dataclass(frozen=True)
-class Claim:
+class SigV4Authorization:
     """What a request says about its own signature; nothing here is trusted yet."""
 
     credential: Credential
@@ -111,7 +111,7 @@ def _request_timestamp(headers: Mapping[str, str]) -> str:
     raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
 
 
-def _header_claim(authorization: str, headers: Mapping[str, str]) -> Claim:
+def _header_claim(authorization: str, headers: Mapping[str, str]) -> SigV4Authorization:
     fields: dict[str, str] = {}
     for part in authorization[len(ALGORITHM) :].split(","):
         name, _, value = part.strip().partition("=")
@@ -127,7 +127,7 @@ def _header_claim(authorization: str, headers: Mapping[str, str]) -> Claim:
         raise S3Error(
             "InvalidRequest", "Missing required header for this request: x-amz-content-sha256"
         )
-    return Claim(
+    return SigV4Authorization(
         credential=parse_credential(fields["Credential"], "AuthorizationHeaderMalformed"),
         timestamp=_request_timestamp(headers),
         signed_headers=tuple(fields["SignedHeaders"].lower().split(";")),
@@ -137,7 +137,7 @@ def _header_claim(authorization: str, headers: Mapping[str, str]) -> Claim:
     )
 
 
-def _query_claim(params: Mapping[str, str], headers: Mapping[str, str]) -> Claim:
+def _query_claim(params: Mapping[str, str], headers: Mapping[str, str]) -> SigV4Authorization:
     needed = (
         "X-Amz-Credential",
         "X-Amz-Date",
@@ -167,7 +167,7 @@ def _query_claim(params: Mapping[str, str], headers: Mapping[str, str]) -> Claim
             "AuthorizationQueryParametersError",
             "X-Amz-Expires must be less than a week (in seconds) that is; 604800",
         )
-    return Claim(
+    return SigV4Authorization(
         credential=parse_credential(
             params["X-Amz-Credential"], "AuthorizationQueryParametersError"
         ),
@@ -180,7 +180,9 @@ def _query_claim(params: Mapping[str, str], headers: Mapping[str, str]) -> Claim
     )
 
 
-def parse_claim(headers: Mapping[str, str], query: Iterable[tuple[str, str]]) -> Claim | None:
+def parse_claim(
+    headers: Mapping[str, str], query: Iterable[tuple[str, str]]
+) -> SigV4Authorization | None:
     """The request's SigV4 claim, None when anonymous; SigV2 and garbage raise S3Error.
 
     ``headers`` must have lower-case names.
@@ -200,7 +202,9 @@ def parse_claim(headers: Mapping[str, str], query: Iterable[tuple[str, str]]) ->
     return None
 
 
-def check_time(claim: Claim, regions: Sequence[str], now: datetime | None = None) -> None:
+def check_time(
+    claim: SigV4Authorization, regions: Sequence[str], now: datetime | None = None
+) -> None:
     """Skew (header auth), expiry (presigned), credential date and region."""
     now = now or datetime.now(UTC)
     signed_at = claim.signed_at
@@ -254,7 +258,7 @@ class ChainSigner:
     """Signs chunk and trailer strings of one request, chained from its seed signature."""
 
     key: bytes = field(repr=False)
-    claim: Claim
+    claim: SigV4Authorization
 
     @property
     def seed_signature(self) -> str:
@@ -296,7 +300,7 @@ def same_signature(expected: str, given: str) -> bool:
 
 
 def unsigned_headers(
-    claim: Claim, headers: Mapping[str, str], query: Iterable[tuple[str, str]]
+    claim: SigV4Authorization, headers: Mapping[str, str], query: Iterable[tuple[str, str]]
 ) -> list[str]:
     """Headers the signature must cover but does not: ``host`` and every ``x-amz-*``.
 
@@ -312,7 +316,7 @@ def unsigned_headers(
     return sorted(missing)
 
 
-def verified_headers(claim: Claim, headers: Mapping[str, str]) -> dict[str, str]:
+def verified_headers(claim: SigV4Authorization, headers: Mapping[str, str]) -> dict[str, str]:
     """The headers the signature vouches for, once :func:`verify` passed: the signed ones
     and every ``x-amz-*`` (verify refused any it does not cover)."""
     signed = set(claim.signed_headers)
@@ -335,7 +339,7 @@ _UNSPLIT = frozenset("?#\t\r\n")
 
 
 def canonical_request(
-    claim: Claim,
+    claim: SigV4Authorization,
     method: str,
     canonical_path: str,
     query: Sequence[tuple[str, str]],
@@ -376,7 +380,7 @@ def canonical_request(
 
 
 def verify(
-    claim: Claim,
+    claim: SigV4Authorization,
     secret: str,
     method: str,
     canonical_path: str,

@@ -30,7 +30,7 @@ from catalog.buckets import (
 )
 from catalog.db import alembic_config, current_revision, make_engine, upgrade
 from catalog.keys import (
-    KeyError_,
+    AccessKeyError,
     SecretBox,
     active_key,
     allows,
@@ -171,7 +171,7 @@ def test_keys_encrypted_at_rest_scoped_and_revocable(catalog: Catalog, tmp_path)
         assert active_key(s, pair.access_key_id) is None
         assert list_keys(s) == [] and len(list_keys(s, include_revoked=True)) == 1
     other_box = SecretBox.from_key_file(tmp_path / "other.key")
-    with catalog.session() as s, pytest.raises(KeyError_, match="NEBULA_SECRET_KEY"):
+    with catalog.session() as s, pytest.raises(AccessKeyError, match="NEBULA_SECRET_KEY"):
         other_box.decrypt(s.get(type(key), pair.access_key_id).secret_encrypted)  # type: ignore[union-attr]
 
 
@@ -188,7 +188,7 @@ def test_admin_key_is_created_once(catalog: Catalog, tmp_path) -> None:
 
 @pytest.mark.parametrize("spec", ["media:write", ":rw", "media:x"])
 def test_bad_scope_is_refused(spec: str) -> None:
-    with pytest.raises(KeyError_):
+    with pytest.raises(AccessKeyError):
         parse_scopes([spec])
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from botocore.config import Config
 
-from catalog.keys import KeyError_, SecretBox, active_key, admin_key, allows
+from catalog.keys import AccessKeyError, SecretBox, active_key, admin_key, allows
 from nebula.cli.base import CliError, Commands, add_command, catalog_session, settings_from
 from nebula.cli.playback import parse_duration
 from nebulacore.config import Settings
@@ -73,7 +73,7 @@ def signing_key(args: argparse.Namespace, settings: Settings) -> tuple[str, str]
             raise CliError(f"key {key.access_key_id} may not write to bucket {args.bucket!r}")
         try:
             secret = SecretBox.from_settings(settings).decrypt(key.secret_encrypted)
-        except KeyError_ as exc:
+        except AccessKeyError as exc:
             raise CliError(str(exc)) from None
         return key.access_key_id, secret
 
