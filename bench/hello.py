@@ -18,7 +18,7 @@ import sys
 from aiohttp import web
 
 from nebulacore.config import Settings, load_settings
-from nebulacore.web import FRONT, Handler, serve_service
+from nebulacore.web import FRONT, ServerHandler, serve_service
 
 CONTENT_TYPE = "application/vnd.apple.mpegurl"
 
@@ -29,7 +29,7 @@ def hello_app(size: int, low_level: bool = False) -> web.Application:
     async def hello(request: web.BaseRequest) -> web.Response:
         return web.Response(body=body, content_type=CONTENT_TYPE)
 
-    def front(_app_handler: Handler) -> Handler:
+    def front(_app_handler: ServerHandler) -> ServerHandler:
         return hello
 
     app = web.Application()

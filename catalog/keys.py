@@ -30,7 +30,7 @@ SECRET_LENGTH = 40  # AWS's length; 62**40 is about 2**238
 PREFIX_SEPARATOR = "/"
 
 
-class KeyError_(Exception):
+class AccessKeyError(Exception):
     """A key operation that cannot be done (unknown key, bad scope)."""
 
 
@@ -71,7 +71,9 @@ class SecretBox:
         try:
             return self._fernet.decrypt(token).decode()
         except InvalidToken:
-            raise KeyError_("key secret cannot be decrypted: wrong NEBULA_SECRET_KEY?") from None
+            raise AccessKeyError(
+                "key secret cannot be decrypted: wrong NEBULA_SECRET_KEY?"
+            ) from None
 
 
 def new_secret() -> str:
@@ -91,7 +93,7 @@ def parse_scopes(specs: list[str]) -> dict[str, str]:
         bucket, slash, prefix = where.partition(PREFIX_SEPARATOR)
         valid = bucket and perm in PERMISSIONS and not (slash and (not prefix or bucket == "*"))
         if not valid or (slash and perm == "admin"):
-            raise KeyError_(
+            raise AccessKeyError(
                 f"scope {spec!r} must be BUCKET:PERM or BUCKET/PREFIX:PERM, PERM one of "
                 "r, rw, create (and admin for a whole bucket)"
             )
@@ -116,7 +118,7 @@ def create_key(
     admin for an admin key and the key's own name for any other."""
     owner = owner or default_owner(name, is_admin)
     if not valid_owner(owner):
-        raise KeyError_(
+        raise AccessKeyError(
             f"owner {owner!r}: 1-128 printable characters, no leading or trailing space"
         )
     pair = KeyPair("NK" + secrets.token_hex(9).upper(), new_secret())
@@ -162,9 +164,9 @@ def revoke_key(session: Session, which: str) -> AccessKey:
         named = active_keys_named(session, which)
         if len(named) > 1:
             ids = ", ".join(k.access_key_id for k in named)
-            raise KeyError_(f"several active keys are named {which!r} ({ids}): give its id")
+            raise AccessKeyError(f"several active keys are named {which!r} ({ids}): give its id")
         if not named:
-            raise KeyError_(f"no access key {which!r}")
+            raise AccessKeyError(f"no access key {which!r}")
         key = named[0]
     if key.revoked_at is None:
         key.revoked_at = utcnow()

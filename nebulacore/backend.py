@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from nebulacore.aiohttp_private import WaitReportingConnector
 from nebulacore.config import Settings
 from nebulacore.ops import CHECK_TIMEOUT_SECONDS
 from nebulacore.s3 import UNSIGNED_PAYLOAD, BackendSigner
@@ -96,17 +97,16 @@ class BackendPolicy:
 _QUEUED: ContextVar[bool] = ContextVar("nebula_backend_queued", default=False)
 
 
-class PoolConnector(aiohttp.TCPConnector):
+class PoolConnector(WaitReportingConnector):
     """aiohttp's connector, noting when a request queues for a pooled connection.
 
     It is where aiohttp's own ``on_connection_queued_*`` trace signals fire; tracing
     instead cost every request a ``Trace`` and a dozen signal sends, for an answer needed
     only when a request fails (docs/benchmarks.md#s3proxy)."""
 
-    async def _wait_for_available_connection(self, key: Any, traces: list[Any]) -> None:
-        _QUEUED.set(True)
-        await super()._wait_for_available_connection(key, traces)
-        _QUEUED.set(False)  # got one: a later timeout is the connection's own
+    def waiting(self, waits: bool) -> None:
+        # False once it got one: a later timeout is the connection's own.
+        _QUEUED.set(waits)
 
 
 class Backend:

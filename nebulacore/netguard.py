@@ -18,18 +18,17 @@ from __future__ import annotations
 import functools
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
 from aiohttp import hdrs, web
-from aiohttp.typedefs import Middleware
+from aiohttp.typedefs import Handler, Middleware
 from multidict import CIMultiDictProxy
 
 from nebulacore.config import IPNetwork, Settings
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Handlers read the client address the guard decided on: request[CLIENT_IP_KEY].
 CLIENT_IP_KEY = web.RequestKey("nebula.client_ip", str)
 ALLOWLIST_MARK = "nebula_allowlist"
@@ -122,10 +121,10 @@ def guard_is_first(app: web.Application) -> bool:
 
 
 # (peer, forwarded chain) -> (the client address, whether it is allowed)
-Decision = Callable[[str | None, str | None], tuple[str | None, bool]]
+AllowlistDecider = Callable[[str | None, str | None], tuple[str | None, bool]]
 
 
-def allowlist_decision(settings: Settings) -> Decision:
+def allowlist_decision(settings: Settings) -> AllowlistDecider:
     """The allow-list's decision, for a front that answers past the app's middlewares
     (the origin's): call it with ``request.remote`` and :func:`forwarded_chain`."""
 

@@ -31,8 +31,8 @@ from typing import Any
 
 import uvloop
 from aiohttp import web
-from aiohttp.web_server import Server
 
+from nebulacore.aiohttp_private import install_front
 from nebulacore.config import Settings
 from nebulacore.counters import fresh_runtime_dir
 from nebulacore.lifeline import die_with_parent
@@ -49,10 +49,10 @@ PerWorker = Callable[[Settings, int, int], Settings]
 
 
 # The handler a server calls for every request.
-Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
+ServerHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 # Given the app's own handler (router, middlewares, signals), the handler the server calls
 # instead: it answers the requests it takes on a shorter path and passes the rest on.
-Front = Callable[[Handler], Handler]
+Front = Callable[[ServerHandler], ServerHandler]
 # Where an app keeps its front (:func:`serve` installs it).
 FRONT = web.AppKey[Front]("nebula.front")
 # An app that asks for it (set True) is served by a process whose start-up heap is left
@@ -79,7 +79,7 @@ def serve(
     log.info("%s listening on %s:%d", name, settings.bind, port)
     if app.get(LONG_LIVED_HEAP):
         settle_heap()
-    runner = _FrontRunner(
+    runner = web.AppRunner(
         app,
         access_log=None,
         shutdown_timeout=5.0,
@@ -101,22 +101,13 @@ def settle_heap() -> None:
     gc.set_threshold(10_000)
 
 
-class _FrontRunner(web.AppRunner):
-    """aiohttp's runner of an app, whose server calls the app's front first (when set):
-    ``web.run_app`` has no such hook."""
-
-    async def _make_server(self) -> Server:
-        server = await super()._make_server()
-        front = self.app.get(FRONT)
-        if front is not None:
-            server.request_handler = front(server.request_handler)
-        return server
-
-
 async def _until_stopped(
     runner: web.AppRunner, site: Callable[[web.AppRunner], web.TCPSite]
 ) -> None:
     await runner.setup()
+    front = runner.app.get(FRONT)
+    if front is not None:  # web.run_app has no such hook
+        install_front(runner, front)
     try:
         await site(runner).start()
         await asyncio.Event().wait()  # until a signal's GracefulExit ends the loop's run

@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 from typing import cast
 
 from aiohttp import hdrs, web
-from aiohttp.typedefs import Middleware
+from aiohttp.typedefs import Handler, Middleware
 
 from nebulacore.ops import Metrics, failed_status
-from nebulacore.web import Handler as BaseHandler
+from nebulacore.web import ServerHandler
 from origin.backend import BackendDown, Missing
 from origin.ids import BadName
 from origin.signing import Refused
@@ -27,8 +27,7 @@ log = logging.getLogger(__name__)
 RETRY_AFTER_DOWN = "5"
 # What the access log shows for a request whose viewer hung up (nginx's "client closed").
 HUNG_UP = 499
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Outer = Callable[[web.BaseRequest, BaseHandler], Awaitable[web.StreamResponse]]
+Outer = Callable[[web.BaseRequest, ServerHandler], Awaitable[web.StreamResponse]]
 
 
 class CatalogDown(Exception):
@@ -70,7 +69,7 @@ def measured_answers(metrics: Metrics) -> Outer:
     anything else). One layer instead of two."""
     observe = metrics.observe
 
-    async def outer(request: web.BaseRequest, handler: BaseHandler) -> web.StreamResponse:
+    async def outer(request: web.BaseRequest, handler: ServerHandler) -> web.StreamResponse:
         started = time.monotonic()
         try:
             response = await handler(request)
@@ -96,7 +95,7 @@ def measured_answers_middleware(metrics: Metrics) -> Middleware:
 
     @web.middleware
     async def measure_and_answer(request: web.Request, handler: Handler) -> web.StreamResponse:
-        return await outer(request, cast(BaseHandler, handler))
+        return await outer(request, cast(ServerHandler, handler))
 
     return measure_and_answer
 

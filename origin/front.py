@@ -7,9 +7,11 @@ as much as the origin's work. The front, the handler the server calls first
 :func:`origin.media.ladder_file` in one function: the allow-list's decision (cached per
 peer) and the host name's, then :func:`origin.errors.measured_answers` (error answers and
 one metrics observation), what the app's middlewares do on every other route. A request
-either guard refuses goes to the app, whose guard refuses and logs it as on any route. The CORS
-headers the app's signal adds are in the answers already
-(:class:`origin.content.LadderHeaders`), and added here to the error answers. Every other
+either guard refuses goes to the app, whose guard refuses and logs it as on any route. A
+request the front takes gets the ``/hls/`` route's match, as from the router, but of no
+app (:func:`nebulacore.aiohttp_private.route_to`): the app's response signal is not sent.
+The CORS headers it adds are in the answers already (:class:`origin.content.LadderHeaders`),
+and added here to the error answers. Every other
 request, and any ``/hls/`` path the router could read otherwise (percent-escapes, an
 Expect header), goes to the app unchanged.
 """
@@ -21,8 +23,9 @@ from typing import cast
 
 from aiohttp import hdrs, web
 
-from nebulacore.netguard import CLIENT_IP_KEY, Decision, HostAllowList, forwarded_chain
-from nebulacore.web import Front, Handler
+from nebulacore.aiohttp_private import route_to
+from nebulacore.netguard import CLIENT_IP_KEY, AllowlistDecider, HostAllowList, forwarded_chain
+from nebulacore.web import Front, ServerHandler
 from origin.errors import Outer
 from origin.media import ladder_file
 from origin.state import Origin
@@ -48,26 +51,33 @@ def ladder_parts(request: web.BaseRequest) -> tuple[str, str] | None:
 
 def hls_front(
     origin: Origin,
-    decide: Decision,
+    route: web.AbstractRoute,
+    decide: AllowlistDecider,
     hosts: HostAllowList,
     outer: Outer,
     cors: Mapping[str, str],
 ) -> Front:
-    """``decide``: :func:`nebulacore.netguard.allowlist_decision`; ``hosts``: the names
-    the app's host guard answers to; ``outer``: the layer the app runs inside its guards
-    (:func:`origin.errors.measured_answers`)."""
+    """``route``: the app's ``/hls/{asset_id}/{path}`` route, whose match the front's
+    requests get; ``decide``: :func:`nebulacore.netguard.allowlist_decision`; ``hosts``:
+    the names the app's host guard answers to; ``outer``: the layer the app runs inside its
+    guards (:func:`origin.errors.measured_answers`)."""
 
-    async def answer(request: web.BaseRequest) -> web.StreamResponse:
-        asset_id, _, path = request.rel_url.raw_path[len(PREFIX) :].partition("/")
-        return await ladder_file(cast(web.Request, request), origin, asset_id, path)
+    async def answer(base: web.BaseRequest) -> web.StreamResponse:
+        request = cast(web.Request, base)
+        match = request.match_info
+        return await ladder_file(request, origin, match["asset_id"], match["path"])
 
-    def front(app_handler: Handler) -> Handler:
-        async def handle(request: web.BaseRequest) -> web.StreamResponse:
-            if ladder_parts(request) is None:
-                return await app_handler(request)
-            client, allowed = decide(request.remote, forwarded_chain(request.headers))
-            if not allowed or not hosts.allows(request.headers.get(hdrs.HOST)):
-                return await app_handler(request)  # the app's guards refuse and log it
+    def front(app_handler: ServerHandler) -> ServerHandler:
+        async def handle(base: web.BaseRequest) -> web.StreamResponse:
+            parts = ladder_parts(base)
+            if parts is None:
+                return await app_handler(base)
+            client, allowed = decide(base.remote, forwarded_chain(base.headers))
+            if not allowed or not hosts.allows(base.headers.get(hdrs.HOST)):
+                return await app_handler(base)  # the app's guards refuse and log it
+            request = cast(web.Request, base)  # the app's request factory makes Requests
+            asset_id, path = parts
+            route_to(request, route, {"asset_id": asset_id, "path": path})
             request[CLIENT_IP_KEY] = str(client)
             response = await outer(request, answer)
             if response.status >= 400 and not response.prepared:

@@ -25,6 +25,7 @@ from aiohttp import hdrs, web
 from aiohttp.abc import AbstractStreamWriter
 from multidict import CIMultiDict
 
+from nebulacore.aiohttp_private import FileResponseFor, HeadAtPrepare, keep_body
 from nebulacore.ops import STATUS_KEY
 from origin.backend import CHUNK, BackendDown, ObjectInfo, RangeRefused, Store, object_info
 
@@ -147,7 +148,7 @@ def _bodiless(status: int, info: ObjectInfo, headers: Mapping[str, str]) -> web.
     return web.Response(status=status, headers=_headers(status, 0, 0, info, headers))
 
 
-class _HeadFirst(web.Response):
+class _HeadFirst(HeadAtPrepare):
     """A large body in memory, sent after its head rather than with it, both under
     ``TCP_CORK`` (what nginx's ``tcp_nopush`` does around ``sendfile``).
 
@@ -163,7 +164,6 @@ class _HeadFirst(web.Response):
     the kernel and leaves with the body's first bytes in full segments, as one joined
     write would send them, without the copy."""
 
-    _send_headers_immediately = True
     _corked: socket.socket | None = None
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
@@ -222,8 +222,7 @@ class _Part(web.Response):
 
     def __init__(self, part: memoryview, headers: Mapping[str, str]) -> None:
         super().__init__(status=206, headers=headers)
-        # What the body setter does with bytes; a view of bytes reads (len, write) alike.
-        self._body = cast(bytes, part)
+        keep_body(self, part)
 
 
 class _LargePart(_Part, _HeadFirst):
@@ -244,19 +243,6 @@ def body_response(
     return _bodiless(status, info, headers)
 
 
-class _FileBytes(web.FileResponse):
-    """aiohttp's ``FileResponse`` as the sender of bytes already decided: it is shown the
-    request without its preconditions and with the decided range only, so its own
-    judgement of them can never differ from :func:`decide`."""
-
-    def __init__(self, path: str, plain: web.BaseRequest, headers: Mapping[str, str]) -> None:
-        super().__init__(path, headers=headers)
-        self._plain = plain
-
-    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
-        return await super().prepare(self._plain)
-
-
 def file_response(
     request: web.BaseRequest, path: str, info: ObjectInfo, headers: Mapping[str, str]
 ) -> web.StreamResponse:
@@ -269,7 +255,9 @@ def file_response(
         plain.popall(name, None)
     if status == 206:
         plain[hdrs.RANGE] = f"bytes={start}-{stop - 1}"
-    return _FileBytes(path, request.clone(headers=plain), headers)
+    # FileResponse is shown the request without its preconditions and with the decided
+    # range only, so its own judgement of them can never differ from decide().
+    return FileResponseFor(path, request.clone(headers=plain), headers)
 
 
 async def stream_response(

@@ -62,14 +62,15 @@ def create_app(settings: Settings, more_gauges: Sequence[GaugeMaker] = ()) -> we
     # Each worker has its own cache: /metrics sums them over the workers.
     metrics.add_worker_gauges(cache_gauges)
     install_cors(app, settings.cors_allow_origin, (PREFIX, "/files/"))
+    hls_route = app.router.add_get(PREFIX + "{asset_id}/{path:.+}", media.hls)
     app[FRONT] = hls_front(
         origin,
+        hls_route,
         allowlist_decision(settings),
         hosts,
         measured_answers(metrics),
         cors_headers(settings.cors_allow_origin),
     )
-    app.router.add_get("/hls/{asset_id}/{path:.+}", media.hls)
     app.router.add_get("/files/{asset_id}", media.original)
     app.router.add_get("/", pages.index)
     app.router.add_get("/watch/{asset_id}", pages.watch)

@@ -11,7 +11,7 @@ from catalog.keys import SecretBox, active_key, allows, may_create
 from catalog.models import AccessKey
 from nebulacore.blocking import Offload
 from s3proxy.addressing import Target, check_copy_source, copy_source_bucket
-from s3proxy.claims import Claim
+from s3proxy.claims import SignatureClaim
 from s3proxy.errors import S3Error
 
 CACHE_SECONDS = 5.0  # a revoked key stops working within this long
@@ -75,7 +75,7 @@ async def known_key(keys: KeyStore, access_key_id: str) -> KnownKey:
     return key
 
 
-async def identify(claim: Claim, keys: KeyStore, regions: Sequence[str]) -> KnownKey:
+async def identify(claim: SignatureClaim, keys: KeyStore, regions: Sequence[str]) -> KnownKey:
     claim.check_time(regions)
     return await known_key(keys, claim.access_key_id)
 

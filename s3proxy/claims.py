@@ -24,7 +24,7 @@ ONE_MECHANISM = (
 V4_QUERY_PARAMS = ("X-Amz-Algorithm", "X-Amz-Signature")
 
 
-class Claim(Protocol):
+class SignatureClaim(Protocol):
     """A request's signature claim, nothing trusted until :meth:`verify` passed."""
 
     @property
@@ -56,7 +56,7 @@ class Claim(Protocol):
 class ClaimV4:
     """A SigV4 claim (:mod:`s3proxy.sigv4`) behind the common interface."""
 
-    claim: sigv4.Claim
+    claim: sigv4.SigV4Authorization
 
     @property
     def access_key_id(self) -> str:
@@ -96,7 +96,9 @@ def _mechanisms(headers: Mapping[str, str], params: Mapping[str, str]) -> int:
     )
 
 
-def read_claim(headers: Mapping[str, str], target: Target, allow_sigv2: bool) -> Claim | None:
+def read_claim(
+    headers: Mapping[str, str], target: Target, allow_sigv2: bool
+) -> SignatureClaim | None:
     """The request's claim, None when anonymous; malformed or refused claims raise S3Error.
 
     ``headers`` must have lower-case names.

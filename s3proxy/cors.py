@@ -33,6 +33,7 @@ from catalog import Catalog
 from catalog.cors import cors_revision, cors_rules, delete_cors, put_cors
 from nebulacore.blocking import Offload
 from s3proxy.addressing import Target
+from s3proxy.body import UploadBody
 from s3proxy.cors_config import (
     MAX_DOCUMENT,
     configuration_xml,
@@ -41,7 +42,7 @@ from s3proxy.cors_config import (
     too_large,
 )
 from s3proxy.errors import S3Error
-from s3proxy.exchange import EXCHANGE, Exchange, Operation
+from s3proxy.exchange import EXCHANGE, AuthenticatedExchange, Operation
 from s3proxy.forward import close_if_body_unread
 
 T = TypeVar("T")
@@ -208,7 +209,11 @@ class BucketCors:
             return cors_rules(session, bucket)
 
     async def answer(
-        self, request: web.Request, x: Exchange, exists: Callable[[str], Awaitable[None]]
+        self,
+        request: web.Request,
+        x: AuthenticatedExchange,
+        body: UploadBody,
+        exists: Callable[[str], Awaitable[None]],
     ) -> web.Response:
         """Put/Get/DeleteBucketCors, answered from the catalog, never forwarded: the
         backend's own CORS (if it has any) plays no part. ``exists`` raises NoSuchBucket."""
@@ -217,11 +222,11 @@ class BucketCors:
         headers = {"x-amz-request-id": x.request_id}
         match x.operation:
             case Operation.PUT_BUCKET_CORS:
-                if x.body.length is None:
+                if body.length is None:
                     raise S3Error("MissingContentLength", "You must provide the Content-Length.")
-                if x.body.length > MAX_DOCUMENT:
+                if body.length > MAX_DOCUMENT:
                     raise too_large()
-                rules = read_configuration(await x.body.read_whole())
+                rules = read_configuration(await body.read_whole())
                 await exists(bucket)
                 await self.write(bucket, rules)
                 response = web.Response(status=200, headers=headers)

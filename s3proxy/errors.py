@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from typing import Final, Literal, NamedTuple
 
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
@@ -24,54 +26,154 @@ def client_document(body: bytes, root_name: str, invalid: S3Error) -> ET.Element
     return root
 
 
-# code -> HTTP status, as Amazon S3 answers them.
-STATUS = {
-    "AccessDenied": 403,
-    "AccessForbidden": 403,  # a CORS preflight no rule allows
-    "BucketAlreadyExists": 409,
-    "BucketAlreadyOwnedByYou": 409,
-    "AuthorizationHeaderMalformed": 400,
-    "AuthorizationQueryParametersError": 400,
-    "BadDigest": 400,
-    "EntityTooLarge": 400,
-    "EntityTooSmall": 400,
-    "IncompleteBody": 400,
-    "InternalError": 500,
-    "InvalidAccessKeyId": 403,
-    "InvalidArgument": 400,
-    "InvalidBucketName": 400,
-    "InvalidChunkSizeError": 403,
-    "InvalidDigest": 400,
-    "InvalidPolicyDocument": 400,
-    "InvalidRequest": 400,
-    "KeyTooLongError": 400,
-    "MalformedPOSTRequest": 400,
-    "MalformedXML": 400,
-    "MalformedTrailerError": 400,
-    "MaxMessageLengthExceeded": 400,
-    "MaxPostPreDataLengthExceededError": 400,
-    "MethodNotAllowed": 405,
-    "MissingContentLength": 411,
-    "NoSuchBucket": 404,
-    "NoSuchCORSConfiguration": 404,
-    "NotImplemented": 501,
-    "RequestTimeTooSkewed": 403,
-    "RequestTimeout": 400,
-    "ServiceUnavailable": 503,
-    "SignatureDoesNotMatch": 403,
-    "SlowDown": 503,
-    "XAmzContentSHA256Mismatch": 400,
+# Every S3 error code the proxy answers with, as one type: mypy refuses a code that is not
+# listed (``S3Error("NoSuchBuckt")``), and ``ERRORS`` below must list exactly these
+# (tests/s3proxy/test_errors.py). Add a code in both places, alphabetically.
+ErrorCode = Literal[
+    "AccessControlListNotSupported",
+    "AccessDenied",
+    "AccessForbidden",
+    "AuthorizationHeaderMalformed",
+    "AuthorizationQueryParametersError",
+    "BadDigest",
+    "BadRequest",
+    "BucketAlreadyExists",
+    "BucketAlreadyOwnedByYou",
+    "EntityTooLarge",
+    "EntityTooSmall",
+    "IncompleteBody",
+    "InternalError",
+    "InvalidAccessKeyId",
+    "InvalidArgument",
+    "InvalidBucketAclWithObjectOwnership",
+    "InvalidBucketName",
+    "InvalidChunkSizeError",
+    "InvalidDigest",
+    "InvalidPolicyDocument",
+    "InvalidRequest",
+    "KeyTooLongError",
+    "MalformedACLError",
+    "MalformedPOSTRequest",
+    "MalformedTrailerError",
+    "MalformedXML",
+    "MaxMessageLengthExceeded",
+    "MaxPostPreDataLengthExceededError",
+    "MethodNotAllowed",
+    "MissingContentLength",
+    "NoSuchBucket",
+    "NoSuchCORSConfiguration",
+    "NotImplemented",
+    "RequestTimeTooSkewed",
+    "RequestTimeout",
+    "ServiceUnavailable",
+    "SignatureDoesNotMatch",
+    "SlowDown",
+    "XAmzContentSHA256Mismatch",
+]
+
+
+class ErrorSpec(NamedTuple):
+    """What Amazon S3 answers with a code: its HTTP status and a generic message, used
+    when the raiser has nothing more precise to say."""
+
+    status: int
+    message: str
+
+
+# The one table of S3 errors (as MinIO's cmd/api-errors.go): code -> status, message.
+# Statuses are Amazon's; tests/s3proxy/test_errors.py holds them to its published list.
+ERRORS: Final[Mapping[ErrorCode, ErrorSpec]] = {
+    "AccessControlListNotSupported": ErrorSpec(400, "The bucket does not allow ACLs."),
+    "AccessDenied": ErrorSpec(403, "Access Denied"),
+    # A CORS preflight the bucket's rules do not allow.
+    "AccessForbidden": ErrorSpec(403, "CORSResponse: This CORS request is not allowed."),
+    "AuthorizationHeaderMalformed": ErrorSpec(400, "The authorization header is malformed."),
+    "AuthorizationQueryParametersError": ErrorSpec(
+        400, "The authorization query parameters are not valid."
+    ),
+    "BadDigest": ErrorSpec(400, "The checksum you specified did not match what we received."),
+    # A CORS preflight without an Origin header.
+    "BadRequest": ErrorSpec(400, "Insufficient information. Origin request header needed."),
+    "BucketAlreadyExists": ErrorSpec(409, "The requested bucket name is not available."),
+    "BucketAlreadyOwnedByYou": ErrorSpec(
+        409, "The bucket you tried to create already exists, and you own it."
+    ),
+    "EntityTooLarge": ErrorSpec(400, "Your proposed upload exceeds the maximum allowed size."),
+    "EntityTooSmall": ErrorSpec(400, "Your proposed upload is smaller than the minimum allowed."),
+    "IncompleteBody": ErrorSpec(
+        400, "You did not provide the number of bytes specified by the Content-Length header."
+    ),
+    "InternalError": ErrorSpec(500, "We encountered an internal error. Please try again."),
+    "InvalidAccessKeyId": ErrorSpec(
+        403, "The AWS Access Key Id you provided does not exist in our records."
+    ),
+    "InvalidArgument": ErrorSpec(400, "Invalid Argument"),
+    "InvalidBucketAclWithObjectOwnership": ErrorSpec(
+        400, "Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting."
+    ),
+    "InvalidBucketName": ErrorSpec(400, "The specified bucket is not valid."),
+    "InvalidChunkSizeError": ErrorSpec(403, "A chunk does not have the size it declares."),
+    "InvalidDigest": ErrorSpec(400, "The checksum you specified is not valid."),
+    "InvalidPolicyDocument": ErrorSpec(
+        400, "The content of the form does not meet the conditions specified in the policy."
+    ),
+    "InvalidRequest": ErrorSpec(400, "Invalid Request"),
+    "KeyTooLongError": ErrorSpec(400, "Your key is too long."),
+    "MalformedACLError": ErrorSpec(
+        400, "The ACL you provided was not well-formed or did not validate against our schema."
+    ),
+    "MalformedPOSTRequest": ErrorSpec(
+        400, "The body of your POST request is not well-formed multipart/form-data."
+    ),
+    "MalformedTrailerError": ErrorSpec(
+        400, "The request contained trailing data that was not well-formed."
+    ),
+    "MalformedXML": ErrorSpec(400, "The XML you provided was not well-formed or did not validate."),
+    "MaxMessageLengthExceeded": ErrorSpec(400, "Your request was too big."),
+    "MaxPostPreDataLengthExceededError": ErrorSpec(
+        400, "Your POST request fields preceding the upload file were too large."
+    ),
+    "MethodNotAllowed": ErrorSpec(
+        405, "The specified method is not allowed against this resource."
+    ),
+    "MissingContentLength": ErrorSpec(411, "You must provide the Content-Length HTTP header."),
+    "NoSuchBucket": ErrorSpec(404, "The specified bucket does not exist."),
+    "NoSuchCORSConfiguration": ErrorSpec(404, "The CORS configuration does not exist."),
+    "NotImplemented": ErrorSpec(
+        501, "A header you provided implies functionality that is not implemented."
+    ),
+    "RequestTimeTooSkewed": ErrorSpec(
+        403, "The difference between the request time and the current time is too large."
+    ),
+    "RequestTimeout": ErrorSpec(
+        400, "Your socket connection to the server was not read from or written to in time."
+    ),
+    "ServiceUnavailable": ErrorSpec(503, "The service is unable to handle the request; try again."),
+    "SignatureDoesNotMatch": ErrorSpec(
+        403, "The request signature we calculated does not match the signature you provided."
+    ),
+    "SlowDown": ErrorSpec(503, "Please reduce your request rate."),
+    "XAmzContentSHA256Mismatch": ErrorSpec(
+        400, "The provided 'x-amz-content-sha256' header does not match what was computed."
+    ),
 }
 
 
 class S3Error(Exception):
-    """An S3 error answer: ``code`` (e.g. ``SignatureDoesNotMatch``), message, extra fields."""
+    """An S3 error answer: ``code`` (e.g. ``SignatureDoesNotMatch``), message, extra fields.
 
-    def __init__(self, code: str, message: str, **fields: str) -> None:
+    The code must be in ``ERRORS`` (mypy checks literals; this checks the rest at run
+    time); without a message, the table's generic one is used."""
+
+    def __init__(self, code: ErrorCode, message: str | None = None, **fields: str) -> None:
+        spec = ERRORS.get(code)
+        if spec is None:
+            raise ValueError(f"{code!r} is not an S3 error code in s3proxy.errors.ERRORS")
+        message = spec.message if message is None else message
         super().__init__(f"{code}: {message}")
-        self.code = code
+        self.code: ErrorCode = code
         self.message = message
-        self.status = STATUS.get(code, 400)
+        self.status = spec.status
         self.fields = fields
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import cast
 
 from aiohttp import web
 from botocore.auth import HmacV1Auth
@@ -11,7 +12,6 @@ from botocore.auth import HmacV1Auth
 from nebulacore.ops import STATUS_KEY
 from s3proxy.addressing import Target
 from s3proxy.auth import KnownKey
-from s3proxy.body import UploadBody
 from s3proxy.bucket_operations import bucket_operation_name
 from s3proxy.limits import READERS
 
@@ -124,12 +124,13 @@ def bucket_read(target: Target) -> Operation:
 
 @dataclass(slots=True)
 class Exchange:
-    """Everything the proxy learns about one request, filled in as it is verified.
+    """What the access log reports about one request, however it ended.
 
-    The access log creates it (with the request id) and reports what it holds however the
-    request ended; the handler sets the rest once the request is authenticated, and the
-    answer is decided on it. It holds no reference to its request, which holds it: that
-    cycle would leave every request's memory to the cyclic garbage collector.
+    The front middleware creates it (with the request id); the handler fills in the
+    access key as soon as it is read and the operation once the signature is verified,
+    when the request becomes an :class:`AuthenticatedExchange`. It holds no reference to
+    its request, which holds it: that cycle would leave every request's memory to the
+    cyclic garbage collector.
     """
 
     request_id: str
@@ -139,13 +140,43 @@ class Exchange:
     operation: Operation | None = None
     # The streamed answer, set once its headers are sent: an error can no longer become XML.
     answer_started: web.StreamResponse | None = None
-    # Set by the handler once the request is authenticated, before any answer is decided.
-    target: Target = field(init=False)
-    headers: dict[str, str] = field(init=False)  # the client's headers, names lower-case
-    key: KnownKey = field(init=False)
-    body: UploadBody = field(init=False)
-    # The keys a DeleteObjects request names with a VersionId.
-    versioned_keys: frozenset[str] = frozenset()
+
+
+class AuthenticatedExchange:
+    """A request whose signature (or POST policy) is verified, and what that made known:
+    nothing here is ever unset. The answer is decided on it.
+
+    Its operation is the :class:`Exchange`'s, so the access log reports the one decided."""
+
+    __slots__ = ("exchange", "headers", "key", "target", "versioned_keys")
+
+    def __init__(
+        self,
+        exchange: Exchange,
+        operation: Operation,
+        target: Target,
+        headers: dict[str, str],
+        key: KnownKey,
+    ) -> None:
+        exchange.operation = operation
+        self.exchange = exchange
+        self.target = target
+        self.headers = headers  # the client's headers, names lower-case
+        self.key = key
+        # The keys a DeleteObjects request names with a VersionId (set once its body is read).
+        self.versioned_keys: frozenset[str] = frozenset()
+
+    @property
+    def operation(self) -> Operation:
+        return cast(Operation, self.exchange.operation)  # set by __init__, never unset
+
+    @operation.setter
+    def operation(self, operation: Operation) -> None:
+        self.exchange.operation = operation
+
+    @property
+    def request_id(self) -> str:
+        return self.exchange.request_id
 
 
 EXCHANGE = web.RequestKey("s3proxy.exchange", Exchange)

@@ -27,8 +27,8 @@ from contextlib import suppress
 from types import TracebackType
 
 from aiohttp import StreamReader, web
-from aiohttp.helpers import BaseTimerContext
 
+from nebulacore.aiohttp_private import BaseTimerContext, read_timer, set_read_timer
 from nebulacore.config import Settings
 from nebulacore.ops import ERROR_CODE_KEY
 from s3proxy.errors import S3Error
@@ -254,7 +254,7 @@ class Limits:
         """Give the request's body an :class:`IdleBodyTimer` (the front middleware calls it
         before the handler, and :meth:`release` after)."""
         if request.body_exists and isinstance(request.content, StreamReader):
-            request.content._timer = IdleBodyTimer(request.content, self._body_seconds)
+            set_read_timer(request.content, IdleBodyTimer(request.content, self._body_seconds))
 
     def take(self, request: web.Request, access_key_id: str) -> None:
         """Claim the request's slot (an upload's or a download's); raises SlowDown."""
@@ -264,7 +264,7 @@ class Limits:
     def release(self, request: web.Request) -> None:
         """Once the request's answer is done, however it ended: stop its body timer and
         its reader's watch, and release its slot."""
-        timer = getattr(request.content, "_timer", None)
+        timer = read_timer(request.content)
         if isinstance(timer, IdleBodyTimer):
             timer.disarm()
         self.readers.forget(request)

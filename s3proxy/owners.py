@@ -44,9 +44,10 @@ from nebulacore.backend import Backend
 from nebulacore.blocking import Offload
 from nebulacore.s3 import UNSIGNED_PAYLOAD
 from s3proxy.addressing import Target, check_bucket_name, copy_source_bucket
+from s3proxy.body import UploadBody
 from s3proxy.chunked import PIECE
 from s3proxy.errors import S3Error, client_document
-from s3proxy.exchange import Exchange, Operation, answer_started, operation
+from s3proxy.exchange import AuthenticatedExchange, Operation, answer_started, operation
 from s3proxy.forward import (
     SMALL_BODY,
     close_if_body_unread,
@@ -233,7 +234,7 @@ class BucketOwners:
     async def owner(self, bucket: str) -> str:
         return await self.recorded(bucket) or ADMIN_OWNER
 
-    async def before_create(self, x: Exchange) -> None:
+    async def before_create(self, x: AuthenticatedExchange) -> None:
         """Refuse, without asking the backend to create it, a bucket another owner made."""
         bucket = x.target.bucket
         assert bucket is not None  # CreateBucket names one
@@ -260,7 +261,9 @@ class BucketOwners:
 
     expects_owner = staticmethod(expects_owner)  # the server's hook, no import to add
 
-    async def check_expected(self, x: Exchange, method: str, verified: dict[str, str]) -> Target:
+    async def check_expected(
+        self, x: AuthenticatedExchange, method: str, verified: dict[str, str]
+    ) -> Target:
         """Judge a request's bucket owner condition against the Nebula owners, then take it
         out of the request (headers and query) and return the target the backend gets.
 
@@ -295,7 +298,7 @@ class BucketOwners:
         await self.refuse_if_missing(bucket)
         raise owner_mismatch()
 
-    async def refuse_foreign_acl(self, x: Exchange) -> None:
+    async def refuse_foreign_acl(self, x: AuthenticatedExchange) -> None:
         """A request setting an ACL with headers: refused unless the ACL leaves the owner
         alone with full control; then the headers are dropped (the backend's default is
         exactly that)."""
@@ -311,7 +314,7 @@ class BucketOwners:
         for name in ACL_HEADERS:
             headers.pop(name, None)
 
-    async def _acl_refusal(self, x: Exchange) -> S3Error:
+    async def _acl_refusal(self, x: AuthenticatedExchange) -> S3Error:
         """The error for an ACL that names someone else. S3 says whether a bucket to
         create exists, and whose it is, before it judges the ACL: re-creating one's own
         bucket with ``public-read`` is ``BucketAlreadyOwnedByYou``, as without it."""
@@ -322,10 +325,9 @@ class BucketOwners:
             return already_exists(bucket)
         return acl_not_supported(x.operation)
 
-    async def put_acl(self, x: Exchange) -> aiohttp.ClientResponse:
+    async def put_acl(self, x: AuthenticatedExchange, body: UploadBody) -> aiohttp.ClientResponse:
         """PutBucketAcl or PutObjectAcl, its headers already checked: the body, if any,
         must name nobody but the owner; the backend is told canned ``private``."""
-        body = x.body
         if body.length is None or body.length > ACL_BODY_LIMIT:
             raise malformed_acl()
         # An empty body was verified whole before this (verify_whole): read it once only.
@@ -338,14 +340,13 @@ class BucketOwners:
         return await open_upstream(self._backend, "PUT", x.target, private, None, UNSIGNED_PAYLOAD)
 
     async def relay_listing(
-        self, request: web.Request, x: Exchange, upstream: aiohttp.ClientResponse
+        self, request: web.Request, x: AuthenticatedExchange, upstream: aiohttp.ClientResponse
     ) -> web.StreamResponse:
         """A 2xx listing with the bucket's owner in every ``Owner`` and ``Initiator``.
 
         Its length changes, so a long one streams chunked, rewritten piece by piece (memory
         holds one piece's entries); one of at most SMALL_BODY bytes is rewritten whole and keeps a
         ``Content-Length``."""
-        assert x.operation is not None  # a listing: decided once the signature was verified
         rewriter = OwnerRewriter(LISTINGS[x.operation], await self.owner(x.target.bucket or ""))
         headers = response_headers(upstream, x.request_id)
         length = upstream.content_length
@@ -362,7 +363,7 @@ class BucketOwners:
         )
         close_if_body_unread(request, response)
         await response.prepare(request)
-        answer_started(request, x, response)
+        answer_started(request, x.exchange, response)
         async for piece in upstream.content.iter_chunked(PIECE):
             out = rewriter.feed(piece)
             if out:
@@ -370,7 +371,9 @@ class BucketOwners:
         await response.write_eof(rewriter.close())
         return response
 
-    async def answer(self, x: Exchange, response: web.Response, data: bytes) -> web.Response:
+    async def answer(
+        self, x: AuthenticatedExchange, response: web.Response, data: bytes
+    ) -> web.Response:
         """The backend's buffered answer to one of :data:`OWNED`, as its owner sees it."""
         bucket, me = x.target.bucket or "", x.key.record.owner
         ok = 200 <= response.status < 300

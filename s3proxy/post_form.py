@@ -24,13 +24,13 @@ from aiohttp.http_exceptions import HttpProcessingError
 from nebulacore.backend import Backend
 from nebulacore.s3 import UNSIGNED_PAYLOAD
 from s3proxy.addressing import Target
-from s3proxy.auth import KeyStore, authorize, known_key, never_overwrite
+from s3proxy.auth import KeyStore, KnownKey, authorize, known_key, never_overwrite
 from s3proxy.body import UploadBody
 from s3proxy.checksums import BodyDigests
 from s3proxy.chunked import PIECE
 from s3proxy.errors import S3Error
 from s3proxy.events import UploadEvents
-from s3proxy.exchange import Exchange, Operation
+from s3proxy.exchange import AuthenticatedExchange, Exchange, Operation
 from s3proxy.forward import close_if_body_unread, open_upstream, relay_buffered, send_continue
 from s3proxy.limits import Limits
 from s3proxy.owners import BucketOwners, names_acl
@@ -195,7 +195,7 @@ def object_location(request: web.Request, key: str) -> str:
 
 
 def stored_answer(
-    request: web.Request, x: Exchange, fields: Mapping[str, str], etag: str
+    request: web.Request, x: AuthenticatedExchange, fields: Mapping[str, str], etag: str
 ) -> web.Response:
     """What the client gets once the backend stored the object (see :func:`success_answer`)."""
     bucket, key = x.target.bucket or "", x.target.key
@@ -230,26 +230,38 @@ class BrowserUploads:
         self.limits = limits
         self.regions = regions
 
-    async def handle(self, request: web.Request, x: Exchange) -> web.StreamResponse:
-        bucket = x.target.bucket
+    async def handle(
+        self,
+        request: web.Request,
+        exchange: Exchange,
+        form_target: Target,
+        request_headers: dict[str, str],
+    ) -> web.StreamResponse:
+        """``form_target``: the bucket the form is posted to; ``request_headers``: the request's,
+        names lower-case."""
+        bucket = form_target.bucket
         assert bucket is not None  # is_browser_post
-        refuse_encoded(x.headers)
+        refuse_encoded(request_headers)
         # The form carries its own credentials: the body must be read to know who sends it.
-        await send_continue(request, x.headers)
+        await send_continue(request, request_headers)
         form = await read_form(request)
-        policy, fields = await self._verify(x, form, bucket)
-        x.operation = Operation.POST_OBJECT
-        x.target = target = Target(
-            bucket, fields["key"], (), quote(f"/{bucket}/{fields['key']}", safe="/~")
+        policy, fields, key = await self._verify(exchange, form, bucket)
+        target = Target(bucket, fields["key"], (), quote(f"/{bucket}/{fields['key']}", safe="/~"))
+        x = AuthenticatedExchange(
+            exchange,
+            Operation.POST_OBJECT,
+            target,
+            object_headers(fields, form.content_type),
+            key,
         )
-        create_only = authorize(x.key, "PUT", target, None)  # a POST writes like a PUT
-        self.limits.take(request, x.key.record.access_key_id)
-        x.headers = headers = object_headers(fields, form.content_type)
+        create_only = authorize(key, "PUT", target, None)  # a POST writes like a PUT
+        self.limits.take(request, key.record.access_key_id)
+        headers = x.headers
         if create_only:  # a form's key (nebula upload-form): never overwrite
             never_overwrite(headers)
         if names_acl(headers):  # the form's ``acl`` and grants: owner-only, as a PUT's
             await self.owners.refuse_foreign_acl(x)
-        x.body = body = UploadBody(
+        body = UploadBody(
             file_pieces(form.file, policy.length_range), BodyDigests(), None, UNSIGNED_PAYLOAD
         )
         upstream = await open_upstream(self.backend, "PUT", target, headers, body, UNSIGNED_PAYLOAD)
@@ -268,9 +280,11 @@ class BrowserUploads:
         await drain(request)
         return stored_answer(request, x, fields, etag)
 
-    async def _verify(self, x: Exchange, form: Form, bucket: str) -> tuple[Policy, dict[str, str]]:
-        """The form's policy and fields (``key`` substituted) once its signature, policy
-        and conditions checked out. Raises S3Error."""
+    async def _verify(
+        self, exchange: Exchange, form: Form, bucket: str
+    ) -> tuple[Policy, dict[str, str], KnownKey]:
+        """The form's policy, fields (``key`` substituted) and key once its signature,
+        policy and conditions checked out. Raises S3Error."""
         if "policy" not in form.fields:
             raise S3Error(
                 "AccessDenied",
@@ -278,9 +292,9 @@ class BrowserUploads:
             )
         policy = decode_policy(form.fields["policy"])
         auth = form_auth(form.fields, self.regions, self.allow_sigv2)
-        x.access_key = auth.access_key_id
-        x.key = key = await known_key(self.keys, auth.access_key_id)
+        exchange.access_key = auth.access_key_id
+        key = await known_key(self.keys, auth.access_key_id)
         check_signature(auth, key.secret, form.fields["policy"])
         fields = {**form.fields, "key": object_key(form.fields, form.filename)}
         check_policy(policy, fields, bucket, signed_at=auth.signed_at)
-        return policy, fields
+        return policy, fields, key

@@ -48,7 +48,7 @@ from nebulaqueue.metrics import queue_gauges
 from nebulaqueue.relay import Enqueue
 from s3proxy.addressing import Target, check_object_key, parse_target
 from s3proxy.auth import KeyStore, authorize, identify, never_overwrite
-from s3proxy.body import upload_body
+from s3proxy.body import UploadBody, upload_body
 from s3proxy.bucket_operations import check_bucket_operation, check_object_operation
 from s3proxy.claims import read_claim
 from s3proxy.cors import CORS_CALLS, BucketCors, add_cors_headers, ask_for_cors, preflight
@@ -60,7 +60,7 @@ from s3proxy.events import (
     malformed_xml,
     requested_keys,
 )
-from s3proxy.exchange import EXCHANGE, Exchange, Operation, operation
+from s3proxy.exchange import EXCHANGE, AuthenticatedExchange, Exchange, Operation, operation
 from s3proxy.forward import (
     backend_headers,
     close_if_body_unread,
@@ -242,11 +242,10 @@ def front_middleware(proxy: S3Proxy, metrics: Metrics) -> Middleware:
 DELETE_REQUEST_LIMIT = 2 << 20
 
 
-async def checked_delete_request(x: Exchange) -> bytes:
+async def checked_delete_request(x: AuthenticatedExchange, body: UploadBody) -> bytes:
     """A DeleteObjects body, read whole (it is small) and verified, each key named in it
     held to the rules of a key in a path (:func:`s3proxy.addressing.check_object_key`):
     a key ``/`` deleted the bucket. Notes the keys it deletes one version of."""
-    body = x.body
     if body.length is None or body.length > DELETE_REQUEST_LIMIT:
         raise malformed_xml()
     document = await body.read_whole()
@@ -283,28 +282,29 @@ class S3Proxy:
         )
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        x = request[EXCHANGE]
-        x.headers = headers = lower_headers(request.headers)
+        exchange = request[EXCHANGE]
+        headers = lower_headers(request.headers)
         target = request.get(TARGET)  # parsed by the front middleware
         if target is None:
             target = parse_target(request.raw_path, request.host, self.settings)
-        x.target = target
         if is_browser_post(request.method, target, headers):  # signed by its form's policy
-            return await self.posts.handle(request, x)
+            return await self.posts.handle(request, exchange, target, headers)
         claim = read_claim(headers, target, self.settings.allow_sigv2)
         if claim is None:
             raise S3Error(
                 "AccessDenied",
                 "Anonymous access is not allowed: sign requests with a Nebula key.",
             )
-        x.access_key = claim.access_key_id
-        x.key = key = await identify(claim, self.keys, self.regions)
+        exchange.access_key = claim.access_key_id
+        key = await identify(claim, self.keys, self.regions)
         signer = claim.verify(
             key.secret, request.method, target, request.raw_path, request.headers, headers
         )
         # What the request does is decided from what its signature covers, nothing else.
         verified = claim.verified_headers(headers)
-        x.operation = operation(request.method, target, verified)
+        x = AuthenticatedExchange(
+            exchange, operation(request.method, target, verified), target, headers, key
+        )
         if target.key:
             check_object_operation(request.method, target)
         elif target.bucket is not None:
@@ -322,7 +322,7 @@ class S3Proxy:
             await self.owners.refuse_foreign_acl(x)
         await send_continue(request, headers)
         length = request.content_length if request.body_exists else 0
-        x.body = body = upload_body(
+        body = upload_body(
             request.content,
             headers,
             length,
@@ -334,15 +334,15 @@ class S3Proxy:
         if body.length == 0:
             await body.verify_whole()
         if x.operation in CORS_CALLS:  # kept in the catalog (s3proxy.cors)
-            return await self.cors.answer(request, x, self.owners.refuse_if_missing)
+            return await self.cors.answer(request, x, body, self.owners.refuse_if_missing)
         chunked = claim.payload_hash in STREAMING_MODES
         if x.operation in ACL_WRITES:  # checked, then sent as canned "private"
-            upstream = await self.owners.put_acl(x)
+            upstream = await self.owners.put_acl(x, body)
         else:
             upstream_headers = backend_headers(headers, body, chunked)
             whole = None
             if x.operation is Operation.DELETE_OBJECTS:
-                whole = await checked_delete_request(x)
+                whole = await checked_delete_request(x, body)
             upstream = await open_upstream(
                 self.backend,
                 request.method,
@@ -353,12 +353,16 @@ class S3Proxy:
                 whole,
             )
         try:
-            return await self._answer(request, x, upstream)
+            return await self._answer(request, x, body, upstream)
         finally:
             upstream.release()
 
     async def _answer(
-        self, request: web.Request, x: Exchange, upstream: aiohttp.ClientResponse
+        self,
+        request: web.Request,
+        x: AuthenticatedExchange,
+        body: UploadBody,
+        upstream: aiohttp.ClientResponse,
     ) -> web.StreamResponse:
         target, op = x.target, x.operation
         ok = 200 <= upstream.status < 300
@@ -379,10 +383,10 @@ class S3Proxy:
                 await self._announce_buffered(x, data)
             return response
         if watched:
-            await self._announce_streamed(x, upstream)
-        return await relay_streaming(request, x, upstream)
+            await self._announce_streamed(x, body, upstream)
+        return await relay_streaming(request, x.exchange, upstream)
 
-    async def _announce_buffered(self, x: Exchange, data: bytes) -> None:
+    async def _announce_buffered(self, x: AuthenticatedExchange, data: bytes) -> None:
         """After a copy, a multipart completion or a multi-delete the backend answered 2xx."""
         bucket = x.target.bucket
         assert bucket is not None  # watched: a bucket the events watch
@@ -397,7 +401,9 @@ class S3Proxy:
                 for key in x.versioned_keys.intersection(keys):
                     await self._announce_version_removed(replace(x.target, key=key, query=()))
 
-    async def _announce_streamed(self, x: Exchange, upstream: aiohttp.ClientResponse) -> None:
+    async def _announce_streamed(
+        self, x: AuthenticatedExchange, body: UploadBody, upstream: aiohttp.ClientResponse
+    ) -> None:
         """After an upload or a deletion the backend answered 2xx."""
         bucket = x.target.bucket
         assert bucket is not None  # watched: a bucket the events watch
@@ -407,7 +413,7 @@ class S3Proxy:
                     bucket,
                     x.target.key,
                     upstream.headers.get("ETag"),
-                    x.body.digests.size,
+                    body.digests.size,
                     x.headers.get("content-type"),
                 )
             case Operation.DELETE if x.target.has("versionId"):

@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit
 from botocore.auth import EMPTY_SHA256_HASH
 
 from nebulacore.s3 import UNSIGNED_PAYLOAD, canonical_header_lines, signing_key, sigv4_signature
-from s3proxy.errors import S3Error
+from s3proxy.errors import ErrorCode, S3Error
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 STREAMING_SIGNED = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD"
@@ -70,7 +70,7 @@ class Credential:
 
 
 @dataclass(frozen=True)
-class Claim:
+class SigV4Authorization:
     """What a request says about its own signature; nothing here is trusted yet."""
 
     credential: Credential
@@ -86,7 +86,7 @@ class Claim:
         return parse_timestamp(self.timestamp)
 
 
-def parse_credential(value: str, malformed: str) -> Credential:
+def parse_credential(value: str, malformed: ErrorCode) -> Credential:
     parts = value.split("/")
     if len(parts) != 5 or parts[4] != "aws4_request" or not all(parts):
         raise S3Error(
@@ -116,7 +116,7 @@ def _request_timestamp(headers: Mapping[str, str]) -> str:
     raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
 
 
-def _header_claim(authorization: str, headers: Mapping[str, str]) -> Claim:
+def _header_claim(authorization: str, headers: Mapping[str, str]) -> SigV4Authorization:
     fields: dict[str, str] = {}
     for part in authorization[len(ALGORITHM) :].split(","):
         name, _, value = part.strip().partition("=")
@@ -132,7 +132,7 @@ def _header_claim(authorization: str, headers: Mapping[str, str]) -> Claim:
         raise S3Error(
             "InvalidRequest", "Missing required header for this request: x-amz-content-sha256"
         )
-    return Claim(
+    return SigV4Authorization(
         credential=parse_credential(fields["Credential"], "AuthorizationHeaderMalformed"),
         timestamp=_request_timestamp(headers),
         signed_headers=tuple(fields["SignedHeaders"].lower().split(";")),
@@ -142,7 +142,7 @@ def _header_claim(authorization: str, headers: Mapping[str, str]) -> Claim:
     )
 
 
-def _query_claim(params: Mapping[str, str], headers: Mapping[str, str]) -> Claim:
+def _query_claim(params: Mapping[str, str], headers: Mapping[str, str]) -> SigV4Authorization:
     needed = (
         "X-Amz-Credential",
         "X-Amz-Date",
@@ -174,7 +174,7 @@ def _query_claim(params: Mapping[str, str], headers: Mapping[str, str]) -> Claim
             "AuthorizationQueryParametersError",
             "X-Amz-Expires must be less than a week (in seconds) that is; 604800",
         )
-    return Claim(
+    return SigV4Authorization(
         credential=parse_credential(
             params["X-Amz-Credential"], "AuthorizationQueryParametersError"
         ),
@@ -187,7 +187,9 @@ def _query_claim(params: Mapping[str, str], headers: Mapping[str, str]) -> Claim
     )
 
 
-def parse_claim(headers: Mapping[str, str], query: Iterable[tuple[str, str]]) -> Claim | None:
+def parse_claim(
+    headers: Mapping[str, str], query: Iterable[tuple[str, str]]
+) -> SigV4Authorization | None:
     """The request's SigV4 claim, None when anonymous; SigV2 and garbage raise S3Error.
 
     ``headers`` must have lower-case names.
@@ -207,12 +209,16 @@ def parse_claim(headers: Mapping[str, str], query: Iterable[tuple[str, str]]) ->
     return None
 
 
-def check_time(claim: Claim, regions: Sequence[str], now: datetime | None = None) -> None:
+def check_time(
+    claim: SigV4Authorization, regions: Sequence[str], now: datetime | None = None
+) -> None:
     """Skew (header auth), expiry (presigned), credential date and region."""
     now = now or datetime.now(UTC)
     signed_at = claim.signed_at
     if claim.credential.date != claim.timestamp[:8]:
-        code = "AuthorizationQueryParametersError" if claim.presigned else "SignatureDoesNotMatch"
+        code: ErrorCode = (
+            "AuthorizationQueryParametersError" if claim.presigned else "SignatureDoesNotMatch"
+        )
         raise S3Error(code, "The credential date does not match the request date.")
     if claim.presigned:
         if signed_at - now > MAX_SKEW:
@@ -259,7 +265,7 @@ class ChainSigner:
     """Signs chunk and trailer strings of one request, chained from its seed signature."""
 
     key: bytes = field(repr=False)
-    claim: Claim
+    claim: SigV4Authorization
 
     @property
     def seed_signature(self) -> str:
@@ -301,7 +307,7 @@ def same_signature(expected: str, given: str) -> bool:
 
 
 def unsigned_headers(
-    claim: Claim, headers: Mapping[str, str], query: Iterable[tuple[str, str]]
+    claim: SigV4Authorization, headers: Mapping[str, str], query: Iterable[tuple[str, str]]
 ) -> list[str]:
     """Headers the signature must cover but does not: ``host`` and every ``x-amz-*``.
 
@@ -317,7 +323,7 @@ def unsigned_headers(
     return sorted(missing)
 
 
-def verified_headers(claim: Claim, headers: Mapping[str, str]) -> dict[str, str]:
+def verified_headers(claim: SigV4Authorization, headers: Mapping[str, str]) -> dict[str, str]:
     """The headers the signature vouches for, once :func:`verify` passed: the signed ones
     and every ``x-amz-*`` (verify refused any it does not cover)."""
     signed = set(claim.signed_headers)
@@ -340,7 +346,7 @@ _UNSPLIT = frozenset("?#\t\r\n")
 
 
 def canonical_request(
-    claim: Claim,
+    claim: SigV4Authorization,
     method: str,
     canonical_path: str,
     query: Sequence[tuple[str, str]],
@@ -381,7 +387,7 @@ def canonical_request(
 
 
 def verify(
-    claim: Claim,
+    claim: SigV4Authorization,
     secret: str,
     method: str,
     canonical_path: str,

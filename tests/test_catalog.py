@@ -32,7 +32,7 @@ from catalog.buckets import (
 from catalog.cors import cors_revision, cors_rules, delete_cors, put_cors
 from catalog.db import alembic_config, current_revision, make_engine, upgrade
 from catalog.keys import (
-    KeyError_,
+    AccessKeyError,
     SecretBox,
     active_key,
     allows,
@@ -176,7 +176,7 @@ def test_keys_encrypted_at_rest_scoped_and_revocable(catalog: Catalog, tmp_path)
         assert active_key(s, pair.access_key_id) is None
         assert list_keys(s) == [] and len(list_keys(s, include_revoked=True)) == 1
     other_box = SecretBox.from_key_file(tmp_path / "other.key")
-    with catalog.session() as s, pytest.raises(KeyError_, match="NEBULA_SECRET_KEY"):
+    with catalog.session() as s, pytest.raises(AccessKeyError, match="NEBULA_SECRET_KEY"):
         other_box.decrypt(s.get(type(key), pair.access_key_id).secret_encrypted)  # type: ignore[union-attr]
 
 
@@ -226,11 +226,11 @@ def test_create_scopes_and_revoking_by_name(catalog: Catalog, tmp_path: Path) ->
         assert not may_create(key, "media", "up/b/clip.mp4")
         assert not any(allows(key, "media", need, "up/a/clip.mp4") for need in ("r", "rw"))
         assert revoke_key(s, "form-a").access_key_id == form.access_key_id
-        with pytest.raises(KeyError_, match="several active keys"):
+        with pytest.raises(AccessKeyError, match="several active keys"):
             revoke_key(s, "twin")
         revoke_key(s, twin1.access_key_id)
         assert revoke_key(s, "twin").access_key_id == twin2.access_key_id
-        with pytest.raises(KeyError_, match="no access key"):
+        with pytest.raises(AccessKeyError, match="no access key"):
             revoke_key(s, "form-a")  # revoked: no active key has that name now
 
 
@@ -238,7 +238,7 @@ def test_create_scopes_and_revoking_by_name(catalog: Catalog, tmp_path: Path) ->
     "spec", ["media:write", ":rw", "media:x", "media/:rw", "media/p/:admin", "*/p/:rw"]
 )
 def test_bad_scope_is_refused(spec: str) -> None:
-    with pytest.raises(KeyError_):
+    with pytest.raises(AccessKeyError):
         parse_scopes([spec])
 
 

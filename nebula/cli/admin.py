@@ -6,7 +6,7 @@ import argparse
 
 from catalog.db import current_revision, upgrade
 from catalog.keys import (
-    KeyError_,
+    AccessKeyError,
     SecretBox,
     admin_key,
     create_key,
@@ -76,7 +76,7 @@ def keys_create(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     try:
         scopes = parse_scopes(args.bucket)
-    except KeyError_ as exc:
+    except AccessKeyError as exc:
         raise CliError(str(exc)) from None
     if not scopes and not args.admin:
         raise CliError("give at least one --bucket BUCKET:PERM, or --admin")
@@ -84,7 +84,7 @@ def keys_create(args: argparse.Namespace) -> int:
     with catalog_session(args) as session:
         try:
             pair = create_key(session, box, args.name, scopes, args.admin, args.owner)
-        except KeyError_ as exc:
+        except AccessKeyError as exc:
             raise CliError(str(exc)) from None
     print(f"access key: {pair.access_key_id}")
     print(f"secret key: {pair.secret}")
@@ -121,7 +121,7 @@ def keys_revoke(args: argparse.Namespace) -> int:
     with catalog_session(args) as session:
         try:
             key = revoke_key(session, args.access_key_id)
-        except KeyError_ as exc:
+        except AccessKeyError as exc:
             raise CliError(str(exc)) from None
         print(f"revoked {key.access_key_id} ({key.name})")
     return 0
@@ -136,7 +136,7 @@ def keys_show_admin(args: argparse.Namespace) -> int:
             raise CliError("no admin key yet: `nebula up` creates it on its first start")
         try:
             secret = SecretBox.from_settings(settings).decrypt(key.secret_encrypted)
-        except KeyError_ as exc:
+        except AccessKeyError as exc:
             raise CliError(str(exc)) from None
     if args.secret_only:
         print(secret)

@@ -22,7 +22,14 @@ from typing import Any
 
 from botocore.config import Config
 
-from catalog.keys import KeyError_, KeyPair, SecretBox, active_keys_named, create_key, prefix_scope
+from catalog.keys import (
+    AccessKeyError,
+    KeyPair,
+    SecretBox,
+    active_keys_named,
+    create_key,
+    prefix_scope,
+)
 from nebula.cli.base import CliError, Commands, add_command, catalog_session, settings_from
 from nebula.cli.playback import parse_duration
 from nebulacore.config import Settings
@@ -105,7 +112,7 @@ def form_key(args: argparse.Namespace, settings: Settings, name: str, prefix: st
         try:
             box = SecretBox.from_settings(settings)
             return create_key(session, box, name, {prefix_scope(args.bucket, prefix): "create"})
-        except KeyError_ as exc:
+        except AccessKeyError as exc:
             raise CliError(str(exc)) from None
 
 

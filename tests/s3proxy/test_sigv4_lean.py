@@ -20,8 +20,8 @@ from s3proxy.errors import S3Error
 from s3proxy.sigv4 import (
     STREAMING_SIGNED,
     STREAMING_SIGNED_TRAILER,
-    Claim,
     Credential,
+    SigV4Authorization,
     canonical_request,
     verify,
 )
@@ -66,7 +66,7 @@ PAYLOADS = [
 class ReferenceAuth(S3SigV4Auth):
     """What verify() used before: botocore fed the claimed headers and payload hash."""
 
-    def __init__(self, claim: Claim) -> None:
+    def __init__(self, claim: SigV4Authorization) -> None:
         super().__init__(
             Credentials(claim.credential.access_key_id, SECRET), "s3", claim.credential.region
         )
@@ -84,7 +84,11 @@ class ReferenceAuth(S3SigV4Auth):
 
 
 def reference(
-    claim: Claim, method: str, path: str, query: list[tuple[str, str]], headers: CIMultiDict[str]
+    claim: SigV4Authorization,
+    method: str,
+    path: str,
+    query: list[tuple[str, str]],
+    headers: CIMultiDict[str],
 ) -> tuple[ReferenceAuth, AWSRequest, str, str]:
     request = AWSRequest(method=method, url="http://s3" + path)
     for name in claim.signed_headers:
@@ -122,8 +126,10 @@ def cases() -> Iterator[
             yield case
 
 
-def claim_for(signed: tuple[str, ...], payload: str, presigned: bool, region: str) -> Claim:
-    return Claim(
+def claim_for(
+    signed: tuple[str, ...], payload: str, presigned: bool, region: str
+) -> SigV4Authorization:
+    return SigV4Authorization(
         credential=Credential("NKTESTKEY", TIMESTAMP[:8], region, "s3"),
         timestamp=TIMESTAMP,
         signed_headers=signed,
@@ -142,12 +148,12 @@ def test_canonical_request_and_signature_match_botocore() -> None:
         claim = claim_for(signed, payload, presigned, region)
         _, _, their_canonical, their_signature = reference(claim, method, path, query, headers)
         assert canonical_request(claim, method, path, query, headers) == their_canonical
-        right = Claim(**{**claim.__dict__, "signature": their_signature})
+        right = SigV4Authorization(**{**claim.__dict__, "signature": their_signature})
         lower = {n.lower(): ",".join(headers.getall(n)) for n in headers}
         if any(n.startswith("x-amz-") and n not in signed for n in lower):
             continue  # refused before any signature: covered by test_trust_signing
         verify(right, SECRET, method, path, query, headers, lower)
-        wrong = Claim(**{**claim.__dict__, "signature": their_signature[:-1] + "0"})
+        wrong = SigV4Authorization(**{**claim.__dict__, "signature": their_signature[:-1] + "0"})
         if wrong.signature != their_signature:
             with pytest.raises(S3Error) as refused:
                 verify(wrong, SECRET, method, path, query, headers)
@@ -164,7 +170,12 @@ def test_chunk_and_trailer_signatures_match_botocore() -> None:
         claim = claim_for(("host", "x-amz-date"), payload, False, region)
         auth, request, _, seed = reference(claim, "PUT", "/b/k", [], headers)
         signer = verify(
-            Claim(**{**claim.__dict__, "signature": seed}), SECRET, "PUT", "/b/k", [], headers
+            SigV4Authorization(**{**claim.__dict__, "signature": seed}),
+            SECRET,
+            "PUT",
+            "/b/k",
+            [],
+            headers,
         )
         previous = seed
         for chunk in (b"a" * 65536, b"tail", b""):
