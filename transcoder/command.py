@@ -27,6 +27,8 @@ from transcoder.probe import SourceInfo, Track
 
 X264_PRESET = "veryfast"  # the speed/size balance a NUC sustains for 1080p in real time
 AUDIO_KBPS = 128
+SURROUND_KBPS = 384  # AC-3 5.1 (Apple's authoring spec: 384 kbit/s for 5.1)
+SURROUND_CODEC = "ac3"
 MAX_FPS = 60.0
 QSV_DECODERS = {
     "h264": "h264_qsv",
@@ -83,6 +85,18 @@ class Plan:
         return [audio_name(i) for i in range(len(self.info.audio))]
 
     @property
+    def surround(self) -> list[tuple[int, Track]]:
+        """(position, track) of every multichannel audio track: each also gets a 5.1 AC-3
+        rendition, in a second audio group (a film with stereo tracks only gets none)."""
+        if not (self.info.has_video and self.rungs):
+            return []
+        return [(i, t) for i, t in enumerate(self.info.audio) if t.channels > 2]
+
+    @property
+    def surround_names(self) -> list[str]:
+        return [surround_name(position) for position, _ in self.surround]
+
+    @property
     def subtitle_names(self) -> list[str]:
         return [f"subs_{i}" for i in range(len(self.subtitles))]
 
@@ -99,17 +113,21 @@ class Plan:
     @property
     def rendition_names(self) -> list[str]:
         """What ffmpeg's HLS output makes (subtitle renditions are made after it)."""
-        return self.audio_names + [rung.name for rung in self.rungs]
+        return self.audio_names + self.surround_names + [rung.name for rung in self.rungs]
 
 
 def audio_name(position: int) -> str:
     return "audio" if position == 0 else f"audio_{position}"
 
 
+def surround_name(position: int) -> str:
+    return f"{audio_name(position)}_51"
+
+
 def build_argv(plan: Plan, progress: bool = True) -> list[str]:
     """The ffmpeg argv for ``plan`` (``-progress pipe:1`` first when ``progress``)."""
     source = ffmpeg.input(plan.source, **_input_options(plan))
-    streams: list[Any] = [_audio_stream(plan, source, track) for track in plan.info.audio]
+    streams: list[Any] = _audio_streams(plan, source)
     if plan.info.has_video and plan.rungs:
         streams.extend(_video_streams(plan, source))
     output = ffmpeg.output(
@@ -142,6 +160,18 @@ def _input_options(plan: Plan) -> dict[str, Any]:
 
 
 # ----- audio and subtitles -----------------------------------------------------------------
+
+
+def _audio_streams(plan: Plan, source: Any) -> list[Any]:
+    """The stereo output of every track, then the 5.1 output of the multichannel ones
+    (one decode each, ``asplit`` in two)."""
+    stereo = [_audio_stream(plan, source, track) for track in plan.info.audio]
+    surround = []
+    for position, _ in plan.surround:
+        branches = stereo[position].filter_multi_output("asplit", 2)
+        stereo[position], second = branches[0], branches[1]
+        surround.append(second)
+    return stereo + surround
 
 
 def _audio_stream(plan: Plan, source: Any, track: Track) -> Any:
@@ -218,6 +248,16 @@ def _output_options(plan: Plan) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if plan.info.audio:
         options.update({"c:a": "aac", "b:a": f"{AUDIO_KBPS}k", "ar": 48000, "ac": 2})
+    first = len(plan.info.audio)  # the 5.1 outputs follow the stereo ones
+    for offset in range(len(plan.surround)):
+        index = first + offset
+        options.update(
+            {
+                f"c:a:{index}": SURROUND_CODEC,
+                f"b:a:{index}": f"{SURROUND_KBPS}k",
+                f"ac:a:{index}": 6,
+            }
+        )
     if plan.info.has_video and plan.rungs:
         options.update(_encoder_options(plan))
         for index, rung in enumerate(plan.rungs):
@@ -256,6 +296,10 @@ def _hls_options(plan: Plan) -> dict[str, Any]:
     streams: list[str] = []
     group = ",agroup:aud" if plan.rungs and plan.info.has_video else ""
     streams.extend(f"a:{i}{group},name:{name}" for i, name in enumerate(plan.audio_names))
+    first = len(plan.audio_names)
+    streams.extend(
+        f"a:{first + j},agroup:aud51,name:{name}" for j, name in enumerate(plan.surround_names)
+    )
     if plan.info.has_video:
         group = ",agroup:aud" if plan.info.audio else ""
         streams.extend(f"v:{i}{group},name:{rung.name}" for i, rung in enumerate(plan.rungs))

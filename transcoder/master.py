@@ -19,15 +19,16 @@ from pathlib import Path
 
 from nebulacore.hls import MEDIA_PLAYLIST, rendition_playlist
 from transcoder.codecs import avc1_codec, mp4a_codec
-from transcoder.command import AUDIO_KBPS, Plan
+from transcoder.command import AUDIO_KBPS, SURROUND_KBPS, Plan, surround_name
 from transcoder.ladder import Rung
 from transcoder.playlist import read_media_playlist
-from transcoder.tracks import Alternate, audio_alternates
+from transcoder.tracks import Alternate, audio_alternates, surround_alternate
 
 AUDIO_GROUP = "aud"
+SURROUND_GROUP = "aud51"
 SUBTITLES_GROUP = "subs"
 WEBVTT_CODEC = "wvtt"  # recorded in the catalog; never in CODECS (players reject it)
-STEREO = "2"
+SURROUND = "6"
 
 
 @dataclass(frozen=True)
@@ -58,14 +59,24 @@ def measure(rendition_dir: Path) -> tuple[int, int]:
 
 
 def measure_audios(plan: Plan) -> list[Measured]:
-    """Every audio rendition of ``plan`` as produced, with its EXT-X-MEDIA attributes."""
+    """Every audio rendition of ``plan`` as produced (stereo, then 5.1), with its
+    EXT-X-MEDIA attributes."""
+    return [
+        _audio(plan, name, alternate, measure(plan.out_dir / name))
+        for name, alternate in _audio_renditions(plan)
+    ]
+
+
+def _audio_renditions(plan: Plan) -> list[tuple[str, Alternate]]:
     alternates = audio_alternates(plan.info.audio)
-    measured = []
-    for name, alternate in zip(plan.audio_names, alternates, strict=True):
-        peak, average = measure(plan.out_dir / name)
-        codec = mp4a_codec(plan.out_dir / name)
-        measured.append(Measured(name, peak, average, codec, alternate=alternate))
-    return measured
+    made = list(zip(plan.audio_names, alternates, strict=True))
+    made += [(surround_name(i), surround_alternate(alternates[i])) for i, _ in plan.surround]
+    return made
+
+
+def _audio(plan: Plan, name: str, alternate: Alternate, rates: tuple[int, int]) -> Measured:
+    codec = mp4a_codec(plan.out_dir / name)
+    return Measured(name, rates[0], rates[1], codec, alternate=alternate)
 
 
 def measure_video(out_dir: Path, rung: Rung, frame_rate: float) -> Measured:
@@ -88,11 +99,10 @@ def provisional_master(plan: Plan, prefix: str) -> str:
                 rung.name, cap, rung.video_kbps * 1000, codec, rung.width, rung.height, plan.fps
             )
         )
-    bps = AUDIO_KBPS * 1000
-    audios = [
-        Measured(name, bps, bps, mp4a_codec(plan.out_dir / name), alternate=alternate)
-        for name, alternate in zip(plan.audio_names, audio_alternates(plan.info.audio), strict=True)
-    ]
+    audios = []
+    for name, alternate in _audio_renditions(plan):
+        kbps = SURROUND_KBPS if alternate.channels == SURROUND else AUDIO_KBPS
+        audios.append(_audio(plan, name, alternate, (kbps * 1000, kbps * 1000)))
     return master_playlist(videos, audios, prefix)
 
 
@@ -108,25 +118,50 @@ def master_playlist(
     if audios and not videos:
         return "\n".join(lines + _audio_only(audios, prefix)) + "\n"
     subtitles = subtitles or []
-    lines += [_media("AUDIO", AUDIO_GROUP, a, i, prefix) for i, a in enumerate(audios)]
+    stereo, surround = _groups(audios)
+    lines += [_media("AUDIO", AUDIO_GROUP, a, i, prefix) for i, a in enumerate(stereo)]
+    lines += [_media("AUDIO", SURROUND_GROUP, a, i, prefix) for i, a in enumerate(surround)]
     lines += [_media("SUBTITLES", SUBTITLES_GROUP, s, i, prefix) for i, s in enumerate(subtitles)]
     for video in videos:
-        peak = video.peak_bps + _largest(audios, peak=True) + _largest(subtitles, peak=True)
-        average = video.average_bps + _largest(audios, peak=False)
-        average += _largest(subtitles, peak=False)
-        codecs = ",".join([video.codecs, *sorted({a.codecs for a in audios})])
-        attributes = [
-            f"RESOLUTION={video.width}x{video.height}",
-            f'CODECS="{codecs}"',
-            f"FRAME-RATE={video.frame_rate or 0:.3f}",
-        ]
-        if audios:
-            attributes.append(f'AUDIO="{AUDIO_GROUP}"')
-        if subtitles:
-            attributes.append(f'SUBTITLES="{SUBTITLES_GROUP}"')
-        attributes.append("CLOSED-CAPTIONS=NONE")
-        lines += [_stream_inf(peak, average, *attributes), _uri(prefix, video)]
+        for group, members in ((AUDIO_GROUP, stereo), (SURROUND_GROUP, surround)):
+            if members or (group == AUDIO_GROUP and not surround):
+                lines += _variant(video, group, members, subtitles, prefix)
     return "\n".join(lines) + "\n"
+
+
+def _groups(audios: list[Measured]) -> tuple[list[Measured], list[Measured]]:
+    """The stereo group, and the 5.1 group (empty without multichannel tracks): every
+    track in the source's order, its 5.1 rendition where it has one, else its stereo one
+    (each group holds every language, as Apple's authoring spec lays out)."""
+    stereo = [a for a in audios if not _is_surround(a)]
+    by_name = {a.name: a for a in audios if _is_surround(a)}
+    if not by_name:
+        return stereo, []
+    return stereo, [by_name.get(f"{a.name}_51", a) for a in stereo]
+
+
+def _is_surround(audio: Measured) -> bool:
+    return audio.alternate is not None and audio.alternate.channels == SURROUND
+
+
+def _variant(
+    video: Measured, group: str, audios: list[Measured], subtitles: list[Measured], prefix: str
+) -> list[str]:
+    peak = video.peak_bps + _largest(audios, peak=True) + _largest(subtitles, peak=True)
+    average = video.average_bps + _largest(audios, peak=False)
+    average += _largest(subtitles, peak=False)
+    codecs = ",".join([video.codecs, *sorted({a.codecs for a in audios})])
+    attributes = [
+        f"RESOLUTION={video.width}x{video.height}",
+        f'CODECS="{codecs}"',
+        f"FRAME-RATE={video.frame_rate or 0:.3f}",
+    ]
+    if audios:
+        attributes.append(f'AUDIO="{group}"')
+    if subtitles:
+        attributes.append(f'SUBTITLES="{SUBTITLES_GROUP}"')
+    attributes.append("CLOSED-CAPTIONS=NONE")
+    return [_stream_inf(peak, average, *attributes), _uri(prefix, video)]
 
 
 def _audio_only(audios: list[Measured], prefix: str) -> list[str]:
@@ -162,7 +197,7 @@ def _media(
     if alternate.characteristics:
         attributes.append(f'CHARACTERISTICS="{alternate.characteristics}"')
     if kind == "AUDIO":
-        attributes.append(f'CHANNELS="{STEREO}"')
+        attributes.append(f'CHANNELS="{alternate.channels}"')
     if with_uri:
         attributes.append(f'URI="{_uri(prefix, rendition)}"')
     return "#EXT-X-MEDIA:" + ",".join(attributes)

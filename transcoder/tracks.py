@@ -100,6 +100,7 @@ class Alternate:
     autoselect: bool = True
     forced: bool = False
     characteristics: str | None = None
+    channels: str = "2"
 
 
 def bcp47(tag: str | None) -> str:
@@ -144,6 +145,11 @@ def audio_alternates(tracks: list[Track]) -> list[Alternate]:
             )
         )
     return _distinct(made)
+
+
+def surround_alternate(stereo: Alternate) -> Alternate:
+    """The 5.1 rendition of a track: as its stereo one, named "<name> 5.1", 6 channels."""
+    return replace(stereo, name=f"{stereo.name} 5.1", channels="6")
 
 
 def subtitle_alternates(tracks: list[Track]) -> list[Alternate]:

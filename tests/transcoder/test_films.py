@@ -180,16 +180,17 @@ def film_ladder(make_env, tmp_path: Path) -> tuple[Env, str, int, Path]:
 def test_every_audio_track_is_a_rendition_with_its_language(film_ladder) -> None:
     env, asset_id, job_id, ladder = film_ladder
     master = (ladder / "master.m3u8").read_text()
-    audio = media_lines(master, "AUDIO")
+    audio = [a for a in media_lines(master, "AUDIO") if a["GROUP-ID"] == "aud"]
     assert [(a["LANGUAGE"], a["NAME"], a["DEFAULT"], a["AUTOSELECT"]) for a in audio] == [
         ("en", "English", "YES", "YES"),
         ("fr", "Français", "NO", "YES"),
         ("en", "Commentary", "NO", "NO"),
     ]
-    assert {a["CHANNELS"] for a in audio} == {"2"} and {a["GROUP-ID"] for a in audio} == {"aud"}
+    assert {a["CHANNELS"] for a in audio} == {"2"}
     assert "CHARACTERISTICS" not in audio[0] and audio[2]["CHARACTERISTICS"]
-    for inf in stream_infs(master):
-        assert 'AUDIO="aud"' in inf and "CLOSED-CAPTIONS=NONE" in inf
+    infs = stream_infs(master)
+    assert all("CLOSED-CAPTIONS=NONE" in inf for inf in infs)
+    assert sum('AUDIO="aud"' in inf for inf in infs) == 2  # one per rung
     video_uri = f"v{job_id}/240p/index.m3u8"
     title = read_media_playlist(ladder / video_uri).duration
     tones = []
@@ -216,6 +217,27 @@ def test_every_audio_track_is_a_rendition_with_its_language(film_ladder) -> None
     # The font attachment is not carried, and says so.
     assert [(d["kind"], d["index"]) for d in not_carried] == [("attachment", 6)]
     assert "attachments" in not_carried[0]["reason"]
+
+
+def test_a_multichannel_track_also_makes_a_surround_group(film_ladder) -> None:
+    """The French AC-3 5.1 track: an AC-3 5.1 rendition in a second group that holds
+    every language (the stereo ones where a track has no 5.1), and variants for it."""
+    _, _, job_id, ladder = film_ladder
+    master = (ladder / "master.m3u8").read_text()
+    group = [a for a in media_lines(master, "AUDIO") if a["GROUP-ID"] == "aud51"]
+    assert [(a["NAME"], a["CHANNELS"], a["DEFAULT"], a["URI"]) for a in group] == [
+        ("English", "2", "YES", f"v{job_id}/audio/index.m3u8"),
+        ("Français 5.1", "6", "NO", f"v{job_id}/audio_1_51/index.m3u8"),
+        ("Commentary", "2", "NO", f"v{job_id}/audio_2/index.m3u8"),
+    ]
+    surround_variants = [inf for inf in stream_infs(master) if 'AUDIO="aud51"' in inf]
+    assert len(surround_variants) == 2
+    assert all('CODECS="avc1.' in inf and ",ac-3,mp4a.40.2" in inf for inf in surround_variants)
+    playlist = ladder / group[1]["URI"]
+    decodes(playlist)
+    stream = ffprobe(playlist, "-show_streams")["streams"][0]
+    assert (stream["codec_name"], stream["channels"]) == ("ac3", 6)
+    assert tone_of(playlist, TONES) == FRENCH_HZ
 
 
 def test_text_subtitles_are_webvtt_renditions_on_the_video_timeline(film_ladder) -> None:
@@ -247,8 +269,9 @@ def test_text_subtitles_are_webvtt_renditions_on_the_video_timeline(film_ladder)
     assert all("Across the boundary" in text for text in texts[:2])
 
 
-def test_mov_text_becomes_an_sdh_rendition(make_env, tmp_path: Path) -> None:
-    env: Env = make_env(ladder="144:150")
+@pytest.mark.parametrize("segment_type", ["fmp4", "ts"])
+def test_mov_text_becomes_an_sdh_rendition(make_env, tmp_path: Path, segment_type: str) -> None:
+    env: Env = make_env(ladder="144:150", hls_segment_type=segment_type)
     asset_id, job_id = env.upload(make_mov_text(tmp_path))
     assert run_job(env.settings, env.catalog, job_id) == "done"
     ladder = env.download_ladder(asset_id, tmp_path / "hls")

@@ -22,6 +22,7 @@ from transcoder.tracks import (
     audio_alternates,
     bcp47,
     subtitle_alternates,
+    surround_alternate,
 )
 
 
@@ -222,9 +223,15 @@ def test_one_ffmpeg_makes_every_audio_rendition_and_extracts_subtitles() -> None
     argv = build_argv(film_plan())
     graph = value_after(argv, "-filter_complex")
     assert "[0:1]apad=whole_dur=10.000" in graph and "[0:2]apad=whole_dur=10.000" in graph
+    # The French 5.1 track also makes an AC-3 5.1 rendition (second group) from one decode.
     assert value_after(argv, "-var_stream_map") == (
-        "a:0,agroup:aud,name:audio a:1,agroup:aud,name:audio_1 v:0,agroup:aud,name:360p"
+        "a:0,agroup:aud,name:audio a:1,agroup:aud,name:audio_1 "
+        "a:2,agroup:aud51,name:audio_1_51 v:0,agroup:aud,name:360p"
     )
+    assert "[0:2]apad=whole_dur=10.000[s1];[s1]asplit=2" in graph
+    assert (value_after(argv, "-c:a"), value_after(argv, "-ac")) == ("aac", "2")
+    assert (value_after(argv, "-c:a:2"), value_after(argv, "-ac:a:2")) == ("ac3", "6")
+    assert argv.index("-ac") < argv.index("-ac:a:2")  # the last matching option wins
     assert argv.count("-i") == 1  # the source is read once
     tail = argv[argv.index("/w/out/%v/index.m3u8") + 1 :]
     assert tail == [
@@ -256,3 +263,24 @@ def test_webvtt_cues_and_segments() -> None:
         "00:00:03.500 --> 00:00:04.500\nAcross\n\n"
     )
     assert "Across" not in segment_text([Cue(3.5, 4.0, "", "Across")], 4.0, 8.0, 0)
+
+
+def test_master_surround_group_holds_every_language() -> None:
+    video = Measured("720p", 3_000_000, 2_800_000, "avc1.64001f", 1280, 720, 25.0)
+    english, french = audio_alternates([Track(1, language="eng"), Track(2, language="fre")])
+    audios = [
+        Measured("audio", 130_000, 128_000, "mp4a.40.2", alternate=english),
+        Measured("audio_1", 130_000, 128_000, "mp4a.40.2", alternate=french),
+        Measured("audio_1_51", 390_000, 384_000, "ac-3", alternate=surround_alternate(french)),
+    ]
+    lines = master_playlist([video], audios, "v2").splitlines()
+    assert [line for line in lines if 'GROUP-ID="aud51"' in line] == [
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud51",LANGUAGE="en",NAME="English",DEFAULT=YES,'
+        'AUTOSELECT=YES,CHANNELS="2",URI="v2/audio/index.m3u8"',
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud51",LANGUAGE="fr",NAME="Français 5.1",'
+        'DEFAULT=NO,AUTOSELECT=YES,CHANNELS="6",URI="v2/audio_1_51/index.m3u8"',
+    ]
+    variants = [line for line in lines if line.startswith("#EXT-X-STREAM-INF")]
+    assert len(variants) == 2 and 'AUDIO="aud"' in variants[0]
+    assert variants[1].startswith("#EXT-X-STREAM-INF:BANDWIDTH=3390000,AVERAGE-BANDWIDTH=3184000")
+    assert 'CODECS="avc1.64001f,ac-3,mp4a.40.2"' in variants[1] and 'AUDIO="aud51"' in variants[1]
