@@ -19,9 +19,11 @@ that bypasses the origin sees what a viewer sees)::
     <asset_id>/v<job_id>/<rendition>/seg_<nnnnn>.m4s media segments (``.ts`` with TS)
     <asset_id>/v<job_id>/sprite.jpg             thumbnail sprite (a grid of small frames)
 
-``<rendition>`` is ``<short side>p`` for video (``1080p``, ``718p``, ...) and ``audio``
-for the AAC rendition (an ``EXT-X-MEDIA`` group the video variants reference, or the only
-variant of an audio-only source). Segments, init segments and the sprite under
+``<rendition>`` is ``<short side>p`` for video (``1080p``, ``718p``, ...), ``audio``,
+``audio_1``, ... for the AAC renditions of the source's audio tracks (an ``EXT-X-MEDIA``
+group the video variants reference, or the variant of an audio-only source),
+``audio_1_51``, ... for the AC-3 5.1 renditions of its multichannel tracks, and
+``subs_0``, ``subs_1``, ... for its text subtitle tracks (``seg_<nnnnn>.vtt`` segments). Segments, init segments and the sprite under
 ``v<job_id>/`` never change once written (a new transcode gets a new version prefix), so
 they may be cached forever (:data:`IMMUTABLE`); a media playlist only grows until it
 ends, so while it grows it is cached for a second (:data:`LIVE_CACHE`). ``master.m3u8``,

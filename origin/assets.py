@@ -44,6 +44,8 @@ class AssetView:
     job_status: str | None
     progress: float | None  # 0..100 of the latest transcode job
     renditions: list[RenditionView] = field(default_factory=list)
+    # What of the source the ladder does not carry, and why (the transcoder's probe).
+    not_carried: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -97,6 +99,7 @@ def _view(asset: Asset) -> AssetView:
         renditions=[
             RenditionView(r.name, r.width, r.height, r.bandwidth) for r in asset.renditions
         ],
+        not_carried=list((asset.probe or {}).get("not_carried", [])),
     )
 
 

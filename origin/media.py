@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from aiohttp import hdrs, web
 
-from nebulacore.hls import PLAYLIST_TYPE
+from nebulacore.hls import PLAYLIST_TYPE, THUMBNAILS
 from origin import content
 from origin.backend import Missing, ObjectInfo
 from origin.errors import CatalogDown
@@ -61,9 +61,10 @@ async def _text(
     text = await origin.read_text(key)
     body, info = text.body, text.info
     headers = kind.growing_headers if text.growing else kind.headers
-    if query is not None:
+    playlist = content.content_type(key) == PLAYLIST_TYPE
+    # Playlists and the thumbnails track hold URIs to sign; a subtitle segment holds text.
+    if query is not None and (playlist or key.endswith(f"/{THUMBNAILS}")):
         decoded = body.decode("utf-8", errors="replace")
-        playlist = content.content_type(key) == PLAYLIST_TYPE
         signed = sign_playlist(decoded, query) if playlist else sign_vtt(decoded, query)
         body = signed.encode()
         info = ObjectInfo(len(body), info.last_modified, body_etag(body), info.dated)

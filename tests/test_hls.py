@@ -67,7 +67,7 @@ def test_names_and_prefixes() -> None:
 def test_master_uris_are_rendition_playlists_of_the_version() -> None:
     video = Measured("360p", 500_000, 400_000, "avc1.64001e", 640, 360, 30.0)
     audio = Measured("audio", 130_000, 128_000, "mp4a.40.2")
-    text = master_playlist([video], audio, hls.version_name(9))
+    text = master_playlist([video], [audio], hls.version_name(9))
     assert hls.rendition_playlist("v9", "360p") in text.splitlines()
     assert f'URI="{hls.rendition_playlist("v9", "audio")}"' in text
 

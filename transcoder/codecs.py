@@ -21,8 +21,10 @@ PROBE_AUDIO = [
     "-select_streams",
     "a:0",
     "-show_entries",
-    "stream=profile",
+    "stream=codec_name,profile",
 ]
+# RFC 6381 / ETSI TS 102 366 sample entry names of the Dolby codecs in fMP4.
+DOLBY_CODECS = {"ac3": "ac-3", "eac3": "ec-3"}
 
 
 def avc1_from_bytes(data: bytes) -> str | None:
@@ -56,7 +58,8 @@ def avc1_codec(rendition_dir: Path) -> str:
 
 
 def mp4a_codec(rendition_dir: Path) -> str:
-    """``mp4a.40.<object type>`` from ffprobe's AAC profile of the rendition's first segment."""
+    """``mp4a.40.<object type>`` from ffprobe's AAC profile of the rendition's first segment
+    (``ac-3`` / ``ec-3`` for a Dolby rendition)."""
     playlist = rendition_dir / MEDIA_PLAYLIST
     result = subprocess.run(
         [*PROBE_AUDIO, "-of", "json", str(playlist)],
@@ -66,5 +69,8 @@ def mp4a_codec(rendition_dir: Path) -> str:
         check=False,
     )
     streams = json.loads(result.stdout or "{}").get("streams", [])
+    codec = streams[0].get("codec_name") if streams else None
+    if codec in DOLBY_CODECS:
+        return DOLBY_CODECS[codec]
     profile = streams[0].get("profile", "LC") if streams else "LC"
     return f"mp4a.40.{AAC_OBJECT_TYPES.get(profile, 2)}"

@@ -23,10 +23,12 @@ import ffmpeg
 
 from nebulacore.hls import MEDIA_PLAYLIST
 from transcoder.ladder import Rung
-from transcoder.probe import SourceInfo
+from transcoder.probe import SourceInfo, Track
 
 X264_PRESET = "veryfast"  # the speed/size balance a NUC sustains for 1080p in real time
 AUDIO_KBPS = 128
+SURROUND_KBPS = 384  # AC-3 5.1 (Apple's authoring spec: 384 kbit/s for 5.1)
+SURROUND_CODEC = "ac3"
 MAX_FPS = 60.0
 QSV_DECODERS = {
     "h264": "h264_qsv",
@@ -77,22 +79,62 @@ class Plan:
         return "m4s" if self.segment_type == "fmp4" else "ts"
 
     @property
+    def audio_names(self) -> list[str]:
+        """``audio`` for the first audio track (the name a one-track source always had),
+        ``audio_1``, ``audio_2``, ... for the others, in the source's order."""
+        return [audio_name(i) for i in range(len(self.info.audio))]
+
+    @property
+    def surround(self) -> list[tuple[int, Track]]:
+        """(position, track) of every multichannel audio track: each also gets a 5.1 AC-3
+        rendition, in a second audio group (a film with stereo tracks only gets none)."""
+        if not (self.info.has_video and self.rungs):
+            return []
+        return [(i, t) for i, t in enumerate(self.info.audio) if t.channels > 2]
+
+    @property
+    def surround_names(self) -> list[str]:
+        return [surround_name(position) for position, _ in self.surround]
+
+    @property
+    def subtitle_names(self) -> list[str]:
+        return [f"subs_{i}" for i in range(len(self.subtitles))]
+
+    @property
+    def subtitles(self) -> list[Track]:
+        """Text subtitle tracks, extracted whole by the same ffmpeg (beside the ladder)."""
+        return list(self.info.subtitle_tracks) if self.info.has_video and self.rungs else []
+
+    def cues_file(self, subtitle_name: str) -> Path:
+        """Where ffmpeg writes a subtitle track as one WebVTT file (not published: the
+        segmented rendition is, :mod:`transcoder.subtitles`)."""
+        return self.out_dir / f"{subtitle_name}.webvtt"
+
+    @property
     def rendition_names(self) -> list[str]:
-        names = ["audio"] if self.info.has_audio else []
-        return names + [rung.name for rung in self.rungs]
+        """What ffmpeg's HLS output makes (subtitle renditions are made after it)."""
+        return self.audio_names + self.surround_names + [rung.name for rung in self.rungs]
+
+
+def audio_name(position: int) -> str:
+    return "audio" if position == 0 else f"audio_{position}"
+
+
+def surround_name(position: int) -> str:
+    return f"{audio_name(position)}_51"
 
 
 def build_argv(plan: Plan, progress: bool = True) -> list[str]:
     """The ffmpeg argv for ``plan`` (``-progress pipe:1`` first when ``progress``)."""
     source = ffmpeg.input(plan.source, **_input_options(plan))
-    streams: list[Any] = []
-    if plan.info.has_audio:
-        streams.append(source["a:0"])
+    streams: list[Any] = _audio_streams(plan, source)
     if plan.info.has_video and plan.rungs:
         streams.extend(_video_streams(plan, source))
     output = ffmpeg.output(
         *streams, str(plan.out_dir / "%v" / MEDIA_PLAYLIST), **_output_options(plan)
     )
+    if plan.subtitles:
+        output = ffmpeg.merge_outputs(output, *_subtitle_outputs(plan, source))
     argv = list(output.compile(cmd="ffmpeg"))
     extra = ["-progress", "pipe:1"] if progress else []
     return [argv[0], *GLOBAL_ARGS, *extra, *argv[1:]]
@@ -115,6 +157,46 @@ def _input_options(plan: Plan) -> dict[str, Any]:
     elif plan.hwaccel == "vaapi":
         options.update(hwaccel="vaapi", hwaccel_output_format="vaapi", hwaccel_device=plan.device)
     return options
+
+
+# ----- audio and subtitles -----------------------------------------------------------------
+
+
+def _audio_streams(plan: Plan, source: Any) -> list[Any]:
+    """The stereo output of every track, then the 5.1 output of the multichannel ones
+    (one decode each, ``asplit`` in two)."""
+    stereo = [_audio_stream(plan, source, track) for track in plan.info.audio]
+    surround = []
+    for position, _ in plan.surround:
+        branches = stereo[position].filter_multi_output("asplit", 2)
+        stereo[position], second = branches[0], branches[1]
+        surround.append(second)
+    return stereo + surround
+
+
+def _audio_stream(plan: Plan, source: Any, track: Track) -> Any:
+    """Every audio track padded with silence to the title's length, so a shorter track
+    (a commentary) still spans the whole title, as the video does."""
+    stream = source["a:0"] if track.index < 0 else source[str(track.index)]
+    if track.index < 0:
+        return stream  # a plan built without track details (tests): the first track as is
+    remaining = max(plan.info.duration - plan.start_seconds, 0.0)
+    return stream.filter("apad", whole_dur=f"{remaining:.3f}")
+
+
+def _subtitle_outputs(plan: Plan, source: Any) -> list[Any]:
+    """One WebVTT file per text subtitle track, from the same ffmpeg (the source is read
+    once). A resumed encode seeks its input, so it reads the subtitles from a second,
+    unseeked input: the segmented rendition is made whole at the end."""
+    if plan.start_segment:
+        whole = {k: v for k, v in _input_options(plan).items() if k in HTTP_INPUT}
+        source = ffmpeg.input(plan.source, **whole)
+    return [
+        ffmpeg.output(
+            source[str(track.index)], str(plan.cues_file(name)), **{"c:s": "webvtt", "f": "webvtt"}
+        )
+        for name, track in zip(plan.subtitle_names, plan.subtitles, strict=True)
+    ]
 
 
 # ----- video graph ------------------------------------------------------------------------
@@ -164,8 +246,18 @@ def _scale(plan: Plan, branch: Any, rung: Rung) -> Any:
 
 def _output_options(plan: Plan) -> dict[str, Any]:
     options: dict[str, Any] = {}
-    if plan.info.has_audio:
+    if plan.info.audio:
         options.update({"c:a": "aac", "b:a": f"{AUDIO_KBPS}k", "ar": 48000, "ac": 2})
+    first = len(plan.info.audio)  # the 5.1 outputs follow the stereo ones
+    for offset in range(len(plan.surround)):
+        index = first + offset
+        options.update(
+            {
+                f"c:a:{index}": SURROUND_CODEC,
+                f"b:a:{index}": f"{SURROUND_KBPS}k",
+                f"ac:a:{index}": 6,
+            }
+        )
     if plan.info.has_video and plan.rungs:
         options.update(_encoder_options(plan))
         for index, rung in enumerate(plan.rungs):
@@ -201,12 +293,15 @@ def _rate_options(index: int, rung: Rung) -> dict[str, Any]:
 
 
 def _hls_options(plan: Plan) -> dict[str, Any]:
-    streams = []
-    if plan.info.has_audio:
-        group = ",agroup:aud" if plan.rungs and plan.info.has_video else ""
-        streams.append(f"a:0{group},name:audio")
+    streams: list[str] = []
+    group = ",agroup:aud" if plan.rungs and plan.info.has_video else ""
+    streams.extend(f"a:{i}{group},name:{name}" for i, name in enumerate(plan.audio_names))
+    first = len(plan.audio_names)
+    streams.extend(
+        f"a:{first + j},agroup:aud51,name:{name}" for j, name in enumerate(plan.surround_names)
+    )
     if plan.info.has_video:
-        group = ",agroup:aud" if plan.info.has_audio else ""
+        group = ",agroup:aud" if plan.info.audio else ""
         streams.extend(f"v:{i}{group},name:{rung.name}" for i, rung in enumerate(plan.rungs))
     options: dict[str, Any] = {
         "f": "hls",

@@ -2,8 +2,14 @@
 
 ffmpeg 5.1's own master lacks AVERAGE-BANDWIDTH and FRAME-RATE and guesses BANDWIDTH from
 the nominal rate; ours measures every segment: BANDWIDTH is the peak segment bitrate of
-the variant plus that of its audio rendition, AVERAGE-BANDWIDTH the mean, and CODECS are
-the exact avc1/mp4a strings read from the output.
+the variant plus that of its largest audio (and subtitles) rendition, AVERAGE-BANDWIDTH
+the same with means (RFC 8216 4.3.4.2: the largest sum of any playable combination), and
+CODECS are the exact avc1/mp4a strings read from the output.
+
+Every audio track is one ``EXT-X-MEDIA:TYPE=AUDIO`` rendition of the group ``aud`` and
+every text subtitle track one ``TYPE=SUBTITLES`` rendition of ``subs``, with the
+attributes of :mod:`transcoder.tracks`; every variant names both groups and says
+``CLOSED-CAPTIONS=NONE`` (the ladder carries no CEA-608/708 captions).
 """
 
 from __future__ import annotations
@@ -13,10 +19,16 @@ from pathlib import Path
 
 from nebulacore.hls import MEDIA_PLAYLIST, rendition_playlist
 from transcoder.codecs import avc1_codec, mp4a_codec
+from transcoder.command import AUDIO_KBPS, SURROUND_KBPS, Plan, surround_name
 from transcoder.ladder import Rung
 from transcoder.playlist import read_media_playlist
+from transcoder.tracks import Alternate, audio_alternates, surround_alternate
 
 AUDIO_GROUP = "aud"
+SURROUND_GROUP = "aud51"
+SUBTITLES_GROUP = "subs"
+WEBVTT_CODEC = "wvtt"  # recorded in the catalog; never in CODECS (players reject it)
+SURROUND = "6"
 
 
 @dataclass(frozen=True)
@@ -30,6 +42,7 @@ class Measured:
     width: int | None = None
     height: int | None = None
     frame_rate: float | None = None
+    alternate: Alternate | None = None  # EXT-X-MEDIA attributes of an audio/subtitles one
 
 
 def measure(rendition_dir: Path) -> tuple[int, int]:
@@ -45,9 +58,25 @@ def measure(rendition_dir: Path) -> tuple[int, int]:
     return peak, average
 
 
-def measure_audio(out_dir: Path) -> Measured:
-    peak, average = measure(out_dir / "audio")
-    return Measured("audio", peak, average, mp4a_codec(out_dir / "audio"))
+def measure_audios(plan: Plan) -> list[Measured]:
+    """Every audio rendition of ``plan`` as produced (stereo, then 5.1), with its
+    EXT-X-MEDIA attributes."""
+    return [
+        _audio(plan, name, alternate, measure(plan.out_dir / name))
+        for name, alternate in _audio_renditions(plan)
+    ]
+
+
+def _audio_renditions(plan: Plan) -> list[tuple[str, Alternate]]:
+    alternates = audio_alternates(plan.info.audio)
+    made = list(zip(plan.audio_names, alternates, strict=True))
+    made += [(surround_name(i), surround_alternate(alternates[i])) for i, _ in plan.surround]
+    return made
+
+
+def _audio(plan: Plan, name: str, alternate: Alternate, rates: tuple[int, int]) -> Measured:
+    codec = mp4a_codec(plan.out_dir / name)
+    return Measured(name, rates[0], rates[1], codec, alternate=alternate)
 
 
 def measure_video(out_dir: Path, rung: Rung, frame_rate: float) -> Measured:
@@ -56,57 +85,135 @@ def measure_video(out_dir: Path, rung: Rung, frame_rate: float) -> Measured:
     return Measured(rung.name, peak, average, codec, rung.width, rung.height, frame_rate)
 
 
-def provisional_master(
-    out_dir: Path, rungs: list[Rung], audio_kbps: int | None, frame_rate: float, prefix: str
-) -> str:
+def provisional_master(plan: Plan, prefix: str) -> str:
     """The master while the ladder is being made: BANDWIDTH is each rung's cap (its target
     plus the encoder's 10 % headroom, ``maxrate``), CODECS read from the first segments'
-    init; :func:`master_playlist` replaces it with measured figures at the end."""
+    init; :func:`master_playlist` replaces it with measured figures at the end (and adds
+    the subtitle renditions, which are made once ffmpeg is done)."""
     videos = []
-    for rung in rungs:
+    for rung in plan.rungs:
         cap = int(rung.video_kbps * 1100)
-        codec = avc1_codec(out_dir / rung.name)
+        codec = avc1_codec(plan.out_dir / rung.name)
         videos.append(
             Measured(
-                rung.name, cap, rung.video_kbps * 1000, codec, rung.width, rung.height, frame_rate
+                rung.name, cap, rung.video_kbps * 1000, codec, rung.width, rung.height, plan.fps
             )
         )
-    audio = None
-    if audio_kbps is not None:
-        bps = audio_kbps * 1000
-        audio = Measured("audio", bps, bps, mp4a_codec(out_dir / "audio"))
-    return master_playlist(videos, audio, prefix)
+    audios = []
+    for name, alternate in _audio_renditions(plan):
+        kbps = SURROUND_KBPS if alternate.channels == SURROUND else AUDIO_KBPS
+        audios.append(_audio(plan, name, alternate, (kbps * 1000, kbps * 1000)))
+    return master_playlist(videos, audios, prefix)
 
 
-def master_playlist(videos: list[Measured], audio: Measured | None, prefix: str) -> str:
+def master_playlist(
+    videos: list[Measured],
+    audios: list[Measured],
+    prefix: str,
+    subtitles: list[Measured] | None = None,
+) -> str:
     """The master text; URIs are ``<prefix>/<rendition>/index.m3u8`` (relative,
     :func:`nebulacore.hls.rendition_playlist`)."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
-    if audio is not None and not videos:
-        lines += [
-            _stream_inf(audio.peak_bps, audio.average_bps, f'CODECS="{audio.codecs}"'),
-            _uri(prefix, audio),
-        ]
-        return "\n".join(lines) + "\n"
-    if audio is not None:
-        lines.append(
-            f'#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="{AUDIO_GROUP}",NAME="audio",DEFAULT=YES,'
-            f'AUTOSELECT=YES,CHANNELS="2",URI="{_uri(prefix, audio)}"'
-        )
+    if audios and not videos:
+        return "\n".join(lines + _audio_only(audios, prefix)) + "\n"
+    subtitles = subtitles or []
+    stereo, surround = _groups(audios)
+    lines += [_media("AUDIO", AUDIO_GROUP, a, i, prefix) for i, a in enumerate(stereo)]
+    lines += [_media("AUDIO", SURROUND_GROUP, a, i, prefix) for i, a in enumerate(surround)]
+    lines += [_media("SUBTITLES", SUBTITLES_GROUP, s, i, prefix) for i, s in enumerate(subtitles)]
     for video in videos:
-        peak, average, codecs = video.peak_bps, video.average_bps, video.codecs
-        if audio is not None:
-            peak, average = peak + audio.peak_bps, average + audio.average_bps
-            codecs = f"{codecs},{audio.codecs}"
-        attributes = [
-            f"RESOLUTION={video.width}x{video.height}",
-            f'CODECS="{codecs}"',
-            f"FRAME-RATE={video.frame_rate or 0:.3f}",
-        ]
-        if audio is not None:
-            attributes.append(f'AUDIO="{AUDIO_GROUP}"')
-        lines += [_stream_inf(peak, average, *attributes), _uri(prefix, video)]
+        for group, members in ((AUDIO_GROUP, stereo), (SURROUND_GROUP, surround)):
+            if members or (group == AUDIO_GROUP and not surround):
+                lines += _variant(video, group, members, subtitles, prefix)
     return "\n".join(lines) + "\n"
+
+
+def _groups(audios: list[Measured]) -> tuple[list[Measured], list[Measured]]:
+    """The stereo group, and the 5.1 group (empty without multichannel tracks): every
+    track in the source's order, its 5.1 rendition where it has one, else its stereo one
+    (each group holds every language, as Apple's authoring spec lays out)."""
+    stereo = [a for a in audios if not _is_surround(a)]
+    by_name = {a.name: a for a in audios if _is_surround(a)}
+    if not by_name:
+        return stereo, []
+    return stereo, [by_name.get(f"{a.name}_51", a) for a in stereo]
+
+
+def _is_surround(audio: Measured) -> bool:
+    return audio.alternate is not None and audio.alternate.channels == SURROUND
+
+
+def _variant(
+    video: Measured, group: str, audios: list[Measured], subtitles: list[Measured], prefix: str
+) -> list[str]:
+    peak = video.peak_bps + _largest(audios, peak=True) + _largest(subtitles, peak=True)
+    average = video.average_bps + _largest(audios, peak=False)
+    average += _largest(subtitles, peak=False)
+    codecs = ",".join([video.codecs, *sorted({a.codecs for a in audios})])
+    attributes = [
+        f"RESOLUTION={video.width}x{video.height}",
+        f'CODECS="{codecs}"',
+        f"FRAME-RATE={video.frame_rate or 0:.3f}",
+    ]
+    if audios:
+        attributes.append(f'AUDIO="{group}"')
+    if subtitles:
+        attributes.append(f'SUBTITLES="{SUBTITLES_GROUP}"')
+    attributes.append("CLOSED-CAPTIONS=NONE")
+    return [_stream_inf(peak, average, *attributes), _uri(prefix, video)]
+
+
+def _audio_only(audios: list[Measured], prefix: str) -> list[str]:
+    """The default audio rendition is the variant; with more tracks, the others are its
+    alternates (the default one listed without URI: it is the variant's own)."""
+    main = next((a for a in audios if a.alternate and a.alternate.default), audios[0])
+    peak, average = _largest(audios, peak=True), _largest(audios, peak=False)
+    codecs = f'CODECS="{main.codecs}"'
+    if len(audios) == 1:
+        return [_stream_inf(peak, average, codecs), _uri(prefix, main)]
+    media = [
+        _media("AUDIO", AUDIO_GROUP, audio, position, prefix, with_uri=audio is not main)
+        for position, audio in enumerate(audios)
+    ]
+    group = f'AUDIO="{AUDIO_GROUP}"'
+    return [*media, _stream_inf(peak, average, codecs, group), _uri(prefix, main)]
+
+
+def _media(
+    kind: str, group: str, rendition: Measured, position: int, prefix: str, with_uri: bool = True
+) -> str:
+    alternate = rendition.alternate or Alternate("und", rendition.name, default=position == 0)
+    attributes = [
+        f"TYPE={kind}",
+        f'GROUP-ID="{group}"',
+        f'LANGUAGE="{alternate.language}"',
+        f'NAME="{_quoted(alternate.name)}"',
+        f"DEFAULT={_yes(alternate.default)}",
+        f"AUTOSELECT={_yes(alternate.autoselect or alternate.default)}",
+    ]
+    if kind == "SUBTITLES" and alternate.forced:
+        attributes.append("FORCED=YES")
+    if alternate.characteristics:
+        attributes.append(f'CHARACTERISTICS="{alternate.characteristics}"')
+    if kind == "AUDIO":
+        attributes.append(f'CHANNELS="{alternate.channels}"')
+    if with_uri:
+        attributes.append(f'URI="{_uri(prefix, rendition)}"')
+    return "#EXT-X-MEDIA:" + ",".join(attributes)
+
+
+def _largest(renditions: list[Measured], peak: bool) -> int:
+    return max((r.peak_bps if peak else r.average_bps for r in renditions), default=0)
+
+
+def _yes(flag: bool) -> str:
+    return "YES" if flag else "NO"
+
+
+def _quoted(text: str) -> str:
+    # A quoted-string holds no double quote, CR or LF (RFC 8216 4.2).
+    return " ".join(text.replace('"', "'").split())
 
 
 def _stream_inf(peak: int, average: int, *attributes: str) -> str:

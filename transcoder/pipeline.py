@@ -22,14 +22,14 @@ from nebulacore import hls
 from nebulacore.config import Settings
 from nebulacore.s3 import S3Client, backend_client
 from transcoder import hwaccel
-from transcoder.command import AUDIO_KBPS, Plan, build_argv
+from transcoder.command import Plan, build_argv
 from transcoder.errors import MediaError
 from transcoder.ladder import Rung, choose_ladder
 from transcoder.live import LivePublisher, resume_step
 from transcoder.master import (
     Measured,
     master_playlist,
-    measure_audio,
+    measure_audios,
     measure_video,
     provisional_master,
 )
@@ -37,6 +37,7 @@ from transcoder.playlist import segment_count
 from transcoder.probe import SourceInfo, presigned_url, probe
 from transcoder.publish import REVALIDATE, Ladder, abandon, publish
 from transcoder.runner import Guard, NoGuard, run_ffmpeg
+from transcoder.subtitles import make_subtitles
 from transcoder.thumbnails import make_poster, make_sprite, sprite_layout, webvtt
 from transcoder.verify import verify_durations
 
@@ -46,7 +47,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Built:
     ladder: Ladder
-    renditions: list[Measured]  # video rungs tallest first, then audio (if any)
+    renditions: list[Measured]  # video rungs tallest first, then audio, then subtitles
     info: SourceInfo
     hwaccel: str
     published: frozenset[str] = frozenset()  # keys put while transcoding
@@ -115,14 +116,15 @@ def build_ladder(
         if publisher is not None:
             publisher.close()
     verify_durations(out_dir, plan.rendition_names, info.duration)
+    subtitles = make_subtitles(plan)
     videos = [measure_video(out_dir, rung, plan.fps) for rung in rungs]
-    audio = measure_audio(out_dir) if info.has_audio else None
-    master = master_playlist(videos, audio, version)
+    audios = measure_audios(plan)
+    master = master_playlist(videos, audios, version, subtitles)
     poster, vtt = None, None
     if rungs:
         poster, vtt = _thumbnails(out_dir, work, rungs, info, version, settings.segment_seconds)
     ladder = Ladder(asset_id, version, out_dir, master, poster, vtt)
-    renditions = [*videos, *([audio] if audio else [])]
+    renditions = [*videos, *audios, *subtitles]
     published = frozenset(publisher.published_keys()) if publisher else frozenset()
     return Built(ladder, renditions, info, hw, published, plan.start_segment)
 
@@ -132,9 +134,8 @@ def _publisher(
 ) -> LivePublisher:
     def first_segments() -> bool:
         if live.provisional_master:
-            audio = AUDIO_KBPS if plan.info.has_audio else None
             try:
-                text = provisional_master(plan.out_dir, plan.rungs, audio, plan.fps, version)
+                text = provisional_master(plan, version)
             except ValueError:  # a resumed ffmpeg is rewriting the init segment: next poll
                 return False
             live.client.put_object(
@@ -216,6 +217,15 @@ def probe_asset(catalog: Catalog, client: S3Client, asset_id: str) -> tuple[str,
     check_source(client, bucket, key)
     url = presigned_url(client, bucket, key)
     info = probe(url)
+    for item in info.not_carried:  # also in the asset's probe (``not_carried``)
+        log.warning(
+            "%s: %s stream %s (%s) not carried: %s",
+            asset_id,
+            item.kind,
+            item.index,
+            item.codec,
+            item.reason,
+        )
     with catalog.session() as session:
         row = session.get(Asset, asset_id)
         if row is not None:

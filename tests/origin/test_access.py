@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from origin.signing import PlaybackSigner
-from tests.origin.conftest import SIGNING_KEY, Published, add_transcoding_asset
+from tests.origin.conftest import SIGNING_KEY, Published, add_transcoding_asset, put_ladder_files
 from tests.origin.http import request
 from tests.services import metric_sample
 from tests.stacks import OriginUnderTest
@@ -114,6 +114,19 @@ def test_signed_master_is_accepted_and_tokens_cover_every_uri(
     assert segment.body == (published.files / "v1/360p/seg_00000.m4s").read_bytes()
     vtt = request(signed_origin.url, f"/hls/{published.asset_id}/thumbnails.vtt?{query}")
     assert f"v1/sprite.jpg?{query}#xywh=0,0,160,90" in vtt.body.decode()
+
+
+def test_signed_subtitle_segments_keep_their_cue_text(
+    signed_origin: OriginUnderTest, published: Published
+) -> None:
+    """Only the thumbnails track's cue payloads are URIs; a subtitle cue is what is said."""
+    asset = "subtitled1234"
+    cues = "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:900,LOCAL:00:00:00.000\n\n"
+    cues += "00:00:01.500 --> 00:00:02.500\nHello there\n"
+    put_ladder_files(published, asset, {"v1/subs_0/seg_00000.vtt": cues})
+    query = PlaybackSigner(SIGNING_KEY).query(asset, int(time.time()) + 600)
+    reply = request(signed_origin.url, f"/hls/{asset}/v1/subs_0/seg_00000.vtt?{query}")
+    assert reply.status == 200 and reply.body.decode() == cues
 
 
 def test_unsigned_wrong_and_expired_tokens_are_refused(

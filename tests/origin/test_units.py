@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from catalog.models import Asset, AssetStatus
 from nebula.cli.playback import parse_duration
+from origin.assets import _view
 from origin.backend import Missing, ObjectInfo
 from origin.cache import HotObject, MemoryTier, SegmentCache, SizedLru
 from origin.ids import BadName, check_asset_id, check_ladder_path
@@ -278,3 +281,18 @@ def test_the_front_takes_only_what_the_hls_route_would_match_alike(
     from origin.front import ladder_parts
 
     assert ladder_parts(make_mocked_request(method, path, headers=headers)) == parts
+
+
+def test_the_api_lists_what_the_ladder_does_not_carry() -> None:
+    dropped = {"kind": "subtitle", "index": 4, "codec": "hdmv_pgs_subtitle", "reason": "PGS"}
+    asset = Asset(
+        id="abcd2345efgh",
+        bucket="media",
+        key="film.mkv",
+        status=AssetStatus.READY,
+        created_at=datetime.now(UTC),
+        probe={"duration": 9.0, "not_carried": [dropped]},
+    )
+    assert _view(asset).as_json()["not_carried"] == [dropped]
+    asset.probe = None  # not probed yet
+    assert _view(asset).as_json()["not_carried"] == []

@@ -109,20 +109,21 @@ def test_one_line_keeps_the_reason_before_a_generic_closing_line() -> None:
 def test_master_playlist_attributes() -> None:
     video = Measured("720p", 3_100_000, 2_900_000, "avc1.64001f", 1280, 720, 30.0)
     audio = Measured("audio", 140_000, 130_000, "mp4a.40.2")
-    text = master_playlist([video], audio, "v7")
+    text = master_playlist([video], [audio], "v7")
     assert (
-        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",NAME="audio",DEFAULT=YES,AUTOSELECT=YES,'
-        'CHANNELS="2",URI="v7/audio/index.m3u8"'
+        '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="aud",LANGUAGE="und",NAME="audio",DEFAULT=YES,'
+        'AUTOSELECT=YES,CHANNELS="2",URI="v7/audio/index.m3u8"'
     ) in text
     assert (
         "#EXT-X-STREAM-INF:BANDWIDTH=3240000,AVERAGE-BANDWIDTH=3030000,RESOLUTION=1280x720,"
-        'CODECS="avc1.64001f,mp4a.40.2",FRAME-RATE=30.000,AUDIO="aud"\nv7/720p/index.m3u8'
+        'CODECS="avc1.64001f,mp4a.40.2",FRAME-RATE=30.000,AUDIO="aud",CLOSED-CAPTIONS=NONE\n'
+        "v7/720p/index.m3u8"
     ) in text
 
 
 def test_audio_only_master() -> None:
     audio = Measured("audio", 140_000, 130_000, "mp4a.40.2")
-    assert master_playlist([], audio, "v1").splitlines()[-2:] == [
+    assert master_playlist([], [audio], "v1").splitlines()[-2:] == [
         '#EXT-X-STREAM-INF:BANDWIDTH=140000,AVERAGE-BANDWIDTH=130000,CODECS="mp4a.40.2"',
         "v1/audio/index.m3u8",
     ]
