@@ -27,9 +27,13 @@ ENGINE_DIR = Path(__file__).resolve().parent / "engine"
 ENGINE_SH = ENGINE_DIR / "engine.sh"
 TEST_OVERRIDE = ENGINE_DIR / "docker-compose.test.yml"
 WAIT_HEALTHY = ROOT / "deploy" / "wait-healthy.sh"
-# Image builds under the vfs driver are slow on a loaded 2-core machine: generous bounds.
+# Image builds on a loaded 2-core machine (and under vfs, where overlayfs is missing) are
+# slow: generous bounds.
 BUILD_TIMEOUT = 1800
 HEALTH_TIMEOUT = 600
+# docker-compose gives up on an engine call after 60 s; creating a container under vfs
+# (no overlayfs) copies the whole image and took longer on a loaded machine.
+COMPOSE_HTTP_TIMEOUT = "600"
 
 
 def engine_host() -> str:
@@ -122,6 +126,7 @@ class Stack:
     def env(self) -> dict[str, str]:
         env = environ_without("NEBULA_", "COMPOSE_")
         env.update(DOCKER_HOST=self.docker_host, COMPOSE_PROJECT_NAME=self.project)
+        env.update(COMPOSE_HTTP_TIMEOUT=COMPOSE_HTTP_TIMEOUT)
         env.update(self.extra_env)
         return env
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.deploy.docker_engine import (
+    COMPOSE_HTTP_TIMEOUT,
     ROOT,
     TEST_OVERRIDE,
     Stack,
@@ -125,6 +126,7 @@ def site(docker_engine: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         # Compose takes these from the environment before .env: this machine's free ports
         # and a project name of its own; the secrets come from the .env the hook writes.
         COMPOSE_PROJECT_NAME=PROJECT,
+        COMPOSE_HTTP_TIMEOUT=COMPOSE_HTTP_TIMEOUT,
         S3_PORT=str(s3_port),
         ORIGIN_PORT=str(origin_port),
         NEBULA_S3PROXY_PUBLIC_URL=f"http://127.0.0.1:{s3_port}",

@@ -15,6 +15,7 @@ import socket
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import uvloop
@@ -38,9 +39,18 @@ def cork_of(request: web.BaseRequest) -> int:
 
 
 @asynccontextmanager
-async def serving(seen: Seen) -> AsyncIterator[int]:
+async def serving(
+    seen: Seen, connections: list[asyncio.Task[Any]] | None = None
+) -> AsyncIterator[int]:
+    """A server on a free port; ``connections`` collects the task serving each request's
+    connection (it ends once the server is done with the connection, write errors and all)."""
+
     async def answer(request: web.Request) -> web.StreamResponse:
         seen.append((request.path, cork_of(request)))
+        if connections is not None:
+            task = asyncio.current_task()
+            assert task is not None
+            connections.append(task)
         body = {"/big": BIG, "/huge": HUGE}.get(request.path, SMALL)
         return body_response(request, body, ObjectInfo(len(body), 1_700_000_000), HEADERS)
 
@@ -119,22 +129,21 @@ async def hang_up_after_the_head() -> Seen:
     """A viewer that asks for a huge answer, reads its head and resets the connection
     while the server is still writing the body (corked)."""
     seen: Seen = []
-    async with serving(seen) as port:
+    connections: list[asyncio.Task[Any]] = []
+    async with serving(seen, connections) as port:
         viewer = socket.create_connection(("127.0.0.1", port))
         viewer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         viewer.sendall(b"GET /huge HTTP/1.1\r\nHost: t\r\n\r\n")
         viewer.setblocking(False)
         head = b""
         while b"\r\n\r\n" not in head:
-            await asyncio.sleep(0.01)
-            try:
-                head += viewer.recv(1024)
-            except BlockingIOError:
-                continue
+            head += await asyncio.get_running_loop().sock_recv(viewer, 1024)
         # Reset, not a polite close: the server's next write fails at once.
         viewer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         viewer.close()
-        await asyncio.sleep(0.5)  # the server's write finds the connection gone
+        # The server has met the reset and finished with the connection (and logged
+        # whatever it logs about it) when the task that served it ends.
+        await asyncio.wait(connections)
     return seen
 
 

@@ -20,6 +20,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -53,6 +54,9 @@ class Target:
     endpoint: str
     key: KeyPair
     make_key: Callable[[dict[str, str]], KeyPair] | None
+    # A boto3 client straight to the storage, where a refusal must have changed nothing
+    # (None where a Target only configures a client).
+    backend: Any = None
 
     @property
     def hostport(self) -> str:
@@ -85,16 +89,22 @@ def target(request: pytest.FixtureRequest) -> Target:
     if os.environ.get(TARGET_ENV, "proxy") == "backend":
         seaweed = request.getfixturevalue("seaweed")
         creds = ensure_embedded_credentials(seaweed.settings)
-        found = Target(
-            "backend", seaweed.endpoint, KeyPair(creds.access_key, creds.secret_key), None
-        )
         settings = seaweed.settings
+        found = Target(
+            "backend",
+            seaweed.endpoint,
+            KeyPair(creds.access_key, creds.secret_key),
+            None,
+            backend_client(settings),
+        )
     else:
         proxy = request.getfixturevalue("proxy")
-        found = Target("proxy", proxy.endpoint, proxy.admin, proxy.make_key)
         settings = proxy.settings
+        found = Target(
+            "proxy", proxy.endpoint, proxy.admin, proxy.make_key, backend_client(settings)
+        )
     # Bucket creation is set-up, not the subject: it goes straight to the backend.
-    ensure_buckets(backend_client(settings), [BUCKET, OTHER_BUCKET])
+    ensure_buckets(found.backend, [BUCKET, OTHER_BUCKET])
     return found
 
 
@@ -264,6 +274,28 @@ def s3cmd_config(target: Target, key: KeyPair, directory: Path) -> Path:
 
 
 # ----- checks -----------------------------------------------------------------------
+
+
+def unique_key(prefix: str) -> str:
+    """A key no other test (or earlier run against the same storage) has written."""
+    return f"{prefix}/{uuid.uuid4().hex}"
+
+
+def assert_not_stored(target: Target, bucket: str, key: str) -> None:
+    """A refused write left nothing in storage (asked of the backend, not the proxy)."""
+    listed = target.backend.list_objects_v2(Bucket=bucket, Prefix=key)
+    assert listed.get("KeyCount", 0) == 0, f"refused write stored {bucket}/{key}"
+
+
+def plant(target: Target, bucket: str, key: str, body: bytes) -> None:
+    """Put an object straight into storage, for a refused DELETE or overwrite to aim at."""
+    target.backend.put_object(Bucket=bucket, Key=key, Body=body)
+
+
+def assert_still_stored(target: Target, bucket: str, key: str, body: bytes) -> None:
+    """A refused DELETE or overwrite left the object as it was (read from the backend)."""
+    stored = target.backend.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert stored == body, f"refused request changed {bucket}/{key}"
 
 
 def sha256_of(path: Path) -> str:

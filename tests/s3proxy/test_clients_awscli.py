@@ -19,16 +19,20 @@ from tests.s3proxy.clients import (
     BigFile,
     CliClient,
     Target,
+    assert_not_stored,
     assert_presign_lifetime,
+    assert_still_stored,
     aws_env,
     big_file,
     many_key_names,
     many_keys,
+    plant,
     ranged_source,
     run,
     sha256_of,
     small_payload,
     target,
+    unique_key,
 )
 
 __all__ = ["big_file", "many_keys", "target"]  # fixtures used by name below
@@ -158,15 +162,14 @@ def test_ranged_read(aws: Aws, tmp_path: Path) -> None:
     assert out.read_bytes() == source.read_bytes()[1000:2000]
 
 
-def test_wrong_secret_is_signature_does_not_match(target: Target, tmp_path: Path, aws: Aws) -> None:
+def test_wrong_secret_is_signature_does_not_match(target: Target, tmp_path: Path) -> None:
     wrong = Aws(target, target.wrong_secret(), tmp_path / "wrong")
     wrong.fails_with("SignatureDoesNotMatch", "s3", "ls", f"s3://{BUCKET}/")
     source = tmp_path / "never.txt"
     source.write_text("never stored\n")
-    wrong.fails_with(
-        "SignatureDoesNotMatch", "s3", "cp", str(source), f"s3://{BUCKET}/awscli/never.txt"
-    )
-    assert "never.txt" not in aws("s3", "ls", f"s3://{BUCKET}/awscli/", check=False).stdout
+    never = unique_key("awscli/never")
+    wrong.fails_with("SignatureDoesNotMatch", "s3", "cp", str(source), f"s3://{BUCKET}/{never}")
+    assert_not_stored(target, BUCKET, never)
 
 
 def test_unknown_key_is_invalid_access_key_id(target: Target, tmp_path: Path) -> None:
@@ -189,5 +192,11 @@ def test_scoped_key_refused_on_another_bucket(target: Target, tmp_path: Path) ->
     source = tmp_path / "scoped.txt"
     source.write_text("scoped\n")
     scoped("s3", "cp", str(source), f"s3://{BUCKET}/awscli/scoped.txt")
-    scoped.fails_with("AccessDenied", "s3", "cp", str(source), f"s3://{OTHER_BUCKET}/scoped.txt")
+    theirs = unique_key("awscli/scoped")
+    scoped.fails_with("AccessDenied", "s3", "cp", str(source), f"s3://{OTHER_BUCKET}/{theirs}")
+    assert_not_stored(target, OTHER_BUCKET, theirs)
     scoped.fails_with("AccessDenied", "s3", "ls", f"s3://{OTHER_BUCKET}/")
+    kept = unique_key("awscli/kept")
+    plant(target, OTHER_BUCKET, kept, b"theirs")
+    scoped.fails_with("AccessDenied", "s3", "rm", f"s3://{OTHER_BUCKET}/{kept}")
+    assert_still_stored(target, OTHER_BUCKET, kept, b"theirs")

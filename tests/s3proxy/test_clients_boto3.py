@@ -16,15 +16,19 @@ from tests.s3proxy.clients import (
     OTHER_BUCKET,
     BigFile,
     Target,
+    assert_not_stored,
     assert_presign_lifetime,
+    assert_still_stored,
     big_file,
     boto_client,
     many_key_names,
     many_keys,
+    plant,
     ranged_source,
     sha256_of,
     small_payload,
     target,
+    unique_key,
 )
 
 __all__ = ["big_file", "many_keys", "target"]  # fixtures used by name below
@@ -109,12 +113,11 @@ def test_wrong_secret_is_signature_does_not_match(target: Target, mode: str) -> 
     with pytest.raises(ClientError) as listing:
         s3.list_objects_v2(Bucket=BUCKET)
     assert code_of(listing) == "SignatureDoesNotMatch"
+    never = unique_key("boto3/never")
     with pytest.raises(ClientError) as put:
-        s3.put_object(Bucket=BUCKET, Key="boto3/never.txt", Body=b"nope")
+        s3.put_object(Bucket=BUCKET, Key=never, Body=b"nope")
     assert code_of(put) == "SignatureDoesNotMatch"
-    assert "Contents" not in client_for(target).list_objects_v2(
-        Bucket=BUCKET, Prefix="boto3/never.txt"
-    )
+    assert_not_stored(target, BUCKET, never)
 
 
 def test_unknown_key_is_invalid_access_key_id(target: Target) -> None:
@@ -141,9 +144,17 @@ def test_scoped_key_refused_on_another_bucket(target: Target) -> None:
     with pytest.raises(ClientError) as listing:
         s3.list_objects_v2(Bucket=OTHER_BUCKET)
     assert code_of(listing) == "AccessDenied"
+    theirs = unique_key("boto3/scoped")
     with pytest.raises(ClientError) as put:
-        s3.put_object(Bucket=OTHER_BUCKET, Key="boto3/scoped.txt", Body=b"theirs")
+        s3.put_object(Bucket=OTHER_BUCKET, Key=theirs, Body=b"theirs")
     assert code_of(put) == "AccessDenied"
+    assert_not_stored(target, OTHER_BUCKET, theirs)
+    kept = unique_key("boto3/kept")
+    plant(target, OTHER_BUCKET, kept, b"theirs")
+    with pytest.raises(ClientError) as delete:
+        s3.delete_object(Bucket=OTHER_BUCKET, Key=kept)
+    assert code_of(delete) == "AccessDenied"
+    assert_still_stored(target, OTHER_BUCKET, kept, b"theirs")
 
 
 @pytest.mark.parametrize("mode", CHECKSUM_MODES)
@@ -152,8 +163,10 @@ def test_connection_still_usable_after_a_refused_upload(target: Target, mode: st
     # so the refused body must not be left behind in it.
     key = target.scoped_key({BUCKET: "rw"})
     s3 = client_for(target, mode, key)
+    refused = unique_key("boto3/refused")
     with pytest.raises(ClientError) as put:
-        s3.put_object(Bucket=OTHER_BUCKET, Key="boto3/refused.txt", Body=b"theirs")
+        s3.put_object(Bucket=OTHER_BUCKET, Key=refused, Body=b"theirs")
     assert code_of(put) == "AccessDenied"
+    assert_not_stored(target, OTHER_BUCKET, refused)
     s3.put_object(Bucket=BUCKET, Key="boto3/after-refusal.txt", Body=b"mine")
     assert s3.get_object(Bucket=BUCKET, Key="boto3/after-refusal.txt")["Body"].read() == b"mine"

@@ -17,14 +17,18 @@ from tests.s3proxy.clients import (
     REGION,
     BigFile,
     Target,
+    assert_not_stored,
     assert_presign_lifetime,
+    assert_still_stored,
     big_file,
     many_key_names,
     many_keys,
+    plant,
     ranged_source,
     sha256_of,
     small_payload,
     target,
+    unique_key,
 )
 
 __all__ = ["big_file", "many_keys", "target"]  # fixtures used by name below
@@ -89,9 +93,11 @@ def test_wrong_secret_is_signature_does_not_match(target: Target) -> None:
     with pytest.raises(S3Error) as listing:
         list(mc.list_objects(BUCKET))
     assert listing.value.code == "SignatureDoesNotMatch"
+    never = unique_key("minio/never")
     with pytest.raises(S3Error) as put:
-        mc.put_object(BUCKET, "minio/never.txt", io.BytesIO(b"nope"), 4)
+        mc.put_object(BUCKET, never, io.BytesIO(b"nope"), 4)
     assert put.value.code == "SignatureDoesNotMatch"
+    assert_not_stored(target, BUCKET, never)
 
 
 def test_unknown_key_is_invalid_access_key_id(target: Target) -> None:
@@ -111,9 +117,17 @@ def test_presigned_get_over_plain_http_then_expired(target: Target) -> None:
 def test_scoped_key_refused_on_another_bucket(target: Target) -> None:
     mc = minio_for(target, target.scoped_key({BUCKET: "rw"}))
     mc.put_object(BUCKET, "minio/scoped.txt", io.BytesIO(b"mine"), 4)
+    theirs = unique_key("minio/scoped")
     with pytest.raises(S3Error) as put:
-        mc.put_object(OTHER_BUCKET, "minio/scoped.txt", io.BytesIO(b"theirs"), 6)
+        mc.put_object(OTHER_BUCKET, theirs, io.BytesIO(b"theirs"), 6)
     assert put.value.code == "AccessDenied"
+    assert_not_stored(target, OTHER_BUCKET, theirs)
+    kept = unique_key("minio/kept")
+    plant(target, OTHER_BUCKET, kept, b"theirs")
+    with pytest.raises(S3Error) as delete:
+        mc.remove_object(OTHER_BUCKET, kept)
+    assert delete.value.code == "AccessDenied"
+    assert_still_stored(target, OTHER_BUCKET, kept, b"theirs")
     with pytest.raises(S3Error) as listing:
         list(mc.list_objects(OTHER_BUCKET))
     assert listing.value.code == "AccessDenied"

@@ -14,11 +14,14 @@ from tests.s3proxy.clients import (
     BigFile,
     CliClient,
     Target,
+    assert_not_stored,
     assert_presign_lifetime,
+    assert_still_stored,
     big_file,
     clean_env,
     many_key_names,
     many_keys,
+    plant,
     ranged_source,
     rclone_config,
     run,
@@ -26,6 +29,7 @@ from tests.s3proxy.clients import (
     sha256_of,
     small_payload,
     target,
+    unique_key,
 )
 
 __all__ = ["big_file", "many_keys", "target"]  # fixtures used by name below
@@ -116,8 +120,10 @@ def test_wrong_secret_is_signature_does_not_match(target: Target, tmp_path: Path
     source = tmp_path / "never.txt"
     source.write_text("never stored\n")
     # --no-check-dest: straight to the PUT (a HEAD's 403 carries no error code to read).
-    never = f"t:{BUCKET}/rclone/never.txt"
-    wrong.fails_with("SignatureDoesNotMatch", "copyto", "--no-check-dest", str(source), never)
+    never = unique_key("rclone/never")
+    remote = f"t:{BUCKET}/{never}"
+    wrong.fails_with("SignatureDoesNotMatch", "copyto", "--no-check-dest", str(source), remote)
+    assert_not_stored(target, BUCKET, never)
 
 
 def test_unknown_key_is_invalid_access_key_id(target: Target, tmp_path: Path) -> None:
@@ -139,6 +145,13 @@ def test_scoped_key_refused_on_another_bucket(target: Target, tmp_path: Path) ->
     source = tmp_path / "scoped.txt"
     source.write_text("scoped\n")
     scoped("copyto", str(source), f"t:{BUCKET}/rclone/scoped.txt")
-    elsewhere = f"t:{OTHER_BUCKET}/scoped.txt"
+    theirs = unique_key("rclone/scoped")
+    elsewhere = f"t:{OTHER_BUCKET}/{theirs}"
     scoped.fails_with("AccessDenied", "copyto", "--no-check-dest", str(source), elsewhere)
+    assert_not_stored(target, OTHER_BUCKET, theirs)
     scoped.fails_with("AccessDenied", "lsf", f"t:{OTHER_BUCKET}/")
+    kept = unique_key("rclone/kept")
+    plant(target, OTHER_BUCKET, kept, b"theirs")
+    # rclone HEADs the object first; that 403 carries no code, so only the exit status shows.
+    assert scoped("deletefile", f"t:{OTHER_BUCKET}/{kept}", check=False).returncode != 0
+    assert_still_stored(target, OTHER_BUCKET, kept, b"theirs")

@@ -18,18 +18,22 @@ from tests.s3proxy.clients import (
     BigFile,
     CliClient,
     Target,
+    assert_not_stored,
     assert_presign_lifetime,
+    assert_still_stored,
     big_file,
     boto_client,
     clean_env,
     many_key_names,
     many_keys,
+    plant,
     ranged_source,
     run,
     s3cmd_config,
     sha256_of,
     small_payload,
     target,
+    unique_key,
 )
 
 __all__ = ["big_file", "many_keys", "target"]  # fixtures used by name below
@@ -111,7 +115,9 @@ def test_wrong_secret_is_signature_does_not_match(target: Target, tmp_path: Path
     wrong.fails_with("SignatureDoesNotMatch", "ls", f"s3://{BUCKET}/")
     source = tmp_path / "never.txt"
     source.write_text("never stored\n")
-    wrong.fails_with("SignatureDoesNotMatch", "put", str(source), f"s3://{BUCKET}/s3cmd/never.txt")
+    never = unique_key("s3cmd/never")
+    wrong.fails_with("SignatureDoesNotMatch", "put", str(source), f"s3://{BUCKET}/{never}")
+    assert_not_stored(target, BUCKET, never)
 
 
 def test_unknown_key_is_invalid_access_key_id(target: Target, tmp_path: Path) -> None:
@@ -134,5 +140,11 @@ def test_scoped_key_refused_on_another_bucket(target: Target, tmp_path: Path) ->
     source = tmp_path / "scoped.txt"
     source.write_text("scoped\n")
     scoped("put", str(source), f"s3://{BUCKET}/s3cmd/scoped.txt")
-    scoped.fails_with("AccessDenied", "put", str(source), f"s3://{OTHER_BUCKET}/scoped.txt")
+    theirs = unique_key("s3cmd/scoped")
+    scoped.fails_with("AccessDenied", "put", str(source), f"s3://{OTHER_BUCKET}/{theirs}")
+    assert_not_stored(target, OTHER_BUCKET, theirs)
     scoped.fails_with("AccessDenied", "ls", f"s3://{OTHER_BUCKET}/")
+    kept = unique_key("s3cmd/kept")
+    plant(target, OTHER_BUCKET, kept, b"theirs")
+    scoped.fails_with("AccessDenied", "del", f"s3://{OTHER_BUCKET}/{kept}")
+    assert_still_stored(target, OTHER_BUCKET, kept, b"theirs")

@@ -22,6 +22,43 @@ def denied(call: Any, **kwargs: Any) -> None:
     assert caught.value.response["Error"]["Code"] in ("AccessDenied", "403")
 
 
+@pytest.fixture(scope="module")
+def backend(proxy: ProxyUnderTest) -> Any:
+    """Storage itself, not the proxy: where a refusal must have changed nothing."""
+    return backend_client(proxy.settings)
+
+
+def fresh_key(name: str) -> str:
+    return f"scopes/{name}-{uuid.uuid4().hex[:12]}"
+
+
+def assert_absent(backend: Any, bucket: str, key: str) -> None:
+    listed = backend.list_objects_v2(Bucket=bucket, Prefix=key)
+    assert listed.get("KeyCount", 0) == 0, f"a refused request stored {bucket}/{key}"
+
+
+def assert_unchanged(backend: Any, bucket: str, key: str, body: bytes) -> None:
+    stored = backend.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert stored == body, f"a refused request changed {bucket}/{key}"
+
+
+def assert_cannot_write(s3: Any, backend: Any, bucket: str) -> None:
+    """A new object, a DELETE and an overwrite are refused, and storage shows none of them."""
+    new = fresh_key("new")
+    denied(s3.put_object, Bucket=bucket, Key=new, Body=b"x")
+    assert_absent(backend, bucket, new)
+    kept = fresh_key("kept")
+    backend.put_object(Bucket=bucket, Key=kept, Body=b"kept")
+    denied(s3.delete_object, Bucket=bucket, Key=kept)
+    denied(s3.put_object, Bucket=bucket, Key=kept, Body=b"overwritten")
+    assert_unchanged(backend, bucket, kept, b"kept")
+
+
+def assert_no_upload(backend: Any, bucket: str, key: str) -> None:
+    uploads = backend.list_multipart_uploads(Bucket=bucket, Prefix=key).get("Uploads", [])
+    assert uploads == [], f"a refused request started an upload of {bucket}/{key}"
+
+
 @pytest.fixture(scope="module", autouse=True)
 def objects(proxy: ProxyUnderTest) -> None:
     admin = s3_client(proxy.endpoint, proxy.admin)
@@ -29,46 +66,63 @@ def objects(proxy: ProxyUnderTest) -> None:
     admin.put_object(Bucket="hls", Key="scopes/in-hls.txt", Body=b"h")
 
 
-def test_read_only_key_reads_but_cannot_write(proxy: ProxyUnderTest) -> None:
+def test_read_only_key_reads_but_cannot_write(proxy: ProxyUnderTest, backend: Any) -> None:
     s3 = s3_client(proxy.endpoint, proxy.make_key({"media": "r"}, "reader"))
     assert s3.get_object(Bucket="media", Key="scopes/in-media.txt")["Body"].read() == b"m"
     assert s3.list_objects_v2(Bucket="media", Prefix="scopes/")["KeyCount"] >= 1
-    denied(s3.put_object, Bucket="media", Key="scopes/new.txt", Body=b"x")
-    denied(s3.delete_object, Bucket="media", Key="scopes/in-media.txt")
-    denied(s3.create_multipart_upload, Bucket="media", Key="scopes/mp.bin")
+    assert_cannot_write(s3, backend, "media")
+    multipart = fresh_key("mp")
+    denied(s3.create_multipart_upload, Bucket="media", Key=multipart)
+    assert_no_upload(backend, "media", multipart)
 
 
-def test_scoped_key_is_refused_on_another_bucket(proxy: ProxyUnderTest) -> None:
+def test_scoped_key_is_refused_on_another_bucket(proxy: ProxyUnderTest, backend: Any) -> None:
     s3 = s3_client(proxy.endpoint, proxy.make_key({"media": "rw"}, "phone"))
     s3.put_object(Bucket="media", Key="scopes/phone.txt", Body=b"p")
     denied(s3.get_object, Bucket="hls", Key="scopes/in-hls.txt")
     denied(s3.list_objects_v2, Bucket="hls")
-    denied(s3.put_object, Bucket="hls", Key="scopes/x.txt", Body=b"x")
+    assert_cannot_write(s3, backend, "hls")
 
 
-def test_copy_needs_read_on_the_source(proxy: ProxyUnderTest) -> None:
+def test_copy_needs_read_on_the_source(proxy: ProxyUnderTest, backend: Any) -> None:
     source = {"Bucket": "hls", "Key": "scopes/in-hls.txt"}
     writer = s3_client(proxy.endpoint, proxy.make_key({"media": "rw"}, "writer"))
-    denied(writer.copy_object, Bucket="media", Key="scopes/copied.txt", CopySource=source)
-    upload = writer.create_multipart_upload(Bucket="media", Key="scopes/mp.bin")["UploadId"]
+    copied = fresh_key("copied")
+    denied(writer.copy_object, Bucket="media", Key=copied, CopySource=source)
+    assert_absent(backend, "media", copied)
+    multipart = fresh_key("mp")
+    upload = writer.create_multipart_upload(Bucket="media", Key=multipart)["UploadId"]
     denied(
         writer.upload_part_copy,
         Bucket="media",
-        Key="scopes/mp.bin",
+        Key=multipart,
         UploadId=upload,
         PartNumber=1,
         CopySource=source,
     )
-    writer.abort_multipart_upload(Bucket="media", Key="scopes/mp.bin", UploadId=upload)
+    parts = backend.list_parts(Bucket="media", Key=multipart, UploadId=upload)
+    assert parts.get("Parts", []) == [], "a refused UploadPartCopy stored a part"
+    writer.abort_multipart_upload(Bucket="media", Key=multipart, UploadId=upload)
 
     both = s3_client(proxy.endpoint, proxy.make_key({"media": "rw", "hls": "r"}, "copier"))
-    both.copy_object(Bucket="media", Key="scopes/copied.txt", CopySource=source)
-    assert both.get_object(Bucket="media", Key="scopes/copied.txt")["Body"].read() == b"h"
+    both.copy_object(Bucket="media", Key=copied, CopySource=source)
+    assert both.get_object(Bucket="media", Key=copied)["Body"].read() == b"h"
 
 
-def test_only_admin_scope_creates_buckets(proxy: ProxyUnderTest) -> None:
+def bucket_names(backend: Any) -> set[str]:
+    return {b["Name"] for b in backend.list_buckets()["Buckets"]}
+
+
+def test_only_admin_scope_creates_buckets(proxy: ProxyUnderTest, backend: Any) -> None:
     writer = s3_client(proxy.endpoint, proxy.make_key({"*": "rw"}, "wide"))
-    denied(writer.create_bucket, Bucket="not-by-writers")
+    refused = f"not-by-writers-{uuid.uuid4().hex[:8]}"
+    denied(writer.create_bucket, Bucket=refused)
+    assert refused not in bucket_names(backend)
+    spare = f"spare-{uuid.uuid4().hex[:8]}"  # empty: a forwarded DeleteBucket would succeed
+    backend.create_bucket(Bucket=spare)
+    denied(writer.delete_bucket, Bucket=spare)
+    assert spare in bucket_names(backend)
+    backend.delete_bucket(Bucket=spare)
     owner = s3_client(proxy.endpoint, proxy.make_key({"owned-bucket": "admin"}, "owner"))
     owner.create_bucket(Bucket="owned-bucket")
     owner.delete_bucket(Bucket="owned-bucket")
@@ -91,8 +145,7 @@ def test_writing_into_a_missing_bucket_creates_no_bucket(proxy: ProxyUnderTest) 
         with pytest.raises(ClientError) as caught:
             call(Bucket=missing, **kwargs)
         assert caught.value.response["Error"]["Code"] == "NoSuchBucket", kwargs
-    names = {b["Name"] for b in backend_client(proxy.settings).list_buckets()["Buckets"]}
-    assert missing not in names
+    assert missing not in bucket_names(backend_client(proxy.settings))
 
 
 def test_key_with_no_scope_cannot_list_buckets(proxy: ProxyUnderTest) -> None:

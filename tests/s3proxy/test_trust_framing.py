@@ -224,17 +224,24 @@ def _mutations() -> st.SearchStrategy[Callable[[bytes], bytes]]:
 
 
 @pytest.fixture(scope="module")
-def property_keys(proxy: ProxyUnderTest) -> dict[str, str]:
-    """One existing object per payload mode or plain digest, attacked by every example."""
-    return {name: existing_object(proxy)[0] for name in [*MODES, *PLAIN_CLAIMS]}
+def attacked() -> dict[str, bytes]:
+    """Every example's own key and what the backend must hold there: OLD, or DATA when the
+    proxy answered 200. Checked after each example and again after all of them, so an
+    upload the backend completes after the proxy's answer (a late write) is seen for every
+    example, whatever order the tests run in."""
+    return {}
+
+
+def assert_backend_holds(proxy: ProxyUnderTest, expected: dict[str, bytes]) -> None:
+    changed = [key for key, held in expected.items() if on_backend(proxy, key) != held]
+    assert not changed, f"{len(changed)} refused uploads replaced the object late: {changed[:3]}"
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_mutated_chunked_bodies_never_replace_the_object(
-    proxy: ProxyUnderTest, property_keys: dict[str, str], mode: str
+    proxy: ProxyUnderTest, attacked: dict[str, bytes], mode: str
 ) -> None:
-    key = property_keys[mode]
-    url = f"{proxy.endpoint}/media/{key}"
+    mine: dict[str, bytes] = {}
 
     # Nested so that a falsifying example prints the mutations, not the proxy's settings.
     @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -244,8 +251,7 @@ def test_mutated_chunked_bodies_never_replace_the_object(
         declared_delta=st.sampled_from([0, 0, 0, -1, 1, -FIRST_CHUNK_SHORTFALL, -65536]),
     )
     def attack(mutations: list[Callable[[bytes], bytes]], declared_delta: int) -> None:
-        if on_backend(proxy, key) != OLD:  # a failed example must not mislead the next one
-            backend_client(proxy.settings).put_object(Bucket="media", Key=key, Body=OLD)
+        key, url = existing_object(proxy)  # its own object: no example sees another's effect
         headers, body = chunked_put(proxy, url, mode, DATA, declared=len(DATA) + declared_delta)
         for mutate in mutations:
             body = mutate(body)
@@ -254,12 +260,15 @@ def test_mutated_chunked_bodies_never_replace_the_object(
         if answer.status == 200:
             # Only a harmless change may succeed, and then the object is exactly the data.
             assert declared_delta == 0 and held == DATA, answer.body
-            backend_client(proxy.settings).put_object(Bucket="media", Key=key, Body=OLD)
+            mine[key] = DATA
         else:
             assert 400 <= answer.status < 500, (answer.status, answer.body)
             assert held == OLD
+            mine[key] = OLD
 
     attack()
+    attacked.update(mine)
+    assert_backend_holds(proxy, mine)
 
 
 # A plain body's claimed digest: (x-amz-content-sha256, extra signed headers).
@@ -272,20 +281,18 @@ PLAIN_CLAIMS: dict[str, tuple[str, dict[str, str]]] = {
 
 @pytest.mark.parametrize("claim", sorted(PLAIN_CLAIMS))
 def test_mutated_plain_bodies_never_replace_the_object(
-    proxy: ProxyUnderTest, property_keys: dict[str, str], claim: str
+    proxy: ProxyUnderTest, attacked: dict[str, bytes], claim: str
 ) -> None:
     """The same property for plain bodies whose digest is claimed in a header."""
-    key = property_keys[claim]
-    url = f"{proxy.endpoint}/media/{key}"
     payload, claimed = PLAIN_CLAIMS[claim]
-    headers = signed_headers("PUT", url, proxy.admin, claimed, payload=payload)
     position = st.floats(min_value=0, max_value=1, exclude_max=True)
+    mine: dict[str, bytes] = {}
 
     @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(where=position, change=st.sampled_from(["flip", "cut", "append", "delete"]))
     def attack(where: float, change: str) -> None:
-        if on_backend(proxy, key) != OLD:
-            backend_client(proxy.settings).put_object(Bucket="media", Key=key, Body=OLD)
+        key, url = existing_object(proxy)
+        headers = signed_headers("PUT", url, proxy.admin, claimed, payload=payload)
         i = int(where * len(DATA))
         body = {
             "flip": DATA[:i] + bytes([DATA[i] ^ 1]) + DATA[i + 1 :],
@@ -294,14 +301,16 @@ def test_mutated_plain_bodies_never_replace_the_object(
             "delete": DATA[:i] + DATA[i + 1 :],
         }[change]
         answer = send("PUT", url, {**headers, "Content-Length": str(len(body))}, body)
+        mine[key] = OLD
         assert_refused_and_old_kept(proxy, key, answer)
 
     attack()
+    attacked.update(mine)
+    assert_backend_holds(proxy, mine)
 
 
 def test_property_objects_were_never_replaced_late(
-    proxy: ProxyUnderTest, property_keys: dict[str, str]
+    proxy: ProxyUnderTest, attacked: dict[str, bytes]
 ) -> None:
-    """Runs after the property test: no aborted upload completed after its answer."""
-    for key in property_keys.values():
-        assert on_backend(proxy, key) == OLD
+    """Every example of the property tests above, checked once more after all of them."""
+    assert_backend_holds(proxy, attacked)

@@ -38,6 +38,7 @@ from catalog.assets import find_asset
 from catalog.keys import KeyPair
 from catalog.models import Job, JobKind
 from nebulacore.s3 import backend_client
+from tests.harness import wait_until
 from tests.s3proxy.conftest import access_line
 from tests.s3proxy.signing import Answer, presign, send, signed_headers
 from tests.services import create_pg_database, drop_pg_database
@@ -208,6 +209,23 @@ def settle(uploads: list[SlowUpload], seconds: float = 2.0) -> None:
                 upload.drip()
 
 
+def until_refused(uploads: list[SlowUpload], count: int) -> list[SlowUpload]:
+    """Drip into every upload until ``count`` of them are answered (refused), waking as
+    each answer arrives; the others keep their place. ``HANG`` ends the wait if the
+    proxy never refuses that many."""
+    refused: list[SlowUpload] = []
+    deadline = time.monotonic() + HANG
+    while len(refused) < count and time.monotonic() < deadline:
+        pending = [u for u in uploads if u not in refused]
+        readable, _, _ = select.select([u.sock for u in pending], [], [], DRIP_GAP)
+        for upload in pending:
+            if upload.sock in readable:
+                refused.append(upload)
+            else:
+                upload.drip()
+    return refused
+
+
 def signed_put(url: str, key: KeyPair) -> dict[str, str]:
     """Headers of a header-signed PUT with an unsigned payload (any body fits them)."""
     return signed_headers("PUT", url, key, payload=UNSIGNED)
@@ -260,10 +278,9 @@ def test_one_key_cannot_hold_the_backend_from_other_keys(guarded: ProxyUnderTest
     target = f"load/{uuid.uuid4().hex}.bin"
     url = presign("PUT", f"{guarded.endpoint}/media/{target}", attacker)
     uploads = open_slow_uploads([(url, {})] * 12)
-    settle(uploads)
-
-    refused = [u for u in uploads if u.answered()]
-    held = [u for u in uploads if not u.answered()]
+    # Eight refusals mean the other four hold the key's slots (a refusal needs them full).
+    refused = until_refused(uploads, 8)
+    held = [u for u in uploads if u not in refused]
     answers = [u.answer() for u in refused]
     assert [(a.status, a.code) for a in answers] == [(503, "SlowDown")] * 8
     assert len(held) == 4
@@ -369,7 +386,8 @@ def test_a_slow_request_head_is_cut(guarded: ProxyUnderTest) -> None:
                     closed.add(index)
             except OSError:
                 closed.add(index)
-        time.sleep(0.3)
+        # Wakes as soon as the proxy closes one; otherwise paces the next byte.
+        select.select([s for i, s in enumerate(socks) if i not in closed], [], [], 0.3)
     for sock in socks:
         sock.close()
     assert len(closed) == len(socks), "slow request heads were kept open"
@@ -654,7 +672,12 @@ def test_a_locked_catalog_stalls_neither_uploads_nor_other_keys(
 
         with CatalogLock(server.settings.catalog_url), ThreadPoolExecutor(6) as pool:
             puts = [pool.submit(upload, key) for key in videos]
-            time.sleep(0.5)  # the PUTs reach their catalog writes
+            # Stored means past the backend: each PUT is now at its catalog write.
+            wait_until(
+                lambda: all(backend_has(server, "media", key) for key in videos),
+                "the six PUTs reached storage",
+                HANG,
+            )
             answer = get_object(f"{server.endpoint}/media/lock/plain.txt", reader)
             assert (answer.status, answer.body) == (200, b"plain")
             status, report = healthz(server)  # reads still work: the catalog is up

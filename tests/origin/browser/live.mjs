@@ -16,8 +16,18 @@ try {
   await page.waitForFunction(() => window.nebulaPlayer.hls, null, { timeout: 60000 });
   await page.evaluate(() => {
     const video = document.getElementById("video");
-    window.liveReport = { errors: [], ended: false, waiting: 0 };
-    window.nebulaPlayer.hls.on(Hls.Events.ERROR, (_event, data) =>
+    const hls = window.nebulaPlayer.hls;
+    // Whether the first media playlist hls.js read was live (no ENDLIST): the transcode
+    // was still running when the player joined. A playlist only ever gains its ENDLIST,
+    // so one already loaded and live means the first was live too.
+    const loaded = hls.levels.find((level) => level.details);
+    window.liveReport = {
+      errors: [], ended: false, waiting: 0, liveAtJoin: loaded ? loaded.details.live : null,
+    };
+    hls.on(Hls.Events.LEVEL_LOADED, (_event, data) => {
+      if (window.liveReport.liveAtJoin === null) window.liveReport.liveAtJoin = data.details.live;
+    });
+    hls.on(Hls.Events.ERROR, (_event, data) =>
       window.liveReport.errors.push({ details: data.details, fatal: data.fatal }));
     video.addEventListener("ended", () => { window.liveReport.ended = true; });
     video.addEventListener("waiting", () => { window.liveReport.waiting += 1; });
