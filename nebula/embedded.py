@@ -27,6 +27,7 @@ from catalog import Catalog, jobs
 from catalog.keys import SecretBox, ensure_admin_key
 from catalog.workers import host_id
 from nebula import storage
+from nebula.cli.stack import ENDPOINT_SETTINGS
 from nebula.leftovers import LeftoversRunning, Proc, RunDirectory, this_process
 from nebula.leftovers import stop as stop_leftovers
 from nebulacore.config import Settings
@@ -85,6 +86,12 @@ def child_env(settings: Settings) -> dict[str, str]:
     env["NEBULA_DATA_DIR"] = str(settings.data_path)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def stack_record(settings: Settings) -> dict[str, object]:
+    """The endpoints of this stack, recorded in ``run/up.json`` (setting name -> value)."""
+    values = {name: getattr(settings, name) for name in ENDPOINT_SETTINGS}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 class PortInUse(Exception):
@@ -223,7 +230,7 @@ class Supervisor:
     def _record_tree(self) -> None:
         me = this_process("nebula up", os.getpid())
         procs = [me, *(child.proc() for child in self.children)]
-        self.run_dir.write(p for p in procs if p is not None)
+        self.run_dir.write((p for p in procs if p is not None), stack_record(self.settings))
 
     def _start_storage(self) -> None:
         child = self._spawn("storage")

@@ -60,6 +60,23 @@ def wait_status_ok(up: NebulaUp, timeout: float = 120) -> dict[str, dict[str, ob
         time.sleep(1)
 
 
+def assert_status_ok_from_another_shell(up: NebulaUp) -> None:
+    elsewhere = up.workdir / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    bare = {k: v for k, v in up.env.items() if not k.startswith("NEBULA_")}
+    data = str(up.workdir / "data")
+    result = subprocess.run(
+        [sys.executable, "-m", "nebula", "status", "--data-dir", data],
+        env=bare,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=elsewhere,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f":{up.env['NEBULA_S3PROXY_PORT']}/healthz answered 200" in result.stdout
+
+
 def assert_all_gone(pids: set[int]) -> None:
     """Every one of ``pids`` exits after Ctrl-C; the wait is a guard against a hang only."""
     left = {pid: command_line(pid) for pid in still_alive(pids)}
@@ -117,6 +134,8 @@ def test_up_serves_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
         report = wait_status_ok(up)
         down = {name: part for name, part in report.items() if not part["ok"]}
         assert not down, f"parts down: {down}\nnebula up printed:\n{up.text}"
+        # Another shell, another directory, none of its variables: the data dir says where.
+        assert_status_ok_from_another_shell(up)
         # The printed endpoint and admin key work with an unchanged S3 client.
         s3 = boto3.client(
             "s3",

@@ -13,7 +13,7 @@ import socket
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nebula.cli.base import CliError, Commands, add_command, settings_from
+from nebula.cli.base import CliError, Commands, add_command, own_settings
 from nebula.cli.status import check_http, live_workers
 from nebulacore.config import Settings, host_for_url
 
@@ -34,7 +34,7 @@ def run_prepare(args: argparse.Namespace) -> int:
     from catalog.db import current_revision, upgrade
     from nebulacore.s3 import backend_client, ensure_buckets
 
-    settings = settings_from(args)
+    settings = own_settings(args)
     upgrade(settings.catalog_url)
     print(f"catalog at revision {current_revision(settings.catalog_url)}")
     wanted = [*settings.ingest_buckets, settings.hls_bucket]
@@ -72,7 +72,7 @@ def check_edge(settings: Settings) -> str:
 
 
 def run_healthcheck(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
+    settings = own_settings(args)
     try:
         if args.service == "worker":
             detail = check_local_worker(settings)
