@@ -27,9 +27,9 @@ from catalog import Catalog, jobs
 from catalog.keys import SecretBox, ensure_admin_key
 from catalog.workers import host_id
 from nebula import storage
-from nebula.cli.stack import ENDPOINT_SETTINGS
 from nebula.leftovers import LeftoversRunning, Proc, RunDirectory, this_process
 from nebula.leftovers import stop as stop_leftovers
+from nebula.stack import ENDPOINT_SETTINGS
 from nebulacore.config import Settings
 from nebulacore.lifeline import dies_with_this_process
 from nebulacore.private import PRIVATE_UMASK, private_dir

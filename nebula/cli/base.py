@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from catalog import Catalog
-from nebula.cli.stack import Stack, stack_of
+from nebula.stack import Stack, stack_of
 from nebulacore.config import Settings, load_settings
 
 
@@ -28,7 +28,7 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace, **overrides: Any) -> Settings:
-    """The settings of a command that talks to a running stack (see :mod:`nebula.cli.stack`)."""
+    """The settings of a command that talks to a running stack (see :mod:`nebula.stack`)."""
     return stack_from(args, **overrides).settings
 
 

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from nebula.cli.base import STACK_HELP, Commands, add_command, stack_from
-from nebula.cli.stack import Stack
 from nebula.cli.table import render
+from nebula.stack import Stack
 from nebulacore.config import Settings
 
 if TYPE_CHECKING:
