@@ -30,7 +30,7 @@ from nebula import storage
 from nebula.leftovers import LeftoversRunning, Proc, RunDirectory, this_process
 from nebula.leftovers import stop as stop_leftovers
 from nebula.stack import ENDPOINT_SETTINGS
-from nebulacore.config import Settings
+from nebulacore.config import Settings, is_unknown_variable
 from nebulacore.lifeline import dies_with_this_process
 from nebulacore.private import PRIVATE_UMASK, private_dir
 from nebulacore.s3 import backend_client, ensure_buckets
@@ -81,7 +81,8 @@ def child_argv(service: str) -> list[str]:
 
 
 def child_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
+    # An unknown NEBULA_* was warned about once, here; the children need not repeat it.
+    env = {name: value for name, value in os.environ.items() if not is_unknown_variable(name)}
     # Children must agree on the data directory whatever their working directory.
     env["NEBULA_DATA_DIR"] = str(settings.data_path)
     env.setdefault("PYTHONUNBUFFERED", "1")

@@ -25,7 +25,7 @@ from catalog.keys import SecretBox
 from catalog.metrics import read_gauges
 from nebulacore.backend import Backend, BackendPolicy
 from nebulacore.config import Settings
-from nebulacore.netguard import CLIENT_IP_KEY, allowlist_middleware
+from nebulacore.netguard import CLIENT_IP_KEY, allowlist_middleware, refusal_text
 from nebulacore.ops import (
     ERROR_CODE_KEY,
     Check,
@@ -91,7 +91,8 @@ def error_response(
 
 
 def refuse_outsider(request: web.Request) -> web.StreamResponse:
-    error = S3Error("AccessDenied", "Your network is not allowed to use this endpoint.")
+    text = refusal_text(request[CLIENT_IP_KEY])
+    error = S3Error("AccessDenied", f"{text[0].upper()}{text[1:]}.")
     return error_response(request, error, new_request_id(), request.path)
 
 

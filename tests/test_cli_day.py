@@ -4,6 +4,8 @@ another process, from another working directory, on a data directory given by --
 from __future__ import annotations
 
 import json
+import os
+import pty
 import socket
 import subprocess
 import sys
@@ -258,3 +260,64 @@ def test_eta_without_a_speed_scales_the_time_spent() -> None:
     job.asset = Asset(bucket="b", key="k")
     eta = eta_seconds(job, now=started + timedelta(seconds=60))
     assert eta == pytest.approx(240.0) and clock(240) == "4:00" and clock(3725) == "1:02:05"
+
+
+# ----- what it says: logs and settings -------------------------------------------------
+
+LOG_ONE_LINE = (
+    "from nebulacore.config import load_settings; from nebulacore.logs import setup_logging;"
+    "import logging; setup_logging(load_settings(), 'probe');"
+    "logging.getLogger('alembic.runtime.migration').info('Context impl SQLiteImpl.');"
+    "logging.getLogger('nebula.probe').info('hello')"
+)
+
+
+def log_on(stderr_is_a_terminal: bool, env: dict[str, str]) -> str:
+    """What a process logs on a terminal (a pseudo-terminal) or on a pipe."""
+    if not stderr_is_a_terminal:
+        done = subprocess.run(
+            [sys.executable, "-c", LOG_ONE_LINE], env=env, capture_output=True, text=True
+        )
+        return done.stderr
+    leader, follower = pty.openpty()
+    try:
+        child = subprocess.Popen([sys.executable, "-c", LOG_ONE_LINE], env=env, stderr=follower)
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the child closed its end
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        child.wait(timeout=60)
+    finally:
+        os.close(leader)
+    return b"".join(chunks).decode()
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "pipe"])
+def test_one_log_format_per_stream_and_no_library_chatter(terminal: bool) -> None:
+    env = environ_without()
+    lines = log_on(terminal, env).strip().splitlines()
+    assert len(lines) == 1, lines  # alembic's INFO is not there
+    if terminal:
+        assert lines[0].rstrip().endswith("INFO nebula.probe: hello service=probe")
+    else:
+        assert json.loads(lines[0])["msg"] == "hello"
+    chosen = log_on(terminal, {**env, "NEBULA_LOG_FORMAT": "json"}).strip()
+    assert json.loads(chosen)["msg"] == "hello"
+
+
+def test_a_misspelled_variable_is_a_warning_naming_the_right_one(nebula: Nebula) -> None:
+    listed = nebula("keys", "list", env={"NEBULA_S3PROXY_PROT": "43000"})
+    assert listed.returncode == 0
+    assert (
+        "unknown setting NEBULA_S3PROXY_PROT is ignored; did you mean NEBULA_S3PROXY_PORT?"
+        in listed.stderr
+    )
+    # Variables of the deploy hook and the tests share the prefix: not a word about them.
+    quiet = nebula("keys", "list", env={"NEBULA_DEPLOY_BRANCH": "main"})
+    assert "unknown" not in quiet.stderr

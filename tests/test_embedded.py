@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -77,6 +78,21 @@ def assert_status_ok_from_another_shell(up: NebulaUp) -> None:
     assert f":{up.env['NEBULA_S3PROXY_PORT']}/healthz answered 200" in result.stdout
 
 
+PLAIN_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ", re.M)
+
+
+def assert_quiet_uniform_log(text: str) -> None:
+    """Off a terminal every log line is JSON (none plain), without alembic's INFO steps,
+    and a machine without a GPU is told in one INFO line, not warnings."""
+    assert not PLAIN_LOG_LINE.search(text), text
+    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    assert records and not [r for r in records if r["logger"].startswith("alembic")]
+    hardware = [r for r in records if r["logger"] == "transcoder.hwaccel"]
+    assert [(r["level"], r["msg"].split(" (")[0]) for r in hardware] == [
+        ("info", "no Intel GPU found")
+    ], hardware
+
+
 def assert_all_gone(pids: set[int]) -> None:
     """Every one of ``pids`` exits after Ctrl-C; the wait is a guard against a hang only."""
     left = {pid: command_line(pid) for pid in still_alive(pids)}
@@ -136,6 +152,7 @@ def test_up_serves_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
         assert not down, f"parts down: {down}\nnebula up printed:\n{up.text}"
         # Another shell, another directory, none of its variables: the data dir says where.
         assert_status_ok_from_another_shell(up)
+        assert_quiet_uniform_log(up.text)
         # The printed endpoint and admin key work with an unchanged S3 client.
         s3 = boto3.client(
             "s3",

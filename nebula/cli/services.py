@@ -56,7 +56,7 @@ def run_up(args: argparse.Namespace) -> int:
     from nebula.embedded import Supervisor
 
     settings = own_settings(args)
-    setup_logging(settings.model_copy(update={"log_format": "text"}), "up")
+    setup_logging(settings, "up")
     return Supervisor(settings, stop_leftovers=args.stop_leftovers).run()
 
 
