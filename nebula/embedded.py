@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 
 from catalog import Catalog, jobs
+from catalog.buckets import bucket_states, not_transcoded_line, transcode_settings
 from catalog.keys import SecretBox, ensure_admin_key
 from catalog.workers import host_id
 from nebula import storage
@@ -127,7 +128,7 @@ def show_admin_command(settings: Settings, *options: str) -> str:
     return shlex.join(argv)
 
 
-def announcement(settings: Settings, admin: AdminKey) -> str:
+def announcement(settings: Settings, admin: AdminKey, buckets: str | None = None) -> str:
     """What ``nebula up`` prints once everything answers.
 
     The admin secret is printed in full only on the start that created it: ``nebula up``
@@ -154,6 +155,7 @@ def announcement(settings: Settings, admin: AdminKey) -> str:
         *secret_lines,
         f"  origin:        {s.origin_url}",
         f"  data dir:      {s.data_path}",
+        *([f"  {buckets}"] if buckets else []),
         "",
         "Upload a video:",
         f"  AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} "
@@ -202,7 +204,7 @@ class Supervisor:
             self._create_buckets()
             for service in ("s3proxy", "origin", "worker"):
                 self._spawn(service)
-            self.out(announcement(self.settings, admin))
+            self.out(announcement(self.settings, admin, self._untranscoded()))
             sys.stdout.flush()
             self._watch()
             return 0
@@ -269,6 +271,18 @@ class Supervisor:
         wanted = [*self.settings.ingest_buckets, self.settings.hls_bucket]
         for bucket in ensure_buckets(backend_client(self.settings), wanted):
             log.info("created bucket %s", bucket)
+
+    def _untranscoded(self) -> str | None:
+        """The summary's line naming the buckets whose uploads are stored only."""
+        try:
+            listed = backend_client(self.settings).list_buckets().get("Buckets", [])
+            with Catalog.opened(self.settings) as catalog, catalog.session() as session:
+                chosen = transcode_settings(session)
+        except Exception as exc:  # a summary line is not worth failing the start for
+            log.warning("could not tell which buckets are transcoded: %s", exc)
+            return None
+        names = sorted(b["Name"] for b in listed)
+        return not_transcoded_line(bucket_states(self.settings, names, chosen))
 
     def _spawn(self, service: str) -> Child:
         child = Child(service, child_argv(service))

@@ -111,9 +111,9 @@ def test_output_piped_into_head_ends_quietly(cli_env: Path, catalog: Catalog) ->
 
 def test_db_upgrade_and_current(cli_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["db", "upgrade"]) == 0
-    assert "0004" in capsys.readouterr().out
+    assert "0006_bucket_settings" in capsys.readouterr().out
     assert main(["db", "current"]) == 0
-    assert capsys.readouterr().out.strip() == "0004"
+    assert capsys.readouterr().out.strip() == "0006_bucket_settings"
 
 
 def test_keys_show_admin_prints_the_secret_from_the_local_catalog(

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from catalog import Catalog, Job, JobStatus, jobs
 from catalog.assets import record_upload
+from catalog.buckets import TranscodedBuckets, set_transcode, transcode_settings
 from catalog.keys import active_key
 from catalog.models import Asset, AssetStatus, utcnow
 from nebula.cli.jobs import clock, eta_seconds
@@ -321,3 +322,92 @@ def test_a_misspelled_variable_is_a_warning_naming_the_right_one(nebula: Nebula)
     # Variables of the deploy hook and the tests share the prefix: not a word about them.
     quiet = nebula("keys", "list", env={"NEBULA_DEPLOY_BRANCH": "main"})
     assert "unknown" not in quiet.stderr
+
+
+# ----- which buckets are transcoded ----------------------------------------------------
+
+
+def test_buckets_says_which_are_transcoded_and_changes_it(
+    nebula: Nebula, catalog: Catalog, seaweed: Seaweed
+) -> None:
+    from nebulacore.s3 import backend_client, ensure_buckets
+
+    ensure_buckets(backend_client(seaweed.settings), ["media", "movies", "hls"])
+    rows = nebula("buckets", env=seaweed.env)
+    assert rows.returncode == 0, rows.stderr
+    table = {line.split()[0]: line.split(None, 2)[1:] for line in rows.stdout.splitlines()[1:]}
+    assert table["media"] == ["yes", "default: in NEBULA_INGEST_BUCKETS"]
+    assert table["movies"] == ["no", "default: not in NEBULA_INGEST_BUCKETS"]
+    assert table["hls"][0] == "no" and "HLS output" in table["hls"][1]
+
+    changed = nebula("buckets", "transcode", "movies", env=seaweed.env)
+    assert changed.returncode == 0, changed.stderr
+    off = nebula("buckets", "transcode", "media", "--off", env=seaweed.env)
+    assert off.returncode == 0, off.stderr
+    with catalog.session() as session:
+        assert transcode_settings(session) == {"movies": True, "media": False}
+    listed = nebula("buckets", "list", env=seaweed.env).stdout
+    assert "movies  yes" in listed and "media   no" in listed
+    refused = nebula("buckets", "transcode", "hls", env=seaweed.env)
+    assert refused.returncode == 2 and "HLS output" in refused.stderr
+
+
+def test_the_proxy_transcodes_the_buckets_the_catalog_names(
+    tmp_path: Path, seaweed: Seaweed
+) -> None:
+    from nebulacore.config import load_settings
+    from nebulacore.s3 import backend_client, ensure_buckets
+    from tests.stacks import start_proxy
+
+    env = {**seaweed.env, "NEBULA_DATA_DIR": str(tmp_path / "data")}
+    settings = load_settings(env)
+    ensure_buckets(backend_client(settings), ["movies", "photos"])
+    setup = Catalog.from_settings(settings)
+    setup.upgrade()
+    with setup.session() as session:
+        set_transcode(session, "movies", True)
+        set_transcode(session, "media", False)
+    proxy = start_proxy(tmp_path, seaweed)
+    try:
+        import boto3
+
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=proxy.endpoint,
+            aws_access_key_id=proxy.admin.access_key_id,
+            aws_secret_access_key=proxy.admin.secret,
+            region_name="us-east-1",
+        )
+        for bucket in ("movies", "media", "photos"):
+            answer = s3.put_object(Bucket=bucket, Key="clip.m4a", Body=b"not really audio")
+            # The S3 answer says nothing of transcoding either way.
+            assert not [h for h in answer["ResponseMetadata"]["HTTPHeaders"] if "nebula" in h]
+        with setup.session() as session:
+            recorded = {a.bucket for a in session.scalars(select(Asset))}
+        assert recorded == {"movies"}
+    finally:
+        proxy.stop()
+        setup.dispose()
+
+
+def test_bucket_settings_are_read_again_after_their_ttl() -> None:
+    now = [0.0]
+    reads: list[dict[str, bool]] = [{"movies": True}]
+    buckets = TranscodedBuckets(lambda: reads[-1], ["media"], ttl=5.0, clock=lambda: now[0])
+    assert buckets.stale()
+    buckets.refresh()
+    assert buckets("movies") and buckets("media") and not buckets("photos")
+    reads.append({"movies": False, "media": False})
+    now[0] = 4.9
+    assert not buckets.stale() and buckets("movies")  # the snapshot holds within the TTL
+    now[0] = 5.0
+    assert buckets.stale()
+    buckets.refresh()
+    assert not buckets("movies") and not buckets("media")
+
+    def down() -> dict[str, bool]:
+        raise ConnectionError("catalog down")
+
+    stuck = TranscodedBuckets(down, ["media"])
+    stuck.refresh()  # a catalog that does not answer leaves the defaults
+    assert stuck("media") and not stuck.stale()

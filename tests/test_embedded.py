@@ -162,6 +162,7 @@ def test_up_serves_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
             region_name="us-east-1",
         )
         s3.put_object(Bucket="media", Key="hello.txt", Body=b"hello nebula")
+        s3.create_bucket(Bucket="movies")  # not transcoded: the next start says so
         assert s3.get_object(Bucket="media", Key="hello.txt")["Body"].read() == b"hello nebula"
         assert "printed this once" in up.text
         assert_private(up.workdir / "data")
@@ -183,6 +184,8 @@ def test_up_serves_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
         again.wait_for("Press Ctrl-C to stop.")
         assert again.value("access key") == access_key
         assert "created bucket" not in again.text
+        assert "not transcoded: movies (uploads are stored only" in again.text
+        assert "not transcoded" not in up.text  # media is, and hls is the output
         # The secret was printed once, when it was made; logs of later starts never hold it.
         assert secret not in again.text
         assert "nebula keys show-admin --data-dir" in again.text

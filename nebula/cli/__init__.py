@@ -9,7 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from nebula import __version__
-from nebula.cli import admin, assets, doctor, jobs, services, status, upload_form
+from nebula.cli import admin, assets, buckets, doctor, jobs, services, status, upload_form
 from nebula.cli import compose as compose_commands
 from nebula.cli.base import CliError, add_common_options
 from nebulacore.config import ConfigError
@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     status,
     admin,
     assets,
+    buckets,
     upload_form,
     compose_commands,
     jobs,
