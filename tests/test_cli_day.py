@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import socket
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -411,3 +412,24 @@ def test_bucket_settings_are_read_again_after_their_ttl() -> None:
     stuck = TranscodedBuckets(down, ["media"])
     stuck.refresh()  # a catalog that does not answer leaves the defaults
     assert stuck("media") and not stuck.stale()
+
+
+# ----- a service alone -----------------------------------------------------------------
+
+
+def test_the_origin_alone_keeps_its_cache_private(tmp_path: Path, seaweed: Seaweed) -> None:
+    from tests.harness import nebula_argv, spawn, stop, wait_listening
+    from tests.services import assert_nothing_for_others
+
+    data = tmp_path / "data"
+    port = unused_port()
+    env = {**environ_without(), **seaweed.env, "NEBULA_ORIGIN_PORT": str(port)}
+    env["NEBULA_ORIGIN_WORKERS"] = "1"
+    argv = nebula_argv("origin", "--data-dir", str(data))
+    origin = wait_listening(spawn("origin", argv, env, tmp_path / "origin.log", port=port))
+    try:
+        for folder in ("cache", "cache/objects", "cache/tmp"):
+            assert stat.S_IMODE((data / folder).stat().st_mode) == 0o700, folder
+        assert_nothing_for_others(data)
+    finally:
+        stop(origin)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 
 from nebula.cli.base import Commands, add_command, own_settings
 from nebulacore.config import Settings
 from nebulacore.logs import setup_logging
+from nebulacore.private import PRIVATE_UMASK
 from nebulaqueue.relay import Enqueue
 
 # service name -> "module:function" taking Settings; imported lazily so that
@@ -69,6 +71,9 @@ def run_storage(args: argparse.Namespace) -> int:
 
 def run_service(args: argparse.Namespace) -> int:
     settings = own_settings(args)
+    # What a service writes (the origin's cache, the worker's work files, the catalog and
+    # queue files it creates) is its user's alone, whether nebula up started it or not.
+    os.umask(PRIVATE_UMASK)
     setup_logging(settings, args.service)
     module_name, _, function = SERVICES[args.service][0].partition(":")
     runner = getattr(importlib.import_module(module_name), function)
