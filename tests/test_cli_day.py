@@ -433,3 +433,33 @@ def test_the_origin_alone_keeps_its_cache_private(tmp_path: Path, seaweed: Seawe
         assert_nothing_for_others(data)
     finally:
         stop(origin)
+
+
+# ----- cheap health --------------------------------------------------------------------
+
+
+def test_the_compose_probe_imports_no_library_and_agrees_with_the_settings(
+    tmp_path: Path,
+) -> None:
+    from nebula import probe
+    from nebulacore.config import Settings, host_for_url
+
+    for name, default in probe.DEFAULTS.items():
+        assert str(Settings.model_fields[name].default) == default, name
+    for bind in ("0.0.0.0", "::", "", "10.1.2.3", "fd7a::1"):
+        assert probe.host_for(bind) == host_for_url(bind)
+
+    port = unused_port()
+    env = {**environ_without(), "NEBULA_ORIGIN_PORT": str(port)}
+    code = (
+        "import sys, runpy; sys.argv = ['probe', 'origin'];"
+        'exec(\'try:\\n runpy.run_module("nebula.probe", run_name="__main__")\\n'
+        "except SystemExit as e: code = e.code');"
+        "heavy = {'pydantic', 'sqlalchemy', 'botocore', 'aiohttp', 'catalog', 'nebulacore'};"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}), code)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert f"origin unhealthy: http://127.0.0.1:{port}/healthz" in done.stdout, done.stderr
+    assert done.stdout.splitlines()[-1] == "[] 1"

@@ -6,19 +6,18 @@ import argparse
 import json
 import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from nebula import probe
 from nebula.cli.base import STACK_HELP, Commands, add_command, stack_from
 from nebula.cli.table import render
+from nebula.probe import live_workers
 from nebula.stack import Stack
 from nebulacore.config import Settings
 
 if TYPE_CHECKING:
-    from catalog import Worker
-
-HTTP_CHECK_TIMEOUT_SECONDS = 5
+    pass
 
 
 class Unreachable(Exception):
@@ -73,23 +72,11 @@ def check_http(url: str, stack: Stack | None = None, *names: str) -> str:
     """``url answered 200``; raises with the status and the start of the body otherwise,
     and with where the address came from (``stack``'s ``names``) when nothing answers."""
     try:
-        with urllib.request.urlopen(url, timeout=HTTP_CHECK_TIMEOUT_SECONDS) as response:
-            return f"{url} answered {response.status}"
-    except urllib.error.HTTPError as exc:
-        detail = exc.read(500).decode(errors="replace").strip()
-        raise RuntimeError(f"{url} answered {exc.code} {detail}") from None
-    except urllib.error.URLError as exc:
+        return probe.check_http(url)
+    except probe.NoAnswer as exc:
         if stack is None or not isinstance(exc.reason, ConnectionRefusedError):
             raise
         raise Unreachable(stack.unreachable(address_of(url), *names)) from None
-
-
-def live_workers(settings: Settings, hostname: str | None = None) -> list[Worker]:
-    """Workers (on ``hostname`` when given) whose heartbeat is younger than the stale limit."""
-    from catalog import Catalog, Worker
-
-    with Catalog.opened(settings) as catalog, catalog.session() as session:
-        return list(session.scalars(Worker.live(hostname)).all())
 
 
 def check_worker(settings: Settings) -> str:
