@@ -12,6 +12,7 @@ directory at a time (:mod:`nebula.leftovers`).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -23,20 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
-from catalog import Catalog, jobs
-from catalog.buckets import bucket_states, not_transcoded_line, transcode_settings
-from catalog.keys import SecretBox, ensure_admin_key
-from catalog.workers import host_id
 from nebula import storage
 from nebula.leftovers import LeftoversRunning, Proc, RunDirectory, this_process
 from nebula.leftovers import stop as stop_leftovers
 from nebula.stack import ENDPOINT_SETTINGS
 from nebulacore.config import Settings, is_unknown_variable
 from nebulacore.lifeline import dies_with_this_process
+from nebulacore.ports import bind_refusal
 from nebulacore.private import PRIVATE_UMASK, private_dir
-from nebulacore.s3 import backend_client, ensure_buckets
-from nebulacore.web import bind_refusal
-from nebulaqueue.relay import relay_pending
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +89,10 @@ def stack_record(settings: Settings) -> dict[str, object]:
     """The endpoints of this stack, recorded in ``run/up.json`` (setting name -> value)."""
     values = {name: getattr(settings, name) for name in ENDPOINT_SETTINGS}
     return {name: value for name, value in values.items() if value is not None}
+
+
+class PreparationFailed(Exception):
+    """The catalog, admin key or buckets could not be made ready."""
 
 
 class PortInUse(Exception):
@@ -200,11 +199,10 @@ class Supervisor:
                 self._start_storage()
             if self.stopping:
                 return 0
-            admin = self._prepare_catalog()
-            self._create_buckets()
+            admin, untranscoded = self._prepare()
             for service in ("s3proxy", "origin", "worker"):
                 self._spawn(service)
-            self.out(announcement(self.settings, admin, self._untranscoded()))
+            self.out(announcement(self.settings, admin, untranscoded))
             sys.stdout.flush()
             self._watch()
             return 0
@@ -239,50 +237,34 @@ class Supervisor:
         child = self._spawn("storage")
         endpoint = self.settings.backend_endpoint
         storage.wait_ready(endpoint, timeout=90, alive=lambda: child.alive() or self.stopping)
-        self._wait_backend_usable(child)
 
-    def _wait_backend_usable(self, child: Child, timeout: float = 60.0) -> None:
-        client = backend_client(self.settings)
-        deadline = time.monotonic() + timeout
+    def _prepare(self) -> tuple[AdminKey, str | None]:
+        """Catalog, admin key and buckets, done by a child (:mod:`nebula.preparation`)
+        so that what it imports never weighs on this long-lived process."""
+        argv = [*child_argv("prepare"), "--for-up"]
+        child = subprocess.Popen(
+            argv,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=dies_with_this_process(signal.SIGTERM),
+        )
         while True:
-            if self.stopping:
-                return
             try:
-                client.list_buckets()
-                return
-            except Exception as exc:
-                if time.monotonic() > deadline or not child.alive():
-                    raise storage.StorageError(f"storage does not answer S3 calls: {exc}") from exc
-            time.sleep(0.5)
-
-    def _prepare_catalog(self) -> AdminKey:
-        with Catalog.opened(self.settings) as catalog:
-            catalog.upgrade()
-            with catalog.session() as session:
-                key, secret, created = ensure_admin_key(
-                    session, SecretBox.from_settings(self.settings)
-                )
-            if created:
-                log.info("created the admin access key %s", key.access_key_id)
-            # Only a new secret leaves this function: later starts have no reason to hold it.
-            return AdminKey(key.access_key_id, secret if created else None)
-
-    def _create_buckets(self) -> None:
-        wanted = [*self.settings.ingest_buckets, self.settings.hls_bucket]
-        for bucket in ensure_buckets(backend_client(self.settings), wanted):
-            log.info("created bucket %s", bucket)
-
-    def _untranscoded(self) -> str | None:
-        """The summary's line naming the buckets whose uploads are stored only."""
-        try:
-            listed = backend_client(self.settings).list_buckets().get("Buckets", [])
-            with Catalog.opened(self.settings) as catalog, catalog.session() as session:
-                chosen = transcode_settings(session)
-        except Exception as exc:  # a summary line is not worth failing the start for
-            log.warning("could not tell which buckets are transcoded: %s", exc)
-            return None
-        names = sorted(b["Name"] for b in listed)
-        return not_transcoded_line(bucket_states(self.settings, names, chosen))
+                out, _ = child.communicate(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if self.stopping:
+                    child.kill()
+                    child.communicate()
+                    raise PreparationFailed("stopped during start-up") from None
+        if child.returncode != 0 or not out.strip():
+            raise PreparationFailed(
+                f"preparing the catalog and buckets failed (status {child.returncode}); see the lines above"
+            )
+        done = json.loads(out.strip().splitlines()[-1])
+        admin = AdminKey(done["access_key_id"], done["new_secret"])
+        return admin, done["untranscoded"]
 
     def _spawn(self, service: str) -> Child:
         child = Child(service, child_argv(service))
@@ -323,7 +305,12 @@ class Supervisor:
 
     def _release_leases(self, pid: int, code: int | None) -> None:
         """The worker ``pid`` died: its jobs back to the queue now, for the next worker."""
-        from transcoder.tasks import tasks_for  # the shell wires the queue; import on use
+        # Imported on use: a dead worker is rare, the catalog and queue are heavy, and this
+        # process lives as long as the stack.
+        from catalog import Catalog, jobs
+        from catalog.workers import host_id
+        from nebulaqueue.relay import relay_pending
+        from transcoder.tasks import tasks_for
 
         reason = f"worker pid {pid} exited with status {code}"
         try:

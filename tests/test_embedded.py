@@ -93,6 +93,15 @@ def assert_quiet_uniform_log(text: str) -> None:
     ], hardware
 
 
+def assert_lean_supervisor(pid: int) -> None:
+    """``nebula up`` lives as long as the stack: the catalog, the web stack and the
+    certificate maker are its children's, never loaded in it (their compiled parts would
+    show in its memory map)."""
+    mapped = Path(f"/proc/{pid}/maps").read_text()
+    for library in ("sqlalchemy", "aiohttp", "cryptography", "uvloop", "alembic"):
+        assert f"/{library}/" not in mapped, library
+
+
 def assert_all_gone(pids: set[int]) -> None:
     """Every one of ``pids`` exits after Ctrl-C; the wait is a guard against a hang only."""
     left = {pid: command_line(pid) for pid in still_alive(pids)}
@@ -153,6 +162,7 @@ def test_up_serves_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
         # Another shell, another directory, none of its variables: the data dir says where.
         assert_status_ok_from_another_shell(up)
         assert_quiet_uniform_log(up.text)
+        assert_lean_supervisor(up.process.pid)
         # The printed endpoint and admin key work with an unchanged S3 client.
         s3 = boto3.client(
             "s3",

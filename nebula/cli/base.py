@@ -6,13 +6,13 @@ import argparse
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.orm import Session
-
-from catalog import Catalog
 from nebula.stack import Stack, stack_of
 from nebulacore.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 class CliError(Exception):
@@ -48,6 +48,8 @@ def own_settings(args: argparse.Namespace, **overrides: Any) -> Settings:
 @contextmanager
 def catalog_session(args: argparse.Namespace) -> Iterator[Session]:
     """One catalog session on the settings of ``args`` (engine disposed afterwards)."""
+    from catalog import Catalog  # imported by the commands that use it (see nebula.cli)
+
     with Catalog.opened(settings_from(args)) as catalog, catalog.session() as session:
         yield session
 

@@ -17,6 +17,8 @@ def register(commands: Commands) -> None:
     prepare = add_command(
         commands, "prepare", "apply catalog migrations and create the configured buckets"
     )
+    # nebula up's own preparation, in a child of the supervisor (nebula.preparation).
+    prepare.add_argument("--for-up", action="store_true", help=argparse.SUPPRESS)
     prepare.set_defaults(handler=run_prepare)
     check = add_command(
         commands, "healthcheck", "exit 0 when this container's service is healthy (Docker)"
@@ -32,6 +34,13 @@ def run_prepare(args: argparse.Namespace) -> int:
     from nebulacore.s3 import backend_client, ensure_buckets
 
     settings = own_settings(args)
+    if args.for_up:
+        from nebula import preparation
+        from nebulacore.logs import setup_logging
+
+        setup_logging(settings, "up")
+        print(preparation.answer(settings))
+        return 0
     upgrade(settings.catalog_url)
     print(f"catalog at revision {current_revision(settings.catalog_url)}")
     wanted = [*settings.ingest_buckets, settings.hls_bucket]

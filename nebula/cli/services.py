@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+from typing import TYPE_CHECKING
 
 from nebula.cli.base import Commands, add_command, own_settings
 from nebulacore.config import Settings
 from nebulacore.logs import setup_logging
 from nebulacore.private import PRIVATE_UMASK
-from nebulaqueue.relay import Enqueue
+
+if TYPE_CHECKING:
+    from nebulaqueue.relay import Enqueue
 
 # service name -> "module:function" taking Settings; imported lazily so that
 # `nebula origin` never loads the s3proxy and vice versa.
