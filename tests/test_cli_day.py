@@ -3,6 +3,7 @@ another process, from another working directory, on a data directory given by --
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import pty
@@ -20,9 +21,11 @@ from sqlalchemy import select
 from catalog import Catalog, Job, JobStatus, jobs
 from catalog.assets import record_upload
 from catalog.buckets import TranscodedBuckets, set_transcode, transcode_settings
-from catalog.keys import active_key
+from catalog.keys import SecretBox, active_key, ensure_admin_key
 from catalog.models import Asset, AssetStatus, utcnow
+from nebula.cli import COMMAND_MODULES, build_parser
 from nebula.cli.jobs import clock, eta_seconds
+from nebulacore.config import load_settings
 from tests.services import environ_without
 from tests.stacks import Seaweed
 
@@ -93,6 +96,11 @@ def test_commands_find_the_stack_in_the_data_directory(
         asset, _ = record_upload(session, "media", "a.mp4", '"e"', 1, "video/mp4")
     url = nebula("assets", "url", asset.id, "--watch")
     assert url.stdout.startswith(f"http://127.0.0.1:{origin}/watch/"), url.stdout
+
+    with catalog.session() as session:
+        ensure_admin_key(session, SecretBox.from_settings(load_settings({}, data_dir=data_dir)))
+    form = nebula("upload-form", "--bucket", "media")
+    assert form.stdout.startswith(f"url: http://127.0.0.1:{s3proxy}/media"), form.stderr
 
     status = nebula("status")
     assert status.returncode == 1
@@ -463,3 +471,19 @@ def test_the_compose_probe_imports_no_library_and_agrees_with_the_settings(
     )
     assert f"origin unhealthy: http://127.0.0.1:{port}/healthz" in done.stdout, done.stderr
     assert done.stdout.splitlines()[-1] == "[] 1"
+
+
+def commands_of(parser: argparse.ArgumentParser) -> set[str]:
+    """The sub-commands ``parser`` knows (argparse keeps them in a private action type)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
+def test_each_command_loads_its_own_module_and_every_command_is_listed() -> None:
+    """`nebula X` imports only X's module; the table naming them must stay whole."""
+    listed = [name for names in COMMAND_MODULES.values() for name in names]
+    assert sorted(commands_of(build_parser([]))) == sorted(listed)
+    for names in COMMAND_MODULES.values():
+        assert commands_of(build_parser([names[0]])) == set(names)

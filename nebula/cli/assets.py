@@ -187,6 +187,8 @@ def assets_retranscode(args: argparse.Namespace) -> int:
 def assets_delete(args: argparse.Namespace) -> int:
     """The source object is deleted from storage, then the asset is marked deleted and its
     ladder's removal queued (the worker deletes every version, the origin stops serving)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from nebulacore.s3 import backend_client
 
     settings = settings_from(args)
@@ -198,7 +200,13 @@ def assets_delete(args: argparse.Namespace) -> int:
                 if asset.status == AssetStatus.DELETED:
                     print(f"asset {asset_id} was already deleted")
                     continue
-                storage.delete_object(Bucket=asset.bucket, Key=asset.key)
+                try:
+                    storage.delete_object(Bucket=asset.bucket, Key=asset.key)
+                except (BotoCoreError, ClientError) as exc:
+                    where = f"s3://{asset.bucket}/{asset.key}"
+                    raise CliError(
+                        f"asset {asset_id}: storage did not delete {where}: {exc}"
+                    ) from None
                 job = record_delete(session, asset.bucket, asset.key)
                 session.flush()
                 removal = f"; removal job {job.id} deletes its ladder" if job else ""
