@@ -256,6 +256,17 @@ class CorsConfiguration(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
+class BucketSetting(Base):
+    """Whether uploads to a bucket are transcoded, as ``nebula buckets`` set it (a bucket
+    without a row follows ``NEBULA_INGEST_BUCKETS``)."""
+
+    __tablename__ = "bucket_settings"
+
+    bucket: Mapped[str] = mapped_column(String(63), primary_key=True)
+    transcode: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
 class OutboxEvent(Base):
     """An event written in the same transaction as the change it announces, sent later."""
 

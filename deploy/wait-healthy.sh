@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Wait until every container of the Compose project in the current directory is healthy:
-# each service's Docker healthcheck is `nebula healthcheck s3proxy|origin|worker|edge`
+# each service's Docker healthcheck is `python3 -m nebula.probe s3proxy|origin|worker|edge`
 # (/healthz answered 200, the worker's heartbeat is fresh), or the store's own check.
 # A one-shot container (migrate) counts once it has exited 0.
 #   usage: wait-healthy.sh [TIMEOUT_SECONDS]     exit 0 healthy, 1 not within the timeout

@@ -12,6 +12,7 @@ directory at a time (:mod:`nebula.leftovers`).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -23,18 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
 
-from catalog import Catalog, jobs
-from catalog.keys import SecretBox, ensure_admin_key
-from catalog.workers import host_id
 from nebula import storage
 from nebula.leftovers import LeftoversRunning, Proc, RunDirectory, this_process
 from nebula.leftovers import stop as stop_leftovers
-from nebulacore.config import Settings
+from nebula.stack import ENDPOINT_SETTINGS
+from nebulacore.config import Settings, is_unknown_variable
 from nebulacore.lifeline import dies_with_this_process
+from nebulacore.ports import bind_refusal
 from nebulacore.private import PRIVATE_UMASK, private_dir
-from nebulacore.s3 import backend_client, ensure_buckets
-from nebulacore.web import bind_refusal
-from nebulaqueue.relay import relay_pending
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +77,22 @@ def child_argv(service: str) -> list[str]:
 
 
 def child_env(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
+    # An unknown NEBULA_* was warned about once, here; the children need not repeat it.
+    env = {name: value for name, value in os.environ.items() if not is_unknown_variable(name)}
     # Children must agree on the data directory whatever their working directory.
     env["NEBULA_DATA_DIR"] = str(settings.data_path)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def stack_record(settings: Settings) -> dict[str, object]:
+    """The endpoints of this stack, recorded in ``run/up.json`` (setting name -> value)."""
+    values = {name: getattr(settings, name) for name in ENDPOINT_SETTINGS}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+class PreparationFailed(Exception):
+    """The catalog, admin key or buckets could not be made ready."""
 
 
 class PortInUse(Exception):
@@ -119,7 +127,7 @@ def show_admin_command(settings: Settings, *options: str) -> str:
     return shlex.join(argv)
 
 
-def announcement(settings: Settings, admin: AdminKey) -> str:
+def announcement(settings: Settings, admin: AdminKey, buckets: str | None = None) -> str:
     """What ``nebula up`` prints once everything answers.
 
     The admin secret is printed in full only on the start that created it: ``nebula up``
@@ -146,6 +154,7 @@ def announcement(settings: Settings, admin: AdminKey) -> str:
         *secret_lines,
         f"  origin:        {s.origin_url}",
         f"  data dir:      {s.data_path}",
+        *([f"  {buckets}"] if buckets else []),
         "",
         "Upload a video:",
         f"  AWS_ACCESS_KEY_ID={key_id} AWS_SECRET_ACCESS_KEY={secret} "
@@ -190,11 +199,10 @@ class Supervisor:
                 self._start_storage()
             if self.stopping:
                 return 0
-            admin = self._prepare_catalog()
-            self._create_buckets()
+            admin, untranscoded = self._prepare()
             for service in ("s3proxy", "origin", "worker"):
                 self._spawn(service)
-            self.out(announcement(self.settings, admin))
+            self.out(announcement(self.settings, admin, untranscoded))
             sys.stdout.flush()
             self._watch()
             return 0
@@ -223,44 +231,40 @@ class Supervisor:
     def _record_tree(self) -> None:
         me = this_process("nebula up", os.getpid())
         procs = [me, *(child.proc() for child in self.children)]
-        self.run_dir.write(p for p in procs if p is not None)
+        self.run_dir.write((p for p in procs if p is not None), stack_record(self.settings))
 
     def _start_storage(self) -> None:
         child = self._spawn("storage")
         endpoint = self.settings.backend_endpoint
         storage.wait_ready(endpoint, timeout=90, alive=lambda: child.alive() or self.stopping)
-        self._wait_backend_usable(child)
 
-    def _wait_backend_usable(self, child: Child, timeout: float = 60.0) -> None:
-        client = backend_client(self.settings)
-        deadline = time.monotonic() + timeout
+    def _prepare(self) -> tuple[AdminKey, str | None]:
+        """Catalog, admin key and buckets, done by a child (:mod:`nebula.preparation`)
+        so that what it imports never weighs on this long-lived process."""
+        argv = [*child_argv("prepare"), "--for-up"]
+        child = subprocess.Popen(
+            argv,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=dies_with_this_process(signal.SIGTERM),
+        )
         while True:
-            if self.stopping:
-                return
             try:
-                client.list_buckets()
-                return
-            except Exception as exc:
-                if time.monotonic() > deadline or not child.alive():
-                    raise storage.StorageError(f"storage does not answer S3 calls: {exc}") from exc
-            time.sleep(0.5)
-
-    def _prepare_catalog(self) -> AdminKey:
-        with Catalog.opened(self.settings) as catalog:
-            catalog.upgrade()
-            with catalog.session() as session:
-                key, secret, created = ensure_admin_key(
-                    session, SecretBox.from_settings(self.settings)
-                )
-            if created:
-                log.info("created the admin access key %s", key.access_key_id)
-            # Only a new secret leaves this function: later starts have no reason to hold it.
-            return AdminKey(key.access_key_id, secret if created else None)
-
-    def _create_buckets(self) -> None:
-        wanted = [*self.settings.ingest_buckets, self.settings.hls_bucket]
-        for bucket in ensure_buckets(backend_client(self.settings), wanted):
-            log.info("created bucket %s", bucket)
+                out, _ = child.communicate(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                if self.stopping:
+                    child.kill()
+                    child.communicate()
+                    raise PreparationFailed("stopped during start-up") from None
+        if child.returncode != 0 or not out.strip():
+            raise PreparationFailed(
+                f"preparing the catalog and buckets failed (status {child.returncode}); see the lines above"
+            )
+        done = json.loads(out.strip().splitlines()[-1])
+        admin = AdminKey(done["access_key_id"], done["new_secret"])
+        return admin, done["untranscoded"]
 
     def _spawn(self, service: str) -> Child:
         child = Child(service, child_argv(service))
@@ -301,7 +305,12 @@ class Supervisor:
 
     def _release_leases(self, pid: int, code: int | None) -> None:
         """The worker ``pid`` died: its jobs back to the queue now, for the next worker."""
-        from transcoder.tasks import tasks_for  # the shell wires the queue; import on use
+        # Imported on use: a dead worker is rare, the catalog and queue are heavy, and this
+        # process lives as long as the stack.
+        from catalog import Catalog, jobs
+        from catalog.workers import host_id
+        from nebulaqueue.relay import relay_pending
+        from transcoder.tasks import tasks_for
 
         reason = f"worker pid {pid} exited with status {code}"
         try:

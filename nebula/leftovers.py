@@ -2,7 +2,8 @@
 
 The supervisor holds an exclusive ``flock`` on ``<data>/run/up.lock`` for its whole life
 and records itself and its children (pid and kernel start time, so a recycled pid is
-never mistaken for ours) in ``<data>/run/up.json``. The children die with the supervisor
+never mistaken for ours) in ``<data>/run/up.json``, with the endpoints it serves (the
+other commands find the running stack there). The children die with the supervisor
 (parent-death signal); the record is for what still survives that: a child that ignored
 the signal, or a tree left by an older Nebula. The next start names such leftovers
 instead of failing later on "address already in use", and can stop them.
@@ -16,9 +17,10 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from nebulacore.private import private_dir
 
@@ -107,21 +109,34 @@ class RunDirectory:
 
     def recorded(self) -> list[Proc]:
         try:
-            rows = json.loads(self.record.read_text())
+            rows = read_record(self.record).get("processes", [])
             return [Proc(r["name"], int(r["pid"]), int(r["started"])) for r in rows]
-        except (OSError, ValueError, KeyError, TypeError):
-            return []  # no record, or a torn one: nothing we can vouch for
+        except (ValueError, KeyError, TypeError):
+            return []  # a torn record: nothing we can vouch for
 
     def leftovers(self) -> list[Proc]:
         """Recorded processes still running (the caller holds the lock: none is ours)."""
         return [p for p in self.recorded() if p.alive() and p.pid != os.getpid()]
 
-    def write(self, processes: Iterable[Proc]) -> None:
+    def write(self, processes: Iterable[Proc], stack: Mapping[str, object] | None = None) -> None:
+        """Record ``processes`` and ``stack`` (the endpoints: setting name -> value)."""
         rows = [{"name": p.name, "pid": p.pid, "started": p.started} for p in processes]
         temporary = self.record.with_suffix(".tmp")
-        temporary.write_text(json.dumps(rows))
+        temporary.write_text(json.dumps({"processes": rows, "stack": dict(stack or {})}))
         temporary.replace(self.record)
         self._recorded = True
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    """``up.json`` as ``{"processes": [...], "stack": {...}}``; empty when absent or torn.
+    An older Nebula wrote the list of processes alone."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    if isinstance(record, list):
+        return {"processes": record}
+    return record if isinstance(record, dict) else {}
 
 
 def stop(leftovers: list[Proc], grace: float = STOP_GRACE_SECONDS) -> list[Proc]:

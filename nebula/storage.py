@@ -29,7 +29,6 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from nebula.storage_security import write_security_config
 from nebulacore.config import ConfigError, Settings
 from nebulacore.private import PRIVATE_UMASK, private_dir, write_private
 from nebulacore.s3 import BackendCredentials, ensure_embedded_credentials
@@ -229,6 +228,10 @@ def prepare(settings: Settings) -> Launch:
         )
     private_dir(layout.root)
     private_dir(layout.data_dir)
+    # Imported here: `nebula up` imports this module for wait_ready, and the certificate
+    # maker (cryptography) belongs to the storage's own start.
+    from nebula.storage_security import write_security_config
+
     write_identities(layout, ensure_embedded_credentials(settings))
     write_security_config(layout.root)
     return Launch(layout, weed_argv(layout) + memory_args(settings), weed_env(settings))

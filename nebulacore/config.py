@@ -7,6 +7,7 @@ start with :class:`ConfigError`, whose message names the variable. An optional f
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import logging
 import os
@@ -163,7 +164,8 @@ class Settings(BaseModel):
 
     # Logging.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["json", "text"] = "json"
+    # "auto": text for a person when the stream is a terminal, JSON lines otherwise.
+    log_format: Literal["auto", "json", "text"] = "auto"
 
     @field_validator("allow_cidrs", "trusted_proxies", mode="before")
     @classmethod
@@ -243,8 +245,12 @@ class Settings(BaseModel):
         return (self.origin_cache_dir or self.data_path / "cache").expanduser().resolve()
 
     def is_ingest_video(self, bucket: str, key: str, content_type: str | None = None) -> bool:
-        if bucket not in self.ingest_buckets:
-            return False
+        """A video in one of the configured ingest buckets (the catalog's bucket settings,
+        ``nebula buckets``, override this default: see ``catalog.buckets``)."""
+        return bucket in self.ingest_buckets and self.is_video(key, content_type)
+
+    def is_video(self, key: str, content_type: str | None = None) -> bool:
+        """An object a transcode would take: by its type, else by its extension."""
         if content_type and content_type.split(";")[0].strip().startswith(("video/", "audio/")):
             return True
         return key.lower().endswith(tuple(e.lower() for e in self.video_extensions))
@@ -300,13 +306,40 @@ def load_settings(environ: dict[str, str] | None = None, **overrides: object) ->
     }
     values.update(overrides)
     for name in sorted(k for k in values if k not in Settings.model_fields):
-        # Other tools (the deploy hook, tests) share the prefix; a typo still deserves a word.
-        log.debug("ignoring unknown NEBULA_%s", name.upper())
+        if f"NEBULA_{name.upper()}" in merged and not belongs_to_other_tools(name):
+            log.warning("%s", unknown_variable(name))
         del values[name]
     try:
         return Settings.model_validate(values)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+
+
+# Variables of the deploy hook, the tests and the Compose file share the prefix.
+OTHER_TOOLS_PREFIXES = ("deploy_", "test_")
+OTHER_TOOLS_NAMES = frozenset({"config_file", "services", "uid"})
+
+
+def belongs_to_other_tools(name: str) -> bool:
+    return name in OTHER_TOOLS_NAMES or name.startswith(OTHER_TOOLS_PREFIXES)
+
+
+def unknown_variable(name: str) -> str:
+    """The warning for ``NEBULA_<NAME>``, naming the closest known variable."""
+    variable = f"NEBULA_{name.upper()}"
+    close = difflib.get_close_matches(name, list(Settings.model_fields), n=1, cutoff=0.6)
+    hint = f"did you mean NEBULA_{close[0].upper()}?" if close else "see docs/configuration.md"
+    return f"unknown setting {variable} is ignored; {hint}"
+
+
+def is_unknown_variable(variable: str) -> bool:
+    """``variable`` has the prefix but names no setting nor another tool's variable."""
+    name = variable.removeprefix("NEBULA_").lower()
+    return (
+        variable.startswith("NEBULA_")
+        and name not in Settings.model_fields
+        and not belongs_to_other_tools(name)
+    )
 
 
 def _describe(exc: ValidationError) -> str:

@@ -1,4 +1,7 @@
-"""Structured logging: one JSON object per line, secrets never included."""
+"""Logging: one format per stream (text for a person at a terminal, JSON lines for a
+collector; ``NEBULA_LOG_FORMAT`` decides), secrets never included, and other libraries'
+INFO chatter (alembic's migration steps, Huey's consumer banner) kept out unless asked
+for with ``NEBULA_LOG_LEVEL=DEBUG``."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ import logging
 import sys
 import time
 from functools import lru_cache
-from typing import Any
+from typing import Any, TextIO
 
 from nebulacore.config import Settings
 
@@ -73,9 +76,23 @@ class _ServiceTag(logging.Filter):
         return True
 
 
+# Libraries whose INFO lines say nothing to an operator; their warnings still show.
+CHATTY = ("alembic", "huey", "sqlalchemy", "asyncio")
+# Libraries that log request bodies or credentials at DEBUG stay quiet at every level.
+NOISY = ("botocore", "boto3", "urllib3", "s3transfer", "aiohttp.access")
+
+
+def wants_json(log_format: str, stream: TextIO) -> bool:
+    """``auto``: JSON unless ``stream`` is a terminal (a person reads it)."""
+    if log_format == "auto":
+        return not stream.isatty()
+    return log_format == "json"
+
+
 def setup_logging(settings: Settings, service: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    json_lines = wants_json(settings.log_format, sys.stderr)
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     handler.addFilter(_ServiceTag(service))
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -85,6 +102,8 @@ def setup_logging(settings: Settings, service: str) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    # Libraries that log request bodies or credentials at DEBUG stay quiet.
-    for noisy in ("botocore", "boto3", "urllib3", "s3transfer", "aiohttp.access"):
+    for noisy in NOISY:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    chatty_level = logging.DEBUG if settings.log_level == "DEBUG" else logging.WARNING
+    for chatty in CHATTY:
+        logging.getLogger(chatty).setLevel(chatty_level)

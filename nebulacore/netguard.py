@@ -33,6 +33,15 @@ log = logging.getLogger(__name__)
 CLIENT_IP_KEY = web.RequestKey("nebula.client_ip", str)
 ALLOWLIST_MARK = "nebula_allowlist"
 DECISIONS_CACHED = 4096
+# The one setting that lets a refused network in: every refusal names it, the client's
+# answer and the operator's log line.
+ALLOW_SETTING = "NEBULA_ALLOW_CIDRS"
+REFUSAL_LOG = f"refused client outside the allow-list; to allow it, add it to {ALLOW_SETTING}"
+
+
+def refusal_text(client: str) -> str:
+    """What a refused client reads (the operator's fix included: the client may be them)."""
+    return f"your network ({client}) is not allowed; the operator can add it to {ALLOW_SETTING}"
 
 
 def _parse_ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -95,11 +104,13 @@ def allowlist_middleware(
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         client, allowed = decide(request.remote, forwarded_chain(request.headers))
         if not allowed:
+            # The refusal names the address it refused (``refuse`` reads it here too).
+            request[CLIENT_IP_KEY] = client or str(request.remote)
             # One line per refusal, so a scan from outside the tailnet is visible in the log.
             log.warning(
-                "refused client outside the allow-list",
+                REFUSAL_LOG,
                 extra={
-                    "client": client or str(request.remote),
+                    "client": request[CLIENT_IP_KEY],
                     "peer": request.remote,
                     "method": request.method,
                     "path": request.path,
@@ -107,7 +118,8 @@ def allowlist_middleware(
             )
             if refuse is not None:
                 return refuse(request)
-            return web.Response(status=403, text="403 Forbidden: your network is not allowed\n")
+            refused = refusal_text(request[CLIENT_IP_KEY])
+            return web.Response(status=403, text=f"403 Forbidden: {refused}\n")
         request[CLIENT_IP_KEY] = str(client)
         return await handler(request)
 

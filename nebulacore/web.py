@@ -19,7 +19,6 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -37,6 +36,7 @@ from nebulacore.config import Settings
 from nebulacore.counters import fresh_runtime_dir
 from nebulacore.lifeline import die_with_parent
 from nebulacore.ops import METRICS_KEY
+from nebulacore.ports import bind_refusal
 
 log = logging.getLogger(__name__)
 STOP_TIMEOUT_SECONDS = 10.0
@@ -187,19 +187,6 @@ def serve_service(
 
 class PortTaken(SystemExit):
     """The port already has a listener (a second copy of the service, or another program)."""
-
-
-def bind_refusal(host: str, port: int) -> OSError | None:
-    """Why ``host:port`` cannot be bound now (a plain bind, no ``SO_REUSEPORT``: it fails
-    against any listener, ours included), or None when it is free."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            return exc
-    return None
 
 
 def refuse_taken_port(host: str, port: int, name: str) -> None:

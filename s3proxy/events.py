@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from catalog import Catalog
 from catalog.assets import find_asset, record_delete, record_upload
+from catalog.buckets import TranscodedBuckets, transcode_settings
 from nebulacore.blocking import Offload
 from nebulacore.config import Settings
 from nebulaqueue.relay import Enqueue, relay_pending
@@ -99,14 +100,34 @@ class UploadEvents:
         self._background: set[asyncio.Task[None]] = set()
         self._threads = Offload(WRITE_THREADS, "catalog-write")
         self._wait = settings.catalog_write_wait_seconds
+        # Which buckets are transcoded: the catalog's settings (`nebula buckets`), read
+        # now and then off the event loop; NEBULA_INGEST_BUCKETS for buckets never set.
+        self.transcoded = TranscodedBuckets(self._read_bucket_settings, settings.ingest_buckets)
+        self.transcoded.refresh()
+        self._refreshing = False
+
+    def _read_bucket_settings(self) -> dict[str, bool]:
+        with self.catalog.session() as session:
+            return transcode_settings(session)
 
     def watches(self, bucket: str | None) -> bool:
-        return bucket is not None and bucket in self.settings.ingest_buckets
+        if self.transcoded.stale() and not self._refreshing:
+            self._refreshing = True
+            task = asyncio.create_task(self._refresh_bucket_settings())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return bucket is not None and self.transcoded(bucket)
+
+    async def _refresh_bucket_settings(self) -> None:
+        try:
+            await self._threads.run(self.transcoded.refresh)
+        finally:
+            self._refreshing = False
 
     async def written(
         self, bucket: str, key: str, etag: str | None, size: int | None, content_type: str | None
     ) -> None:
-        if not self.settings.is_ingest_video(bucket, key, content_type):
+        if not (self.watches(bucket) and self.settings.is_video(key, content_type)):
             return
 
         def record() -> str:

@@ -29,6 +29,7 @@ from nebulacore.netguard import (
     CLIENT_IP_KEY,
     allowlist_middleware,
     host_middleware,
+    refusal_text,
     s3proxy_hosts,
 )
 from nebulacore.ops import (
@@ -104,7 +105,8 @@ def error_response(
 
 
 def refuse_outsider(request: web.Request) -> web.StreamResponse:
-    error = S3Error("AccessDenied", "Your network is not allowed to use this endpoint.")
+    text = refusal_text(request[CLIENT_IP_KEY])
+    error = S3Error("AccessDenied", f"{text[0].upper()}{text[1:]}.")
     return error_response(request, error, new_request_id(), request.path)
 
 

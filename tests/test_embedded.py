@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -58,6 +59,47 @@ def wait_status_ok(up: NebulaUp, timeout: float = 120) -> dict[str, dict[str, ob
         if result.returncode == 0 or time.monotonic() > deadline:
             return report
         time.sleep(1)
+
+
+def assert_status_ok_from_another_shell(up: NebulaUp) -> None:
+    elsewhere = up.workdir / "elsewhere"
+    elsewhere.mkdir(exist_ok=True)
+    bare = {k: v for k, v in up.env.items() if not k.startswith("NEBULA_")}
+    data = str(up.workdir / "data")
+    result = subprocess.run(
+        [sys.executable, "-m", "nebula", "status", "--data-dir", data],
+        env=bare,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=elsewhere,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f":{up.env['NEBULA_S3PROXY_PORT']}/healthz answered 200" in result.stdout
+
+
+PLAIN_LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} [A-Z]+ ", re.M)
+
+
+def assert_quiet_uniform_log(text: str) -> None:
+    """Off a terminal every log line is JSON (none plain), without alembic's INFO steps,
+    and a machine without a GPU is told in one INFO line, not warnings."""
+    assert not PLAIN_LOG_LINE.search(text), text
+    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    assert records and not [r for r in records if r["logger"].startswith("alembic")]
+    hardware = [r for r in records if r["logger"] == "transcoder.hwaccel"]
+    assert [(r["level"], r["msg"].split(" (")[0]) for r in hardware] == [
+        ("info", "no Intel GPU found")
+    ], hardware
+
+
+def assert_lean_supervisor(pid: int) -> None:
+    """``nebula up`` lives as long as the stack: the catalog, the web stack and the
+    certificate maker are its children's, never loaded in it (their compiled parts would
+    show in its memory map)."""
+    mapped = Path(f"/proc/{pid}/maps").read_text()
+    for library in ("sqlalchemy", "aiohttp", "cryptography", "uvloop", "alembic"):
+        assert f"/{library}/" not in mapped, library
 
 
 def assert_all_gone(pids: set[int]) -> None:
@@ -117,6 +159,10 @@ def test_up_serves_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
         report = wait_status_ok(up)
         down = {name: part for name, part in report.items() if not part["ok"]}
         assert not down, f"parts down: {down}\nnebula up printed:\n{up.text}"
+        # Another shell, another directory, none of its variables: the data dir says where.
+        assert_status_ok_from_another_shell(up)
+        assert_quiet_uniform_log(up.text)
+        assert_lean_supervisor(up.process.pid)
         # The printed endpoint and admin key work with an unchanged S3 client.
         s3 = boto3.client(
             "s3",
@@ -126,6 +172,7 @@ def test_up_serves_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
             region_name="us-east-1",
         )
         s3.put_object(Bucket="media", Key="hello.txt", Body=b"hello nebula")
+        s3.create_bucket(Bucket="movies")  # not transcoded: the next start says so
         assert s3.get_object(Bucket="media", Key="hello.txt")["Body"].read() == b"hello nebula"
         assert "printed this once" in up.text
         assert_private(up.workdir / "data")
@@ -147,6 +194,8 @@ def test_up_serves_stops_cleanly_and_reuses_data(tmp_path: Path) -> None:
         again.wait_for("Press Ctrl-C to stop.")
         assert again.value("access key") == access_key
         assert "created bucket" not in again.text
+        assert "not transcoded: movies (uploads are stored only" in again.text
+        assert "not transcoded" not in up.text  # media is, and hls is the output
         # The secret was printed once, when it was made; logs of later starts never hold it.
         assert secret not in again.text
         assert "nebula keys show-admin --data-dir" in again.text

@@ -2,7 +2,9 @@
 
 A device node that exists is not enough (driver, firmware, permissions, a container
 without the render group...), so we open the device and encode a 1 s clip under a
-timeout. ``auto`` tries QSV, then VAAPI, then settles for libx264, logging every reason.
+timeout. ``auto`` tries QSV, then VAAPI, then settles for libx264. The outcome is one
+log line at start (the reasons in full are ``nebula doctor``'s and DEBUG's): a machine
+without a GPU is no news, so that case is INFO, and a GPU that fails is one WARNING.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ log = logging.getLogger(__name__)
 PROBE_TIMEOUT = 20.0
 TEST_SOURCE = ["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30:duration=1"]
 ENCODERS = {"qsv": "h264_qsv", "vaapi": "h264_vaapi", "none": "libx264"}
+NO_DEVICE = "no device"
+DETAILS = "`nebula doctor` for details"
 
 
 @dataclass(frozen=True)
@@ -74,7 +78,7 @@ def try_mode(mode: str, device: str, timeout: float = PROBE_TIMEOUT) -> str | No
     if not encoder_compiled(ENCODERS[mode]):
         return f"this ffmpeg has no {ENCODERS[mode]} encoder"
     if not os.path.exists(device):
-        return f"no device {device} (no GPU, or /dev/dri not passed to the container)"
+        return f"{NO_DEVICE} {device} (no GPU, or /dev/dri not passed to the container)"
     if not os.access(device, os.R_OK | os.W_OK):
         return f"no permission on {device} (add the user to the render/video group)"
     try:
@@ -99,9 +103,18 @@ def detect(setting: str, device: str, timeout: float = PROBE_TIMEOUT) -> Choice:
             log.info("hardware encoding: %s on %s", mode, device)
             return Choice(mode, reasons)
         reasons[mode] = reason
-        log.warning("hardware encoding %s unavailable: %s", mode, reason)
-    log.warning("using software encoding (libx264)")
+        log.debug("hardware encoding %s unavailable: %s", mode, reason)
+    log_fallback(setting, device, reasons)
     return Choice("none", reasons)
+
+
+def log_fallback(setting: str, device: str, reasons: dict[str, str]) -> None:
+    """One line for the software fallback."""
+    if setting == "auto" and all(r.startswith(NO_DEVICE) for r in reasons.values()):
+        log.info("no Intel GPU found (%s); encoding with libx264; %s", device, DETAILS)
+        return
+    tried = "; ".join(f"{mode}: {reason}" for mode, reason in reasons.items())
+    log.warning("hardware encoding unusable (%s); encoding with libx264; %s", tried, DETAILS)
 
 
 _resolved: dict[tuple[str, str], Choice] = {}

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from catalog import Asset, AssetStatus, Catalog
 from catalog.assets import record_delete, record_upload
+from catalog.buckets import transcoded_buckets
 from catalog.jobs import reap_expired
 from catalog.models import utcnow
 from nebulacore.config import Settings
@@ -57,7 +58,9 @@ def run_once(
     report = Report()
     report.reaped = reap_expired(catalog, settings.job_max_attempts)
     client = client or backend_client(settings)
-    for bucket in settings.ingest_buckets:
+    with catalog.session() as session:
+        buckets = transcoded_buckets(session, settings.ingest_buckets)
+    for bucket in buckets:
         try:
             recorded, removed = reconcile_bucket(settings, catalog, client, bucket, grace_seconds)
         except Exception as exc:  # one unreachable bucket must not stop the rest
@@ -88,7 +91,7 @@ def reconcile_bucket(
     with catalog.session() as session:
         assets = {a.key: a for a in session.scalars(select(Asset).where(Asset.bucket == bucket))}
         for key, item in listing.items():
-            if not settings.is_ingest_video(bucket, key) or item["LastModified"] > settled:
+            if not settings.is_video(key) or item["LastModified"] > settled:
                 continue
             etag = str(item.get("ETag", "")).strip('"') or None
             asset = assets.get(key)

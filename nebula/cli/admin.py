@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sqlalchemy.orm import Session
+
 from catalog.db import current_revision, upgrade
 from catalog.keys import (
     AccessKeyError,
@@ -15,7 +17,9 @@ from catalog.keys import (
     parse_scopes,
     revoke_key,
 )
+from catalog.models import AccessKey
 from nebula.cli.base import CliError, Commands, add_command, catalog_session, settings_from
+from nebula.cli.table import render
 
 
 def register(commands: Commands) -> None:
@@ -48,8 +52,8 @@ def register(commands: Commands) -> None:
     listing = add_command(key_commands, "list", "list keys (never their secrets)")
     listing.add_argument("--all", action="store_true", help="include revoked keys")
     listing.set_defaults(handler=keys_list)
-    revoke = add_command(key_commands, "revoke", "revoke a key at once (by its id or name)")
-    revoke.add_argument("access_key_id", metavar="KEY", help="an access key id, or a key's name")
+    revoke = add_command(key_commands, "revoke", "revoke keys at once, by access key id or name")
+    revoke.add_argument("keys", nargs="+", metavar="KEY", help="an access key id or a key's name")
     revoke.set_defaults(handler=keys_revoke)
     show_admin = add_command(
         key_commands, "show-admin", "print the admin key and its secret (reads the local catalog)"
@@ -104,26 +108,51 @@ def _scopes_text(scopes: dict[str, str]) -> str:
 
 def keys_list(args: argparse.Namespace) -> int:
     with catalog_session(args) as session:
-        keys = list_keys(session, include_revoked=args.all)
-        print(f"{'ACCESS KEY':<22} {'NAME':<16} {'OWNER':<16} {'SCOPES':<28} {'CREATED':<20} STATE")
-        for key in keys:
-            scopes = "admin" if key.is_admin else _scopes_text(key.scopes)
-            state = "active" if key.active else f"revoked {key.revoked_at:%Y-%m-%d %H:%M}"
-            created = f"{key.created_at:%Y-%m-%d %H:%M:%S}"
-            print(
-                f"{key.access_key_id:<22} {key.name:<16} {key.owner:<16} {scopes:<28} "
-                f"{created:<20} {state}"
+        rows = [
+            (
+                key.access_key_id,
+                key.name,
+                key.owner,
+                "admin" if key.is_admin else _scopes_text(key.scopes),
+                f"{key.created_at:%Y-%m-%d %H:%M:%S}",
+                "active" if key.active else f"revoked {key.revoked_at:%Y-%m-%d %H:%M}",
             )
+            for key in list_keys(session, include_revoked=args.all)
+        ]
+    print(render(("ACCESS KEY", "NAME", "OWNER", "SCOPES", "CREATED", "STATE"), rows))
     return 0
 
 
+def find_key(session: Session, wanted: str) -> AccessKey:
+    """The key whose access key id is ``wanted``, else the one key named so (an active one
+    before a revoked one); ambiguous names are refused with the ids to choose from."""
+    key = session.get(AccessKey, wanted)
+    if key is not None:
+        return key
+    named = [k for k in list_keys(session, include_revoked=True) if k.name == wanted]
+    active = [k for k in named if k.active]
+    choices = active or named
+    if not choices:
+        raise CliError(f"no access key with the id or name {wanted!r} (see `nebula keys list`)")
+    if len(choices) > 1:
+        ids = ", ".join(k.access_key_id for k in choices)
+        raise CliError(f"{len(choices)} keys are named {wanted!r}: {ids}; give the access key id")
+    return choices[0]
+
+
 def keys_revoke(args: argparse.Namespace) -> int:
+    """Each key revoked, or said to be revoked already (not an error: the wish holds)."""
     with catalog_session(args) as session:
-        try:
-            key = revoke_key(session, args.access_key_id)
-        except AccessKeyError as exc:
-            raise CliError(str(exc)) from None
-        print(f"revoked {key.access_key_id} ({key.name})")
+        for wanted in args.keys:
+            key = find_key(session, wanted)
+            if not key.active:
+                print(
+                    f"{key.access_key_id} ({key.name}) was already revoked on "
+                    f"{key.revoked_at:%Y-%m-%d %H:%M}"
+                )
+                continue
+            revoke_key(session, key.access_key_id)
+            print(f"revoked {key.access_key_id} ({key.name})")
     return 0
 
 

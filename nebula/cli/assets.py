@@ -1,16 +1,22 @@
-"""``nebula assets list|show|url``: uploaded videos, their ladders and why one failed."""
+"""``nebula assets list|show|url|retranscode|delete``: uploaded videos, their ladders and
+why one failed."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
-from catalog.assets import get_asset, list_assets
-from catalog.models import Asset, AssetStatus
-from nebula.cli.base import CliError, Commands, add_command, catalog_session
+from sqlalchemy.orm import Session
+
+from catalog import Catalog
+from catalog.assets import get_asset, list_assets, record_delete, record_upload
+from catalog.models import PENDING_ASSET, Asset, AssetStatus
+from nebula.cli.base import CliError, Commands, add_command, catalog_session, settings_from
+from nebula.cli.jobs import relay_now
 from nebula.cli.playback import add_url_command
-from nebula.cli.table import render
+from nebula.cli.table import human_size, render
 
 # Statuses whose asset carries a reason worth a column: why it is not playable.
 EXPLAINED = frozenset(s for s in AssetStatus if s.value in ("failed", "cancelled"))
@@ -28,6 +34,16 @@ def register(commands: Commands) -> None:
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(handler=assets_show)
     add_url_command(asset_commands)
+    again = add_command(
+        asset_commands, "retranscode", "transcode finished videos again (e.g. after a new ladder)"
+    )
+    again.add_argument("asset_ids", nargs="+", metavar="ASSET_ID")
+    again.set_defaults(handler=assets_retranscode)
+    delete = add_command(
+        asset_commands, "delete", "delete videos: the uploaded source and its HLS ladder"
+    )
+    delete.add_argument("asset_ids", nargs="+", metavar="ASSET_ID")
+    delete.set_defaults(handler=assets_delete)
 
 
 def assets_list(args: argparse.Namespace) -> int:
@@ -42,7 +58,7 @@ def assets_list(args: argparse.Namespace) -> int:
                 a.id,
                 a.status.value,
                 f"{a.duration:.1f}s" if a.duration else None,
-                a.size,
+                human_size(a.size),
                 f"s3://{a.bucket}/{a.key}",
                 a.error if a.status in EXPLAINED else "",
             )
@@ -115,7 +131,7 @@ def describe(data: dict[str, Any]) -> str:
         "object": f"s3://{data['bucket']}/{data['key']}",
         "status": data["status"],
         "reason": data["error"],
-        "size": f"{size / 1e6:.1f} MB ({size} bytes)" if size is not None else None,
+        "size": f"{human_size(size)} ({size} bytes)" if size is not None else None,
         "duration": f"{data['duration']:.1f} s" if data["duration"] else None,
         "type": data["content_type"],
         "uploaded": f"{data['created_at']:%Y-%m-%d %H:%M:%S}",
@@ -137,3 +153,63 @@ def describe(data: dict[str, Any]) -> str:
         headers = ("ID", "KIND", "STATUS", "PROGRESS", "ATTEMPTS", "REASON")
         lines += ["", "jobs", render(headers, jobs, right="ID PROGRESS ATTEMPTS")]
     return "\n".join(lines)
+
+
+def _asset(session: Session, asset_id: str) -> Asset:
+    asset = get_asset(session, asset_id)
+    if asset is None:
+        raise CliError(f"no asset {asset_id!r} (see `nebula assets list`)")
+    return asset
+
+
+def assets_retranscode(args: argparse.Namespace) -> int:
+    """A new transcode of each source as it is stored; its ladder replaces the current one
+    when published (viewers of the old one finish it, as after an overwrite)."""
+    settings = settings_from(args)
+    refused = 0
+    with Catalog.opened(settings) as catalog:
+        for asset_id in args.asset_ids:
+            with catalog.session() as session:
+                asset = _asset(session, asset_id)
+                if asset.status == AssetStatus.DELETED or asset.status in PENDING_ASSET:
+                    refused += 1
+                    why = "is deleted" if asset.status == AssetStatus.DELETED else "is in work"
+                    print(f"nebula: asset {asset_id} {why} ({asset.status.value})", file=sys.stderr)
+                    continue
+                a = asset
+                _, job = record_upload(session, a.bucket, a.key, a.etag, a.size, a.content_type)
+                session.flush()
+                print(f"asset {asset_id}: transcode job {job.id} queued")
+        relay_now(catalog, settings)
+    return 2 if refused else 0
+
+
+def assets_delete(args: argparse.Namespace) -> int:
+    """The source object is deleted from storage, then the asset is marked deleted and its
+    ladder's removal queued (the worker deletes every version, the origin stops serving)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from nebulacore.s3 import backend_client
+
+    settings = settings_from(args)
+    storage = backend_client(settings)
+    with Catalog.opened(settings) as catalog:
+        for asset_id in args.asset_ids:
+            with catalog.session() as session:
+                asset = _asset(session, asset_id)
+                if asset.status == AssetStatus.DELETED:
+                    print(f"asset {asset_id} was already deleted")
+                    continue
+                try:
+                    storage.delete_object(Bucket=asset.bucket, Key=asset.key)
+                except (BotoCoreError, ClientError) as exc:
+                    where = f"s3://{asset.bucket}/{asset.key}"
+                    raise CliError(
+                        f"asset {asset_id}: storage did not delete {where}: {exc}"
+                    ) from None
+                job = record_delete(session, asset.bucket, asset.key)
+                session.flush()
+                removal = f"; removal job {job.id} deletes its ladder" if job else ""
+                print(f"deleted asset {asset_id} (s3://{asset.bucket}/{asset.key}){removal}")
+        relay_now(catalog, settings)
+    return 0

@@ -1,27 +1,24 @@
 """What the Compose stack runs besides the services: ``nebula prepare``, ``nebula healthcheck``.
 
 ``prepare`` is the one-shot ``migrate`` service (schema and buckets before s3proxy starts);
-``healthcheck`` is every Nebula container's Docker healthcheck, so the deploy hook's wait
-for "healthy" means: /healthz of s3proxy and origin answered 200, the worker heartbeats.
+``healthcheck`` is what every Nebula container's Docker healthcheck checks (Compose runs
+the lighter ``python3 -m nebula.probe``, the same code), so the deploy hook's wait for
+"healthy" means: /healthz of s3proxy and origin answered 200, the worker heartbeats.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import socket
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from nebula.cli.base import CliError, Commands, add_command, settings_from
-from nebula.cli.status import check_http, live_workers
-from nebulacore.config import Settings, host_for_url
+from nebula.cli.base import CliError, Commands, add_command, own_settings
 
 
 def register(commands: Commands) -> None:
     prepare = add_command(
         commands, "prepare", "apply catalog migrations and create the configured buckets"
     )
+    # nebula up's own preparation, in a child of the supervisor (nebula.preparation).
+    prepare.add_argument("--for-up", action="store_true", help=argparse.SUPPRESS)
     prepare.set_defaults(handler=run_prepare)
     check = add_command(
         commands, "healthcheck", "exit 0 when this container's service is healthy (Docker)"
@@ -31,10 +28,19 @@ def register(commands: Commands) -> None:
 
 
 def run_prepare(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
     from catalog.db import current_revision, upgrade
     from nebulacore.s3 import backend_client, ensure_buckets
 
-    settings = settings_from(args)
+    settings = own_settings(args)
+    if args.for_up:
+        from nebula import preparation
+        from nebulacore.logs import setup_logging
+
+        setup_logging(settings, "up")
+        print(preparation.answer(settings))
+        return 0
     upgrade(settings.catalog_url)
     print(f"catalog at revision {current_revision(settings.catalog_url)}")
     wanted = [*settings.ingest_buckets, settings.hls_bucket]
@@ -47,42 +53,8 @@ def run_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-def local_url(settings: Settings, port: int) -> str:
-    """This container's own listener: loopback when bound to every address."""
-    return f"http://{host_for_url(settings.bind)}:{port}"
-
-
-def check_local_worker(settings: Settings) -> str:
-    """A worker on this host (this container) wrote its heartbeat recently."""
-    workers = live_workers(settings, hostname=socket.gethostname())
-    if not workers:
-        raise RuntimeError(f"no heartbeat from a worker on {socket.gethostname()} recently")
-    return f"worker {workers[0].id} heartbeat at {workers[0].heartbeat_at:%H:%M:%S}"
-
-
-def check_edge(settings: Settings) -> str:
-    """The namespace holder is as healthy as the two services living in its namespace."""
-    front = os.environ.get("NETWORK_FRONT", "edge")
-    if front != "edge":  # tailnet mode: the sidecar is the front door, this one idles
-        return f"idle, NETWORK_FRONT={front}"
-    return "; ".join(
-        check_http(local_url(settings, port) + "/healthz")
-        for port in (settings.s3proxy_port, settings.origin_port)
-    )
-
-
 def run_healthcheck(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    try:
-        if args.service == "worker":
-            detail = check_local_worker(settings)
-        elif args.service == "edge":
-            detail = check_edge(settings)
-        else:
-            port = settings.s3proxy_port if args.service == "s3proxy" else settings.origin_port
-            detail = check_http(local_url(settings, port) + "/healthz")
-    except Exception as exc:
-        print(f"{args.service} unhealthy: {exc}")
-        return 1
-    print(f"{args.service} healthy: {detail}")
-    return 0
+    """The same check as Compose's (:mod:`nebula.probe`), from the full CLI."""
+    from nebula import probe
+
+    return probe.main([args.service])

@@ -6,15 +6,18 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from catalog import Catalog, Job, JobStatus
-from catalog.models import OPEN_JOB
+from catalog.models import OPEN_JOB, utcnow
 from nebula.cli.base import CliError, Commands, add_command, settings_from
 from nebula.cli.table import render
+from nebulacore.config import Settings
 
 BAR_WIDTH = 30
 
@@ -33,11 +36,11 @@ def register(commands: Commands) -> None:
     show.add_argument("job_id", type=int)
     show.add_argument("--json", action="store_true")
     show.set_defaults(handler=jobs_show)
-    retry = add_command(actions, "retry", "run a failed or cancelled job again")
-    retry.add_argument("job_id", type=int)
+    retry = add_command(actions, "retry", "run failed or cancelled jobs again")
+    retry.add_argument("job_ids", type=int, nargs="+", metavar="JOB_ID")
     retry.set_defaults(handler=jobs_retry)
-    cancel = add_command(actions, "cancel", "cancel a queued or running job (nothing is published)")
-    cancel.add_argument("job_id", type=int)
+    cancel = add_command(actions, "cancel", "cancel queued or running jobs (nothing is published)")
+    cancel.add_argument("job_ids", type=int, nargs="+", metavar="JOB_ID")
     cancel.set_defaults(handler=jobs_cancel)
     watch = add_command(actions, "watch", "progress bars of running jobs, refreshed")
     watch.add_argument("job_id", type=int, nargs="?", help="follow one job until it ends")
@@ -45,7 +48,7 @@ def register(commands: Commands) -> None:
     watch.add_argument("--once", action="store_true", help="print once and exit")
     watch.set_defaults(handler=jobs_watch)
 
-    queue = add_command(commands, "queue", "Huey's pending, scheduled and failed task counts")
+    queue = add_command(commands, "queue", "jobs by state, and the messages waiting in Huey")
     queue.add_argument("--json", action="store_true")
     queue.set_defaults(handler=queue_show)
 
@@ -69,12 +72,37 @@ def job_dict(job: Job) -> dict[str, Any]:
     }
 
 
+def eta_seconds(job: Job, now: datetime | None = None) -> float | None:
+    """Seconds until ``job`` ends: the media left over the encoding speed when both are
+    known, else the time spent so far scaled by the progress left; None before any."""
+    progress = min(100.0, job.progress)
+    if progress <= 0 or progress >= 100:
+        return None
+    duration = job.asset.duration if job.asset is not None else None
+    if duration and job.speed:
+        return duration * (100 - progress) / 100 / job.speed
+    if job.started_at is None:
+        return None
+    spent = ((now or utcnow()) - job.started_at).total_seconds()
+    return max(0.0, spent) * (100 - progress) / progress
+
+
+def clock(seconds: float) -> str:
+    """``3725`` -> ``"1:02:05"``, ``65`` -> ``"1:05"``."""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
 def progress_bar(job: Job) -> str:
     filled = int(BAR_WIDTH * min(100.0, job.progress) / 100)
     bar = "#" * filled + "-" * (BAR_WIDTH - filled)
     rate = f" {job.fps:.0f} fps" if job.fps else ""
     speed = f" {job.speed:.2f}x" if job.speed else ""
-    return f"[{bar}] {job.progress:5.1f}%{rate}{speed}"
+    eta = eta_seconds(job)
+    left = f" ETA {clock(eta)}" if eta is not None else ""
+    # The figures first: on a narrow terminal the table cuts the bar, not them.
+    return f"{job.progress:5.1f}%{left}{speed}{rate} [{bar}]"
 
 
 JOB_HEADERS = ("ID", "ASSET", "KIND", "STATUS", "ATTEMPTS", "PROGRESS / REASON")
@@ -89,21 +117,34 @@ def _table(jobs: list[Job]) -> str:
     return render(JOB_HEADERS, [_row(j) for j in jobs], right="ID ATTEMPTS")
 
 
+def job_counts(session: Session) -> dict[str, int]:
+    """Jobs by status, every status named: what ``nebula jobs`` and ``nebula queue`` say."""
+    by_status = dict(session.execute(select(Job.status, func.count()).group_by(Job.status)).all())
+    return {status.value: int(by_status.get(status, 0)) for status in JobStatus}
+
+
+def counts_line(counts: dict[str, int]) -> str:
+    return "  ".join(f"{status} {count}" for status, count in counts.items())
+
+
 def jobs_list(args: argparse.Namespace) -> int:
-    query = select(Job).order_by(Job.id.desc()).limit(args.limit)
+    query = select(Job).options(joinedload(Job.asset)).order_by(Job.id.desc()).limit(args.limit)
     if args.status:
         query = query.where(Job.status == JobStatus(args.status))
     with Catalog.opened(settings_from(args)) as catalog, catalog.session() as session:
         rows = list(session.scalars(query))
+        counts = job_counts(session)
     if args.json:
         print(json.dumps([job_dict(j) for j in rows], indent=2, default=str))
         return 0
     print(_table(rows))
+    shown = f" (the last {len(rows)} shown)" if len(rows) < sum(counts.values()) else ""
+    print(f"\njobs  {counts_line(counts)}{shown}")
     return 0
 
 
 def _job(session: Session, job_id: int) -> Job:
-    job = session.get(Job, job_id)
+    job = session.get(Job, job_id, options=[joinedload(Job.asset)])
     if job is None:
         raise CliError(f"no job {job_id}")
     return job
@@ -123,31 +164,48 @@ def jobs_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def jobs_retry(args: argparse.Namespace) -> int:
-    from catalog import jobs
+def relay_now(catalog: Catalog, settings: Settings) -> None:
+    """Hand what the catalog queued to the queue now (else the worker's reconcile does)."""
     from nebulaqueue.relay import relay_pending
     from transcoder.tasks import tasks_for
 
+    try:
+        relay_pending(catalog, tasks_for(settings).enqueue)
+    except Exception as exc:  # the worker's reconcile relays it later
+        print(f"queued in the catalog; the queue is unreachable for now: {exc}")
+
+
+def each_job(
+    catalog: Catalog, job_ids: list[int], act: Callable[[Catalog, int], bool], done: str, why: str
+) -> int:
+    """``act`` on every job, saying what became of each; exit 2 when any was refused."""
+    refused = 0
+    for job_id in job_ids:
+        if act(catalog, job_id):
+            print(f"job {job_id} {done}")
+        else:
+            refused += 1
+            print(f"nebula: job {job_id} {why}", file=sys.stderr)
+    return 2 if refused else 0
+
+
+def jobs_retry(args: argparse.Namespace) -> int:
+    from catalog import jobs
+
     settings = settings_from(args)
     with Catalog.opened(settings) as catalog:
-        if not jobs.retry(catalog, args.job_id):
-            raise CliError(f"job {args.job_id} is not failed or cancelled (or does not exist)")
-        try:
-            relay_pending(catalog, tasks_for(settings).enqueue)
-        except Exception as exc:  # the worker's reconcile relays it later
-            print(f"queued in the catalog; the queue is unreachable for now: {exc}")
-    print(f"job {args.job_id} queued again")
-    return 0
+        why = "is not failed or cancelled (or does not exist)"
+        code = each_job(catalog, args.job_ids, jobs.retry, "queued again", why)
+        relay_now(catalog, settings)
+    return code
 
 
 def jobs_cancel(args: argparse.Namespace) -> int:
     from catalog import jobs
 
     with Catalog.opened(settings_from(args)) as catalog:
-        if not jobs.cancel(catalog, args.job_id):
-            raise CliError(f"job {args.job_id} is not queued or running (or does not exist)")
-    print(f"job {args.job_id} cancelled")
-    return 0
+        why = "is not queued or running (or does not exist)"
+        return each_job(catalog, args.job_ids, jobs.cancel, "cancelled", why)
 
 
 def jobs_watch(args: argparse.Namespace) -> int:
@@ -157,7 +215,8 @@ def jobs_watch(args: argparse.Namespace) -> int:
                 if args.job_id is not None:
                     rows = [_job(session, args.job_id)]
                 else:
-                    rows = list(session.scalars(select(Job).where(Job.status == JobStatus.RUNNING)))
+                    running = select(Job).options(joinedload(Job.asset))
+                    rows = list(session.scalars(running.where(Job.status == JobStatus.RUNNING)))
                 lines = _table(rows).splitlines() if rows else ["no running jobs"]
                 finished = args.job_id is not None and rows[0].status not in OPEN_JOB
             print("\n".join(lines), flush=True)
@@ -174,13 +233,16 @@ def queue_show(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     counts = queue_counts(make_huey(settings))
     with Catalog.opened(settings) as catalog, catalog.session() as session:
-        by_status = dict(
-            session.execute(select(Job.status, func.count()).group_by(Job.status)).all()
-        )
-    jobs = {status.value: int(by_status.get(status, 0)) for status in JobStatus}
+        jobs = job_counts(session)
     if args.json:
         print(json.dumps({"queue": counts, "jobs": jobs}, indent=2))
         return 0
-    print("queue  " + "  ".join(f"{k} {v}" for k, v in counts.items()))
-    print("jobs   " + "  ".join(f"{k} {v}" for k, v in jobs.items()))
+    # The catalog's jobs are the truth, counted as `nebula jobs` counts them. Huey's
+    # messages are not jobs: a running job's message has left the queue, and a message
+    # of a job cancelled or relayed twice waits until a worker reads and drops it.
+    print(f"jobs      {counts_line(jobs)}")
+    print(
+        f"messages  waiting {counts['pending']}  scheduled {counts['scheduled']}  "
+        f"failed {counts['failed']}  (Huey's queue; a worker drops those of ended jobs)"
+    )
     return 0

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+from typing import TYPE_CHECKING
 
-from nebula.cli.base import Commands, add_command, settings_from
+from nebula.cli.base import Commands, add_command, own_settings
 from nebulacore.config import Settings
 from nebulacore.logs import setup_logging
-from nebulaqueue.relay import Enqueue
+from nebulacore.private import PRIVATE_UMASK
+
+if TYPE_CHECKING:
+    from nebulaqueue.relay import Enqueue
 
 # service name -> "module:function" taking Settings; imported lazily so that
 # `nebula origin` never loads the s3proxy and vice versa.
@@ -19,8 +24,26 @@ SERVICES = {
 }
 
 
+UP_HELP = """\
+ports and variables (environment, or a NEBULA_CONFIG_FILE of NEBULA_X=value lines):
+  NEBULA_DATA_DIR      everything it keeps: catalog, queue, keys, storage (default ./data)
+  NEBULA_BIND          the address every listener binds to (default 127.0.0.1)
+  NEBULA_S3PROXY_PORT  the S3 endpoint for aws, rclone, s3cmd, boto3 (default 9000)
+  NEBULA_ORIGIN_PORT   the HLS origin players stream from (default 8080)
+  NEBULA_STORAGE_PORT  the embedded SeaweedFS, on 127.0.0.1 only (default 8333)
+  NEBULA_ALLOW_CIDRS   client networks allowed (default loopback and the tailnet)
+  NEBULA_INGEST_BUCKETS  buckets transcoded on a new catalog (default media;
+                       then `nebula buckets`)
+  NEBULA_LOG_FORMAT    text or json (default: text on a terminal, json otherwise)
+
+It records its ports in <data dir>/run/up.json: the other commands (status, assets url,
+upload-form, keys create) run in another shell with the same --data-dir find them there."""
+
+
 def register(commands: Commands) -> None:
-    up = add_command(commands, "up", "start the whole system on the embedded default")
+    up = add_command(
+        commands, "up", "start the whole system on the embedded default", epilog=UP_HELP
+    )
     up.add_argument(
         "--stop-leftovers",
         action="store_true",
@@ -37,20 +60,23 @@ def register(commands: Commands) -> None:
 def run_up(args: argparse.Namespace) -> int:
     from nebula.embedded import Supervisor
 
-    settings = settings_from(args)
-    setup_logging(settings.model_copy(update={"log_format": "text"}), "up")
+    settings = own_settings(args)
+    setup_logging(settings, "up")
     return Supervisor(settings, stop_leftovers=args.stop_leftovers).run()
 
 
 def run_storage(args: argparse.Namespace) -> int:
     from nebula import storage
 
-    storage.exec_storage(settings_from(args))
+    storage.exec_storage(own_settings(args))
     return 0  # not reached: exec replaced the process
 
 
 def run_service(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
+    settings = own_settings(args)
+    # What a service writes (the origin's cache, the worker's work files, the catalog and
+    # queue files it creates) is its user's alone, whether nebula up started it or not.
+    os.umask(PRIVATE_UMASK)
     setup_logging(settings, args.service)
     module_name, _, function = SERVICES[args.service][0].partition(":")
     runner = getattr(importlib.import_module(module_name), function)

@@ -5,30 +5,57 @@ from __future__ import annotations
 import argparse
 import json
 import urllib.error
-import urllib.request
+import urllib.parse
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from catalog import Catalog, Worker
-from nebula.cli.base import Commands, add_command, settings_from
+from nebula import probe
+from nebula.cli.base import STACK_HELP, Commands, add_command, stack_from
 from nebula.cli.table import render
+from nebula.probe import live_workers
+from nebula.stack import Stack
 from nebulacore.config import Settings
-from nebulacore.s3 import backend_client
 
-HTTP_CHECK_TIMEOUT_SECONDS = 5
+if TYPE_CHECKING:
+    pass
+
+
+class Unreachable(Exception):
+    """Nothing answers where the stack was looked for; the message says where and why there."""
 
 
 def register(commands: Commands) -> None:
-    status = add_command(commands, "status", "health of every part; exit 1 if any is down")
+    status = add_command(
+        commands, "status", "health of every part; exit 1 if any is down", epilog=STACK_HELP
+    )
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=run_status)
 
 
-def check_storage(settings: Settings) -> str:
-    buckets = backend_client(settings, connect_timeout=3, read_timeout=5).list_buckets()
+def address_of(url: str) -> str:
+    """``host:port`` of ``url``, as a refused connection names it."""
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.hostname}:{port}"
+
+
+def check_storage(stack: Stack) -> str:
+    from botocore.exceptions import EndpointConnectionError
+
+    from nebulacore.s3 import backend_client
+
+    settings = stack.settings
+    try:
+        buckets = backend_client(settings, connect_timeout=3, read_timeout=5).list_buckets()
+    except EndpointConnectionError:
+        where = address_of(settings.backend_endpoint)
+        raise Unreachable(stack.unreachable(where, "storage_port", "backend_url")) from None
     return f"{len(buckets.get('Buckets', []))} buckets at {settings.backend_endpoint}"
 
 
 def check_catalog(settings: Settings) -> str:
+    from catalog import Catalog
+
     with Catalog.opened(settings) as catalog:
         catalog.ping()
     return settings.catalog_url.split("@")[-1]  # no password in the output
@@ -41,20 +68,15 @@ def check_queue(settings: Settings) -> str:
     return ", ".join(f"{k} {v}" for k, v in counts.items())
 
 
-def check_http(url: str) -> str:
-    """``url answered 200``; raises with the status and the start of the body otherwise."""
+def check_http(url: str, stack: Stack | None = None, *names: str) -> str:
+    """``url answered 200``; raises with the status and the start of the body otherwise,
+    and with where the address came from (``stack``'s ``names``) when nothing answers."""
     try:
-        with urllib.request.urlopen(url, timeout=HTTP_CHECK_TIMEOUT_SECONDS) as response:
-            return f"{url} answered {response.status}"
-    except urllib.error.HTTPError as exc:
-        detail = exc.read(500).decode(errors="replace").strip()
-        raise RuntimeError(f"{url} answered {exc.code} {detail}") from None
-
-
-def live_workers(settings: Settings, hostname: str | None = None) -> list[Worker]:
-    """Workers (on ``hostname`` when given) whose heartbeat is younger than the stale limit."""
-    with Catalog.opened(settings) as catalog, catalog.session() as session:
-        return list(session.scalars(Worker.live(hostname)).all())
+        return probe.check_http(url)
+    except probe.NoAnswer as exc:
+        if stack is None or not isinstance(exc.reason, ConnectionRefusedError):
+            raise
+        raise Unreachable(stack.unreachable(address_of(url), *names)) from None
 
 
 def check_worker(settings: Settings) -> str:
@@ -64,21 +86,23 @@ def check_worker(settings: Settings) -> str:
     return f"{count} worker(s) alive"
 
 
-def checks(settings: Settings) -> dict[str, Callable[[], str]]:
+def checks(stack: Stack) -> dict[str, Callable[[], str]]:
+    settings = stack.settings
+    s3proxy = ("s3proxy_port", "s3proxy_public_url", "bind")
+    origin = ("origin_port", "origin_public_url", "bind")
     return {
-        "storage": lambda: check_storage(settings),
+        "storage": lambda: check_storage(stack),
         "catalog": lambda: check_catalog(settings),
         "queue": lambda: check_queue(settings),
-        "s3proxy": lambda: check_http(settings.s3proxy_url + "/healthz"),
-        "origin": lambda: check_http(settings.origin_url + "/healthz"),
+        "s3proxy": lambda: check_http(settings.s3proxy_url + "/healthz", stack, *s3proxy),
+        "origin": lambda: check_http(settings.origin_url + "/healthz", stack, *origin),
         "worker": lambda: check_worker(settings),
     }
 
 
 def run_status(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
     results: dict[str, dict[str, object]] = {}
-    for name, check in checks(settings).items():
+    for name, check in checks(stack_from(args)).items():
         try:
             results[name] = {"ok": True, "detail": check()}
         except Exception as exc:
@@ -90,5 +114,5 @@ def run_status(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2))
     else:
         rows = [("ok" if r["ok"] else "DOWN", name, r["detail"]) for name, r in results.items()]
-        print(render(("STATE", "PART", "DETAIL"), rows))
+        print(render(("STATE", "PART", "DETAIL"), rows, whole_last=True))
     return 0 if all(r["ok"] for r in results.values()) else 1

@@ -163,7 +163,10 @@ def test_services_run_nebula_commands_that_exist(config: dict[str, Any]) -> None
         assert service["image"] == "nebula:local" and service["build"]["context"] == str(ROOT)
         argvs = [service["command"]]
         if "healthcheck" in service:
-            argvs.append(service["healthcheck"]["test"][1:])
+            # The health check is the light probe (no CLI import), for this very service.
+            probe = service["healthcheck"]["test"][1:]
+            assert probe == ["python3", "-m", "nebula.probe", name], probe
+            argvs.append(["nebula", "healthcheck", name])  # the same check, from the CLI
         for argv in argvs:
             if argv[0] != "nebula":
                 assert name == "edge" and argv == ["sleep", "infinity"]

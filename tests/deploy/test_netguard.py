@@ -19,7 +19,7 @@ from nebulacore.ops import install_ops
 from tests.deploy.apps import serving
 from tests.stacks import Seaweed, Service, start_service
 
-REFUSAL = "refused client outside the allow-list"
+REFUSAL = "refused client outside the allow-list; to allow it, add it to NEBULA_ALLOW_CIDRS"
 
 
 def nets(*cidrs: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -111,6 +111,8 @@ def test_a_client_outside_the_allow_list_gets_403_and_a_log_line(
         for path in ("/inside", "/healthz", "/metrics", "/no-such-path"):
             status, body = fetch(base + path)
             assert status == 403 and "inside" not in body
+            # The answer says which setting lets the network in; so does the log line.
+            assert "(127.0.0.1) is not allowed" in body and "NEBULA_ALLOW_CIDRS" in body
     refusals = [r for r in caplog.records if r.getMessage() == REFUSAL]
     assert len(refusals) == 4
     assert refusals[0].client == "127.0.0.1" and refusals[0].path == "/inside"  # type: ignore[attr-defined]

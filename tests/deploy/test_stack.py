@@ -177,7 +177,7 @@ def test_the_worker_is_not_root_and_falls_back_to_libx264_saying_why(running: Ru
     assert "no device /dev/dri/renderD128" in doctor, doctor
     assert "NEBULA_HWACCEL=auto: the worker would encode with libx264" in doctor, doctor
     logs = stack.compose("logs", "--no-color", "worker").stdout
-    assert "using software encoding (libx264)" in logs
+    assert "no Intel GPU found (/dev/dri/renderD128); encoding with libx264" in logs
 
 
 def test_the_image_holds_exactly_the_pinned_packages(running: Running) -> None:

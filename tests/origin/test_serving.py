@@ -188,7 +188,14 @@ def test_the_front_refuses_outside_the_allow_list_as_the_router_does(
     front = request(guarded.url, hls(published, "master.m3u8"))
     routed = request(guarded.url, hls(published, "master%2Em3u8"))
     assert front.status == routed.status == 403
-    assert front.body == routed.body == b"403 Forbidden: your network is not allowed\n"
+    assert (
+        front.body
+        == routed.body
+        == (
+            b"403 Forbidden: your network (127.0.0.1) is not allowed; "
+            b"the operator can add it to NEBULA_ALLOW_CIDRS\n"
+        )
+    )
 
 
 def requests_of(base_url: str, status: str) -> float:

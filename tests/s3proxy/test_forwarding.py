@@ -263,6 +263,11 @@ def test_clients_outside_the_allow_list_get_s3_xml(tmp_path: Path, seaweed: Seaw
         with pytest.raises(ClientError) as caught:
             s3.list_buckets()
         assert caught.value.response["Error"]["Code"] == "AccessDenied"
+        # The answer names the setting that lets the network in, as the log line does.
+        message = caught.value.response["Error"]["Message"]
+        assert message.startswith("Your network (127.0.0.1) is not allowed")
+        assert "NEBULA_ALLOW_CIDRS" in message
+        assert "NEBULA_ALLOW_CIDRS" in closed.log()
     finally:
         closed.stop()
 

@@ -48,7 +48,8 @@ def test_list_show_and_watch_a_running_job(cli_catalog: Catalog, capsys) -> None
     assert main(["jobs"]) == 0  # the bare group lists too
     assert capsys.readouterr().out == listed
     out = listed
-    assert "running" in out and "[###############---------------]  50.0% 42 fps 1.40x" in out
+    assert "running" in out and " 50.0% ETA " in out
+    assert "1.40x 42 fps [###############---------------]" in out
 
     assert main(["jobs", "show", str(job_id), "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
