@@ -216,6 +216,7 @@
       seekNote.hidden = false;
       state.refusedSeek = wanted;
       wanted = Math.max(end - 1, 0);
+      seek.value = String(Math.round(fractionOf(wanted) * 1000)); // the thumb comes back too
     } else {
       seekNote.hidden = true;
     }

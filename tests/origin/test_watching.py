@@ -12,16 +12,29 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from catalog import Asset, AssetStatus, Catalog, Job, JobKind, JobStatus
 from catalog.assets import record_upload
 from catalog.jobs import cancel
+from nebulacore.config import load_settings
+from nebulacore.s3 import backend_client
 from origin.assets import AssetView, RenditionView
 from origin.pages import summary
 from origin.signing import PlaybackSigner
-from tests.origin.conftest import SIGNING_KEY, Published, add_transcoding_asset
+from tests.origin.conftest import (
+    MEDIA_BUCKET,
+    SIGNING_KEY,
+    VERSION,
+    Published,
+    add_transcoding_asset,
+    publish_first_segments,
+)
 from tests.origin.http import request
 from tests.origin.test_players import BROWSER_DIR, _browser_ready, lines_of, stop_browser
 from tests.stacks import OriginUnderTest
+from transcoder.pipeline import transcode_asset
+from transcoder.samples import make_source
 
 ARTIFACTS = Path(__file__).parents[1] / "artifacts"
 FAILURE = "ffprobe: moov atom not found"
@@ -180,3 +193,95 @@ def test_library_counts_say_what_they_count() -> None:
     assert summary(assets) == "13 videos, 2 songs, 1 failed, 1 cancelled"
     assert summary([_view(AssetStatus.READY)]) == "1 video"
     assert summary([]) == "0 videos"
+
+
+@pytest.fixture(scope="module")
+def portrait(published: Published, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A 9:16 phone video put through the real transcoder (rungs 360x640 and 180x320); its id."""
+    root = tmp_path_factory.mktemp("portrait")
+    settings = load_settings(published.env)
+    source = make_source(root / "portrait.mp4", seconds=2, size="360x640", rate=25)
+    backend_client(settings).upload_file(str(source), MEDIA_BUCKET, "phone/portrait.mp4")
+    catalog = Catalog(published.catalog_url)
+    try:
+        with catalog.session() as session:
+            asset, _job = record_upload(
+                session,
+                MEDIA_BUCKET,
+                "phone/portrait.mp4",
+                None,
+                source.stat().st_size,
+                "video/mp4",
+            )
+            asset_id = asset.id
+        transcode_asset(settings, catalog, asset_id, version=VERSION)
+    finally:
+        catalog.dispose()
+    return asset_id
+
+
+def _probed(catalog_url: str, asset_id: str, seconds: float) -> None:
+    """What the transcoder records first: the source's probed duration."""
+    catalog = Catalog(catalog_url)
+    try:
+        with catalog.session() as session:
+            asset = session.get(Asset, asset_id)
+            assert asset is not None
+            asset.duration = seconds
+    finally:
+        catalog.dispose()
+
+
+def test_watch_page_controls_sound_seeking_download_and_portrait(
+    signed_origin: OriginUnderTest, published: Published, portrait: str
+) -> None:
+    """One seek bar over the whole title (marking the published part, refusing past it with
+    a message), sound on where allowed and one unmute button where not, the original as a
+    download, previews kept inside the player, and a portrait video that fits 1280x800."""
+    transcoding = add_transcoding_asset(published.catalog_url, "live/half.mp4", 25.0)
+    _probed(published.catalog_url, transcoding, 8.0)
+    publish_first_segments(published, transcoding, segments=2)  # 4 s of 8
+    signer = PlaybackSigner(SIGNING_KEY)
+    plan = {
+        name: signer.watch_url(signed_origin.url, asset_id, 600)
+        for name, asset_id in (
+            ("ready", published.asset_id),
+            ("transcoding", transcoding),
+            ("portrait", portrait),
+        )
+    }
+    with _browser("player.mjs", json.dumps(plan)) as (_process, lines):
+        first = json.loads(lines.get(timeout=240))
+        second = json.loads(lines.get(timeout=240))
+    assert first["ok"], first
+    assert second["ok"], second
+    assert not any(second["axe"].values()), second["axe"]
+    _no_policy_errors(second)
+
+    ready = first["ready"]
+    assert ready["ranges"] == 1 and ready["nativeControls"] is False, ready
+    assert ready["mutedAtStart"] and ready["unmuteShown"], ready
+    assert not ready["mutedAfterClick"] and not ready["unmuteAfterClick"], ready
+    assert ready["download"]["href"].startswith(f"/files/{published.asset_id}?exp=")
+    assert ready["download"]["attribute"] is not None and ready["downloadStatus"] == 200
+    player = ready["player"]
+    for preview in ready["previews"]:
+        assert preview["x"] >= player["x"], (preview, player)
+        assert preview["x"] + preview["width"] <= player["x"] + player["width"], (preview, player)
+
+    seen = second["transcoding"]
+    assert seen["muted"] is False and seen["unmuteShown"] is False, seen
+    assert seen["clock"].endswith("/ 0:08"), seen
+    assert 0 < seen["published"] < seen["track"] * 0.75, seen
+    assert "still being transcoded" in seen["note"], seen
+    assert seen["after"]["currentTime"] <= seen["after"]["end"] < 7, seen
+    assert seen["after"]["thumb"] <= seen["published"] / seen["track"], seen
+
+    tall = second["portrait"]
+    assert any(o.startswith("360p") for o in tall["options"]), tall
+    assert any(o.startswith("180p") for o in tall["options"]), tall
+    assert not any(o.startswith(("640p", "320p")) for o in tall["options"]), tall
+    for width, height in ((1280, 800), (390, 844)):
+        boxes = tall[str(width)]
+        for name in ("video", "controls"):
+            assert boxes[name]["y"] + boxes[name]["height"] <= height, (width, name, boxes)
