@@ -32,7 +32,7 @@
     card.dataset.added = asset.created_at;
     card.dataset.duration = String(asset.duration || 0);
     card.dataset.status = asset.status;
-    card.querySelector(".folder").textContent = card.dataset.folder;
+    breadcrumbs(card);
     var status = card.querySelector(".status");
     status.textContent = asset.status_text;
     status.title = asset.status_text;
@@ -92,6 +92,33 @@
     if (sorted.some(function (card, i) { return cards[i] !== card; })) list.replaceChildren.apply(list, sorted);
     shown.textContent = visible === cards.length ? "" : "showing " + visible + " of " + cards.length;
   }
+
+  // The card's folder as breadcrumbs: each step shows that folder (and the ones under it).
+  function breadcrumbs(card) {
+    var place = card.querySelector(".folder");
+    if (place.dataset.folder === card.dataset.folder) return;
+    place.dataset.folder = card.dataset.folder;
+    var path = "";
+    var steps = card.dataset.folder.split("/").filter(Boolean).map(function (name) {
+      path += name + "/";
+      var button = element("button", "crumb");
+      button.type = "button";
+      button.textContent = name;
+      button.dataset.folder = path;
+      button.setAttribute("aria-label", "Show the folder " + path);
+      return button;
+    });
+    place.replaceChildren();
+    steps.forEach(function (step) { place.append(step, "/"); });
+  }
+
+  list.addEventListener("click", function (event) {
+    var crumb = event.target.closest("button.crumb");
+    if (!crumb) return;
+    search.value = crumb.dataset.folder;
+    arrange();
+  });
+  Array.prototype.forEach.call(list.querySelectorAll("li[data-id]"), breadcrumbs);
 
   search.addEventListener("input", arrange);
   sort.addEventListener("change", arrange);

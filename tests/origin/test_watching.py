@@ -285,3 +285,39 @@ def test_watch_page_controls_sound_seeking_download_and_portrait(
         boxes = tall[str(width)]
         for name in ("video", "controls"):
             assert boxes[name]["y"] + boxes[name]["height"] <= height, (width, name, boxes)
+
+
+def test_library_shows_folders_and_searches_sorts_and_filters(
+    origin: OriginUnderTest, published: Published
+) -> None:
+    """Two aaaa.mp4 from different folders are told apart; search (title or folder), sort
+    (name, duration) and the status filter work on the list, and keep working on uploads
+    the page picks up while it is open."""
+    url = published.catalog_url
+    _upload(url, "trip/a/aaaa.mp4")
+    _upload(url, "work/b/aaaa.mp4")
+    broken, job = _upload(url, "broken/bbbb.mp4")
+    _fail(url, broken, job)
+    with _browser("library.mjs", origin.url + "/") as (process, lines):
+        seen = _step(lines, "searched")
+        assert not seen["axe"], seen["axe"]
+        assert sorted(seen["twins"]) == ["media/trip/a/", "media/work/b/"], seen
+        assert [c["title"] for c in seen["searched"]] == ["aaaa.mp4", "aaaa.mp4"], seen
+        assert seen["counter"].startswith("showing 2 of "), seen
+        assert [c["folder"] for c in seen["byFolder"]] == ["media/trip/a/"], seen
+        assert seen["crumb"]["search"] == "media/work/", seen
+        assert [c["folder"] for c in seen["crumb"]["shown"]] == ["media/work/b/"], seen
+        assert seen["byName"] == sorted(seen["byName"], key=str.lower), seen
+        assert seen["byDuration"] == sorted(seen["byDuration"], reverse=True), seen
+        assert seen["failed"] and set(seen["failed"]) <= {"failed", "cancelled"}, seen
+        assert "ready" in seen["ready"] and set(seen["ready"]) <= {"ready", "playable"}, seen
+        _upload(url, "later/aaaa.mp4")
+        _answer(process)
+        done = _step(lines, "done")
+    assert done["ok"], done
+    assert sorted(c["folder"] for c in done["after"]) == [
+        "media/later/",
+        "media/trip/a/",
+        "media/work/b/",
+    ]
+    _no_policy_errors(done)
