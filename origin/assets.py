@@ -12,10 +12,13 @@ from datetime import datetime
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from catalog import Catalog
 from catalog.assets import AssetChange, changed_since, deleted_ids, get_asset, list_assets
 from catalog.ladders import stored_versions
-from catalog.models import PENDING_ASSET, Asset, AssetStatus, Job, JobKind
+from catalog.models import PENDING_ASSET, Asset, AssetStatus, Job, JobKind, JobStatus
 from nebulacore.blocking import Offload
 from origin.errors import CatalogDown
 
@@ -46,6 +49,29 @@ class AssetView:
     renditions: list[RenditionView] = field(default_factory=list)
     # What of the source the ladder does not carry, and why (the transcoder's probe).
     not_carried: list[dict[str, Any]] = field(default_factory=list)
+    # Queued: 1 + the queued transcode jobs created before this one's; else None.
+    queue_position: int | None = None
+
+    @property
+    def folder(self) -> str:
+        """The key's prefix (``films/2024/``), empty for a key at the bucket's root."""
+        parent = str(PurePosixPath(self.key).parent)
+        return "" if parent == "." else parent + "/"
+
+    @property
+    def audio_only(self) -> bool:
+        """A song (or any asset without a picture): declared as audio, or every published
+        rendition is sound only."""
+        if (self.content_type or "").startswith("audio/"):
+            return True
+        return bool(self.renditions) and all(r.height is None for r in self.renditions)
+
+    @property
+    def broken(self) -> bool:
+        """Nothing to play and nothing coming: failed without a previous ladder, or cancelled."""
+        if self.status == AssetStatus.CANCELLED:
+            return True
+        return self.status == AssetStatus.FAILED and not self.playing_previous
 
     @property
     def title(self) -> str:
@@ -73,7 +99,12 @@ class AssetView:
         return self.has_ladder or self.status == AssetStatus.PLAYABLE
 
     def as_json(self) -> dict[str, Any]:
-        return asdict(self) | {"title": self.title, "playing_previous": self.playing_previous}
+        return asdict(self) | {
+            "title": self.title,
+            "folder": self.folder,
+            "audio_only": self.audio_only,
+            "playing_previous": self.playing_previous,
+        }
 
 
 def _progress_percent(job: Job) -> float:
@@ -81,9 +112,23 @@ def _progress_percent(job: Job) -> float:
     return round(job.progress or 0.0, 1)
 
 
-def _view(asset: Asset) -> AssetView:
+def _queue(session: Session) -> dict[str, int]:
+    """Each queued asset's place in line: its queued transcode job's rank by creation
+    (workers claim the oldest first)."""
+    waiting = select(Job.asset_id).where(
+        Job.kind == JobKind.TRANSCODE, Job.status == JobStatus.QUEUED
+    )
+    ordered = session.scalars(waiting.order_by(Job.created_at, Job.id))
+    places: dict[str, int] = {}
+    for asset_id in ordered:
+        places.setdefault(asset_id, len(places) + 1)
+    return places
+
+
+def _view(asset: Asset, queue: dict[str, int]) -> AssetView:
     jobs = [j for j in asset.jobs if j.kind == JobKind.TRANSCODE]
     job = jobs[-1] if jobs else None
+    queued = asset.status == AssetStatus.QUEUED
     return AssetView(
         id=asset.id,
         bucket=asset.bucket,
@@ -100,6 +145,7 @@ def _view(asset: Asset) -> AssetView:
             RenditionView(r.name, r.width, r.height, r.bandwidth) for r in asset.renditions
         ],
         not_carried=list((asset.probe or {}).get("not_carried", [])),
+        queue_position=queue.get(asset.id) if queued else None,
     )
 
 
@@ -113,11 +159,12 @@ class AssetReader:
             asset = get_asset(session, asset_id)
             if asset is None or asset.status == AssetStatus.DELETED:
                 return None
-            return _view(asset)
+            return _view(asset, _queue(session))
 
     def _listed(self) -> list[AssetView]:
         with self.catalog.session() as session:
-            return [_view(a) for a in list_assets(session)]
+            queue = _queue(session)
+            return [_view(a, queue) for a in list_assets(session)]
 
     def _changed(self, since: datetime) -> list[AssetChange]:
         with self.catalog.session() as session:

@@ -2,6 +2,8 @@
 // card's status (with the progress of a transcode), its link and poster once there is
 // something to watch, adds new uploads and removes deleted videos. Links and posters come
 // from the API only, so with signed URLs on the page still hands out no access.
+// Search (title or folder), sort (added, name, duration) and the status filter work on the
+// cards' data attributes, in the page: with signing on too, where the page cannot poll.
 (function () {
   "use strict";
   var POLL_MS = 2000;
@@ -19,13 +21,21 @@
     card.dataset.id = id;
     var meta = element("div", "meta");
     meta.append(element("span", "duration"), " ", element("span", "status"));
-    card.append(element("div", "noposter"), element("div", "title"), meta);
+    card.append(element("div", "noposter"), element("div", "title"), element("div", "folder"), meta);
     return card;
   }
 
   function update(card, asset) {
     card.className = "asset " + asset.status;
-    card.querySelector(".status").textContent = asset.status_text;
+    card.dataset.title = asset.title;
+    card.dataset.folder = asset.bucket + "/" + asset.folder;
+    card.dataset.added = asset.created_at;
+    card.dataset.duration = String(asset.duration || 0);
+    card.dataset.status = asset.status;
+    breadcrumbs(card);
+    var status = card.querySelector(".status");
+    status.textContent = asset.status_text;
+    status.title = asset.status_text;
     card.querySelector(".duration").textContent = Nebula.formatDuration(asset.duration);
     var title = card.querySelector(".title");
     var link = title.querySelector("a");
@@ -46,6 +56,74 @@
     }
   }
 
+  // ---- search, sort and filter, on the cards in the page ---------------------------------
+  var search = document.getElementById("search");
+  var sort = document.getElementById("sort");
+  var filter = document.getElementById("filter");
+  var shown = document.getElementById("shown");
+  var GROUPS = {
+    ready: ["ready", "playable"],
+    transcoding: ["queued", "processing", "playable"],
+    failed: ["failed", "cancelled"],
+  };
+  var ORDER = {
+    added: function (a, b) { return a.dataset.added < b.dataset.added ? 1 : a.dataset.added > b.dataset.added ? -1 : 0; },
+    name: function (a, b) { return a.dataset.title.localeCompare(b.dataset.title) || a.dataset.folder.localeCompare(b.dataset.folder); },
+    duration: function (a, b) { return parseFloat(b.dataset.duration) - parseFloat(a.dataset.duration); },
+  };
+
+  function matches(card, words, statuses) {
+    if (statuses && statuses.indexOf(card.dataset.status) < 0) return false;
+    var text = (card.dataset.title + " " + card.dataset.folder).toLowerCase();
+    return words.every(function (word) { return text.indexOf(word) >= 0; });
+  }
+
+  function arrange() {
+    var cards = Array.prototype.slice.call(list.querySelectorAll("li[data-id]"));
+    if (!cards.length) { shown.textContent = ""; return; }
+    var words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
+    var statuses = GROUPS[filter.value] || null;
+    var visible = 0;
+    cards.forEach(function (card) {
+      card.hidden = !matches(card, words, statuses);
+      if (!card.hidden) visible += 1;
+    });
+    var sorted = cards.slice().sort(ORDER[sort.value] || ORDER.added);
+    if (sorted.some(function (card, i) { return cards[i] !== card; })) list.replaceChildren.apply(list, sorted);
+    shown.textContent = visible === cards.length ? "" : "showing " + visible + " of " + cards.length;
+  }
+
+  // The card's folder as breadcrumbs: each step shows that folder (and the ones under it).
+  function breadcrumbs(card) {
+    var place = card.querySelector(".folder");
+    if (place.dataset.folder === card.dataset.folder) return;
+    place.dataset.folder = card.dataset.folder;
+    var path = "";
+    var steps = card.dataset.folder.split("/").filter(Boolean).map(function (name) {
+      path += name + "/";
+      var button = element("button", "crumb");
+      button.type = "button";
+      button.textContent = name;
+      button.dataset.folder = path;
+      button.setAttribute("aria-label", "Show the folder " + path);
+      return button;
+    });
+    place.replaceChildren();
+    steps.forEach(function (step) { place.append(step, "/"); });
+  }
+
+  list.addEventListener("click", function (event) {
+    var crumb = event.target.closest("button.crumb");
+    if (!crumb) return;
+    search.value = crumb.dataset.folder;
+    arrange();
+  });
+  Array.prototype.forEach.call(list.querySelectorAll("li[data-id]"), breadcrumbs);
+
+  search.addEventListener("input", arrange);
+  sort.addEventListener("change", arrange);
+  filter.addEventListener("change", arrange);
+
   function render(assets) {
     var cards = {};
     Array.prototype.forEach.call(list.querySelectorAll("li[data-id]"), function (card) {
@@ -58,10 +136,10 @@
     });
     var current = Array.prototype.slice.call(list.children);
     var same = wanted.length
-      ? current.length === wanted.length && wanted.every(function (card, i) { return current[i] === card; })
+      ? current.length === wanted.length && wanted.every(function (card) { return card.parentNode === list; })
       : current.length === 1 && current[0].className === "empty";
     if (!same) {
-      // Newest first, as the server renders it; cards that stay keep their images.
+      // Cards that stay keep their images; arrange() puts them in the chosen order.
       if (wanted.length) list.replaceChildren.apply(list, wanted);
       else {
         var empty = element("li", "empty");
@@ -69,7 +147,7 @@
         list.replaceChildren(empty);
       }
     }
-    count.textContent = assets.length === 1 ? "1 video" : assets.length + " videos";
+    arrange();
   }
 
   function poll() {
@@ -80,7 +158,11 @@
         if (r.status === 403) again = false;
         return r.ok ? r.json() : null;
       })
-      .then(function (data) { if (data) render(data.assets); })
+      .then(function (data) {
+        if (!data) return;
+        render(data.assets);
+        count.textContent = data.summary;
+      })
       .catch(function () {})
       .finally(function () { if (again) setTimeout(poll, POLL_MS); });
   }

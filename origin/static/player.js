@@ -1,7 +1,9 @@
 // The watch page: hls.js where Media Source Extensions exist, native HLS (Safari/iOS) otherwise,
-// a quality menu, and thumbnail previews over the seek bar from the sprite + WebVTT track.
-// Opened before the video is ready, it polls the asset's status, shows the progress, and
-// starts playing by itself as soon as a (provisional) master exists: no reload.
+// the page's own controls (one seek bar over the whole title, play, mute, quality, full screen),
+// and thumbnail previews over the seek bar from the sprite + WebVTT track.
+// Opened before the video is ready, it polls the asset's status, shows the queue place or the
+// progress, and starts playing by itself as soon as a (provisional) master exists: no reload.
+// A failed or cancelled upload shows why, and the page stops asking.
 (function () {
   "use strict";
   var POLL_MS = 1500;
@@ -10,18 +12,76 @@
   var quality = document.getElementById("quality");
   var levelLabel = document.getElementById("level");
   var seek = document.getElementById("seek");
+  var seekbar = document.getElementById("seekbar");
   var preview = document.getElementById("preview");
+  var publishedBar = document.getElementById("published");
+  var seekNote = document.getElementById("seeknote");
+  var clock = document.getElementById("clock");
+  var playButton = document.getElementById("play");
+  var muteButton = document.getElementById("mute");
+  var unmuteButton = document.getElementById("unmute");
   var master = root.dataset.master;
+  // The title's length as the catalog probed it from the upload: the seek bar spans all of
+  // it while only its first part is published.
+  var titleSeconds = parseFloat(root.dataset.seconds) || 0;
+  var FINAL = { ready: true, failed: true, cancelled: true };
   // Read by the browser test and handy in a console: what played, and which levels were used.
   var state = (window.nebulaPlayer = {
     mode: null, switches: [], levels: [], hls: null, errors: [], status: root.dataset.state,
+    polls: 0,
   });
 
-  function showLevel(index, height) {
-    levelLabel.textContent = height ? height + "p" : "";
-    state.switches.push({ level: index, height: height || null, at: video.currentTime });
+  // A rung by its short side, as the transcoder names it: 1080x1920 is "1080p".
+  function rungLabel(level) {
+    var side = level.width && level.height ? Math.min(level.width, level.height) : level.height;
+    return side ? side + "p" : "";
   }
 
+  function showLevel(index, level) {
+    levelLabel.textContent = level ? rungLabel(level) : "";
+    state.switches.push({ level: index, height: (level && level.height) || null, at: video.currentTime });
+  }
+
+  // ---- sound: on where the browser lets a page start with it, else one obvious button --------
+  function playWithSound() {
+    video.muted = false;
+    video.play().then(showSound, function (error) {
+      if (!error || error.name !== "NotAllowedError") return;
+      video.muted = true; // allowed without a gesture; the button asks for the sound
+      video.play().catch(function () {});
+      unmuteButton.hidden = false;
+    });
+  }
+
+  function showSound() {
+    muteButton.textContent = video.muted ? "Unmute" : "Mute";
+    muteButton.setAttribute("aria-pressed", video.muted ? "true" : "false");
+    if (!video.muted) unmuteButton.hidden = true;
+  }
+
+  unmuteButton.addEventListener("click", function () {
+    video.muted = false;
+    unmuteButton.hidden = true;
+    video.play().catch(function () {});
+  });
+  muteButton.addEventListener("click", function () { video.muted = !video.muted; });
+  video.addEventListener("volumechange", showSound);
+
+  playButton.addEventListener("click", function () {
+    if (video.paused) video.play().catch(function () {});
+    else video.pause();
+  });
+  function showPlaying() { playButton.textContent = video.paused ? "Play" : "Pause"; }
+  video.addEventListener("play", showPlaying);
+  video.addEventListener("pause", showPlaying);
+  video.addEventListener("click", function () { playButton.click(); });
+
+  document.getElementById("fullscreen").addEventListener("click", function () {
+    if (document.fullscreenElement) document.exitFullscreen();
+    else if (root.requestFullscreen) root.requestFullscreen().catch(function () {});
+  });
+
+  // ---- playback ------------------------------------------------------------------------------
   function startHlsJs() {
     // From the start even while the playlists still grow (hls.js would join them at their
     // live edge otherwise): a viewer of a fresh upload wants to see it from its beginning.
@@ -29,19 +89,20 @@
     state.mode = "hls.js";
     state.hls = hls;
     hls.on(Hls.Events.MANIFEST_PARSED, function (_event, data) {
-      state.levels = data.levels.map(function (l) { return { height: l.height, bitrate: l.bitrate }; });
+      state.levels = data.levels.map(function (l) {
+        return { height: l.height, width: l.width, bitrate: l.bitrate, label: rungLabel(l) };
+      });
       data.levels.forEach(function (level, index) {
         var option = document.createElement("option");
         option.value = String(index);
-        option.textContent = (level.height ? level.height + "p" : "level " + index) +
+        option.textContent = (rungLabel(level) || "level " + index) +
           " (" + Math.round(level.bitrate / 1000) + " kbit/s)";
         quality.appendChild(option);
       });
-      video.play().catch(function () {});
+      playWithSound();
     });
     hls.on(Hls.Events.LEVEL_SWITCHED, function (_event, data) {
-      var level = hls.levels[data.level];
-      showLevel(data.level, level && level.height);
+      showLevel(data.level, hls.levels[data.level]);
     });
     hls.on(Hls.Events.ERROR, function (_event, data) {
       state.errors.push(data.details);
@@ -61,7 +122,7 @@
     state.mode = "native";
     quality.disabled = true; // Safari picks the variant itself
     video.src = master;
-    video.play().catch(function () {});
+    playWithSound();
   }
 
   function start() {
@@ -73,7 +134,7 @@
     else { state.mode = "none"; levelLabel.textContent = "This browser cannot play HLS."; }
   }
 
-  // ---- a video still transcoding: status, progress, and play once there is a master ------
+  // ---- a video not ready yet: queue place, progress, and play once there is a master --------
   var waiting = document.getElementById("waiting");
   var statusLabel = document.getElementById("status");
   var durationLabel = document.getElementById("duration");
@@ -82,24 +143,87 @@
     fetch(root.dataset.api, { cache: "no-store" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (asset) {
-        if (asset) {
-          state.status = asset.status;
-          statusLabel.textContent = asset.status_text;
-          durationLabel.textContent = Nebula.formatDuration(asset.duration);
-          if (asset.playable) start();
-          if (asset.status === "ready") { loadThumbnails(); return; }
-          if (asset.status === "failed") { waiting.hidden = true; return; }
-        }
+        state.polls += 1;
+        if (asset && show(asset)) { state.polling = false; return; } // final: nothing will change
         setTimeout(pollStatus, POLL_MS);
       })
       .catch(function () { setTimeout(pollStatus, POLL_MS); });
   }
 
-  if (root.dataset.playable === "true") start();
-  else if (root.dataset.state !== "failed") waiting.hidden = false;
-  if (root.dataset.state !== "ready" && root.dataset.state !== "failed") pollStatus();
+  // Shows the asset's state; true once it is final (ready, failed or cancelled).
+  function show(asset) {
+    state.status = asset.status;
+    statusLabel.textContent = asset.status_text;
+    durationLabel.textContent = Nebula.formatDuration(asset.duration);
+    if (asset.duration) titleSeconds = asset.duration;
+    if (asset.playable) start();
+    else { waiting.textContent = asset.notice; waiting.hidden = false; }
+    if (asset.status === "ready") loadThumbnails();
+    if (!asset.playable && FINAL[asset.status]) root.classList.add("broken");
+    drawPosition();
+    return !!FINAL[asset.status];
+  }
 
-  // ---- seek bar with thumbnail previews ------------------------------------------------
+  if (root.dataset.playable === "true") start();
+  state.polling = !FINAL[root.dataset.state];
+  if (state.polling) pollStatus();
+
+  // ---- one seek bar: the whole title, what is published so far, and where we are -----------
+  function titleLength() {
+    if (titleSeconds) return titleSeconds;
+    return isFinite(video.duration) ? video.duration : 0;
+  }
+
+  // How far one can play: all of a ready title, the published part of one being transcoded.
+  function publishedEnd() {
+    // A complete ladder: this upload's, or the previous one's after a failed upload over it.
+    if (state.status === "ready" || state.status === "failed") return titleLength();
+    var ranges = video.seekable;
+    var end = ranges.length ? ranges.end(ranges.length - 1) : 0;
+    return isFinite(end) ? end : 0;
+  }
+
+  // "0:00" at the start too (formatDuration says "-" for an unknown duration).
+  function clockText(seconds) { return Nebula.formatDuration(Math.max(seconds || 0, 0.001)); }
+
+  function fractionOf(seconds) {
+    var total = titleLength();
+    return total ? Math.min(seconds / total, 1) : 0;
+  }
+
+  function drawPosition() {
+    publishedBar.style.width = fractionOf(publishedEnd()) * 100 + "%";
+    if (document.activeElement !== seek) {
+      seek.value = String(Math.round(fractionOf(video.currentTime) * 1000));
+    }
+    clock.textContent = clockText(video.currentTime) +
+      " / " + Nebula.formatDuration(titleLength());
+    seek.setAttribute("aria-valuetext", clock.textContent);
+  }
+  ["timeupdate", "durationchange", "progress", "loadedmetadata"].forEach(function (name) {
+    video.addEventListener(name, drawPosition);
+  });
+
+  seek.addEventListener("input", function () {
+    var total = titleLength();
+    if (!total) return;
+    var wanted = (seek.value / 1000) * total;
+    var end = publishedEnd();
+    if (wanted > end) {
+      // Past what is published: stay at its end and say why, rather than freeze.
+      seekNote.textContent = "Only the first " + Nebula.formatDuration(end) +
+        " is ready to watch; the rest is still being transcoded.";
+      seekNote.hidden = false;
+      state.refusedSeek = wanted;
+      wanted = Math.max(end - 1, 0);
+      seek.value = String(Math.round(fractionOf(wanted) * 1000)); // the thumb comes back too
+    } else {
+      seekNote.hidden = true;
+    }
+    video.currentTime = wanted;
+  });
+
+  // ---- thumbnail previews over the seek bar ---------------------------------------------------
   var cues = [];
 
   function parseTime(text) {
@@ -148,7 +272,7 @@
   function secondsAt(event) {
     var rect = seek.getBoundingClientRect();
     var fraction = Math.min(Math.max((event.clientX - rect.left) / rect.width, 0), 1);
-    return { fraction: fraction, seconds: fraction * (video.duration || 0) };
+    return { fraction: fraction, seconds: fraction * titleLength(), width: rect.width };
   }
 
   seek.addEventListener("mousemove", function (event) {
@@ -162,18 +286,13 @@
       frame.style.height = cue.box[3] + "px";
       frame.style.backgroundPosition = -cue.box[0] + "px " + -cue.box[1] + "px";
     }
-    var minutes = Math.floor(at.seconds / 60), seconds = Math.floor(at.seconds % 60);
-    preview.querySelector(".time").textContent = minutes + ":" + (seconds < 10 ? "0" : "") + seconds;
-    preview.style.left = at.fraction * 100 + "%";
+    preview.querySelector(".time").textContent = clockText(at.seconds);
     preview.hidden = false;
+    // Centred over the pointer, but never past either end of the bar (nor out of the player).
+    var half = preview.offsetWidth / 2;
+    var x = Math.min(Math.max(at.fraction * at.width, half), Math.max(at.width - half, half));
+    preview.style.left = x + "px";
   });
   seek.addEventListener("mouseleave", function () { preview.hidden = true; });
-  seek.addEventListener("input", function () {
-    if (video.duration) video.currentTime = (seek.value / 1000) * video.duration;
-  });
-  video.addEventListener("timeupdate", function () {
-    if (video.duration && document.activeElement !== seek) {
-      seek.value = String(Math.round((video.currentTime / video.duration) * 1000));
-    }
-  });
+  seekbar.addEventListener("mouseleave", function () { preview.hidden = true; });
 })();

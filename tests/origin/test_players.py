@@ -144,7 +144,7 @@ def test_chromium_watch_page_plays_and_switches_quality(
     assert preview["time"].startswith("0:0"), preview
 
 
-def _lines_of(process: subprocess.Popen[str]) -> queue.Queue[str]:
+def lines_of(process: subprocess.Popen[str]) -> queue.Queue[str]:
     """The child's stdout, line by line, read on a thread (so each wait has a ceiling)."""
     lines: queue.Queue[str] = queue.Queue()
 
@@ -180,7 +180,7 @@ def test_watch_page_opened_before_the_video_is_ready_plays_by_itself(
         text=True,
     )
     assert browser.stdin is not None
-    lines = _lines_of(browser)
+    lines = lines_of(browser)
 
     def proceed() -> None:
         assert browser.stdin is not None
@@ -205,10 +205,14 @@ def test_watch_page_opened_before_the_video_is_ready_plays_by_itself(
         assert done["watch"]["currentTime"] > 5, done
         assert done["watch"]["notReloaded"] and done["list"]["notReloaded"], done
     finally:
-        # Playwright closes chromium on SIGTERM (its handleSIGTERM); SIGKILL would orphan it.
-        browser.terminate()
-        try:
-            browser.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            browser.kill()
-            browser.wait()
+        stop_browser(browser)
+
+
+def stop_browser(browser: subprocess.Popen[str]) -> None:
+    """Playwright closes chromium on SIGTERM (its handleSIGTERM); SIGKILL would orphan it."""
+    browser.terminate()
+    try:
+        browser.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        browser.kill()
+        browser.wait()

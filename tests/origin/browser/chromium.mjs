@@ -41,3 +41,24 @@ export async function runAndReport(browser, report, work) {
   }
   console.log(JSON.stringify(report));
 }
+
+// The two screen sizes every page is looked at in (desktop, phone).
+export const SIZES = [{ width: 1280, height: 800 }, { width: 390, height: 844 }];
+
+// Writes page's screenshot, at each of SIZES, as <dir>/<name>-<width>x<height>.png; the
+// viewport is left at the first size.
+export async function screenshots(page, dir, name) {
+  for (const size of [...SIZES].reverse()) {
+    await page.setViewportSize(size);
+    await page.screenshot({ path: `${dir}/${name}-${size.width}x${size.height}.png` });
+  }
+}
+
+// The serious and critical accessibility violations axe-core finds in page, as "id: help (n)".
+export async function accessibilityProblems(page) {
+  const { AxeBuilder } = await import("@axe-core/playwright");
+  const results = await new AxeBuilder({ page }).analyze();
+  return results.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`);
+}
