@@ -293,6 +293,6 @@ def test_the_api_lists_what_the_ladder_does_not_carry() -> None:
         created_at=datetime.now(UTC),
         probe={"duration": 9.0, "not_carried": [dropped]},
     )
-    assert _view(asset).as_json()["not_carried"] == [dropped]
+    assert _view(asset, {}).as_json()["not_carried"] == [dropped]
     asset.probe = None  # not probed yet
-    assert _view(asset).as_json()["not_carried"] == []
+    assert _view(asset, {}).as_json()["not_carried"] == []
