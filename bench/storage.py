@@ -4,8 +4,9 @@ Starts the embedded storage as ``nebula up`` does (``tests.stacks.start_seaweed`
 ``security.toml``, flags and environment) and the same ``weed`` binary as plain
 ``weed mini`` (no ``security.toml``: its own temporary directory as working directory
 and HOME, loopback, free ports, the same S3 identities file so both check SigV4).
-Optionally (``--with-tls-volume``) a third: the embedded storage as it was before
-issue 26, with HTTPS and client certificates on the volume server's data port.
+Optionally more: ``--with-tls-volume``, the embedded storage as it was before issue 26
+(HTTPS and client certificates on the volume server's data port), and
+``--memory-limit-mb N``, the embedded storage with another memory bound (GOMEMLIMIT).
 
 A 512 MiB object (a generated stream, never a file) is put into each, then in
 alternating rounds each is read as one stream and as 8 parallel ranged GETs. For each
@@ -15,7 +16,7 @@ of the process and its waited-for children, from /proc/PID/stat) and the client'
 connection, SigV4 from ``bench.lean_s3``), so a reader sees whether the client bounds it.
 
     python3 -m bench.storage                      # 3 rounds
-    python3 -m bench.storage --rounds 5 --with-tls-volume
+    python3 -m bench.storage --rounds 5 --with-tls-volume --memory-limit-mb 1536
 """
 
 from __future__ import annotations
@@ -114,20 +115,25 @@ ca = {ca}
 
 
 @contextlib.contextmanager
-def embedded_tls_volume(root: Path) -> Iterator[Storage]:
-    """The embedded storage with HTTPS and client certificates on the volume data port."""
-    settings = load_settings({}, data_dir=str(root), storage_port=storage.free_internal_port())
+def embedded_variant(
+    root: Path, name: str, environ: dict[str, str], tls_volume: bool
+) -> Iterator[Storage]:
+    """The embedded storage with other NEBULA_* settings, or with HTTPS and client
+    certificates on the volume data port as before issue 26."""
+    port = storage.free_internal_port()
+    settings = load_settings(environ, data_dir=str(root), storage_port=port)
     launch = storage.prepare(settings)
-    tls = launch.layout.root / "tls"
-    paths = {name: json.dumps(str(tls / file)) for name, file in TLS_FILES.items()}
-    with open(launch.layout.root / SECURITY_FILE, "a") as toml:
-        toml.write(TLS_VOLUME.format(**paths))
+    if tls_volume:
+        tls = launch.layout.root / "tls"
+        paths = {key: json.dumps(str(tls / file)) for key, file in TLS_FILES.items()}
+        with open(launch.layout.root / SECURITY_FILE, "a") as toml:
+            toml.write(TLS_VOLUME.format(**paths))
     process = storage.spawn(launch)
     try:
         storage.wait_ready(launch.layout.endpoint, alive=lambda: process.poll() is None)
         creds = ensure_embedded_credentials(settings)
         client = client_settings(launch.layout.endpoint, creds, root)
-        yield Storage("tls-volume", process.pid, client)
+        yield Storage(name, process.pid, client)
     finally:
         process.terminate()
         process.wait(timeout=30)
@@ -335,6 +341,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also the embedded storage with HTTPS on its volume data port (before issue 26)",
     )
+    parser.add_argument(
+        "--memory-limit-mb",
+        type=int,
+        action="append",
+        default=[],
+        help="also the embedded storage with this NEBULA_STORAGE_MEMORY_LIMIT_MB (repeatable)",
+    )
     return parser.parse_args(argv)
 
 
@@ -344,7 +357,13 @@ def bench(args: argparse.Namespace, work: Path) -> None:
         mine, mine_settings = stack.enter_context(embedded(work / "embedded"))
         targets = [stack.enter_context(plain(work / "plain", mine_settings)), mine]
         if args.with_tls_volume:
-            targets.append(stack.enter_context(embedded_tls_volume(work / "tls-volume")))
+            variant = embedded_variant(work / "tls-volume", "tls-volume", {}, tls_volume=True)
+            targets.append(stack.enter_context(variant))
+        for limit in args.memory_limit_mb:
+            environ = {"NEBULA_STORAGE_MEMORY_LIMIT_MB": str(limit)}
+            name = f"memory-{limit}"
+            variant = embedded_variant(work / name, name, environ, tls_volume=False)
+            targets.append(stack.enter_context(variant))
         for target in targets:
             put_large(target, size)
         for target in targets:  # once untimed each: the object in the page cache
