@@ -122,7 +122,7 @@ VOLUME_COUNT_LIMIT = 10_000
 
 
 def weed_argv(layout: StorageLayout) -> list[str]:
-    ports = {name: free_internal_port(layout.host) for name in _INTERNAL_PORTS}
+    ports = {name: free_internal_port(layout.host) for name in INTERNAL_PORTS}
     argv = [
         weed_binary(),
         "mini",
@@ -154,7 +154,7 @@ def weed_argv(layout: StorageLayout) -> list[str]:
     return argv
 
 
-_INTERNAL_PORTS = (
+INTERNAL_PORTS = (
     "master.port",
     "master.port.grpc",
     "volume.port",

@@ -10,10 +10,16 @@ machine other users log into, 127.0.0.1 is reachable by all of them, so:
 * every gRPC port (master, volume, filer, s3, admin) requires a client certificate
   from a CA made for this start (mTLS), since gRPC carries the same powers as HTTP
   (``Assign`` hands out volume write JWTs) and takes no JWT itself;
-* the master, volume, filer and admin HTTP ports speak HTTPS and require the same
-  client certificate, so their unauthenticated pages (cluster status, the volume
-  list with bucket names and sizes) are closed too, and a volume read or write
-  needs the certificate and a JWT.
+* the master, filer and admin HTTP ports speak HTTPS and require the same client
+  certificate, so their unauthenticated pages (cluster status, the filer's listings)
+  are closed too;
+* the volume server's HTTP port is the one internal port left in plain HTTP: it
+  carries every object byte, and TLS between two processes on one machine cost
+  more CPU than the data path itself (docs/benchmarks.md#embedded-storage). Every
+  read, write and delete there already wants a JWT for that very file id, signed
+  with a key only this process tree knows; what it serves without one is its
+  health check and ``/status`` (volume ids, bucket names, sizes and counts, no
+  object bytes), see docs/security.md.
 
 Keys and certificates are made anew at each start: nothing stored depends on them
 (volume JWTs live seconds), and a leaked copy stops working at the next start. The
@@ -45,7 +51,8 @@ SECURITY_FILE = "security.toml"
 GRPC_COMPONENTS = ("master", "volume", "filer", "s3", "admin", "worker", "client")
 # The HTTP servers that get HTTPS with required client certificates. The S3 gateway is
 # not one of them: it is the one port meant for clients, and it checks SigV4 itself.
-HTTPS_COMPONENTS = ("master", "volume", "filer", "admin")
+# Nor is the volume server: its data port is guarded by per-file JWTs instead (above).
+HTTPS_COMPONENTS = ("master", "filer", "admin")
 
 CERT_VALIDITY = datetime.timedelta(days=3650)
 
@@ -146,8 +153,8 @@ def security_toml(tls: TlsFiles, keys: dict[str, str]) -> str:
     # ``ca`` on an HTTPS server means: require a client certificate signed by it.
     for component in HTTPS_COMPONENTS:
         lines += [f"[https.{component}]", *pair, f"ca = {_toml_string(tls.ca)}"]
-    # How the S3 gateway and the filer reach the volume servers over HTTP.
-    lines += ["[https.client]", "enabled = true", *pair, f"ca = {_toml_string(tls.ca)}"]
+    # ``[https.client]`` stays off: it would make the S3 gateway and the filer speak
+    # HTTPS to the volume server, the only HTTP port they dial.
     return "\n".join(lines) + "\n"
 
 

@@ -169,31 +169,104 @@ def assert_refused_without_the_certificate(
 
 def test_volume_port_refuses_reads_and_writes_without_the_key(seaweed: Seaweed) -> None:
     bucket, key, body, fid = stored_object(seaweed)
-    evil_files = {"file": ("evil", b"overwritten")}
-    for method, extra in (("GET", {}), ("POST", {"files": evil_files}), ("DELETE", {})):
-        assert_refused_without_the_certificate(
-            seaweed, method, "volume.port", f"/{fid}", body, **extra
-        )
-    # Its status page lists every volume with its bucket name and size.
-    assert_refused_without_the_certificate(seaweed, "GET", "volume.port", "/status", b"media")
-
-    # With the certificate, each read or write still needs a JWT for that very file.
-    url = internal_url(seaweed, "volume.port", f"/{fid}")
-    member = member_tls(seaweed)
-    stolen = requests.get(url, **member)
+    # Plain HTTP (the volume port carries the bulk data without TLS): the JWT is the lock.
+    url = internal_url(seaweed, "volume.port", f"/{fid}", "http")
+    assert_https_off(seaweed, "volume.port")
+    stolen = requests.get(url, timeout=10)
     assert stolen.status_code == 401 and body not in stolen.content
+    peeked = requests.head(url, timeout=10)
+    assert peeked.status_code == 401
     wrong_key = volume_jwt("not-the-key-" * 4, fid)
-    forged = requests.get(url, headers={"Authorization": f"Bearer {wrong_key}"}, **member)
+    forged = requests.get(url, headers={"Authorization": f"Bearer {wrong_key}"}, timeout=10)
     assert forged.status_code == 401 and body not in forged.content
-    assert requests.post(url, files=evil_files, **member).status_code == 401
-    assert requests.delete(url, **member).status_code == 401
+    evil_files = {"file": ("evil", b"overwritten")}
+    assert requests.post(url, files=evil_files, timeout=10).status_code == 401
+    assert requests.put(url, data=b"overwritten", timeout=10).status_code == 401
+    assert requests.delete(url, timeout=10).status_code == 401
+    # A read token does not open writes, nor a token for another file this one.
+    read_key = security(seaweed)["jwt"]["signing"]["read"]["key"]
+    as_reader = {"Authorization": f"Bearer {volume_jwt(read_key, fid)}"}
+    assert requests.post(url, files=evil_files, headers=as_reader, timeout=10).status_code == 401
+    assert requests.delete(url, headers=as_reader, timeout=10).status_code == 401
+    other_fid = fid[:-1] + ("1" if fid[-1] != "1" else "2")
+    other = {"Authorization": f"Bearer {volume_jwt(read_key, other_fid)}"}
+    assert requests.get(url, headers=other, timeout=10).status_code == 401
     assert_unchanged(seaweed, bucket, key, body)
 
-    # Both keys together: the read works, so the refusals above were the keys' doing.
-    read_key = security(seaweed)["jwt"]["signing"]["read"]["key"]
-    signed = {"Authorization": f"Bearer {volume_jwt(read_key, fid)}"}
-    allowed = requests.get(url, headers=signed, **member)
+    # The read key itself: the read works, so the refusals above were the keys' doing.
+    allowed = requests.get(url, headers=as_reader, timeout=10)
     assert allowed.status_code == 200 and allowed.content == body
+
+
+def test_volume_status_page_shows_no_object_bytes(seaweed: Seaweed) -> None:
+    """The one page the volume port serves without a JWT: volume counts and sizes only."""
+    _bucket, _key, body, fid = stored_object(seaweed)
+    status = requests.get(internal_url(seaweed, "volume.port", "/status", "http"), timeout=10)
+    assert status.status_code == 200
+    assert set(status.json()) == {"Version", "DiskStatuses", "Volumes"}
+    assert body not in status.content and fid not in status.text
+
+
+def assert_https_off(seaweed: Seaweed, name: str) -> None:
+    """The port answers plain HTTP, not Go's "HTTPS server" refusal: TLS is really off."""
+    answer = requests.get(internal_url(seaweed, name, "/healthz", "http"), timeout=10)
+    assert answer.status_code == 200, (name, answer.status_code, answer.text[:200])
+
+
+def listening_ports(pid: int) -> set[int]:
+    """Every TCP port the process listens on, read from the kernel, not from its flags."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # closed since the listing
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == TCP_LISTEN and inode in inodes:
+                ports.add(int(local.rsplit(":", 1)[1], 16))
+    return ports
+
+
+TCP_LISTEN = "0A"
+
+
+def anonymous_attempts(port_number: int, fid: str) -> list[tuple[str, str, int | None, bytes]]:
+    """A keyless read, write and delete of the file id, over plain HTTP and over HTTPS
+    (trusting no CA, presenting no certificate); returns (method, scheme, status, body)."""
+    tried: list[tuple[str, str, int | None, bytes]] = []
+    evil = {"file": ("evil", b"overwritten")}
+    for scheme in ("http", "https"):
+        url = f"{scheme}://127.0.0.1:{port_number}/{fid}"
+        for method, extra in (("GET", {}), ("POST", {"files": evil}), ("PUT", {"data": b"x"})):
+            try:
+                answer = requests.request(method, url, verify=False, timeout=10, **extra)
+            except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                tried.append((method, scheme, None, b""))
+            else:
+                tried.append((method, scheme, answer.status_code, answer.content))
+    return tried
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_every_listening_port_refuses_a_keyless_read_and_write(seaweed: Seaweed) -> None:
+    bucket, key, body, fid = stored_object(seaweed)
+    ports = listening_ports(seaweed.process.pid)
+    flags = weed_flags(seaweed)
+    # The scan sees the ports weed was told to open, so it cannot pass by seeing none.
+    for name in ("volume.port", "master.port", "filer.port", "s3.port", *GRPC_PORTS):
+        assert int(flags[name]) in ports, (name, sorted(ports))
+    for port_number in sorted(ports):
+        for method, scheme, status, content in anonymous_attempts(port_number, fid):
+            attempt = (port_number, method, scheme, status)
+            assert status is None or status >= 400, attempt
+            assert body not in content, attempt
+    assert_unchanged(seaweed, bucket, key, body)
 
 
 def test_master_filer_and_admin_http_hand_out_neither_tokens_nor_files(seaweed: Seaweed) -> None:
