@@ -85,9 +85,10 @@ ENCRYPTION_HEADERS = frozenset(
 def refuse_encryption(
     method: str, headers: Mapping[str, str], query: tuple[tuple[str, str], ...]
 ) -> None:
-    """Refuse a write that asks for server-side encryption: SeaweedFS (4.48) stores an
-    encrypted object of more than 4 MiB so that it reads back as other bytes or as a 500,
-    to the proxy and to direct clients alike. Reads still pass (SSE-C keys included)."""
+    """Refuse a write that asks for server-side encryption: SeaweedFS (4.48) whose volume
+    servers speak HTTPS reads an encrypted object of more than 4 MiB back as other bytes
+    or a 500, and the proxy cannot tell how a backend serves its volumes (docs/s3.md).
+    Reads still pass (SSE-C keys included)."""
     if method not in ("PUT", "POST"):
         return
     asked = ENCRYPTION_HEADERS.intersection(headers) or ENCRYPTION_HEADERS.intersection(
