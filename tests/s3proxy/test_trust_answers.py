@@ -46,7 +46,7 @@ def test_the_embedded_backend_reads_large_encrypted_objects_back_since_its_volum
 ) -> None:
     """SeaweedFS 4.48 stores an SSE-S3 or SSE-C object of more than 4 MiB so that it reads
     back as other bytes or a 500 when its volume servers speak HTTPS (``[https.volume]``
-    and ``[https.client]`` in security.toml), as the embedded storage's did until issue 26.
+    and ``[https.client]`` in security.toml), as the embedded storage's did before its volume port went plain.
     With the volume data port in plain HTTP behind JWTs it reads them back right. The proxy
     still refuses encryption (an external SeaweedFS may serve its volumes over HTTPS);
     this test says when the embedded storage alone would no longer justify that."""
