@@ -164,9 +164,16 @@
     }
     var minutes = Math.floor(at.seconds / 60), seconds = Math.floor(at.seconds % 60);
     preview.querySelector(".time").textContent = minutes + ":" + (seconds < 10 ? "0" : "") + seconds;
-    preview.style.left = at.fraction * 100 + "%";
     preview.hidden = false;
+    placePreview(at.fraction);
   });
+
+  // Centred over the pointer, but never past the player's edges (near either end of the bar).
+  function placePreview(fraction) {
+    var width = seek.parentNode.clientWidth, half = preview.offsetWidth / 2;
+    var x = Math.min(Math.max(fraction * width, half), Math.max(half, width - half));
+    preview.style.left = x + "px";
+  }
   seek.addEventListener("mouseleave", function () { preview.hidden = true; });
   seek.addEventListener("input", function () {
     if (video.duration) video.currentTime = (seek.value / 1000) * video.duration;
