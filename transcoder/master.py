@@ -3,11 +3,14 @@
 ffmpeg 5.1's own master lacks AVERAGE-BANDWIDTH and FRAME-RATE and guesses BANDWIDTH from
 the nominal rate; ours measures every segment: BANDWIDTH is the peak segment bitrate of
 the variant plus that of its audio rendition, AVERAGE-BANDWIDTH the mean, and CODECS are
-the exact avc1/mp4a strings read from the output.
+the exact avc1/mp4a strings read from the output. The measured master points at the
+VOD media playlists (:data:`nebulacore.hls.VOD_PLAYLIST`) and lists each video rung's
+I-frame playlist (:mod:`transcoder.trickplay`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +33,9 @@ class Measured:
     width: int | None = None
     height: int | None = None
     frame_rate: float | None = None
+    # Which of the rendition's playlists the master names (the growing EVENT one until
+    # the end, then VOD; IFRAME_PLAYLIST for an I-frame stream).
+    playlist: str = MEDIA_PLAYLIST
 
 
 def measure(rendition_dir: Path) -> tuple[int, int]:
@@ -78,9 +84,14 @@ def provisional_master(
     return master_playlist(videos, audio, prefix)
 
 
-def master_playlist(videos: list[Measured], audio: Measured | None, prefix: str) -> str:
-    """The master text; URIs are ``<prefix>/<rendition>/index.m3u8`` (relative,
-    :func:`nebulacore.hls.rendition_playlist`)."""
+def master_playlist(
+    videos: list[Measured],
+    audio: Measured | None,
+    prefix: str,
+    iframes: Sequence[Measured] = (),
+) -> str:
+    """The master text; URIs are ``<prefix>/<rendition>/<playlist>`` (relative,
+    :func:`nebulacore.hls.rendition_playlist`); ``iframes``: the I-frame streams."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
     if audio is not None and not videos:
         lines += [
@@ -106,7 +117,17 @@ def master_playlist(videos: list[Measured], audio: Measured | None, prefix: str)
         if audio is not None:
             attributes.append(f'AUDIO="{AUDIO_GROUP}"')
         lines += [_stream_inf(peak, average, *attributes), _uri(prefix, video)]
+    lines += [_iframe_stream_inf(prefix, stream) for stream in iframes]
     return "\n".join(lines) + "\n"
+
+
+def _iframe_stream_inf(prefix: str, stream: Measured) -> str:
+    """RFC 8216 4.3.4.3: the attributes of EXT-X-STREAM-INF (video CODECS only) and URI."""
+    return (
+        f"#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={stream.peak_bps},"
+        f"AVERAGE-BANDWIDTH={stream.average_bps},RESOLUTION={stream.width}x{stream.height},"
+        f'CODECS="{stream.codecs}",URI="{_uri(prefix, stream)}"'
+    )
 
 
 def _stream_inf(peak: int, average: int, *attributes: str) -> str:
@@ -116,4 +137,4 @@ def _stream_inf(peak: int, average: int, *attributes: str) -> str:
 
 
 def _uri(prefix: str, rendition: Measured) -> str:
-    return rendition_playlist(prefix, rendition.name)
+    return rendition_playlist(prefix, rendition.name, rendition.playlist)
