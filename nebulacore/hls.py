@@ -14,7 +14,14 @@ that bypasses the origin sees what a viewer sees)::
                                                 ``v<job_id>/sprite.jpg#xywh=x,y,w,h``
     <asset_id>/v<job_id>/<rendition>/index.m3u8 EVENT media playlist of one rendition: grows
                                                 while transcoding (no ``#EXT-X-ENDLIST``,
-                                                :func:`is_growing`), then ends
+                                                :func:`is_growing`), then ends (only ever
+                                                appended to: RFC 8216 6.2.1)
+    <asset_id>/v<job_id>/<rendition>/vod.m3u8   VOD media playlist of the same segments,
+                                                written at the end; the measured master
+                                                points at these
+    <asset_id>/v<job_id>/<rendition>/iframes.m3u8   I-frame playlist of a video rendition
+                                                (fMP4): each segment's leading keyframe as a
+                                                byte range; in the measured master
     <asset_id>/v<job_id>/<rendition>/init_<n>.mp4   fMP4 init segment (absent with TS)
     <asset_id>/v<job_id>/<rendition>/seg_<nnnnn>.m4s media segments (``.ts`` with TS)
     <asset_id>/v<job_id>/sprite.jpg             thumbnail sprite (a grid of small frames)
@@ -37,6 +44,8 @@ POSTER = "poster.jpg"
 THUMBNAILS = "thumbnails.vtt"
 SPRITE = "sprite.jpg"
 MEDIA_PLAYLIST = "index.m3u8"
+VOD_PLAYLIST = "vod.m3u8"
+IFRAME_PLAYLIST = "iframes.m3u8"
 # Every version prefix starts with this; nothing else under an asset does.
 VERSION_MARK = "v"
 
@@ -108,9 +117,10 @@ def version_name(job_id: int) -> str:
     return f"{VERSION_MARK}{job_id}"
 
 
-def rendition_playlist(version: str, rendition: str) -> str:
-    """A rendition's media playlist relative to the asset (the master's URIs)."""
-    return f"{version}/{rendition}/{MEDIA_PLAYLIST}"
+def rendition_playlist(version: str, rendition: str, playlist: str = MEDIA_PLAYLIST) -> str:
+    """A rendition's media playlist relative to the asset (the master's URIs): the EVENT
+    one by default, or :data:`VOD_PLAYLIST` / :data:`IFRAME_PLAYLIST`."""
+    return f"{version}/{rendition}/{playlist}"
 
 
 def asset_key(asset_id: str, name: str) -> str:

@@ -9,11 +9,14 @@ CODECS are the exact avc1/mp4a strings read from the output.
 Every audio track is one ``EXT-X-MEDIA:TYPE=AUDIO`` rendition of the group ``aud`` and
 every text subtitle track one ``TYPE=SUBTITLES`` rendition of ``subs``, with the
 attributes of :mod:`transcoder.tracks`; every variant names both groups and says
-``CLOSED-CAPTIONS=NONE`` (the ladder carries no CEA-608/708 captions).
+``CLOSED-CAPTIONS=NONE`` (the ladder carries no CEA-608/708 captions). The measured master points at the
+VOD media playlists (:data:`nebulacore.hls.VOD_PLAYLIST`) and lists each video rung's
+I-frame playlist (:mod:`transcoder.trickplay`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +46,9 @@ class Measured:
     height: int | None = None
     frame_rate: float | None = None
     alternate: Alternate | None = None  # EXT-X-MEDIA attributes of an audio/subtitles one
+    # Which of the rendition's playlists the master names (the growing EVENT one until
+    # the end, then VOD; IFRAME_PLAYLIST for an I-frame stream).
+    playlist: str = MEDIA_PLAYLIST
 
 
 def measure(rendition_dir: Path) -> tuple[int, int]:
@@ -111,9 +117,10 @@ def master_playlist(
     audios: list[Measured],
     prefix: str,
     subtitles: list[Measured] | None = None,
+    iframes: Sequence[Measured] = (),
 ) -> str:
-    """The master text; URIs are ``<prefix>/<rendition>/index.m3u8`` (relative,
-    :func:`nebulacore.hls.rendition_playlist`)."""
+    """The master text; URIs are ``<prefix>/<rendition>/<playlist>`` (relative,
+    :func:`nebulacore.hls.rendition_playlist`); ``iframes``: the I-frame streams."""
     lines = ["#EXTM3U", "#EXT-X-VERSION:7", "#EXT-X-INDEPENDENT-SEGMENTS"]
     if audios and not videos:
         return "\n".join(lines + _audio_only(audios, prefix)) + "\n"
@@ -126,6 +133,7 @@ def master_playlist(
         for group, members in ((AUDIO_GROUP, stereo), (SURROUND_GROUP, surround)):
             if members or (group == AUDIO_GROUP and not surround):
                 lines += _variant(video, group, members, subtitles, prefix)
+    lines += [_iframe_stream_inf(prefix, stream) for stream in iframes]
     return "\n".join(lines) + "\n"
 
 
@@ -216,6 +224,15 @@ def _quoted(text: str) -> str:
     return " ".join(text.replace('"', "'").split())
 
 
+def _iframe_stream_inf(prefix: str, stream: Measured) -> str:
+    """RFC 8216 4.3.4.3: the attributes of EXT-X-STREAM-INF (video CODECS only) and URI."""
+    return (
+        f"#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH={stream.peak_bps},"
+        f"AVERAGE-BANDWIDTH={stream.average_bps},RESOLUTION={stream.width}x{stream.height},"
+        f'CODECS="{stream.codecs}",URI="{_uri(prefix, stream)}"'
+    )
+
+
 def _stream_inf(peak: int, average: int, *attributes: str) -> str:
     return ",".join(
         [f"#EXT-X-STREAM-INF:BANDWIDTH={peak}", f"AVERAGE-BANDWIDTH={average}", *attributes]
@@ -223,4 +240,4 @@ def _stream_inf(peak: int, average: int, *attributes: str) -> str:
 
 
 def _uri(prefix: str, rendition: Measured) -> str:
-    return rendition_playlist(prefix, rendition.name)
+    return rendition_playlist(prefix, rendition.name, rendition.playlist)

@@ -33,12 +33,13 @@ from transcoder.master import (
     measure_video,
     provisional_master,
 )
-from transcoder.playlist import segment_count
+from transcoder.playlist import segment_count, write_vod_playlist
 from transcoder.probe import SourceInfo, presigned_url, probe
 from transcoder.publish import REVALIDATE, Ladder, abandon, publish
 from transcoder.runner import Guard, NoGuard, run_ffmpeg
 from transcoder.subtitles import make_subtitles
 from transcoder.thumbnails import make_poster, make_sprite, sprite_layout, webvtt
+from transcoder.trickplay import write_iframe_playlist
 from transcoder.verify import verify_durations
 
 log = logging.getLogger(__name__)
@@ -117,9 +118,14 @@ def build_ladder(
             publisher.close()
     verify_durations(out_dir, plan.rendition_names, info.duration)
     subtitles = make_subtitles(plan)
-    videos = [measure_video(out_dir, rung, plan.fps) for rung in rungs]
-    audios = measure_audios(plan)
-    master = master_playlist(videos, audios, version, subtitles)
+    write_vod_playlists(out_dir, settings.segment_seconds, plan.segment_type)
+    vod = hls.VOD_PLAYLIST
+    videos = [replace(measure_video(out_dir, r, plan.fps), playlist=vod) for r in rungs]
+    audios = [replace(audio, playlist=vod) for audio in measure_audios(plan)]
+    subtitles = [replace(track, playlist=vod) for track in subtitles]
+    fmp4 = plan.segment_type == "fmp4"  # TS ladders get no I-frame playlists
+    iframes = iframe_streams(out_dir, videos, settings.segment_seconds) if fmp4 else []
+    master = master_playlist(videos, audios, version, subtitles, iframes)
     poster, vtt = None, None
     if rungs:
         poster, vtt = _thumbnails(out_dir, work, rungs, info, version, settings.segment_seconds)
@@ -127,6 +133,24 @@ def build_ladder(
     renditions = [*videos, *audios, *subtitles]
     published = frozenset(publisher.published_keys()) if publisher else frozenset()
     return Built(ladder, renditions, info, hw, published, plan.start_segment)
+
+
+def write_vod_playlists(out_dir: Path, segment_seconds: int, segment_type: str) -> None:
+    """For viewers who arrive after the end: every rendition's VOD playlist next to its
+    ended EVENT one, which keeps its bytes (an EVENT viewer's playlist only gains ENDLIST)."""
+    version = 7 if segment_type == "fmp4" else 3
+    for event in sorted(out_dir.glob(f"*/{hls.MEDIA_PLAYLIST}")):
+        write_vod_playlist(event.parent, segment_seconds, version)
+
+
+def iframe_streams(out_dir: Path, videos: list[Measured], segment_seconds: int) -> list[Measured]:
+    """Write each video rung's I-frame playlist; the master's I-frame stream entries."""
+    streams = []
+    for video in videos:
+        peak, average = write_iframe_playlist(out_dir / video.name, segment_seconds)
+        iframe = hls.IFRAME_PLAYLIST
+        streams.append(replace(video, peak_bps=peak, average_bps=average, playlist=iframe))
+    return streams
 
 
 def _publisher(
@@ -182,7 +206,7 @@ def renditions_of(built: Built) -> list[Rendition]:
             average_bandwidth=item.average_bps,
             codecs=item.codecs,
             frame_rate=item.frame_rate,
-            playlist=hls.rendition_playlist(built.ladder.version, item.name),
+            playlist=hls.rendition_playlist(built.ladder.version, item.name, item.playlist),
         )
         for item in built.renditions
     ]

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nebulacore.hls import ENDLIST
+from nebulacore.hls import ENDLIST, MEDIA_PLAYLIST, VOD_PLAYLIST
 
 MAP_TAG = "#EXT-X-MAP:"
 
@@ -38,18 +38,11 @@ class EventPlaylist:
     init: str | None = None
     segments: list[Segment] = field(default_factory=list)
 
-    def render(self, ended: bool = False) -> str:
-        longest = max((round(s.duration) for s in self.segments), default=0)
-        lines = [
-            "#EXTM3U",
-            f"#EXT-X-VERSION:{self.version}",
-            f"#EXT-X-TARGETDURATION:{max(self.target_duration, longest)}",
-            "#EXT-X-MEDIA-SEQUENCE:0",
-            # Kept EVENT when it ends: RFC 8216 6.2.1 lets a server only append to a
-            # playlist (EXT-X-ENDLIST included), never change its PLAYLIST-TYPE.
-            "#EXT-X-PLAYLIST-TYPE:EVENT",
-            "#EXT-X-INDEPENDENT-SEGMENTS",
-        ]
+    def render(self, ended: bool = False, kind: str = "EVENT") -> str:
+        """The playlist text. Kept EVENT when it ends: RFC 8216 6.2.1 lets a server only
+        append to a playlist (EXT-X-ENDLIST included), never change its PLAYLIST-TYPE; the
+        VOD copy for new viewers is another file (:func:`write_vod_playlist`)."""
+        lines = header(self.target_duration, self.segments, self.version, kind)
         if self.init is not None:
             lines.append(f'{MAP_TAG}URI="{self.init}"')
         for segment in self.segments:
@@ -57,6 +50,27 @@ class EventPlaylist:
         if ended:
             lines.append(ENDLIST)
         return "\n".join(lines) + "\n"
+
+
+def header(target_duration: int, segments: list[Segment], version: int, kind: str) -> list[str]:
+    """The tags every media playlist we write starts with (``kind``: EVENT or VOD)."""
+    longest = max((round(s.duration) for s in segments), default=0)
+    return [
+        "#EXTM3U",
+        f"#EXT-X-VERSION:{version}",
+        f"#EXT-X-TARGETDURATION:{max(target_duration, longest)}",
+        "#EXT-X-MEDIA-SEQUENCE:0",
+        f"#EXT-X-PLAYLIST-TYPE:{kind}",
+        "#EXT-X-INDEPENDENT-SEGMENTS",
+    ]
+
+
+def write_vod_playlist(rendition_dir: Path, target_duration: int, version: int) -> None:
+    """Next to a rendition's ended EVENT playlist, the VOD playlist of the same segments
+    (Apple's authoring spec: VOD content says PLAYLIST-TYPE:VOD)."""
+    ended = read_media_playlist(rendition_dir / MEDIA_PLAYLIST)
+    vod = EventPlaylist(target_duration, version, ended.init, list(ended.segments))
+    (rendition_dir / VOD_PLAYLIST).write_text(vod.render(ended=True, kind="VOD"))
 
 
 def parse_media_playlist(text: str) -> MediaPlaylist:

@@ -20,6 +20,8 @@ MAX_THUMBS = 100
 COLUMNS = 10
 POSTER_MAX_WIDTH = 1280
 KEYFRAMES_ONLY = ("-skip_frame", "nokey")
+# A keyframe this much before a cue's start still counts as its (timestamp rounding).
+KEYFRAME_SLACK = 0.05
 
 
 @dataclass(frozen=True)
@@ -61,10 +63,23 @@ def make_poster(playlist: Path, duration: float, target: Path, step: int = 4) ->
     )  # fmt: skip
 
 
+def tile_selector(interval: float) -> str:
+    """A ``select`` expression passing the first keyframe of every cue: the one at or just
+    after ``index * interval`` (counted from the first frame), exactly what the cue of
+    :func:`webvtt` promises. (The ``fps`` filter it replaces resamples instead: a frame
+    comes out only once the next one arrives, so the last tile stayed black.)"""
+
+    def tile(time: str) -> str:
+        return f"floor(({time}-start_t+{KEYFRAME_SLACK})/{interval:g})"
+
+    first = "eq(n\\,0)"
+    return f"{first}+gt({tile('t')}\\,{tile('prev_selected_t')})"
+
+
 def make_sprite(playlist: Path, layout: SpriteLayout, target: Path) -> None:
     graph = (
-        f"fps=1/{layout.interval:g},scale={layout.width}:{layout.height},"
-        f"tile={layout.columns}x{layout.rows}"
+        f"select='{tile_selector(layout.interval)}',"
+        f"scale={layout.width}:{layout.height},tile={layout.columns}x{layout.rows}"
     )
     _ffmpeg(
         *KEYFRAMES_ONLY,
@@ -73,6 +88,8 @@ def make_sprite(playlist: Path, layout: SpriteLayout, target: Path) -> None:
         "-vf",
         graph,
         "-frames:v",
+        "1",
+        "-update",
         "1",
         "-q:v",
         "5",

@@ -293,6 +293,7 @@
     var x = Math.min(Math.max(at.fraction * at.width, half), Math.max(at.width - half, half));
     preview.style.left = x + "px";
   });
+
   seek.addEventListener("mouseleave", function () { preview.hidden = true; });
   seekbar.addEventListener("mouseleave", function () { preview.hidden = true; });
 })();

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from catalog import Catalog
 from catalog.assets import record_upload
 from nebulacore.config import Settings, load_settings
-from nebulacore.hls import MASTER, MEDIA_PLAYLIST, content_type
+from nebulacore.hls import MASTER, MEDIA_PLAYLIST, VOD_PLAYLIST, content_type
 from nebulacore.s3 import backend_client, ensure_buckets, list_keys
 from tests.stacks import OriginUnderTest, Seaweed, start_origin
 from transcoder.pipeline import transcode_asset
@@ -118,7 +118,15 @@ def publish_first_segments(published: Published, asset_id: str, segments: int) -
         put_ladder_files(published, asset_id, [f"{folder}/{uri}" for uri in uris])
         playlists[name] = text
     put_ladder_files(published, asset_id, playlists)
-    put_ladder_files(published, asset_id, [MASTER])
+    put_ladder_files(published, asset_id, {MASTER: provisional_master(published)})
+
+
+def provisional_master(published: Published) -> str:
+    """The finished master as it looks while transcoding: pointing at the EVENT playlists,
+    without the VOD and I-frame playlists written at the end."""
+    lines = (published.files / MASTER).read_text().splitlines()
+    kept = [line for line in lines if not line.startswith("#EXT-X-I-FRAME-STREAM-INF")]
+    return "\n".join(kept).replace(f"/{VOD_PLAYLIST}", f"/{MEDIA_PLAYLIST}") + "\n"
 
 
 def publish_the_rest(published: Published, asset_id: str) -> None:

@@ -142,6 +142,11 @@ def test_chromium_watch_page_plays_and_switches_quality(
     preview = report["preview"]
     assert "sprite.jpg" in preview["image"] and preview["width"] == "160px", preview
     assert preview["time"].startswith("0:0"), preview
+    # Hovering the bar's very end: the preview stays within the picture's edges.
+    edge = report["edge"]
+    assert edge["preview"]["width"] > 160, edge
+    assert edge["video"]["left"] <= edge["preview"]["left"], edge
+    assert edge["preview"]["right"] <= edge["video"]["right"], edge
 
 
 def lines_of(process: subprocess.Popen[str]) -> queue.Queue[str]:

@@ -288,7 +288,7 @@ def test_a_failed_upload_over_a_ready_video_keeps_the_previous_version_playing(
     assert 'data-playable="true"' in page and 'data-state="failed"' in page
     assert "playing the previous version" in page
     master = request(stack.origin.url, api["master"])
-    assert master.status == 200 and b"v1/360p/index.m3u8" in master.body
+    assert master.status == 200 and b"v1/360p/vod.m3u8" in master.body
     for name in SERVED:
         assert request(stack.origin.url, f"/hls/{asset_id}/v1/{name}").status == 200, name
 

@@ -78,8 +78,12 @@ def test_playlist_rewrite_covers_uri_lines_and_attributes() -> None:
         '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="a",URI="audio/index.m3u8"\n'
         '#EXT-X-MAP:URI="init_0.mp4"\n'
         "#EXTINF:4,\nseg_1.m4s\n\nhttps://elsewhere.example/x.m4s\n"
+        '#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=1,CODECS="avc1.64001e",URI="v1/360p/iframes.m3u8"\n'
+        "#EXT-X-BYTERANGE:100@76\nseg_2.m4s\n"
     )
     out = sign_playlist(text, "exp=1&sig=s")
+    assert 'URI="v1/360p/iframes.m3u8?exp=1&sig=s"' in out
+    assert "#EXT-X-BYTERANGE:100@76\nseg_2.m4s?exp=1&sig=s\n" in out
     assert 'URI="audio/index.m3u8?exp=1&sig=s"' in out
     assert 'URI="init_0.mp4?exp=1&sig=s"' in out
     assert "\nseg_1.m4s?exp=1&sig=s\n" in out

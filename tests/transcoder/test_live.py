@@ -172,6 +172,19 @@ def test_playlists_grow_and_every_listed_segment_is_complete(make_env, tmp_path:
         assert any(hls.is_growing(o.playlists[name]) for o in growing)
         text = final.playlists[name]
         assert not hls.is_growing(text) and "#EXT-X-PLAYLIST-TYPE:EVENT" in text
+        # Byte for byte, an EVENT viewer's playlist was only appended to (RFC 8216 6.2.1),
+        # across the end too: what was read while growing is a prefix of the ended one.
+        texts = [o.playlists[name] for o in watcher.observations if name in o.playlists]
+        for earlier, later in itertools.pairwise(texts):
+            assert later.startswith(earlier), (name, earlier, later)
+        # New viewers get a VOD playlist of the same segments, written at the end.
+        vod_text = watcher.read(
+            hls.asset_key(asset_id, hls.rendition_playlist(version, name, hls.VOD_PLAYLIST))
+        )
+        assert vod_text is not None
+        vod = parse_media_playlist(vod_text.decode())
+        assert "#EXT-X-PLAYLIST-TYPE:VOD" in vod_text.decode() and vod.ended
+        assert vod.segments == parse_media_playlist(text).segments and vod.init is not None
     # Growing playlists are cached for a second, ended ones forever.
     head = watcher.client.head_object(
         Bucket=watcher.bucket, Key=hls.asset_key(asset_id, hls.rendition_playlist(version, "360p"))
@@ -183,7 +196,7 @@ def test_playlists_grow_and_every_listed_segment_is_complete(make_env, tmp_path:
     early = [o for o in watcher.observations if o.running and o.master]
     assert early, "no master before the job ended"
     provisional = early[0].master
-    assert provisional is not None
+    assert provisional is not None and hls.VOD_PLAYLIST not in provisional
     assert bandwidths(provisional) == [
         500 * 1100 + 128000,
         300 * 1100 + 128000,
@@ -196,6 +209,11 @@ def test_playlists_grow_and_every_listed_segment_is_complete(make_env, tmp_path:
         assert asset.status == AssetStatus.READY
         peaks = {r.name: r.bandwidth for r in asset.renditions}
     assert bandwidths(final.master) == [peaks[n] + peaks["audio"] for n in RENDITIONS[:3]]
+    # The measured master points at the VOD playlists only.
+    assert [uri for _, uri in stream_infs(final.master)] == [
+        hls.rendition_playlist(version, n, hls.VOD_PLAYLIST) for n in RENDITIONS[:3]
+    ]
+    assert hls.MEDIA_PLAYLIST not in final.master
     # Every segment of the final ladder was checked at the moment it was listed.
     listed = {
         hls.asset_key(asset_id, f"{version}/{name}/{uri}")

@@ -24,6 +24,17 @@ def stream_infs(master: str) -> list[tuple[dict[str, str], str]]:
     return found
 
 
+def iframe_stream_infs(master: str) -> list[tuple[dict[str, str], str]]:
+    """(attributes, URI) of every EXT-X-I-FRAME-STREAM-INF line."""
+    found = []
+    for line in master.splitlines():
+        if line.startswith("#EXT-X-I-FRAME-STREAM-INF:"):
+            attributes = dict(re.findall(r'([A-Z-]+)=("[^"]*"|[^,]*)', line.split(":", 1)[1]))
+            values = {k: v.strip('"') for k, v in attributes.items()}
+            found.append((values, values["URI"]))
+    return found
+
+
 def keyframe_times(playlist: Path) -> list[float]:
     frames = ffprobe(
         playlist,
@@ -57,10 +68,9 @@ def test_software_ladder_end_to_end(make_env, tmp_path: Path) -> None:
     ladder = env.download_ladder(asset_id, tmp_path / "hls")
     master = (ladder / "master.m3u8").read_text()
     variants = stream_infs(master)
-    assert [v[1] for v in variants] == [
-        f"v{job_id}/{n}/index.m3u8" for n in ("360p", "240p", "144p")
-    ]
-    assert f'URI="v{job_id}/audio/index.m3u8"' in master
+    # The finished master names the VOD playlists (the EVENT ones are for the early viewers).
+    assert [v[1] for v in variants] == [f"v{job_id}/{n}/vod.m3u8" for n in ("360p", "240p", "144p")]
+    assert f'URI="v{job_id}/audio/vod.m3u8"' in master
     keyframes = []
     for attributes, uri in variants:
         assert set(attributes) >= {
@@ -84,7 +94,7 @@ def test_software_ladder_end_to_end(make_env, tmp_path: Path) -> None:
     start = keyframes[0][0]  # fMP4 starts at the encoder delay, not 0
     assert {4.0, 8.0} <= {round(t - start, 2) for t in keyframes[0]}
 
-    audio = ffprobe(ladder / f"v{job_id}/audio/index.m3u8", "-show_streams")["streams"][0]
+    audio = ffprobe(ladder / f"v{job_id}/audio/vod.m3u8", "-show_streams")["streams"][0]
     assert (audio["codec_name"], audio["profile"], audio["sample_rate"], audio["channels"]) == (
         "aac",
         "LC",
@@ -96,6 +106,15 @@ def test_software_ladder_end_to_end(make_env, tmp_path: Path) -> None:
     vtt = (ladder / "thumbnails.vtt").read_text()
     assert vtt.startswith("WEBVTT") and f"v{job_id}/sprite.jpg#xywh=0,0,160,90" in vtt
     assert (ladder / f"v{job_id}" / "sprite.jpg").stat().st_size > 0
+    # One I-frame stream per rung, with the rung's resolution and video codec only.
+    iframes = iframe_stream_infs(master)
+    assert [uri for _, uri in iframes] == [
+        f"v{job_id}/{n}/iframes.m3u8" for n in ("360p", "240p", "144p")
+    ]
+    for (stream, _), (variant, _) in zip(iframes, variants, strict=True):
+        assert stream["RESOLUTION"] == variant["RESOLUTION"]
+        assert stream["CODECS"] == variant["CODECS"].split(",")[0]
+        assert int(stream["BANDWIDTH"]) >= int(stream["AVERAGE-BANDWIDTH"]) > 0
     # The ladder plays as a whole: every variant and the audio group decode.
     assert ffprobe(ladder / "master.m3u8", "-show_programs")["programs"]
 
@@ -106,6 +125,9 @@ def test_ts_segments(make_env, tmp_path: Path) -> None:
     assert run_job(env.settings, env.catalog, job_id) == "done"
     keys = env.hls_keys(asset_id)
     assert any(k.endswith(".ts") for k in keys) and not any(k.endswith(".m4s") for k in keys)
+    # VOD playlists for the finished ladder; no I-frame playlists (fMP4 only).
+    assert f"{asset_id}/v{job_id}/240p/vod.m3u8" in keys
+    assert not any(k.endswith("iframes.m3u8") for k in keys)
     with env.catalog.session() as session:
         codecs = {r.name: r.codecs for r in existing(session, Asset, asset_id).renditions}
     assert codecs["240p"].startswith("avc1.64") and codecs["audio"] == "mp4a.40.2"

@@ -39,6 +39,16 @@ await runAndReport(browser, report, async () => {
   report.preview = await page.evaluate(() => {
     const frame = document.querySelector("#preview .frame");
     return { image: frame.style.backgroundImage, position: frame.style.backgroundPosition,
-             width: frame.style.width, time: document.querySelector("#preview .time").textContent };
+             width: frame.style.width, time: document.querySelector("#preview .time").textContent,
+             left: document.getElementById("preview").style.left };
+  });
+  // At the very end of the bar the preview still sits inside the player.
+  await page.mouse.move(box.x + box.width - 1, box.y + box.height / 2);
+  await page.waitForFunction(
+    (before) => document.getElementById("preview").style.left !== before,
+    report.preview.left, { timeout: 10000 });
+  report.edge = await page.evaluate(() => {
+    const rect = (id) => document.getElementById(id).getBoundingClientRect().toJSON();
+    return { preview: rect("preview"), player: rect("player"), video: rect("video") };
   });
 });
