@@ -191,7 +191,7 @@ def test_every_audio_track_is_a_rendition_with_its_language(film_ladder) -> None
     infs = stream_infs(master)
     assert all("CLOSED-CAPTIONS=NONE" in inf for inf in infs)
     assert sum('AUDIO="aud"' in inf for inf in infs) == 2  # one per rung
-    video_uri = f"v{job_id}/240p/index.m3u8"
+    video_uri = f"v{job_id}/240p/vod.m3u8"
     title = read_media_playlist(ladder / video_uri).duration
     tones = []
     for rendition in audio:
@@ -226,9 +226,9 @@ def test_a_multichannel_track_also_makes_a_surround_group(film_ladder) -> None:
     master = (ladder / "master.m3u8").read_text()
     group = [a for a in media_lines(master, "AUDIO") if a["GROUP-ID"] == "aud51"]
     assert [(a["NAME"], a["CHANNELS"], a["DEFAULT"], a["URI"]) for a in group] == [
-        ("English", "2", "YES", f"v{job_id}/audio/index.m3u8"),
-        ("Français 5.1", "6", "NO", f"v{job_id}/audio_1_51/index.m3u8"),
-        ("Commentary", "2", "NO", f"v{job_id}/audio_2/index.m3u8"),
+        ("English", "2", "YES", f"v{job_id}/audio/vod.m3u8"),
+        ("Français 5.1", "6", "NO", f"v{job_id}/audio_1_51/vod.m3u8"),
+        ("Commentary", "2", "NO", f"v{job_id}/audio_2/vod.m3u8"),
     ]
     surround_variants = [inf for inf in stream_infs(master) if 'AUDIO="aud51"' in inf]
     assert len(surround_variants) == 2
@@ -252,7 +252,7 @@ def test_text_subtitles_are_webvtt_renditions_on_the_video_timeline(film_ladder)
     for inf in stream_infs(master):
         assert 'SUBTITLES="subs"' in inf
         assert "wvtt" not in inf  # CODECS lists what the player must decode, not text
-    video_uri = f"v{job_id}/240p/index.m3u8"
+    video_uri = f"v{job_id}/240p/vod.m3u8"
     video_segments = read_media_playlist(ladder / video_uri).segments
     for rendition in subtitles:
         playlist = ladder / rendition["URI"]
@@ -284,6 +284,6 @@ def test_mov_text_becomes_an_sdh_rendition(make_env, tmp_path: Path, segment_typ
         "public.accessibility.transcribes-spoken-dialog,"
         "public.accessibility.describes-music-and-sound"
     )
-    video_uri = f"v{job_id}/144p/index.m3u8"
+    video_uri = f"v{job_id}/144p/vod.m3u8"
     shown = cue_source_times(ladder, subtitles["URI"], video_uri)
     assert shown == {"Hello there": 1.5, "Across the boundary": 3.5}
