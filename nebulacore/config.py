@@ -244,11 +244,6 @@ class Settings(BaseModel):
     def cache_dir(self) -> Path:
         return (self.origin_cache_dir or self.data_path / "cache").expanduser().resolve()
 
-    def is_ingest_video(self, bucket: str, key: str, content_type: str | None = None) -> bool:
-        """A video in one of the configured ingest buckets (the catalog's bucket settings,
-        ``nebula buckets``, override this default: see ``catalog.buckets``)."""
-        return bucket in self.ingest_buckets and self.is_video(key, content_type)
-
     def is_video(self, key: str, content_type: str | None = None) -> bool:
         """An object a transcode would take: by its type, else by its extension."""
         if content_type and content_type.split(";")[0].strip().startswith(("video/", "audio/")):

@@ -144,7 +144,7 @@ class UploadEvents:
         """One version of an object that still exists was deleted: if the object the key
         now names is not the one the asset was made from (the current version was the one
         deleted), it is announced as a new upload."""
-        if not self.settings.is_ingest_video(bucket, key, content_type):
+        if not (self.watches(bucket) and self.settings.is_video(key, content_type)):
             return
 
         def record() -> str:

@@ -23,7 +23,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from nebulacore.backend import Backend
 from nebulacore.s3 import UNSIGNED_PAYLOAD
-from s3proxy.addressing import Target
+from s3proxy.addressing import Target, check_object_key
 from s3proxy.auth import KeyStore, KnownKey, authorize, known_key, never_overwrite
 from s3proxy.body import UploadBody
 from s3proxy.checksums import BodyDigests
@@ -31,7 +31,13 @@ from s3proxy.chunked import PIECE
 from s3proxy.errors import S3Error
 from s3proxy.events import UploadEvents
 from s3proxy.exchange import AuthenticatedExchange, Exchange, Operation
-from s3proxy.forward import close_if_body_unread, open_upstream, relay_buffered, send_continue
+from s3proxy.forward import (
+    close_if_body_unread,
+    open_upstream,
+    refuse_encryption,
+    relay_buffered,
+    send_continue,
+)
 from s3proxy.limits import Limits
 from s3proxy.owners import BucketOwners, names_acl
 from s3proxy.post_policy import (
@@ -259,6 +265,7 @@ class BrowserUploads:
         headers = x.headers
         if create_only:  # a form's key (nebula upload-form): never overwrite
             never_overwrite(headers)
+        refuse_encryption("POST", headers, ())  # as a signed PUT's (s3proxy.forward)
         if names_acl(headers):  # the form's ``acl`` and grants: owner-only, as a PUT's
             await self.owners.refuse_foreign_acl(x)
         body = UploadBody(
@@ -296,5 +303,8 @@ class BrowserUploads:
         key = await known_key(self.keys, auth.access_key_id)
         check_signature(auth, key.secret, form.fields["policy"])
         fields = {**form.fields, "key": object_key(form.fields, form.filename)}
+        # As a path's key: a ${filename} of "../../x" passes the policy's starts-with and
+        # the prefix scope as text, and the backend would store it outside both.
+        check_object_key(fields["key"])
         check_policy(policy, fields, bucket, signed_at=auth.signed_at)
         return policy, fields, key

@@ -294,6 +294,5 @@
     preview.style.left = x + "px";
   });
 
-  seek.addEventListener("mouseleave", function () { preview.hidden = true; });
   seekbar.addEventListener("mouseleave", function () { preview.hidden = true; });
 })();

@@ -181,3 +181,33 @@ def test_a_policy_living_longer_than_seven_days(proxy: ProxyUnderTest, backend: 
     assert nothing_under(backend, where)
     assert submit(presigned(proxy, where + "x.bin", expires=week - 60)).status_code == 204
     assert stored(backend, where + "x.bin") is not None
+
+
+def test_a_file_name_cannot_walk_out_of_the_forms_prefix(
+    proxy: ProxyUnderTest, backend: Any
+) -> None:
+    """``${filename}`` is the browser's word: ``../../x`` passes the policy's starts-with
+    and a prefix scope as text, and SeaweedFS would store it outside both."""
+    where, escape = prefix(), f"escape-{uuid.uuid4().hex[:10]}"
+    post = presigned(proxy, where + "${filename}", conditions=[["starts-with", "$key", where]])
+    refused(submit(post, filename=f"../../{escape}/v.mp4"), 400, "InvalidArgument")
+    assert nothing_under(backend, escape)
+    assert nothing_under(backend, where)
+    assert submit(post, filename="v.mp4").status_code == 204  # the form itself still works
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"x-amz-server-side-encryption": "AES256"},
+        {"x-amz-server-side-encryption-customer-algorithm": "AES256"},
+    ],
+)
+def test_a_form_asking_for_encryption_is_refused_as_a_put(
+    proxy: ProxyUnderTest, backend: Any, fields: dict[str, str]
+) -> None:
+    where = prefix()
+    name, value = next(iter(fields.items()))
+    post = presigned(proxy, where + "x.bin", fields=fields, conditions=[{name: value}])
+    refused(submit(post), 501, "NotImplemented")
+    assert nothing_under(backend, where)
