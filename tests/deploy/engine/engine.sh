@@ -156,10 +156,20 @@ prune() {
   docker image prune -f >/dev/null
 }
 
+leftovers() {
+  # Containers and networks of an interrupted earlier run (this engine is the tests' own):
+  # a restarted daemon brings `restart: unless-stopped` containers back, and a network
+  # left behind makes the next stack's "Pool overlaps with other one on this address space".
+  local ids
+  ids=$(docker ps -aq)
+  [ -z "$ids" ] || { say "removing containers an earlier run left"; docker rm -f $ids >/dev/null; }
+  docker network prune -f >/dev/null
+}
+
 case ${1:-} in
   start) start ;;
   base) start && base_image ;;
-  images) start && base_image && standins && prune ;;
+  images) start && leftovers && base_image && standins && prune ;;
   stop) stop ;;
   host) echo "unix://$sock" ;;
   status) answers ;;
